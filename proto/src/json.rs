@@ -20,7 +20,10 @@ pub fn json_to_value(json: Json) -> Value {
 
 pub fn json_to_struct(map: Map<String, Json>) -> Struct {
     Struct {
-        fields: map.into_iter().map(|(k, v)| (k, json_to_value(v))).collect(),
+        fields: map
+            .into_iter()
+            .map(|(k, v)| (k, json_to_value(v)))
+            .collect(),
     }
 }
 

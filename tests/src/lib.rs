@@ -1,1 +1,481 @@
+//! End-to-end harness: each test gets its own Postgres database (cloned from
+//! a migrated template), a real identity service and a real SCIM adapter on
+//! loopback sockets, and talks to them over real HTTP and gRPC.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use identity_proto::v1::{
+    CreateTenantRequest, IssueTokenRequest, tenant_service_client::TenantServiceClient,
+    token_service_client::TokenServiceClient, user_service_client::UserServiceClient,
+};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::{OnceCell, oneshot};
+use tonic::transport::Channel;
+
+pub use serde_json::json;
+
+pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub const ENTERPRISE_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+
+/// The Postgres server every test database lives on; the test script sets it.
+fn admin_database_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| {
+        panic!(
+            "TEST_DATABASE_URL is not set: run the tests with scripts/test, or set it to an \
+             admin connection URL such as postgres://postgres@127.0.0.1:5432/postgres"
+        )
+    })
+}
+
+/// Names this run's databases so the test script can drop leftovers.
+fn run_id() -> &'static str {
+    static RUN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    RUN.get_or_init(|| {
+        std::env::var("IDL_TEST_RUN")
+            .unwrap_or_else(|_| uuid::Uuid::new_v4().simple().to_string()[..12].to_string())
+    })
+}
+
+fn database_url(admin_url: &str, database: &str) -> String {
+    let (base, _) = admin_url
+        .rsplit_once('/')
+        .expect("TEST_DATABASE_URL names a database");
+    format!("{base}/{database}")
+}
+
+async fn admin_sql(sql: &str) {
+    let (client, connection) =
+        tokio_postgres::connect(&admin_database_url(), tokio_postgres::NoTls)
+            .await
+            .expect("connect to TEST_DATABASE_URL");
+    let driver = tokio::spawn(connection);
+    client
+        .batch_execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    drop(client);
+    let _ = driver.await;
+}
+
+/// The migrated template of this test process, made once.
+async fn template() -> &'static str {
+    static TEMPLATE: OnceCell<String> = OnceCell::const_new();
+    TEMPLATE
+        .get_or_init(|| async {
+            let name = format!("idl_test_{}_tmpl_{}", run_id(), std::process::id());
+            admin_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+            admin_sql(&format!("CREATE DATABASE {name}")).await;
+            identity_service::migrate(&database_url(&admin_database_url(), &name))
+                .await
+                .expect("migrate the template database");
+            name
+        })
+        .await
+}
+
+/// A fresh database, dropped when the stack is dropped.
+async fn fresh_database() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // CREATE DATABASE ... TEMPLATE refuses while another copy reads the template.
+    static CLONING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let template = template().await;
+    let name = format!(
+        "idl_test_{}_{}_{}",
+        run_id(),
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let _guard = CLONING.lock().await;
+    admin_sql(&format!("CREATE DATABASE {name} TEMPLATE {template}")).await;
+    name
+}
+
+pub const ADMIN_TOKEN: &str = "e2e-operator-token-0123456789abcdef";
+
+/// A running identity service + SCIM adapter on their own database.
+pub struct Stack {
+    pub scim_base: String,
+    pub grpc_url: String,
+    pub http: reqwest::Client,
+    pub database: String,
+    channel: Channel,
+    stop: Vec<oneshot::Sender<()>>,
+}
+
+impl Stack {
+    pub async fn start() -> Stack {
+        Self::start_with_body_limit(1024 * 1024).await
+    }
+
+    pub async fn start_with_body_limit(max_body_bytes: usize) -> Stack {
+        let database = fresh_database().await;
+        let grpc_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind gRPC");
+        let grpc_addr = grpc_listener.local_addr().expect("gRPC addr");
+        let scim_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind SCIM");
+        let scim_addr = scim_listener.local_addr().expect("SCIM addr");
+        let grpc_url = format!("http://{grpc_addr}");
+        let scim_public = format!("http://{scim_addr}");
+
+        let (stop_service, service_stopped) = oneshot::channel::<()>();
+        let service = identity_service::serve(
+            identity_service::ServiceSettings {
+                database_url: database_url(&admin_database_url(), &database),
+                admin_token: Some(ADMIN_TOKEN.to_string()),
+                pool_size: 4,
+            },
+            grpc_listener,
+            async move {
+                let _ = service_stopped.await;
+            },
+        );
+        tokio::spawn(async move {
+            if let Err(e) = service.await {
+                panic!("identity service failed: {e}");
+            }
+        });
+
+        let (stop_adapter, adapter_stopped) = oneshot::channel::<()>();
+        let adapter = scim_adapter::serve(
+            scim_adapter::AdapterSettings {
+                identity_grpc_url: grpc_url.clone(),
+                public_url: Some(scim_public.clone()),
+                max_body_bytes,
+            },
+            scim_listener,
+            async move {
+                let _ = adapter_stopped.await;
+            },
+        );
+        tokio::spawn(async move {
+            if let Err(e) = adapter.await {
+                panic!("SCIM adapter failed: {e}");
+            }
+        });
+
+        let channel = Channel::from_shared(grpc_url.clone())
+            .expect("gRPC url")
+            .connect_lazy();
+        let stack = Stack {
+            scim_base: format!("{scim_public}/scim/v2"),
+            grpc_url,
+            http: reqwest::Client::new(),
+            database,
+            channel,
+            stop: vec![stop_service, stop_adapter],
+        };
+        stack.wait_ready().await;
+        stack
+    }
+
+    async fn wait_ready(&self) {
+        let ready = self.scim_base.replace("/scim/v2", "/readyz");
+        for _ in 0..200 {
+            if let Ok(r) = self.http.get(&ready).send().await
+                && r.status() == StatusCode::OK
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the stack did not become ready at {ready}");
+    }
+
+    pub fn users(
+        &self,
+        token: &str,
+    ) -> UserServiceClient<tonic::service::interceptor::InterceptedService<Channel, Bearer>> {
+        UserServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
+    }
+
+    pub fn tenants(
+        &self,
+        token: &str,
+    ) -> TenantServiceClient<tonic::service::interceptor::InterceptedService<Channel, Bearer>> {
+        TenantServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
+    }
+
+    pub fn tokens(
+        &self,
+        token: &str,
+    ) -> TokenServiceClient<tonic::service::interceptor::InterceptedService<Channel, Bearer>> {
+        TokenServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
+    }
+
+    /// Creates a tenant and issues it one token, as an operator would.
+    pub async fn tenant(&self, slug: &str) -> Tenant {
+        self.tenants(ADMIN_TOKEN)
+            .create_tenant(CreateTenantRequest {
+                slug: slug.to_string(),
+                display_name: format!("{slug} test tenant"),
+            })
+            .await
+            .expect("create tenant");
+        let token = self.issue_token(slug, "e2e").await;
+        Tenant {
+            slug: slug.to_string(),
+            token,
+        }
+    }
+
+    pub async fn issue_token(&self, tenant: &str, name: &str) -> String {
+        self.tokens(ADMIN_TOKEN)
+            .issue_token(IssueTokenRequest {
+                tenant: tenant.to_string(),
+                name: name.to_string(),
+                ttl: None,
+            })
+            .await
+            .expect("issue token")
+            .into_inner()
+            .secret
+    }
+
+    /// A SCIM client for the given bearer token.
+    pub fn scim<'a>(&'a self, token: &'a str) -> Scim<'a> {
+        Scim { stack: self, token }
+    }
+
+    /// Runs one SQL statement against this stack's database and returns the rows' first columns as text.
+    pub async fn query_strings(&self, sql: &str) -> Vec<String> {
+        let url = database_url(&admin_database_url(), &self.database);
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("connect to the test database");
+        let driver = tokio::spawn(connection);
+        let rows = client.simple_query(sql).await.expect("query");
+        drop(client);
+        let _ = driver.await;
+        rows.into_iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(row) => {
+                    Some(row.get(0).unwrap_or_default().to_string())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for stop in self.stop.drain(..) {
+            let _ = stop.send(());
+        }
+        let database = self.database.clone();
+        // Drop runs inside the test's runtime, so the cleanup gets its own.
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(admin_sql(&format!(
+                "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
+            )));
+        })
+        .join();
+    }
+}
+
+pub struct Tenant {
+    pub slug: String,
+    pub token: String,
+}
+
+/// Adds `authorization: Bearer …` to every gRPC call.
+#[derive(Clone)]
+pub struct Bearer(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
+
+impl Bearer {
+    pub fn new(token: &str) -> Self {
+        Bearer(format!("Bearer {token}").parse().expect("ascii token"))
+    }
+}
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+/// A SCIM response: status, headers and the parsed JSON body (Null when empty).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts a SCIM Error body with this status and scimType (None: no scimType required).
+    pub fn assert_error(&self, status: u16, scim_type: Option<&str>) {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status, body: {}",
+            self.body
+        );
+        assert_eq!(
+            self.body["schemas"][0], ERROR_SCHEMA,
+            "not a SCIM error: {}",
+            self.body
+        );
+        assert_eq!(
+            self.body["status"],
+            status.to_string(),
+            "status must be a string: {}",
+            self.body
+        );
+        assert!(
+            self.body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "error without detail: {}",
+            self.body
+        );
+        if let Some(scim_type) = scim_type {
+            assert_eq!(
+                self.body["scimType"], scim_type,
+                "wrong scimType: {}",
+                self.body
+            );
+        }
+    }
+}
+
+pub struct Scim<'a> {
+    stack: &'a Stack,
+    token: &'a str,
+}
+
+impl Scim<'_> {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.stack.scim_base)
+    }
+
+    /// Sends a request with an optional JSON body as application/scim+json.
+    pub async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        let mut request = self
+            .stack
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(self.token);
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/scim+json")
+                .body(body.to_string());
+        }
+        Self::reply(request).await
+    }
+
+    /// Sends a raw body with the given content type.
+    pub async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: String,
+    ) -> Reply {
+        let request = self
+            .stack
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(self.token)
+            .header("content-type", content_type)
+            .body(body);
+        Self::reply(request).await
+    }
+
+    pub async fn reply(request: reqwest::RequestBuilder) -> Reply {
+        let response = request.send().await.expect("HTTP request");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("HTTP body");
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("body is not JSON ({e}): {text}"))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> Reply {
+        self.send(Method::PUT, path, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, operations: Value) -> Reply {
+        self.send(
+            Method::PATCH,
+            path,
+            Some(json!({"schemas": [PATCH_SCHEMA], "Operations": operations})),
+        )
+        .await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.send(Method::DELETE, path, None).await
+    }
+
+    /// Lists users matching a filter (URL-encoded here).
+    pub async fn filter_users(&self, filter: &str) -> Reply {
+        let request = self
+            .stack
+            .http
+            .get(self.url("/Users"))
+            .query(&[("filter", filter)])
+            .bearer_auth(self.token);
+        Self::reply(request).await
+    }
+
+    /// Creates a user and returns its id, asserting 201.
+    pub async fn create_user(&self, body: Value) -> String {
+        let reply = self.post("/Users", body).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::CREATED,
+            "create failed: {}",
+            reply.body
+        );
+        reply.body["id"]
+            .as_str()
+            .expect("created user has an id")
+            .to_string()
+    }
+}
+
+/// A minimal valid user with this userName.
+pub fn user(user_name: &str) -> Value {
+    json!({
+        "schemas": [USER_SCHEMA],
+        "userName": user_name,
+        "name": {"givenName": "Given", "familyName": "Family"},
+        "emails": [{"value": user_name, "type": "work", "primary": true}],
+        "active": true
+    })
+}

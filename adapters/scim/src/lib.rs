@@ -1,1 +1,207 @@
+//! SCIM 2.0 adapter (RFC 7643/7644): turns SCIM HTTP/JSON requests into
+//! identity.v1 gRPC calls. It holds no state; every request carries the
+//! caller's bearer token to the identity service, which owns every rule.
 
+pub mod config;
+mod discovery;
+pub mod error;
+pub mod filter;
+mod groups;
+mod health;
+mod http;
+mod list;
+pub mod patch;
+pub mod schema;
+mod telemetry;
+mod users;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::error::ScimError;
+
+/// How the adapter reaches the identity service and presents itself.
+#[derive(Clone, Debug)]
+pub struct AdapterSettings {
+    /// gRPC URL of the identity service, e.g. `http://127.0.0.1:50051`.
+    pub identity_grpc_url: String,
+    /// External base URL for `meta.location`; `None` means `http://<listen addr>`.
+    pub public_url: Option<String>,
+    /// Largest request body accepted; larger ones get 413.
+    pub max_body_bytes: usize,
+}
+
+/// Why the adapter could not start or keep serving. One line, no secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("invalid IDENTITY_GRPC_URL {url:?}: {reason}")]
+    InvalidGrpcUrl { url: String, reason: String },
+    #[error("invalid SCIM_PUBLIC_URL {url:?}: it must be an http:// or https:// URL")]
+    InvalidPublicUrl { url: String },
+    #[error("invalid SCIM_MAX_BODY_BYTES: it must be at least 1")]
+    InvalidBodyLimit,
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("cannot read the listening address: {0}")]
+    LocalAddr(std::io::Error),
+    #[error("the HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Shared by every handler; cheap to clone.
+#[derive(Clone)]
+struct AppState {
+    /// Connects lazily, so the adapter starts (and reports not ready) while
+    /// the identity service is down.
+    channel: Channel,
+    /// Public base URL without a trailing slash.
+    base_url: Arc<str>,
+    max_body_bytes: usize,
+}
+
+/// A fresh connection attempt must not hold a request for long.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Upper bound for any single call to the identity service.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves SCIM on `listener` until `shutdown` completes, then drains
+/// in-flight requests.
+pub async fn serve(
+    settings: AdapterSettings,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartupError> {
+    if settings.max_body_bytes == 0 {
+        return Err(StartupError::InvalidBodyLimit);
+    }
+    let channel = channel(&settings.identity_grpc_url)?;
+    let local = listener.local_addr().map_err(StartupError::LocalAddr)?;
+    let base_url = base_url(settings.public_url.as_deref(), local)?;
+    tracing::info!(
+        listen = %local,
+        public_url = %base_url,
+        identity_grpc_url = %settings.identity_grpc_url,
+        "SCIM adapter serving under {}{}",
+        base_url,
+        schema::BASE_PATH,
+    );
+    let state = AppState {
+        channel,
+        base_url: base_url.into(),
+        max_body_bytes: settings.max_body_bytes,
+    };
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(StartupError::Serve)
+}
+
+fn channel(url: &str) -> Result<Channel, StartupError> {
+    let invalid = |reason: String| StartupError::InvalidGrpcUrl {
+        url: url.to_owned(),
+        reason,
+    };
+    let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| invalid(e.to_string()))?;
+    match endpoint.uri().scheme_str() {
+        Some("http" | "https") if endpoint.uri().host().is_some() => {}
+        _ => return Err(invalid("expected http://host:port".into())),
+    }
+    Ok(endpoint
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(CALL_TIMEOUT)
+        .connect_lazy())
+}
+
+/// The configured public URL without trailing `/` or `/scim/v2`, or
+/// `http://<listen addr>` (with `localhost` for a wildcard address).
+fn base_url(public_url: Option<&str>, local: SocketAddr) -> Result<String, StartupError> {
+    let Some(url) = public_url else {
+        return Ok(if local.ip().is_unspecified() {
+            format!("http://localhost:{}", local.port())
+        } else {
+            format!("http://{local}")
+        });
+    };
+    let trimmed = url.trim().trim_end_matches('/');
+    let trimmed = trimmed.strip_suffix(schema::BASE_PATH).unwrap_or(trimmed);
+    let has_host = ["http://", "https://"].iter().any(|scheme| {
+        trimmed
+            .get(..scheme.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(scheme))
+            && trimmed.len() > scheme.len()
+    });
+    if !has_host || trimmed.contains(char::is_whitespace) {
+        return Err(StartupError::InvalidPublicUrl {
+            url: url.to_owned(),
+        });
+    }
+    Ok(trimmed.to_owned())
+}
+
+fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(users::routes())
+        .merge(groups::routes())
+        .merge(discovery::routes())
+        .merge(health::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        .layer(middleware::from_fn(telemetry::trace_request))
+        .with_state(state)
+}
+
+async fn not_found() -> ScimError {
+    ScimError::not_found("no such endpoint")
+}
+
+async fn method_not_allowed() -> ScimError {
+    ScimError::method_not_allowed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_url_defaults_and_trims() {
+        let local: SocketAddr = ([0, 0, 0, 0], 8080).into();
+        assert_eq!(
+            base_url(None, local).ok().as_deref(),
+            Some("http://localhost:8080")
+        );
+        let local: SocketAddr = ([127, 0, 0, 1], 9).into();
+        assert_eq!(
+            base_url(None, local).ok().as_deref(),
+            Some("http://127.0.0.1:9")
+        );
+        assert_eq!(
+            base_url(Some("https://scim.example.com/scim/v2/"), local)
+                .ok()
+                .as_deref(),
+            Some("https://scim.example.com")
+        );
+        assert!(base_url(Some("scim.example.com"), local).is_err());
+        assert!(base_url(Some("https://"), local).is_err());
+    }
+
+    #[tokio::test]
+    async fn grpc_url_must_be_http() {
+        assert!(channel("http://127.0.0.1:50051").is_ok());
+        assert!(matches!(
+            channel("127.0.0.1:50051"),
+            Err(StartupError::InvalidGrpcUrl { .. })
+        ));
+        assert!(channel("not a url").is_err());
+    }
+}

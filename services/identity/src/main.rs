@@ -1,1 +1,101 @@
-fn main() {}
+//! `identity-service`: applies pending migrations, then serves gRPC.
+//! `identity-service migrate` only migrates.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use identity_service::{ServiceSettings, StartupError, migrate, serve};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Cli, Command, LogFormat, one_line};
+
+mod config;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) if !err.use_stderr() => err.exit(),
+        Err(err) => {
+            eprintln!("identity-service: {}", one_line(&err.render().to_string()));
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("identity-service: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("identity-service: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), StartupError> {
+    migrate(&cli.database_url).await?;
+    if let Some(Command::Migrate) = cli.command {
+        return Ok(());
+    }
+    let listener = tokio::net::TcpListener::bind(cli.grpc_addr)
+        .await
+        .map_err(|e| StartupError::Listen {
+            addr: cli.grpc_addr.to_string(),
+            reason: e.to_string(),
+        })?;
+    let settings = ServiceSettings {
+        database_url: cli.database_url,
+        admin_token: cli.admin_token,
+        pool_size: cli.db_pool_size,
+    };
+    serve(settings, listener, shutdown_signal()).await
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal());
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM, starting a graceful shutdown.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested: finishing in-flight requests");
+}

@@ -1,0 +1,235 @@
+//! Discovery endpoints (RFC 7644 §4): what this adapter implements, with every
+//! field present, since some clients turn features off when one is missing.
+//! They are public: they describe the server, not any tenant.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use serde_json::{Map, Value as Json, json};
+
+use crate::AppState;
+use crate::error::ScimError;
+use crate::http::scim_json;
+use crate::list::list_response;
+use crate::schema::{
+    self, AttributeDef, BASE_PATH, CORE_ATTRIBUTES, CORE_USER, ENTERPRISE_ATTRIBUTES,
+    ENTERPRISE_USER, MAX_PAGE_SIZE,
+};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            &format!("{BASE_PATH}/ServiceProviderConfig"),
+            get(service_provider_config),
+        )
+        .route(&format!("{BASE_PATH}/ResourceTypes"), get(resource_types))
+        .route(
+            &format!("{BASE_PATH}/ResourceTypes/{{name}}"),
+            get(resource_type),
+        )
+        .route(&format!("{BASE_PATH}/Schemas"), get(schemas))
+        .route(&format!("{BASE_PATH}/Schemas/{{urn}}"), get(schema_by_id))
+}
+
+async fn service_provider_config(State(state): State<AppState>) -> Response {
+    scim_json(
+        StatusCode::OK,
+        &service_provider_config_body(&state.base_url, state.max_body_bytes),
+    )
+}
+
+fn service_provider_config_body(base_url: &str, max_body_bytes: usize) -> Json {
+    json!({
+        "schemas": [schema::SERVICE_PROVIDER_CONFIG],
+        "patch": {"supported": true},
+        "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": max_body_bytes},
+        "filter": {"supported": true, "maxResults": MAX_PAGE_SIZE},
+        "changePassword": {"supported": false},
+        "sort": {"supported": false},
+        "etag": {"supported": true},
+        "authenticationSchemes": [{
+            "type": "oauthbearertoken",
+            "name": "OAuth Bearer Token",
+            "description": "A tenant token sent as 'Authorization: Bearer <token>'.",
+            "specUri": "https://www.rfc-editor.org/rfc/rfc6750",
+            "primary": true,
+        }],
+        "meta": {
+            "resourceType": "ServiceProviderConfig",
+            "location": format!("{base_url}{BASE_PATH}/ServiceProviderConfig"),
+        },
+    })
+}
+
+fn user_resource_type(base_url: &str) -> Json {
+    json!({
+        "schemas": [schema::RESOURCE_TYPE],
+        "id": "User",
+        "name": "User",
+        "endpoint": "/Users",
+        "description": "User Account",
+        "schema": CORE_USER,
+        "schemaExtensions": [{"schema": ENTERPRISE_USER, "required": false}],
+        "meta": {
+            "resourceType": "ResourceType",
+            "location": format!("{base_url}{BASE_PATH}/ResourceTypes/User"),
+        },
+    })
+}
+
+async fn resource_types(State(state): State<AppState>) -> Response {
+    list_response(1, 1, vec![user_resource_type(&state.base_url)])
+}
+
+async fn resource_type(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, ScimError> {
+    if name.eq_ignore_ascii_case("User") {
+        Ok(scim_json(
+            StatusCode::OK,
+            &user_resource_type(&state.base_url),
+        ))
+    } else {
+        Err(ScimError::not_found(format!("no resource type \"{name}\"")))
+    }
+}
+
+fn schema_bodies(base_url: &str) -> Vec<Json> {
+    [
+        (CORE_USER, "User", "User Account", CORE_ATTRIBUTES),
+        (
+            ENTERPRISE_USER,
+            "EnterpriseUser",
+            "Enterprise User",
+            ENTERPRISE_ATTRIBUTES,
+        ),
+    ]
+    .into_iter()
+    .map(|(id, name, description, attributes)| {
+        json!({
+            "schemas": [schema::SCHEMA],
+            "id": id,
+            "name": name,
+            "description": description,
+            "attributes": attributes.iter().map(attribute_body).collect::<Vec<_>>(),
+            "meta": {
+                "resourceType": "Schema",
+                "location": format!("{base_url}{BASE_PATH}/Schemas/{id}"),
+            },
+        })
+    })
+    .collect()
+}
+
+fn attribute_body(def: &AttributeDef) -> Json {
+    let mut out = Map::new();
+    out.insert("name".into(), def.name.into());
+    out.insert("type".into(), def.kind.as_str().into());
+    out.insert("multiValued".into(), def.multi_valued.into());
+    out.insert("description".into(), def.description.into());
+    out.insert("required".into(), def.required.into());
+    out.insert("caseExact".into(), def.case_exact.into());
+    out.insert("mutability".into(), def.mutability.as_str().into());
+    out.insert("returned".into(), def.returned.as_str().into());
+    out.insert(
+        "uniqueness".into(),
+        if def.server_unique { "server" } else { "none" }.into(),
+    );
+    if !def.canonical_values.is_empty() {
+        out.insert("canonicalValues".into(), def.canonical_values.into());
+    }
+    if def.kind == schema::Kind::Reference {
+        out.insert("referenceTypes".into(), def.reference_types.into());
+    }
+    if def.kind == schema::Kind::Complex {
+        out.insert(
+            "subAttributes".into(),
+            def.sub_attributes.iter().map(attribute_body).collect(),
+        );
+    }
+    Json::Object(out)
+}
+
+async fn schemas(State(state): State<AppState>) -> Response {
+    let bodies = schema_bodies(&state.base_url);
+    let total = i64::try_from(bodies.len()).unwrap_or(i64::MAX);
+    list_response(total, 1, bodies)
+}
+
+async fn schema_by_id(
+    State(state): State<AppState>,
+    Path(urn): Path<String>,
+) -> Result<Response, ScimError> {
+    schema_bodies(&state.base_url)
+        .into_iter()
+        .find(|s| {
+            s["id"]
+                .as_str()
+                .is_some_and(|id| id.eq_ignore_ascii_case(&urn))
+        })
+        .map(|body| scim_json(StatusCode::OK, &body))
+        .ok_or_else(|| ScimError::not_found(format!("no schema \"{urn}\"")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_provider_config_has_every_field() {
+        let body = service_provider_config_body("http://h", 1024);
+        assert_eq!(body["patch"]["supported"], true);
+        assert_eq!(
+            body["bulk"],
+            json!({"supported": false, "maxOperations": 0, "maxPayloadSize": 1024})
+        );
+        assert_eq!(
+            body["filter"],
+            json!({"supported": true, "maxResults": 1000})
+        );
+        for feature in ["changePassword", "sort"] {
+            assert_eq!(body[feature], json!({"supported": false}));
+        }
+        assert_eq!(body["etag"]["supported"], true);
+        assert_eq!(body["authenticationSchemes"][0]["type"], "oauthbearertoken");
+    }
+
+    #[test]
+    fn schemas_describe_every_attribute_fully() {
+        fn check(attribute: &Json) {
+            for field in [
+                "name",
+                "type",
+                "multiValued",
+                "description",
+                "required",
+                "caseExact",
+                "mutability",
+                "returned",
+                "uniqueness",
+            ] {
+                assert!(
+                    attribute.get(field).is_some(),
+                    "{field} missing in {attribute}"
+                );
+            }
+            if let Some(subs) = attribute.get("subAttributes").and_then(Json::as_array) {
+                subs.iter().for_each(check);
+            }
+        }
+        let bodies = schema_bodies("http://h");
+        assert_eq!(bodies.len(), 2);
+        for body in &bodies {
+            let attributes = body["attributes"].as_array().cloned().unwrap_or_default();
+            assert!(!attributes.is_empty());
+            attributes.iter().for_each(check);
+        }
+        let user_name = &bodies[0]["attributes"][0];
+        assert_eq!(user_name["name"], "userName");
+        assert_eq!(user_name["uniqueness"], "server");
+        assert_eq!(user_name["required"], true);
+    }
+}

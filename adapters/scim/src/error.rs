@@ -1,0 +1,342 @@
+//! The one place where failures become SCIM Error responses (RFC 7644 §3.12):
+//! the service's `tonic::Status` (mapped by its ErrorInfo reason) and the
+//! adapter's own parse and protocol errors.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use identity_proto::v1::ErrorReason;
+use serde_json::json;
+use tonic::Code;
+use tonic_types::StatusExt;
+
+use crate::schema;
+
+/// The `scimType` values this adapter can answer with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScimType {
+    InvalidFilter,
+    InvalidPath,
+    InvalidValue,
+    InvalidSyntax,
+    Mutability,
+    NoTarget,
+    Uniqueness,
+}
+
+impl ScimType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScimType::InvalidFilter => "invalidFilter",
+            ScimType::InvalidPath => "invalidPath",
+            ScimType::InvalidValue => "invalidValue",
+            ScimType::InvalidSyntax => "invalidSyntax",
+            ScimType::Mutability => "mutability",
+            ScimType::NoTarget => "noTarget",
+            ScimType::Uniqueness => "uniqueness",
+        }
+    }
+
+    fn from_reason(reason: ErrorReason) -> Option<Self> {
+        match reason {
+            ErrorReason::InvalidFilter => Some(ScimType::InvalidFilter),
+            ErrorReason::InvalidPath => Some(ScimType::InvalidPath),
+            ErrorReason::InvalidValue => Some(ScimType::InvalidValue),
+            ErrorReason::InvalidSyntax => Some(ScimType::InvalidSyntax),
+            ErrorReason::Mutability => Some(ScimType::Mutability),
+            ErrorReason::NoTarget => Some(ScimType::NoTarget),
+            ErrorReason::Uniqueness => Some(ScimType::Uniqueness),
+            _ => None,
+        }
+    }
+}
+
+/// A SCIM Error response: HTTP status, optional `scimType`, and a `detail`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ScimError {
+    pub status: StatusCode,
+    pub scim_type: Option<ScimType>,
+    pub detail: String,
+}
+
+impl ScimError {
+    pub fn new(status: StatusCode, scim_type: Option<ScimType>, detail: impl Into<String>) -> Self {
+        ScimError {
+            status,
+            scim_type,
+            detail: detail.into(),
+        }
+    }
+
+    fn bad_request(scim_type: ScimType, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, Some(scim_type), detail)
+    }
+
+    pub fn invalid_filter(detail: impl Into<String>) -> Self {
+        Self::bad_request(ScimType::InvalidFilter, detail)
+    }
+
+    pub fn invalid_path(detail: impl Into<String>) -> Self {
+        Self::bad_request(ScimType::InvalidPath, detail)
+    }
+
+    pub fn invalid_value(detail: impl Into<String>) -> Self {
+        Self::bad_request(ScimType::InvalidValue, detail)
+    }
+
+    pub fn invalid_syntax(detail: impl Into<String>) -> Self {
+        Self::bad_request(ScimType::InvalidSyntax, detail)
+    }
+
+    pub fn no_target(detail: impl Into<String>) -> Self {
+        Self::bad_request(ScimType::NoTarget, detail)
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, None, detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, None, detail)
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            None,
+            "this method is not supported on this endpoint",
+        )
+    }
+
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            None,
+            format!("the request body exceeds the limit of {limit} bytes"),
+        )
+    }
+
+    pub fn unsupported_media_type() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            None,
+            "the request body must be application/scim+json or application/json",
+        )
+    }
+
+    pub fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            "the identity service is unavailable; retry later",
+        )
+    }
+
+    pub fn body(&self) -> serde_json::Value {
+        let mut body = json!({
+            "schemas": [schema::ERROR],
+            "status": self.status.as_u16().to_string(),
+            "detail": self.detail,
+        });
+        if let Some(scim_type) = self.scim_type {
+            body["scimType"] = json!(scim_type.as_str());
+        }
+        body
+    }
+}
+
+impl From<tonic::Status> for ScimError {
+    fn from(status: tonic::Status) -> Self {
+        let scim_type = status
+            .get_details_error_info()
+            .filter(|info| info.domain == identity_proto::ERROR_DOMAIN)
+            .and_then(|info| ErrorReason::from_str_name(&info.reason))
+            .and_then(ScimType::from_reason);
+        let detail = status.message().to_owned();
+        let http = match status.code() {
+            Code::AlreadyExists => {
+                return Self::new(
+                    StatusCode::CONFLICT,
+                    Some(ScimType::Uniqueness),
+                    or_default(detail, "the resource already exists"),
+                );
+            }
+            Code::NotFound => StatusCode::NOT_FOUND,
+            Code::InvalidArgument => StatusCode::BAD_REQUEST,
+            Code::FailedPrecondition => StatusCode::PRECONDITION_FAILED,
+            Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Code::PermissionDenied => StatusCode::FORBIDDEN,
+            Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+            Code::Unavailable => {
+                // Transport messages name internal addresses; keep them in the log.
+                tracing::warn!(code = ?status.code(), message = status.message(), "identity service unavailable");
+                return Self::unavailable();
+            }
+            code => {
+                tracing::error!(?code, message = status.message(), "identity service failed");
+                return Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    None,
+                    "internal error in the identity service",
+                );
+            }
+        };
+        let scim_type = if http == StatusCode::BAD_REQUEST {
+            scim_type
+        } else {
+            None
+        };
+        let fallback = http.canonical_reason().unwrap_or("request failed");
+        Self::new(http, scim_type, or_default(detail, fallback))
+    }
+}
+
+fn or_default(detail: String, fallback: &str) -> String {
+    if detail.is_empty() {
+        fallback.to_owned()
+    } else {
+        detail
+    }
+}
+
+impl IntoResponse for ScimError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(schema::SCIM_MEDIA_TYPE),
+            )],
+            self.body().to_string(),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"scim\""),
+            );
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic_types::{ErrorDetails, StatusExt};
+
+    fn status(code: Code, reason: &str) -> tonic::Status {
+        tonic::Status::with_error_details(
+            code,
+            "msg",
+            ErrorDetails::with_error_info(
+                reason,
+                identity_proto::ERROR_DOMAIN,
+                std::collections::HashMap::new(),
+            ),
+        )
+    }
+
+    #[test]
+    fn maps_every_code_and_reason() {
+        let cases = [
+            (Code::AlreadyExists, "UNIQUENESS", 409, Some("uniqueness")),
+            (Code::NotFound, "", 404, None),
+            (
+                Code::InvalidArgument,
+                "INVALID_FILTER",
+                400,
+                Some("invalidFilter"),
+            ),
+            (
+                Code::InvalidArgument,
+                "INVALID_PATH",
+                400,
+                Some("invalidPath"),
+            ),
+            (
+                Code::InvalidArgument,
+                "INVALID_VALUE",
+                400,
+                Some("invalidValue"),
+            ),
+            (
+                Code::InvalidArgument,
+                "INVALID_SYNTAX",
+                400,
+                Some("invalidSyntax"),
+            ),
+            (Code::InvalidArgument, "MUTABILITY", 400, Some("mutability")),
+            (Code::InvalidArgument, "NO_TARGET", 400, Some("noTarget")),
+            (Code::InvalidArgument, "SOMETHING_NEW", 400, None),
+            (Code::FailedPrecondition, "ETAG_MISMATCH", 412, None),
+            (Code::Unauthenticated, "TOKEN_EXPIRED", 401, None),
+            (Code::Unauthenticated, "TOKEN_INVALID", 401, None),
+            (Code::PermissionDenied, "PERMISSION_DENIED", 403, None),
+            (Code::Unavailable, "", 503, None),
+            (Code::ResourceExhausted, "", 429, None),
+            (Code::Internal, "", 500, None),
+            (Code::Unknown, "", 500, None),
+            (Code::DataLoss, "", 500, None),
+        ];
+        for (code, reason, http, scim_type) in cases {
+            let err = ScimError::from(status(code, reason));
+            assert_eq!(err.status.as_u16(), http, "{code:?}");
+            assert_eq!(err.scim_type.map(ScimType::as_str), scim_type, "{code:?}");
+            assert!(!err.detail.is_empty());
+        }
+    }
+
+    #[test]
+    fn reason_from_another_domain_is_ignored() {
+        let status = tonic::Status::with_error_details(
+            Code::InvalidArgument,
+            "bad",
+            ErrorDetails::with_error_info(
+                "INVALID_FILTER",
+                "other.domain",
+                std::collections::HashMap::new(),
+            ),
+        );
+        assert_eq!(ScimError::from(status).scim_type, None);
+    }
+
+    #[test]
+    fn status_without_details_keeps_its_message() {
+        let err = ScimError::from(tonic::Status::not_found("user 42 not found"));
+        assert_eq!(err.detail, "user 42 not found");
+        let err = ScimError::from(tonic::Status::not_found(""));
+        assert_eq!(err.detail, "Not Found");
+    }
+
+    #[test]
+    fn body_has_string_status_and_detail() {
+        let body = ScimError::invalid_filter("bad at 3").body();
+        assert_eq!(
+            body,
+            json!({
+                "schemas": [schema::ERROR],
+                "status": "400",
+                "scimType": "invalidFilter",
+                "detail": "bad at 3",
+            })
+        );
+        let body = ScimError::not_found("nope").body();
+        assert_eq!(body["status"], "404");
+        assert!(body.get("scimType").is_none());
+    }
+
+    #[test]
+    fn unauthorized_asks_for_a_bearer_token() {
+        let response = ScimError::unauthorized("no").into_response();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert!(
+            response.headers()[header::WWW_AUTHENTICATE]
+                .to_str()
+                .is_ok_and(|v| v.starts_with("Bearer"))
+        );
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            schema::SCIM_MEDIA_TYPE
+        );
+    }
+}

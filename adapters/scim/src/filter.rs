@@ -1,0 +1,850 @@
+//! SCIM filter text (RFC 7644 §3.4.2.2) -> `identity.v1.Filter` tree, and
+//! PATCH path text (`emails[type eq "work"].value`) -> `AttributePath`.
+//!
+//! Precedence is `not` > `and` > `or`; names are canonicalised; values may be
+//! quoted or bare (Entra sends `externalId eq jyoung`). Only syntax is checked
+//! here: whether an attribute can be filtered on is the service's decision.
+
+use std::fmt;
+
+use identity_proto::v1::{
+    AttributePath, Comparison, Filter, Logical, ValuePath, comparison, filter,
+};
+use prost_types::value::Kind as ValueKind;
+
+use crate::schema::{self, Kind, PathTarget};
+
+/// A syntax error and the 1-based character position it was found at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilterError {
+    pub position: usize,
+    pub message: String,
+}
+
+impl fmt::Display for FilterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at position {}", self.message, self.position)
+    }
+}
+
+impl std::error::Error for FilterError {}
+
+/// Parses a whole filter expression.
+pub fn parse_filter(text: &str) -> Result<Filter, FilterError> {
+    let mut parser = Parser::new(text)?;
+    if parser.tokens.is_empty() {
+        return Err(parser.error_at(0, "the filter is empty"));
+    }
+    let filter = parser.parse_or(None)?;
+    parser.expect_end()?;
+    Ok(filter)
+}
+
+/// Parses a PATCH path: `[urn:]attr[.sub]` or `[urn:]attr[filter][.sub]`.
+/// A path naming a whole schema (the enterprise URN alone) is returned as such.
+pub fn parse_path(text: &str) -> Result<PathTarget, FilterError> {
+    let mut parser = Parser::new(text)?;
+    let Some(Token {
+        kind: Tok::Word(word),
+        offset,
+    }) = parser.next()
+    else {
+        return Err(parser.error_at(0, "expected an attribute path"));
+    };
+    let target = parser.attr_path(&word, offset, None)?;
+    if !matches!(parser.peek(), Some(Tok::LBracket)) {
+        parser.expect_end()?;
+        return Ok(target);
+    }
+    let PathTarget::Attribute(mut path) = target else {
+        return Err(parser.error_at(offset, "a value filter needs an attribute, not a schema"));
+    };
+    if !path.sub_attribute.is_empty() {
+        return Err(parser.error_at(offset, "a value filter must follow the attribute itself"));
+    }
+    parser.next();
+    let inner = parser.parse_or(Some(&path))?;
+    parser.expect(Tok::RBracket, "']'")?;
+    if let Some(token) = parser.next() {
+        let sub = match &token.kind {
+            Tok::Word(w) => w.strip_prefix('.').filter(|s| valid_sub(s)),
+            _ => None,
+        };
+        let Some(sub) = sub else {
+            return Err(parser.error_at(token.offset, "expected '.subAttribute' after ']'"));
+        };
+        path.sub_attribute = schema::canonical_sub_attribute(&path.schema, &path.attribute, sub);
+        parser.expect_end()?;
+    }
+    path.value_filter = Some(Box::new(inner));
+    Ok(PathTarget::Attribute(path))
+}
+
+fn valid_sub(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '$'))
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    LParen,
+    RParen,
+    LBracket,
+    RBracket,
+    /// A bare word: attribute path, operator, keyword or unquoted value.
+    Word(String),
+    /// A JSON string literal, unescaped.
+    Str(String),
+}
+
+impl Tok {
+    fn describe(&self) -> String {
+        match self {
+            Tok::LParen => "'('".into(),
+            Tok::RParen => "')'".into(),
+            Tok::LBracket => "'['".into(),
+            Tok::RBracket => "']'".into(),
+            Tok::Word(w) => format!("'{w}'"),
+            Tok::Str(s) => format!("\"{s}\""),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Token {
+    kind: Tok,
+    /// 0-based character offset in the input.
+    offset: usize,
+}
+
+struct Parser {
+    tokens: Vec<Token>,
+    pos: usize,
+    /// Character count of the input, for "at the end" errors.
+    len: usize,
+}
+
+fn tokenize(text: &str) -> Result<Vec<Token>, FilterError> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let start = i;
+        let kind = match c {
+            c if c.is_whitespace() => {
+                i += 1;
+                continue;
+            }
+            '(' => Tok::LParen,
+            ')' => Tok::RParen,
+            '[' => Tok::LBracket,
+            ']' => Tok::RBracket,
+            '"' => {
+                let (s, end) = string_literal(&chars, i)?;
+                i = end;
+                tokens.push(Token {
+                    kind: Tok::Str(s),
+                    offset: start,
+                });
+                continue;
+            }
+            _ => {
+                while i < chars.len()
+                    && !chars[i].is_whitespace()
+                    && !matches!(chars[i], '(' | ')' | '[' | ']' | '"')
+                {
+                    i += 1;
+                }
+                tokens.push(Token {
+                    kind: Tok::Word(chars[start..i].iter().collect()),
+                    offset: start,
+                });
+                continue;
+            }
+        };
+        i += 1;
+        tokens.push(Token {
+            kind,
+            offset: start,
+        });
+    }
+    Ok(tokens)
+}
+
+/// Reads the JSON string starting at `chars[start] == '"'`; returns it and
+/// the index just past the closing quote.
+fn string_literal(chars: &[char], start: usize) -> Result<(String, usize), FilterError> {
+    let err = |at: usize, message: &str| FilterError {
+        position: at + 1,
+        message: message.to_owned(),
+    };
+    let mut out = String::new();
+    let mut i = start + 1;
+    loop {
+        let Some(&c) = chars.get(i) else {
+            return Err(err(start, "unterminated string"));
+        };
+        i += 1;
+        match c {
+            '"' => return Ok((out, i)),
+            '\\' => {
+                let Some(&e) = chars.get(i) else {
+                    return Err(err(start, "unterminated string"));
+                };
+                i += 1;
+                match e {
+                    '"' => out.push('"'),
+                    '\\' => out.push('\\'),
+                    '/' => out.push('/'),
+                    'b' => out.push('\u{8}'),
+                    'f' => out.push('\u{c}'),
+                    'n' => out.push('\n'),
+                    'r' => out.push('\r'),
+                    't' => out.push('\t'),
+                    'u' => {
+                        let (ch, next) = unicode_escape(chars, i)
+                            .ok_or_else(|| err(i - 2, "invalid \\u escape"))?;
+                        out.push(ch);
+                        i = next;
+                    }
+                    _ => return Err(err(i - 2, "invalid escape in string")),
+                }
+            }
+            c => out.push(c),
+        }
+    }
+}
+
+/// Decodes `XXXX` (and a following `\uXXXX` low surrogate when needed).
+fn unicode_escape(chars: &[char], at: usize) -> Option<(char, usize)> {
+    let hex = |from: usize| -> Option<u32> {
+        let digits: String = chars.get(from..from + 4)?.iter().collect();
+        u32::from_str_radix(&digits, 16).ok()
+    };
+    let high = hex(at)?;
+    if (0xD800..0xDC00).contains(&high) {
+        if chars.get(at + 4) != Some(&'\\') || chars.get(at + 5) != Some(&'u') {
+            return None;
+        }
+        let low = hex(at + 6)?;
+        if !(0xDC00..0xE000).contains(&low) {
+            return None;
+        }
+        let code = 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00);
+        return char::from_u32(code).map(|c| (c, at + 10));
+    }
+    char::from_u32(high).map(|c| (c, at + 4))
+}
+
+fn operator(word: &str) -> Option<comparison::Operator> {
+    use comparison::Operator as Op;
+    Some(match word.to_ascii_lowercase().as_str() {
+        "eq" => Op::Eq,
+        "ne" => Op::Ne,
+        "co" => Op::Co,
+        "sw" => Op::Sw,
+        "ew" => Op::Ew,
+        "pr" => Op::Pr,
+        "gt" => Op::Gt,
+        "ge" => Op::Ge,
+        "lt" => Op::Lt,
+        "le" => Op::Le,
+        _ => return None,
+    })
+}
+
+fn is_keyword(tok: Option<&Tok>, keyword: &str) -> bool {
+    matches!(tok, Some(Tok::Word(w)) if w.eq_ignore_ascii_case(keyword))
+}
+
+impl Parser {
+    fn new(text: &str) -> Result<Self, FilterError> {
+        Ok(Parser {
+            tokens: tokenize(text)?,
+            pos: 0,
+            len: text.chars().count(),
+        })
+    }
+
+    fn peek(&self) -> Option<&Tok> {
+        self.tokens.get(self.pos).map(|t| &t.kind)
+    }
+
+    fn next(&mut self) -> Option<Token> {
+        let token = self.tokens.get(self.pos).cloned();
+        if token.is_some() {
+            self.pos += 1;
+        }
+        token
+    }
+
+    fn error_at(&self, offset: usize, message: impl Into<String>) -> FilterError {
+        FilterError {
+            position: offset + 1,
+            message: message.into(),
+        }
+    }
+
+    /// An error about the next token, or about the end of the input.
+    fn unexpected(&self, expected: &str) -> FilterError {
+        match self.tokens.get(self.pos) {
+            Some(t) => self.error_at(
+                t.offset,
+                format!("expected {expected}, found {}", t.kind.describe()),
+            ),
+            None => self.error_at(self.len, format!("expected {expected}, found the end")),
+        }
+    }
+
+    fn expect(&mut self, tok: Tok, expected: &str) -> Result<(), FilterError> {
+        if self.peek() == Some(&tok) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(self.unexpected(expected))
+        }
+    }
+
+    fn expect_end(&self) -> Result<(), FilterError> {
+        match self.tokens.get(self.pos) {
+            None => Ok(()),
+            Some(t) => Err(self.error_at(t.offset, format!("unexpected {}", t.kind.describe()))),
+        }
+    }
+
+    /// `scope` is the multi-valued attribute whose elements a value filter
+    /// selects; inside it, paths name sub-attributes.
+    fn parse_or(&mut self, scope: Option<&AttributePath>) -> Result<Filter, FilterError> {
+        let mut operands = vec![self.parse_and(scope)?];
+        while is_keyword(self.peek(), "or") {
+            self.pos += 1;
+            operands.push(self.parse_and(scope)?);
+        }
+        Ok(logical(operands, filter::Expression::Or))
+    }
+
+    fn parse_and(&mut self, scope: Option<&AttributePath>) -> Result<Filter, FilterError> {
+        let mut operands = vec![self.parse_not(scope)?];
+        while is_keyword(self.peek(), "and") {
+            self.pos += 1;
+            operands.push(self.parse_not(scope)?);
+        }
+        Ok(logical(operands, filter::Expression::And))
+    }
+
+    fn parse_not(&mut self, scope: Option<&AttributePath>) -> Result<Filter, FilterError> {
+        // `not` followed by an operator is an attribute named "not".
+        let is_not = is_keyword(self.peek(), "not")
+            && !matches!(self.tokens.get(self.pos + 1).map(|t| &t.kind),
+                         Some(Tok::Word(w)) if operator(w).is_some());
+        if is_not {
+            self.pos += 1;
+            let inner = self.parse_not(scope)?;
+            return Ok(Filter {
+                expression: Some(filter::Expression::Not(Box::new(inner))),
+            });
+        }
+        self.parse_primary(scope)
+    }
+
+    fn parse_primary(&mut self, scope: Option<&AttributePath>) -> Result<Filter, FilterError> {
+        let Some(token) = self.tokens.get(self.pos).cloned() else {
+            return Err(self.unexpected("an attribute path or '('"));
+        };
+        let word = match token.kind {
+            Tok::LParen => {
+                self.pos += 1;
+                let inner = self.parse_or(scope)?;
+                self.expect(Tok::RParen, "')'")?;
+                return Ok(inner);
+            }
+            Tok::Word(word) => word,
+            _ => return Err(self.unexpected("an attribute path or '('")),
+        };
+        self.pos += 1;
+        let path = match self.attr_path(&word, token.offset, scope)? {
+            PathTarget::Attribute(path) => path,
+            PathTarget::Schema(_) => {
+                return Err(
+                    self.error_at(token.offset, "expected an attribute, found a schema URN")
+                );
+            }
+        };
+        if self.peek() == Some(&Tok::LBracket) {
+            if scope.is_some() {
+                return Err(self.error_at(
+                    self.tokens[self.pos].offset,
+                    "value filters cannot be nested",
+                ));
+            }
+            if !path.sub_attribute.is_empty() {
+                return Err(self.error_at(
+                    token.offset,
+                    "a value filter must follow the attribute itself",
+                ));
+            }
+            self.pos += 1;
+            let inner = self.parse_or(Some(&path))?;
+            self.expect(Tok::RBracket, "']'")?;
+            return Ok(Filter {
+                expression: Some(filter::Expression::ValuePath(Box::new(ValuePath {
+                    path: Some(Box::new(path)),
+                    filter: Some(Box::new(inner)),
+                }))),
+            });
+        }
+        let op = match self.peek() {
+            Some(Tok::Word(w)) => operator(w),
+            _ => None,
+        }
+        .ok_or_else(|| self.unexpected(&format!("an operator after '{word}'")))?;
+        self.pos += 1;
+        let value = if op == comparison::Operator::Pr {
+            None
+        } else {
+            Some(self.comparison_value(&path, scope)?)
+        };
+        Ok(Filter {
+            expression: Some(filter::Expression::Comparison(Box::new(Comparison {
+                path: Some(Box::new(path)),
+                operator: op as i32,
+                value,
+            }))),
+        })
+    }
+
+    /// Parses a path word; inside a value filter it names a sub-attribute of
+    /// `scope` and is canonicalised against it.
+    fn attr_path(
+        &self,
+        word: &str,
+        offset: usize,
+        scope: Option<&AttributePath>,
+    ) -> Result<PathTarget, FilterError> {
+        let invalid = || self.error_at(offset, format!("'{word}' is not a valid attribute path"));
+        match scope {
+            None => schema::parse_attr_path(word).ok_or_else(invalid),
+            Some(parent) => {
+                if !valid_sub(word) {
+                    return Err(invalid());
+                }
+                Ok(PathTarget::Attribute(AttributePath {
+                    schema: String::new(),
+                    attribute: schema::canonical_sub_attribute(
+                        &parent.schema,
+                        &parent.attribute,
+                        word,
+                    ),
+                    sub_attribute: String::new(),
+                    value_filter: None,
+                }))
+            }
+        }
+    }
+
+    /// A quoted string stays a string (or becomes a boolean for a boolean
+    /// attribute); a bare word is typed by JSON rules unless the attribute is
+    /// a known string, where it stays the text as written.
+    fn comparison_value(
+        &mut self,
+        path: &AttributePath,
+        scope: Option<&AttributePath>,
+    ) -> Result<prost_types::Value, FilterError> {
+        let kind = match scope {
+            Some(parent) => schema::kind_of(&parent.schema, &parent.attribute, &path.attribute),
+            None => schema::kind_of(&path.schema, &path.attribute, &path.sub_attribute),
+        };
+        let value = match self.peek() {
+            Some(Tok::Str(s)) => match (kind, schema::bool_from_text(s)) {
+                (Some(Kind::Boolean), Some(b)) => ValueKind::BoolValue(b),
+                _ => ValueKind::StringValue(s.clone()),
+            },
+            Some(Tok::Word(w)) => bare_value(w, kind),
+            _ => return Err(self.unexpected("a value")),
+        };
+        self.pos += 1;
+        Ok(prost_types::Value { kind: Some(value) })
+    }
+}
+
+fn bare_value(word: &str, kind: Option<Kind>) -> ValueKind {
+    if word == "null" {
+        return ValueKind::NullValue(0);
+    }
+    match kind {
+        Some(Kind::String | Kind::Reference | Kind::DateTime) => {
+            return ValueKind::StringValue(word.to_owned());
+        }
+        Some(Kind::Boolean) => {
+            if let Some(b) = schema::bool_from_text(word) {
+                return ValueKind::BoolValue(b);
+            }
+        }
+        _ => {}
+    }
+    if let Some(b) = schema::bool_from_text(word) {
+        return ValueKind::BoolValue(b);
+    }
+    match serde_json::from_str::<f64>(word) {
+        Ok(n) if n.is_finite() => ValueKind::NumberValue(n),
+        _ => ValueKind::StringValue(word.to_owned()),
+    }
+}
+
+fn logical(mut operands: Vec<Filter>, make: fn(Logical) -> filter::Expression) -> Filter {
+    if operands.len() == 1 {
+        return operands.remove(0);
+    }
+    Filter {
+        expression: Some(make(Logical { operands })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use comparison::Operator as Op;
+    use proptest::prelude::*;
+
+    fn path(schema: &str, attribute: &str, sub: &str) -> AttributePath {
+        AttributePath {
+            schema: schema.into(),
+            attribute: attribute.into(),
+            sub_attribute: sub.into(),
+            value_filter: None,
+        }
+    }
+
+    fn cmp(p: AttributePath, op: Op, value: Option<ValueKind>) -> Filter {
+        Filter {
+            expression: Some(filter::Expression::Comparison(Box::new(Comparison {
+                path: Some(Box::new(p)),
+                operator: op as i32,
+                value: value.map(|k| prost_types::Value { kind: Some(k) }),
+            }))),
+        }
+    }
+
+    fn s(v: &str) -> Option<ValueKind> {
+        Some(ValueKind::StringValue(v.into()))
+    }
+
+    fn and(ops: Vec<Filter>) -> Filter {
+        logical(ops, filter::Expression::And)
+    }
+
+    fn or(ops: Vec<Filter>) -> Filter {
+        logical(ops, filter::Expression::Or)
+    }
+
+    fn not(f: Filter) -> Filter {
+        Filter {
+            expression: Some(filter::Expression::Not(Box::new(f))),
+        }
+    }
+
+    fn user_name_eq(v: &str) -> Filter {
+        cmp(path("", "userName", ""), Op::Eq, s(v))
+    }
+
+    #[test]
+    fn every_operator() {
+        for (text, op) in [
+            ("eq", Op::Eq),
+            ("NE", Op::Ne),
+            ("co", Op::Co),
+            ("Sw", Op::Sw),
+            ("ew", Op::Ew),
+            ("gt", Op::Gt),
+            ("ge", Op::Ge),
+            ("lt", Op::Lt),
+            ("le", Op::Le),
+        ] {
+            assert_eq!(
+                parse_filter(&format!("userName {text} \"x\"")),
+                Ok(cmp(path("", "userName", ""), op, s("x")))
+            );
+        }
+        assert_eq!(
+            parse_filter("title pr"),
+            Ok(cmp(path("", "title", ""), Op::Pr, None))
+        );
+    }
+
+    #[test]
+    fn precedence_is_not_then_and_then_or() {
+        let f = parse_filter(r#"userName eq "a" or userName eq "b" and not userName eq "c""#);
+        assert_eq!(
+            f,
+            Ok(or(vec![
+                user_name_eq("a"),
+                and(vec![user_name_eq("b"), not(user_name_eq("c"))]),
+            ]))
+        );
+        let f = parse_filter(r#"userName eq "a" and userName eq "b" or userName eq "c""#);
+        assert_eq!(
+            f,
+            Ok(or(vec![
+                and(vec![user_name_eq("a"), user_name_eq("b")]),
+                user_name_eq("c"),
+            ]))
+        );
+    }
+
+    #[test]
+    fn parentheses_override_precedence_and_chains_flatten() {
+        let f = parse_filter(r#"(userName eq "a" or userName eq "b") and not (userName eq "c")"#);
+        assert_eq!(
+            f,
+            Ok(and(vec![
+                or(vec![user_name_eq("a"), user_name_eq("b")]),
+                not(user_name_eq("c")),
+            ]))
+        );
+        let f = parse_filter(r#"userName eq "a" AND userName eq "b" and userName eq "c""#);
+        assert_eq!(
+            f,
+            Ok(and(vec![
+                user_name_eq("a"),
+                user_name_eq("b"),
+                user_name_eq("c")
+            ]))
+        );
+        assert_eq!(
+            parse_filter(r#"((userName eq "a"))"#),
+            Ok(user_name_eq("a"))
+        );
+    }
+
+    #[test]
+    fn value_paths_scope_names_to_the_attribute() {
+        let f = parse_filter(r#"Emails[TYPE eq "work" and value co "@example.com"]"#);
+        let inner = and(vec![
+            cmp(path("", "type", ""), Op::Eq, s("work")),
+            cmp(path("", "value", ""), Op::Co, s("@example.com")),
+        ]);
+        assert_eq!(
+            f,
+            Ok(Filter {
+                expression: Some(filter::Expression::ValuePath(Box::new(ValuePath {
+                    path: Some(Box::new(path("", "emails", ""))),
+                    filter: Some(Box::new(inner)),
+                }))),
+            })
+        );
+        let f = parse_filter(r#"emails[primary eq "True"]"#);
+        let Ok(Filter {
+            expression: Some(filter::Expression::ValuePath(vp)),
+        }) = f
+        else {
+            panic!("expected a value path, got {f:?}")
+        };
+        assert_eq!(
+            vp.filter.map(|f| *f),
+            Some(cmp(
+                path("", "primary", ""),
+                Op::Eq,
+                Some(ValueKind::BoolValue(true))
+            ))
+        );
+    }
+
+    #[test]
+    fn urn_and_dotted_paths() {
+        assert_eq!(
+            parse_filter(
+                r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "701984""#
+            ),
+            Ok(cmp(
+                path(schema::ENTERPRISE_USER, "employeeNumber", ""),
+                Op::Eq,
+                s("701984")
+            ))
+        );
+        assert_eq!(
+            parse_filter(
+                r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq "m1""#
+            ),
+            Ok(cmp(
+                path(schema::ENTERPRISE_USER, "manager", "value"),
+                Op::Eq,
+                s("m1")
+            ))
+        );
+        assert_eq!(
+            parse_filter(r#"urn:ietf:params:scim:schemas:core:2.0:User:userName eq "a""#),
+            Ok(user_name_eq("a"))
+        );
+        assert_eq!(
+            parse_filter(r#"meta.lastModified gt "2011-05-13T04:42:34Z""#),
+            Ok(cmp(
+                path("", "meta", "lastModified"),
+                Op::Gt,
+                s("2011-05-13T04:42:34Z")
+            ))
+        );
+        assert_eq!(
+            parse_filter(r#"name.GIVENNAME sw "Ba""#),
+            Ok(cmp(path("", "name", "givenName"), Op::Sw, s("Ba")))
+        );
+    }
+
+    #[test]
+    fn values_quoted_unquoted_and_escaped() {
+        assert_eq!(
+            parse_filter("externalId eq jyoung"),
+            Ok(cmp(path("", "externalId", ""), Op::Eq, s("jyoung")))
+        );
+        // A bare number against a string attribute stays the text as written.
+        assert_eq!(
+            parse_filter("externalId eq 00123"),
+            Ok(cmp(path("", "externalId", ""), Op::Eq, s("00123")))
+        );
+        assert_eq!(
+            parse_filter("active eq true"),
+            Ok(cmp(
+                path("", "active", ""),
+                Op::Eq,
+                Some(ValueKind::BoolValue(true))
+            ))
+        );
+        assert_eq!(
+            parse_filter("active eq \"False\""),
+            Ok(cmp(
+                path("", "active", ""),
+                Op::Eq,
+                Some(ValueKind::BoolValue(false))
+            ))
+        );
+        assert_eq!(
+            parse_filter("loginCount gt 42"),
+            Ok(cmp(
+                path("", "loginCount", ""),
+                Op::Gt,
+                Some(ValueKind::NumberValue(42.0))
+            ))
+        );
+        assert_eq!(
+            parse_filter("nickName eq null"),
+            Ok(cmp(
+                path("", "nickName", ""),
+                Op::Eq,
+                Some(ValueKind::NullValue(0))
+            ))
+        );
+        assert_eq!(
+            parse_filter(r#"displayName eq "say \"hi\" \\ \u00e9\n""#),
+            Ok(cmp(
+                path("", "displayName", ""),
+                Op::Eq,
+                s("say \"hi\" \\ \u{e9}\n")
+            ))
+        );
+        assert_eq!(
+            parse_filter(r#"displayName eq "\ud83d\ude00 (a) [b] and""#),
+            Ok(cmp(
+                path("", "displayName", ""),
+                Op::Eq,
+                s("\u{1F600} (a) [b] and")
+            ))
+        );
+    }
+
+    #[test]
+    fn malformed_input_reports_a_position() {
+        let cases = [
+            ("", 1),
+            ("   ", 1),
+            ("userName", 9),
+            ("userName eq", 12),
+            ("userName foo \"x\"", 10),
+            ("userName eq \"x", 13),
+            ("userName eq \"x\" and", 20),
+            ("(userName eq \"x\"", 17),
+            ("userName eq \"x\")", 16),
+            ("userName eq \"x\" userName", 17),
+            ("emails[type eq \"work\"", 22),
+            ("emails[type[value eq \"x\"] eq \"y\"]", 12),
+            ("emails[type eq \"work\"].value eq \"x\"", 23),
+            ("na me eq \"x\"", 4),
+            ("userName eq \"\\q\"", 14),
+            ("userName eq \"\\u12\"", 14),
+            ("and eq \"x\" and", 15),
+            ("[", 1),
+            ("not", 4),
+            (
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User eq \"x\"",
+                1,
+            ),
+        ];
+        for (text, position) in cases {
+            match parse_filter(text) {
+                Err(e) => assert_eq!(e.position, position, "{text:?}: {e}"),
+                Ok(f) => panic!("{text:?} parsed as {f:?}"),
+            }
+        }
+        let message = parse_filter("userName foo \"x\"").map_err(|e| e.to_string());
+        assert_eq!(
+            message,
+            Err("expected an operator after 'userName', found 'foo' at position 10".into())
+        );
+    }
+
+    #[test]
+    fn patch_paths() {
+        assert_eq!(
+            parse_path("name.familyName"),
+            Ok(PathTarget::Attribute(path("", "name", "familyName")))
+        );
+        assert_eq!(
+            parse_path("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"),
+            Ok(PathTarget::Schema(schema::ENTERPRISE_USER.into()))
+        );
+        let Ok(PathTarget::Attribute(p)) = parse_path(r#"emails[type eq "work"].Value"#) else {
+            panic!("value path did not parse")
+        };
+        assert_eq!(
+            (p.attribute.as_str(), p.sub_attribute.as_str()),
+            ("emails", "value")
+        );
+        assert_eq!(
+            p.value_filter.map(|f| *f),
+            Some(cmp(path("", "type", ""), Op::Eq, s("work")))
+        );
+        let Ok(PathTarget::Attribute(p)) = parse_path(r#"members[value eq "abc"]"#) else {
+            panic!("value path did not parse")
+        };
+        assert_eq!(p.sub_attribute, "");
+        assert!(p.value_filter.is_some());
+        for bad in [
+            "",
+            "emails[",
+            "emails[type eq \"work\"]value",
+            "emails[type eq \"work\"].",
+            "emails[type eq \"work\"].value.x",
+            "name.givenName[x eq 1]",
+            "a b",
+            "urn:ietf:params:scim:schemas:core:2.0:User[x eq 1]",
+        ] {
+            assert!(parse_path(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn random_text_never_panics(text in "\\PC{0,80}") {
+            let _ = parse_filter(&text);
+            let _ = parse_path(&text);
+        }
+
+        #[test]
+        fn filter_like_text_never_panics(
+            text in r#"[a-zA-Z.:\[\]()" \\u0-9]{0,60}"#
+        ) {
+            let _ = parse_filter(&text);
+            let _ = parse_path(&text);
+        }
+    }
+}

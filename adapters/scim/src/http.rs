@@ -1,0 +1,222 @@
+//! HTTP edges shared by the SCIM handlers: the bearer token extractor, the
+//! lenient JSON body extractor, `If-Match`, and SCIM JSON responses.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value as Json;
+use tonic::metadata::{Ascii, MetadataValue};
+
+use crate::AppState;
+use crate::error::ScimError;
+use crate::schema;
+
+/// The caller's `Authorization: Bearer` credential, forwarded unchanged to the
+/// service, which alone decides whether it is valid. No `Debug`: it must
+/// never reach a log.
+pub struct Bearer(MetadataValue<Ascii>);
+
+impl Bearer {
+    /// Wraps a gRPC message with the caller's credential as metadata.
+    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        request
+    }
+
+    fn parse(headers: &HeaderMap) -> Result<Self, ScimError> {
+        let malformed =
+            || ScimError::unauthorized("the Authorization header must be \"Bearer <token>\"");
+        let header = headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| ScimError::unauthorized("the Authorization header is missing"))?;
+        let text = header.to_str().map_err(|_| malformed())?.trim();
+        let (scheme, token) = text.split_once(' ').ok_or_else(malformed)?;
+        let token = token.trim();
+        if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+            return Err(malformed());
+        }
+        MetadataValue::try_from(format!("Bearer {token}"))
+            .map(Bearer)
+            .map_err(|_| malformed())
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Bearer {
+    type Rejection = ScimError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ScimError> {
+        Bearer::parse(&parts.headers)
+    }
+}
+
+/// A JSON request body. `application/scim+json` and `application/json` are
+/// accepted, and so is a JSON-looking body under a missing or wrong media
+/// type, since IdPs and hand-written curl lines get it wrong.
+pub struct ScimJson(pub Json);
+
+impl FromRequest<AppState> for ScimJson {
+    type Rejection = ScimError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ScimError> {
+        let json_media_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|value| is_json_media_type(value.to_str().unwrap_or_default()));
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ScimError::payload_too_large(state.max_body_bytes)
+                } else {
+                    ScimError::invalid_syntax("the request body could not be read")
+                }
+            })?;
+        if json_media_type == Some(false) && !looks_like_json(&bytes) {
+            return Err(ScimError::unsupported_media_type());
+        }
+        serde_json::from_slice(&bytes).map(ScimJson).map_err(|e| {
+            ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}"))
+        })
+    }
+}
+
+fn is_json_media_type(value: &str) -> bool {
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/json")
+        || essence.eq_ignore_ascii_case(schema::SCIM_MEDIA_TYPE)
+        || essence.to_ascii_lowercase().ends_with("+json")
+}
+
+fn looks_like_json(bytes: &[u8]) -> bool {
+    matches!(
+        bytes.iter().find(|b| !b.is_ascii_whitespace()),
+        Some(b'{' | b'[')
+    )
+}
+
+/// The version an `If-Match` header asks for, as the service's bare etag
+/// (`W/"3"` -> `3`); empty when absent or `*`.
+pub fn if_match(headers: &HeaderMap) -> String {
+    headers
+        .get(header::IF_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(bare_etag)
+        .unwrap_or_default()
+}
+
+/// Every etag listed in `If-None-Match`, bare.
+pub fn if_none_match(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(bare_etag)
+        .collect()
+}
+
+fn bare_etag(text: &str) -> String {
+    let first = text.split(',').next().unwrap_or_default().trim();
+    if first == "*" {
+        return String::new();
+    }
+    let first = first.strip_prefix("W/").unwrap_or(first);
+    first.trim_matches('"').to_owned()
+}
+
+/// The weak ETag the service's version is published as.
+pub fn weak_etag(etag: &str) -> String {
+    format!("W/\"{etag}\"")
+}
+
+/// A SCIM JSON response with the SCIM media type.
+pub fn scim_json(status: StatusCode, body: &Json) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(schema::SCIM_MEDIA_TYPE),
+        )],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                name,
+                HeaderValue::from_str(value).unwrap_or(HeaderValue::from_static("")),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn bearer_token_is_required() {
+        let auth = |v: &str| Bearer::parse(&headers(&[(header::AUTHORIZATION, v)]));
+        assert!(auth("Bearer idl_abc").is_ok());
+        assert!(auth("bearer   idl_abc  ").is_ok());
+        for bad in [
+            "non-token",
+            "Bearer",
+            "Bearer ",
+            "Basic dXNlcjpwYXNz",
+            "Token x",
+        ] {
+            let err = auth(bad).err().map(|e| e.status);
+            assert_eq!(err, Some(StatusCode::UNAUTHORIZED), "{bad}");
+        }
+        assert!(Bearer::parse(&HeaderMap::new()).is_err());
+    }
+
+    #[test]
+    fn bearer_is_forwarded_as_metadata() {
+        let Ok(bearer) = Bearer::parse(&headers(&[(header::AUTHORIZATION, "BEARER tok")])) else {
+            panic!("valid header rejected")
+        };
+        let request = bearer.request(());
+        assert_eq!(
+            request
+                .metadata()
+                .get("authorization")
+                .map(|v| v.to_str().ok()),
+            Some(Some("Bearer tok"))
+        );
+    }
+
+    #[test]
+    fn etags_are_unwrapped() {
+        assert_eq!(if_match(&headers(&[(header::IF_MATCH, "W/\"3\"")])), "3");
+        assert_eq!(
+            if_match(&headers(&[(header::IF_MATCH, "\"7\", \"8\"")])),
+            "7"
+        );
+        assert_eq!(if_match(&headers(&[(header::IF_MATCH, "*")])), "");
+        assert_eq!(if_match(&HeaderMap::new()), "");
+        assert_eq!(
+            if_none_match(&headers(&[(header::IF_NONE_MATCH, "W/\"1\", W/\"2\"")])),
+            vec!["1", "2"]
+        );
+        assert_eq!(weak_etag("4"), "W/\"4\"");
+    }
+
+    #[test]
+    fn media_types() {
+        assert!(is_json_media_type("application/scim+json; charset=utf-8"));
+        assert!(is_json_media_type("Application/JSON"));
+        assert!(!is_json_media_type("text/plain"));
+        assert!(looks_like_json(b"  {\"a\":1}"));
+        assert!(!looks_like_json(b"a=1"));
+    }
+}

@@ -1,0 +1,649 @@
+//! SCIM PATCH bodies (RFC 7644 §3.5.2) -> typed `PatchOperation`s, in every
+//! dialect Okta and Entra send: op names in any case, pathless add/replace
+//! expanded per key (dotted and URN-qualified keys), `"True"`/`"False"`
+//! booleans, value-filtered and URN-prefixed paths, and the manager shapes.
+//! Applying them is the service's job.
+
+use identity_proto::v1::{AttributePath, PatchOperation, patch_operation::Op};
+use serde_json::{Map, Value as Json};
+
+use crate::error::ScimError;
+use crate::filter;
+use crate::schema::{self, Kind, PathTarget};
+
+/// Parses a PatchOp body into the operations to send, in order.
+pub fn parse_patch(body: Json) -> Result<Vec<PatchOperation>, ScimError> {
+    let Json::Object(body) = body else {
+        return Err(ScimError::invalid_syntax(
+            "the PATCH body must be a JSON object",
+        ));
+    };
+    let operations = match get_ignore_case(&body, "Operations") {
+        Some(Json::Array(ops)) if !ops.is_empty() => ops,
+        _ => {
+            return Err(ScimError::invalid_syntax(
+                "the PATCH body needs a non-empty \"Operations\" array",
+            ));
+        }
+    };
+    let mut out = Vec::new();
+    for (index, operation) in operations.iter().enumerate() {
+        out.extend(parse_operation(operation).map_err(|e| ScimError {
+            detail: format!("Operations[{index}]: {}", e.detail),
+            ..e
+        })?);
+    }
+    Ok(out)
+}
+
+fn get_ignore_case<'a>(map: &'a Map<String, Json>, key: &str) -> Option<&'a Json> {
+    map.get(key).or_else(|| {
+        map.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
+}
+
+fn parse_operation(operation: &Json) -> Result<Vec<PatchOperation>, ScimError> {
+    let Json::Object(operation) = operation else {
+        return Err(ScimError::invalid_syntax(
+            "each operation must be a JSON object",
+        ));
+    };
+    let op = match get_ignore_case(operation, "op") {
+        Some(Json::String(op)) => match op.to_ascii_lowercase().as_str() {
+            "add" => Op::Add,
+            "replace" => Op::Replace,
+            "remove" => Op::Remove,
+            _ => {
+                return Err(ScimError::invalid_syntax(format!(
+                    "unknown op \"{op}\"; expected add, replace or remove"
+                )));
+            }
+        },
+        _ => {
+            return Err(ScimError::invalid_syntax(
+                "\"op\" must be add, replace or remove",
+            ));
+        }
+    };
+    let path = match get_ignore_case(operation, "path") {
+        None | Some(Json::Null) => None,
+        Some(Json::String(p)) if p.trim().is_empty() => None,
+        Some(Json::String(p)) => Some(p.trim()),
+        Some(_) => return Err(ScimError::invalid_path("\"path\" must be a string")),
+    };
+    let value = get_ignore_case(operation, "value").cloned();
+    let Some(path) = path else {
+        if op == Op::Remove {
+            return Err(ScimError::no_target("remove needs a \"path\""));
+        }
+        return match value {
+            Some(Json::Object(map)) => expand_object(op, "", map),
+            _ => Err(ScimError::invalid_value(
+                "an operation without \"path\" needs an object \"value\"",
+            )),
+        };
+    };
+    match filter::parse_path(path)
+        .map_err(|e| ScimError::invalid_path(format!("invalid path \"{path}\": {e}")))?
+    {
+        PathTarget::Schema(schema) => match (op, value) {
+            (Op::Remove, _) if schema == schema::ENTERPRISE_USER => {
+                Ok(schema::ENTERPRISE_ATTRIBUTES
+                    .iter()
+                    .map(|def| operation_of(Op::Remove, attr(&schema, def.name, ""), None))
+                    .collect())
+            }
+            (Op::Add | Op::Replace, Some(Json::Object(map))) if !schema.is_empty() => {
+                expand_object(op, &schema, map)
+            }
+            _ => Err(ScimError::invalid_path(format!(
+                "path \"{path}\" names a whole schema; give an object value of its attributes"
+            ))),
+        },
+        PathTarget::Attribute(target) => normalize(op, target, value),
+    }
+}
+
+fn attr(schema: &str, attribute: &str, sub_attribute: &str) -> AttributePath {
+    AttributePath {
+        schema: schema.into(),
+        attribute: attribute.into(),
+        sub_attribute: sub_attribute.into(),
+        value_filter: None,
+    }
+}
+
+fn operation_of(op: Op, path: AttributePath, value: Option<Json>) -> PatchOperation {
+    PatchOperation {
+        op: op as i32,
+        path: Some(path),
+        value: value.map(identity_proto::json_to_value),
+    }
+}
+
+/// A pathless add/replace: one operation per key of `map`. Keys are dotted
+/// (`name.givenName`), URN-qualified (`urn:…:enterprise:2.0:User:department`),
+/// or an extension URN whose value holds that extension's attributes.
+fn expand_object(
+    op: Op,
+    schema: &str,
+    map: Map<String, Json>,
+) -> Result<Vec<PatchOperation>, ScimError> {
+    let mut out = Vec::new();
+    for (key, value) in map {
+        if schema.is_empty()
+            && (key.eq_ignore_ascii_case("schemas") || key.eq_ignore_ascii_case("meta"))
+        {
+            continue;
+        }
+        let target = if schema.is_empty() {
+            expansion_key(&key, &value)
+        } else {
+            schema::parse_attr_path(&format!("{schema}:{key}"))
+        };
+        match target {
+            Some(PathTarget::Schema(inner)) => match value {
+                Json::Object(inner_map) if !inner.is_empty() => {
+                    out.extend(expand_object(op, &inner, inner_map)?)
+                }
+                Json::Null => {}
+                _ => {
+                    return Err(ScimError::invalid_value(format!(
+                        "\"{key}\" must be an object of that schema's attributes"
+                    )));
+                }
+            },
+            Some(PathTarget::Attribute(path)) => out.extend(normalize(op, path, Some(value))?),
+            None => {
+                return Err(ScimError::invalid_path(format!(
+                    "\"{key}\" is not a valid attribute name"
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What a top-level key of a pathless value names. An unknown URN with an
+/// object value is an extension schema; anything else is an attribute path.
+fn expansion_key(key: &str, value: &Json) -> Option<PathTarget> {
+    let is_urn = key.len() > 4 && key.is_char_boundary(4) && key[..4].eq_ignore_ascii_case("urn:");
+    let known = key.eq_ignore_ascii_case(schema::CORE_USER)
+        || key.eq_ignore_ascii_case(schema::ENTERPRISE_USER);
+    if is_urn && !known && value.is_object() && !has_known_prefix(key) {
+        return Some(PathTarget::Schema(key.to_owned()));
+    }
+    schema::parse_attr_path(key)
+}
+
+fn has_known_prefix(key: &str) -> bool {
+    [schema::CORE_USER, schema::ENTERPRISE_USER]
+        .iter()
+        .any(|urn| {
+            key.len() > urn.len()
+                && key.is_char_boundary(urn.len())
+                && key[..urn.len()].eq_ignore_ascii_case(urn)
+        })
+}
+
+/// Applies the leniencies to one targeted operation: `password` dropped,
+/// null meaning absent, manager shapes, string booleans, canonical keys.
+fn normalize(
+    op: Op,
+    path: AttributePath,
+    value: Option<Json>,
+) -> Result<Vec<PatchOperation>, ScimError> {
+    if path.schema.is_empty() && path.attribute == "password" {
+        return Ok(Vec::new());
+    }
+    if path.schema == schema::ENTERPRISE_USER && path.attribute == "manager" {
+        return Ok(manager_operation(op, path, value).into_iter().collect());
+    }
+    let value = match (op, value) {
+        (Op::Remove, value) => value.filter(|v| !v.is_null()),
+        (_, None | Some(Json::Null)) if op == Op::Add => return Ok(Vec::new()),
+        (_, None | Some(Json::Null)) => {
+            return Ok(vec![operation_of(Op::Remove, path, None)]);
+        }
+        (_, Some(value)) => Some(value),
+    };
+    let value = value.map(|v| normalize_value(&path, v));
+    Ok(vec![operation_of(op, path, value)])
+}
+
+/// The manager arrives as `"id"`, `{"value": id}` or `[{"value": id}]` and
+/// leaves as `{"value": id}`; `""`, null or an empty shape removes it.
+fn manager_operation(
+    op: Op,
+    mut path: AttributePath,
+    value: Option<Json>,
+) -> Option<PatchOperation> {
+    let id = if path.sub_attribute.is_empty() {
+        value.as_ref().and_then(manager_id)
+    } else if path.sub_attribute == "value" {
+        match &value {
+            Some(Json::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+            _ => None,
+        }
+    } else {
+        // `$ref`/`displayName` are derived from the id by the service.
+        return None;
+    };
+    match (op, id) {
+        (Op::Remove, _) | (_, None) => {
+            path.sub_attribute.clear();
+            Some(operation_of(Op::Remove, path, None))
+        }
+        (op, Some(id)) => {
+            path.sub_attribute.clear();
+            let mut manager = Map::new();
+            manager.insert("value".into(), Json::String(id));
+            Some(operation_of(op, path, Some(Json::Object(manager))))
+        }
+    }
+}
+
+/// The manager's id in any of the shapes IdPs send, `None` for "no manager".
+pub fn manager_id(value: &Json) -> Option<String> {
+    match value {
+        Json::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        Json::Object(map) => get_ignore_case(map, "value").and_then(manager_id),
+        Json::Array(items) => items.first().and_then(manager_id),
+        _ => None,
+    }
+}
+
+/// Canonical sub-attribute names, nulls dropped and string booleans typed,
+/// for the complex attributes the adapter knows (name, emails).
+fn normalize_value(path: &AttributePath, value: Json) -> Json {
+    if !path.sub_attribute.is_empty() {
+        return coerce(
+            schema::kind_of(&path.schema, &path.attribute, &path.sub_attribute),
+            value,
+        );
+    }
+    let Some(def) = schema::attribute_def(&path.schema, &path.attribute) else {
+        return value;
+    };
+    match (def.kind, value) {
+        (Kind::Complex, Json::Array(items)) if def.multi_valued => Json::Array(
+            items
+                .into_iter()
+                .filter(|v| !v.is_null())
+                .map(|v| complex_value(path, v))
+                .collect(),
+        ),
+        (Kind::Complex, value) if def.multi_valued && path.value_filter.is_none() => {
+            // One element where a list is expected: Entra sends both shapes.
+            Json::Array(vec![complex_value(path, value)])
+        }
+        (Kind::Complex, value) => complex_value(path, value),
+        (kind, value) => coerce(Some(kind), value),
+    }
+}
+
+fn complex_value(path: &AttributePath, value: Json) -> Json {
+    let Json::Object(map) = value else {
+        return value;
+    };
+    Json::Object(
+        map.into_iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| {
+                let kind = schema::kind_of(&path.schema, &path.attribute, &k);
+                (
+                    schema::canonical_sub_attribute(&path.schema, &path.attribute, &k),
+                    coerce(kind, v),
+                )
+            })
+            .collect(),
+    )
+}
+
+fn coerce(kind: Option<Kind>, value: Json) -> Json {
+    match (kind, &value) {
+        (Some(Kind::Boolean), Json::String(s)) => {
+            schema::bool_from_text(s).map_or(value, Json::Bool)
+        }
+        _ => value,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use identity_proto::v1::{Comparison, Filter, comparison, filter::Expression};
+    use serde_json::json;
+
+    const ENT: &str = schema::ENTERPRISE_USER;
+
+    /// (op, schema, attribute, sub_attribute, has filter, value) for compact asserts.
+    type Flat = (Op, String, String, String, bool, Option<Json>);
+
+    fn flat(ops: Vec<PatchOperation>) -> Vec<Flat> {
+        ops.into_iter()
+            .map(|o| {
+                let p = o.path.unwrap_or_default();
+                (
+                    Op::try_from(o.op).unwrap_or(Op::Unspecified),
+                    p.schema,
+                    p.attribute,
+                    p.sub_attribute,
+                    p.value_filter.is_some(),
+                    o.value.map(identity_proto::value_to_json),
+                )
+            })
+            .collect()
+    }
+
+    fn f(op: Op, schema: &str, attribute: &str, sub: &str, value: Option<Json>) -> Flat {
+        (
+            op,
+            schema.into(),
+            attribute.into(),
+            sub.into(),
+            false,
+            value,
+        )
+    }
+
+    fn patch(ops: Json) -> Result<Vec<Flat>, ScimError> {
+        parse_patch(json!({"schemas": [schema::PATCH_OP], "Operations": ops})).map(flat)
+    }
+
+    #[test]
+    fn okta_deactivate_and_reactivate() {
+        assert_eq!(
+            patch(json!([{"op": "replace", "value": {"active": false}}])),
+            Ok(vec![f(Op::Replace, "", "active", "", Some(json!(false)))])
+        );
+        assert_eq!(
+            patch(json!([{"op": "replace", "value": {"active": true}}])),
+            Ok(vec![f(Op::Replace, "", "active", "", Some(json!(true)))])
+        );
+    }
+
+    #[test]
+    fn entra_capitalised_ops_and_string_booleans() {
+        assert_eq!(
+            patch(json!([
+                {"op": "Replace", "path": "active", "value": "False"},
+                {"op": "ADD", "path": "displayName", "value": "Jo"},
+                {"op": "Remove", "path": "nickName"},
+            ])),
+            Ok(vec![
+                f(Op::Replace, "", "active", "", Some(json!(false))),
+                f(Op::Add, "", "displayName", "", Some(json!("Jo"))),
+                f(Op::Remove, "", "nickName", "", None),
+            ])
+        );
+        assert_eq!(
+            patch(json!([{"op": "replace", "path": "emails[type eq \"work\"].primary", "value": "TRUE"}]))
+                .map(|ops| ops[0].5.clone()),
+            Ok(Some(json!(true)))
+        );
+    }
+
+    #[test]
+    fn entra_pathless_replace_with_dotted_and_urn_keys() {
+        let ops = patch(json!([{
+            "op": "replace",
+            "value": {
+                "displayName": "Jo Young",
+                "name.givenName": "Jo",
+                "NAME.FAMILYNAME": "Young",
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber": "42",
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"Department": "R&D"},
+                "urn:example:custom:1.0:User": {"badge": 7},
+                "schemas": ["x"],
+                "meta": {"version": "1"},
+                "password": "secret",
+                "Active": "True"
+            }
+        }]));
+        let mut ops = ops.unwrap_or_default();
+        ops.sort_by(|a, b| (&a.1, &a.2, &a.3).cmp(&(&b.1, &b.2, &b.3)));
+        assert_eq!(
+            ops,
+            vec![
+                f(Op::Replace, "", "active", "", Some(json!(true))),
+                f(Op::Replace, "", "displayName", "", Some(json!("Jo Young"))),
+                f(Op::Replace, "", "name", "familyName", Some(json!("Young"))),
+                f(Op::Replace, "", "name", "givenName", Some(json!("Jo"))),
+                f(
+                    Op::Replace,
+                    "urn:example:custom:1.0:User",
+                    "badge",
+                    "",
+                    Some(json!(7))
+                ),
+                f(Op::Replace, ENT, "department", "", Some(json!("R&D"))),
+                f(Op::Replace, ENT, "employeeNumber", "", Some(json!("42"))),
+            ]
+        );
+    }
+
+    #[test]
+    fn value_filtered_paths() {
+        let ops = parse_patch(json!({"Operations": [
+            {"op": "replace", "path": "emails[type eq \"work\"].value", "value": "a@b.c"}
+        ]}));
+        let Ok([op]) = ops.as_deref() else {
+            panic!("one operation expected: {ops:?}")
+        };
+        let path = op.path.clone().unwrap_or_default();
+        assert_eq!(
+            (path.attribute.as_str(), path.sub_attribute.as_str()),
+            ("emails", "value")
+        );
+        let Some(Filter {
+            expression: Some(Expression::Comparison(c)),
+        }) = path.value_filter.map(|f| *f)
+        else {
+            panic!("comparison filter expected")
+        };
+        let Comparison {
+            path: Some(inner),
+            operator,
+            value: Some(v),
+        } = *c
+        else {
+            panic!("complete comparison expected")
+        };
+        assert_eq!(inner.attribute, "type");
+        assert_eq!(operator, comparison::Operator::Eq as i32);
+        assert_eq!(identity_proto::value_to_json(v), json!("work"));
+        assert_eq!(
+            op.value.clone().map(identity_proto::value_to_json),
+            Some(json!("a@b.c"))
+        );
+    }
+
+    #[test]
+    fn enterprise_urn_prefixed_paths() {
+        assert_eq!(
+            patch(json!([
+                {"op": "replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", "value": "Ops"},
+                {"op": "add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User", "value": {"costCenter": "CC1"}},
+                {"op": "replace", "path": "urn:ietf:params:scim:schemas:core:2.0:User:userName", "value": "x@y.z"},
+            ])),
+            Ok(vec![
+                f(Op::Replace, ENT, "department", "", Some(json!("Ops"))),
+                f(Op::Add, ENT, "costCenter", "", Some(json!("CC1"))),
+                f(Op::Replace, "", "userName", "", Some(json!("x@y.z"))),
+            ])
+        );
+        let removed = patch(json!([{"op": "remove", "path": ENT}])).unwrap_or_default();
+        assert_eq!(removed.len(), schema::ENTERPRISE_ATTRIBUTES.len());
+        assert!(removed.iter().all(|o| o.0 == Op::Remove && o.1 == ENT));
+    }
+
+    #[test]
+    fn manager_shapes() {
+        let manager = |id: &str| Some(json!({"value": id}));
+        let mgr = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager";
+        assert_eq!(
+            patch(json!([
+                {"op": "Add", "path": "manager", "value": [{"$ref": "https://x/Users/m1", "value": "m1"}]},
+                {"op": "replace", "path": mgr, "value": "m2"},
+                {"op": "replace", "path": mgr, "value": {"Value": "m3", "displayName": "Boss"}},
+                {"op": "replace", "path": format!("{mgr}.value"), "value": "m4"},
+                {"op": "replace", "value": {mgr: "m5"}},
+                {"op": "replace", "value": {ENT: {"manager": {"value": "m6"}}}},
+            ]))
+            .map(|ops| ops.into_iter().map(|o| (o.0, o.1, o.2, o.3, o.5)).collect::<Vec<_>>()),
+            Ok(vec![
+                (Op::Add, ENT.into(), "manager".into(), "".into(), manager("m1")),
+                (Op::Replace, ENT.into(), "manager".into(), "".into(), manager("m2")),
+                (Op::Replace, ENT.into(), "manager".into(), "".into(), manager("m3")),
+                (Op::Replace, ENT.into(), "manager".into(), "".into(), manager("m4")),
+                (Op::Replace, ENT.into(), "manager".into(), "".into(), manager("m5")),
+                (Op::Replace, ENT.into(), "manager".into(), "".into(), manager("m6")),
+            ])
+        );
+        for removal in [json!(""), Json::Null, json!([]), json!({"value": ""})] {
+            assert_eq!(
+                patch(json!([{"op": "replace", "path": mgr, "value": removal}])),
+                Ok(vec![f(Op::Remove, ENT, "manager", "", None)]),
+                "{removal}"
+            );
+        }
+        assert_eq!(
+            patch(json!([{"op": "Add", "path": mgr, "value": [{"value": "m1"}]}])),
+            Ok(vec![f(Op::Add, ENT, "manager", "", manager("m1"))])
+        );
+    }
+
+    #[test]
+    fn null_means_absent_and_password_is_dropped() {
+        assert_eq!(
+            patch(json!([
+                {"op": "replace", "path": "displayName", "value": null},
+                {"op": "add", "path": "nickName", "value": null},
+                {"op": "replace", "value": {"title": null}},
+                {"op": "replace", "path": "password", "value": "x"},
+                {"op": "remove", "path": "emails[type eq \"work\"]", "value": null},
+            ]))
+            .map(|ops| ops
+                .into_iter()
+                .map(|o| (o.0, o.2, o.4, o.5))
+                .collect::<Vec<_>>()),
+            Ok(vec![
+                (Op::Remove, "displayName".into(), false, None),
+                (Op::Remove, "title".into(), false, None),
+                (Op::Remove, "emails".into(), true, None),
+            ])
+        );
+    }
+
+    #[test]
+    fn complex_values_are_canonicalised() {
+        assert_eq!(
+            patch(json!([
+                {"op": "add", "path": "Emails", "value": [{"Value": "a@b.c", "TYPE": "work", "Primary": "true", "display": null}]},
+                {"op": "add", "path": "emails", "value": {"value": "d@e.f"}},
+                {"op": "replace", "path": "name", "value": {"GivenName": "Jo", "x": 1}},
+            ])),
+            Ok(vec![
+                f(
+                    Op::Add,
+                    "",
+                    "emails",
+                    "",
+                    Some(json!([{"value": "a@b.c", "type": "work", "primary": true}]))
+                ),
+                f(Op::Add, "", "emails", "", Some(json!([{"value": "d@e.f"}]))),
+                f(
+                    Op::Replace,
+                    "",
+                    "name",
+                    "",
+                    Some(json!({"givenName": "Jo", "x": 1}))
+                ),
+            ])
+        );
+    }
+
+    #[test]
+    fn read_only_paths_reach_the_service() {
+        // The service answers these with `mutability`; the adapter must not hide them.
+        assert_eq!(
+            patch(
+                json!([{"op": "replace", "value": {"id": "abc"}}, {"op": "add", "path": "groups", "value": []}])
+            ),
+            Ok(vec![
+                f(Op::Replace, "", "id", "", Some(json!("abc"))),
+                f(Op::Add, "", "groups", "", Some(json!([]))),
+            ])
+        );
+    }
+
+    #[test]
+    fn malformed_bodies() {
+        let scim_type = |body: Json| {
+            parse_patch(body)
+                .err()
+                .and_then(|e| e.scim_type.map(|t| t.as_str()))
+        };
+        let ops = |ops: Json| json!({"Operations": ops});
+        let cases = [
+            (json!([]), "invalidSyntax"),
+            (json!({"operations": "x"}), "invalidSyntax"),
+            (json!({}), "invalidSyntax"),
+            (ops(json!([])), "invalidSyntax"),
+            (ops(json!(["add"])), "invalidSyntax"),
+            (
+                ops(json!([{"op": "merge", "path": "x", "value": 1}])),
+                "invalidSyntax",
+            ),
+            (ops(json!([{"path": "x", "value": 1}])), "invalidSyntax"),
+            (ops(json!([{"op": "remove"}])), "noTarget"),
+            (ops(json!([{"op": "add", "value": "x"}])), "invalidValue"),
+            (ops(json!([{"op": "replace"}])), "invalidValue"),
+            (
+                ops(json!([{"op": "add", "path": 3, "value": 1}])),
+                "invalidPath",
+            ),
+            (
+                ops(json!([{"op": "add", "path": "emails[type eq", "value": 1}])),
+                "invalidPath",
+            ),
+            (
+                ops(json!([{"op": "add", "path": "a..b", "value": 1}])),
+                "invalidPath",
+            ),
+            (
+                ops(json!([{"op": "add", "path": "emails[type eq \"w\"]x", "value": 1}])),
+                "invalidPath",
+            ),
+            (
+                ops(json!([{"op": "replace", "value": {"bad key": 1}}])),
+                "invalidPath",
+            ),
+            (
+                ops(json!([{"op": "replace", "value": {ENT: "x"}}])),
+                "invalidValue",
+            ),
+            (
+                ops(
+                    json!([{"op": "replace", "path": "urn:ietf:params:scim:schemas:core:2.0:User", "value": {}}]),
+                ),
+                "invalidPath",
+            ),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(scim_type(body.clone()), Some(expected), "{body}");
+        }
+        let detail = parse_patch(ops(
+            json!([{"op": "add", "value": {"a": 1}}, {"op": "remove"}]),
+        ))
+        .err()
+        .map(|e| e.detail);
+        assert_eq!(
+            detail.as_deref(),
+            Some("Operations[1]: remove needs a \"path\"")
+        );
+    }
+}

@@ -1,0 +1,238 @@
+//! Who is calling: the operator (IDENTITY_ADMIN_TOKEN) or a tenant token.
+//! Every RPC authenticates against Postgres, so a revocation is effective on
+//! the next request on every replica.
+
+use chrono::Utc;
+use diesel_async::AsyncPgConnection;
+use tonic::metadata::MetadataMap;
+use uuid::Uuid;
+
+use crate::db::StoreError;
+use identity_proto::v1::auth_service_server::AuthService;
+use identity_proto::v1::principal::Kind;
+use identity_proto::v1::{Principal, TenantCaller, WhoAmIRequest};
+
+use crate::rpc::{record_tenant, traced};
+use crate::tenants;
+use crate::tokens;
+
+/// A tenant as the services address it.
+#[derive(Debug, Clone)]
+pub(crate) struct TenantRef {
+    pub id: Uuid,
+    pub slug: String,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Caller {
+    Operator,
+    Tenant {
+        tenant: TenantRef,
+        token_id: Uuid,
+        token_name: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing credentials: send 'authorization: Bearer <token>'")]
+    Missing,
+    #[error("the token is not valid")]
+    Invalid,
+    #[error("the token was revoked")]
+    Revoked,
+    #[error("the token has expired")]
+    Expired,
+    #[error("{0}")]
+    Denied(String),
+    #[error("the operator must name a tenant")]
+    TenantRequired,
+    #[error("tenant '{0}' not found")]
+    TenantNotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Checks bearer tokens. The operator token is kept only as its digest.
+pub(crate) struct Authenticator {
+    operator_digest: Option<[u8; 32]>,
+}
+
+impl Authenticator {
+    /// An empty or absent admin token means no operator exists.
+    pub(crate) fn new(admin_token: Option<&str>) -> Self {
+        Authenticator {
+            operator_digest: admin_token.filter(|t| !t.is_empty()).map(tokens::digest),
+        }
+    }
+
+    pub(crate) async fn authenticate(
+        &self,
+        conn: &mut AsyncPgConnection,
+        metadata: &MetadataMap,
+    ) -> Result<Caller, AuthError> {
+        let presented = bearer(metadata).ok_or(AuthError::Missing)?;
+        let digest = tokens::digest(presented);
+        if self
+            .operator_digest
+            .as_ref()
+            .is_some_and(|operator| digests_equal(operator, &digest))
+        {
+            return Ok(Caller::Operator);
+        }
+        let tenant = tokens::parse_tenant(presented).ok_or(AuthError::Invalid)?;
+        let (token, slug) = tokens::store::find_by_hash(conn, tenant, &digest)
+            .await?
+            .ok_or(AuthError::Invalid)?;
+        if token.revoked_at.is_some() {
+            return Err(AuthError::Revoked);
+        }
+        if token.expires_at <= Utc::now() {
+            return Err(AuthError::Expired);
+        }
+        Ok(Caller::Tenant {
+            tenant: TenantRef {
+                id: token.tenant_id,
+                slug,
+            },
+            token_id: token.token_id,
+            token_name: token.name,
+        })
+    }
+}
+
+/// The token of an `authorization: Bearer <token>` header; the scheme is
+/// case-insensitive.
+fn bearer(metadata: &MetadataMap) -> Option<&str> {
+    let value = metadata.get("authorization")?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Compares every byte so the time taken does not depend on where they differ.
+fn digests_equal(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    let diff = a
+        .iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+pub(crate) fn require_operator(caller: &Caller) -> Result<(), AuthError> {
+    match caller {
+        Caller::Operator => Ok(()),
+        Caller::Tenant { .. } => Err(AuthError::Denied(
+            "only the operator may call this method".into(),
+        )),
+    }
+}
+
+/// The tenant a request acts on: a tenant token acts on its own tenant (an
+/// empty `requested` means that one); the operator must name one.
+pub(crate) async fn tenant_scope(
+    conn: &mut AsyncPgConnection,
+    caller: &Caller,
+    requested: &str,
+) -> Result<TenantRef, AuthError> {
+    let tenant = match caller {
+        Caller::Tenant { tenant, .. } => {
+            if !requested.is_empty() && requested != tenant.slug {
+                return Err(AuthError::Denied(format!(
+                    "this token belongs to another tenant than '{requested}'"
+                )));
+            }
+            tenant.clone()
+        }
+        Caller::Operator => {
+            if requested.is_empty() {
+                return Err(AuthError::TenantRequired);
+            }
+            let row = tenants::store::find_by_slug(conn, requested)
+                .await?
+                .ok_or_else(|| AuthError::TenantNotFound(requested.to_owned()))?;
+            TenantRef {
+                id: row.tenant_id,
+                slug: row.slug,
+            }
+        }
+    };
+    record_tenant(&tenant.slug);
+    Ok(tenant)
+}
+
+/// `identity.v1.AuthService`: tells any valid caller who it is.
+pub(crate) struct AuthApi {
+    state: std::sync::Arc<crate::server::AppState>,
+}
+
+impl AuthApi {
+    pub(crate) fn new(state: std::sync::Arc<crate::server::AppState>) -> Self {
+        AuthApi { state }
+    }
+}
+
+#[tonic::async_trait]
+impl AuthService for AuthApi {
+    async fn who_am_i(
+        &self,
+        request: tonic::Request<WhoAmIRequest>,
+    ) -> Result<tonic::Response<Principal>, tonic::Status> {
+        traced("WhoAmI", async {
+            let (_conn, caller) = self.state.call(request.metadata()).await?;
+            let kind = match caller {
+                Caller::Operator => Kind::Operator(true),
+                Caller::Tenant {
+                    tenant,
+                    token_id,
+                    token_name,
+                } => {
+                    record_tenant(&tenant.slug);
+                    Kind::Tenant(TenantCaller {
+                        tenant: tenant.slug,
+                        token_id: token_id.to_string(),
+                        token_name,
+                    })
+                }
+            };
+            Ok(Principal { kind: Some(kind) })
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::metadata::MetadataValue;
+
+    fn metadata(value: &'static str) -> MetadataMap {
+        let mut map = MetadataMap::new();
+        map.insert("authorization", MetadataValue::from_static(value));
+        map
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        assert_eq!(bearer(&metadata("Bearer abc")), Some("abc"));
+        assert_eq!(bearer(&metadata("bearer   abc ")), Some("abc"));
+        assert_eq!(bearer(&metadata("Basic abc")), None);
+        assert_eq!(bearer(&metadata("non-token")), None);
+        assert_eq!(bearer(&metadata("Bearer ")), None);
+        assert_eq!(bearer(&MetadataMap::new()), None);
+    }
+
+    #[test]
+    fn digest_comparison() {
+        let a = tokens::digest("one");
+        assert!(digests_equal(&a, &tokens::digest("one")));
+        assert!(!digests_equal(&a, &tokens::digest("two")));
+    }
+
+    #[test]
+    fn empty_admin_token_means_no_operator() {
+        assert!(Authenticator::new(Some("")).operator_digest.is_none());
+        assert!(Authenticator::new(None).operator_digest.is_none());
+        assert!(Authenticator::new(Some("x")).operator_digest.is_some());
+    }
+}

@@ -1,0 +1,269 @@
+//! Connection pool, embedded migrations and the errors every store shares.
+
+use std::time::Duration;
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel_async::AsyncPgConnection;
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, PoolError};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::StartupError;
+
+/// Embedded at build time; build.rs reruns the build when the folder changes.
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
+
+/// Serialises concurrent migrators (several replicas starting at once).
+const MIGRATION_LOCK_KEY: i64 = 0x0069_646c_5f6d_6967;
+
+/// How long a request waits for a pooled connection before UNAVAILABLE.
+const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub(crate) type Pool = diesel_async::pooled_connection::bb8::Pool<AsyncPgConnection>;
+pub(crate) type Conn<'a> =
+    diesel_async::pooled_connection::bb8::PooledConnection<'a, AsyncPgConnection>;
+
+/// Storage failures that are not a domain outcome.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Internal(String),
+}
+
+impl From<DieselError> for StoreError {
+    fn from(err: DieselError) -> Self {
+        match &err {
+            DieselError::DatabaseError(
+                DatabaseErrorKind::UnableToSendCommand
+                | DatabaseErrorKind::ClosedConnection
+                | DatabaseErrorKind::SerializationFailure,
+                _,
+            ) => StoreError::Unavailable(err.to_string()),
+            _ => StoreError::Internal(err.to_string()),
+        }
+    }
+}
+
+impl From<bb8::RunError<PoolError>> for StoreError {
+    fn from(err: bb8::RunError<PoolError>) -> Self {
+        match err {
+            bb8::RunError::TimedOut => {
+                StoreError::Unavailable("timed out waiting for a connection".into())
+            }
+            bb8::RunError::User(e) => StoreError::Unavailable(e.to_string()),
+        }
+    }
+}
+
+/// Takes a connection from the pool.
+pub(crate) async fn conn(pool: &Pool) -> Result<Conn<'_>, StoreError> {
+    Ok(pool.get().await?)
+}
+
+/// True when `err` is a unique violation of the named index.
+pub(crate) fn is_unique_violation(err: &DieselError, index: &str) -> bool {
+    matches!(err, DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info)
+        if info.constraint_name() == Some(index))
+}
+
+/// Opens the pool after one direct connection, whose error explains what is
+/// wrong where a pool would only time out.
+pub(crate) async fn connect_pool(database_url: &str, size: u32) -> Result<Pool, StartupError> {
+    if size == 0 {
+        return Err(StartupError::Config(
+            "the database pool size must be at least 1".into(),
+        ));
+    }
+    establish(database_url).await?;
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(database_url);
+    Pool::builder()
+        .max_size(size)
+        .connection_timeout(CHECKOUT_TIMEOUT)
+        .retry_connection(false)
+        .build(manager)
+        .await
+        .map_err(|e| StartupError::Database {
+            target: redacted_target(database_url),
+            reason: scrub(database_url, &e.to_string()),
+        })
+}
+
+/// Connects through tokio-postgres directly: its error chain says why
+/// (e.g. "connection refused"), which diesel-async's own message drops.
+async fn establish(database_url: &str) -> Result<AsyncPgConnection, StartupError> {
+    let config: tokio_postgres::Config = database_url.parse().map_err(|e| {
+        StartupError::Config(format!(
+            "invalid DATABASE_URL: {}",
+            scrub(database_url, &innermost_cause(&e))
+        ))
+    })?;
+    let failed = |reason: String| StartupError::Database {
+        target: redacted_target(database_url),
+        reason: scrub(database_url, &reason),
+    };
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(|e| failed(innermost_cause(&e)))?;
+    AsyncPgConnection::try_from_client_and_connection(client, connection)
+        .await
+        .map_err(|e| failed(innermost_cause(&e)))
+}
+
+/// Applies every pending embedded migration to the database at `database_url`.
+pub async fn migrate(database_url: &str) -> Result<(), StartupError> {
+    let conn = establish(database_url).await?;
+    let fail = |reason: String| StartupError::Migration {
+        target: redacted_target(database_url),
+        reason: scrub(database_url, &reason),
+    };
+    // The wrapper blocks on the runtime, so it must live on a blocking thread.
+    let applied = tokio::task::spawn_blocking(move || {
+        use diesel::connection::SimpleConnection;
+        let mut wrapper: AsyncConnectionWrapper<AsyncPgConnection> =
+            AsyncConnectionWrapper::from(conn);
+        wrapper
+            .batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
+            .map_err(|e| e.to_string())?;
+        let result = wrapper
+            .run_pending_migrations(MIGRATIONS)
+            .map(|done| done.iter().map(ToString::to_string).collect::<Vec<_>>())
+            .map_err(|e| e.to_string());
+        wrapper
+            .batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
+            .map_err(|e| e.to_string())?;
+        result
+    })
+    .await
+    .map_err(|e| fail(e.to_string()))?
+    .map_err(fail)?;
+    if applied.is_empty() {
+        tracing::info!("database schema is up to date");
+    } else {
+        tracing::info!(migrations = ?applied, "applied migrations");
+    }
+    Ok(())
+}
+
+/// `host:port` of a connection string, without user or password.
+pub(crate) fn redacted_target(database_url: &str) -> String {
+    let url = database_url.trim();
+    let rest = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"));
+    let (host, port) = match rest {
+        Some(rest) => {
+            let authority = rest.split(['/', '?']).next().unwrap_or_default();
+            let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            split_host_port(host_port)
+        }
+        None => {
+            let value = |key: &str| {
+                url.split_whitespace()
+                    .find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
+                    .map(str::to_owned)
+            };
+            (value("host"), value("port"))
+        }
+    };
+    format!(
+        "{}:{}",
+        host.filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into()),
+        port.filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "5432".into())
+    )
+}
+
+fn split_host_port(host_port: &str) -> (Option<String>, Option<String>) {
+    // A bracketed IPv6 host keeps its colons.
+    let port_sep = match host_port.rfind(']') {
+        Some(end) => host_port[end..].find(':').map(|i| i + end),
+        None => host_port.rfind(':'),
+    };
+    match port_sep {
+        Some(i) => (
+            Some(host_port[..i].to_owned()),
+            Some(host_port[i + 1..].to_owned()),
+        ),
+        None => (Some(host_port.to_owned()), None),
+    }
+}
+
+/// The innermost cause, e.g. "connection refused" rather than a chain of wrappers.
+fn innermost_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut source = err;
+    while let Some(next) = source.source() {
+        source = next;
+    }
+    let text = source.to_string();
+    let text = text.strip_prefix("FATAL: ").unwrap_or(&text);
+    let text = match text.find(" (os error") {
+        Some(i) => &text[..i],
+        None => text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => err.to_string(),
+    }
+}
+
+/// Removes the password of `database_url` from a message, should a driver echo it.
+fn scrub(database_url: &str, message: &str) -> String {
+    match password(database_url) {
+        Some(pw) if !pw.is_empty() => message.replace(pw, "***"),
+        _ => message.to_owned(),
+    }
+}
+
+fn password(database_url: &str) -> Option<&str> {
+    let rest = database_url
+        .strip_prefix("postgres://")
+        .or_else(|| database_url.strip_prefix("postgresql://"));
+    match rest {
+        Some(rest) => {
+            let authority = rest.split(['/', '?']).next()?;
+            let (userinfo, _) = authority.rsplit_once('@')?;
+            Some(userinfo.split_once(':')?.1)
+        }
+        None => database_url
+            .split_whitespace()
+            .find_map(|pair| pair.strip_prefix("password=")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_never_shows_credentials() {
+        assert_eq!(
+            redacted_target("postgres://app:s3cret@db.example:6432/identity?sslmode=disable"),
+            "db.example:6432"
+        );
+        assert_eq!(
+            redacted_target("postgresql://postgres@127.0.0.1/x"),
+            "127.0.0.1:5432"
+        );
+        assert_eq!(redacted_target("postgres://[::1]:5433/x"), "[::1]:5433");
+        assert_eq!(
+            redacted_target("host=db port=7000 user=a password=pw"),
+            "db:7000"
+        );
+        assert_eq!(redacted_target("postgres:///x"), "localhost:5432");
+    }
+
+    #[test]
+    fn scrub_hides_password() {
+        assert_eq!(
+            scrub("postgres://u:hunter2@h/db", "auth failed for hunter2"),
+            "auth failed for ***"
+        );
+        assert_eq!(scrub("host=h password=pw", "pw leaked"), "*** leaked");
+        assert_eq!(scrub("postgres://u@h/db", "no secret"), "no secret");
+    }
+}

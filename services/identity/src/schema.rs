@@ -1,0 +1,57 @@
+//! Diesel table definitions, written by hand to match `migrations/`.
+
+diesel::table! {
+    tenants (tenant_id) {
+        tenant_id -> Uuid,
+        slug -> Text,
+        display_name -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    tokens (tenant_id, token_id) {
+        tenant_id -> Uuid,
+        token_id -> Uuid,
+        name -> Text,
+        prefix -> Text,
+        token_hash -> Bytea,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    users (tenant_id, user_id) {
+        tenant_id -> Uuid,
+        user_id -> Uuid,
+        user_name -> Text,
+        external_id -> Nullable<Text>,
+        display_name -> Nullable<Text>,
+        name_formatted -> Nullable<Text>,
+        family_name -> Nullable<Text>,
+        given_name -> Nullable<Text>,
+        middle_name -> Nullable<Text>,
+        honorific_prefix -> Nullable<Text>,
+        honorific_suffix -> Nullable<Text>,
+        emails -> Jsonb,
+        active -> Bool,
+        employee_number -> Nullable<Text>,
+        cost_center -> Nullable<Text>,
+        organization -> Nullable<Text>,
+        division -> Nullable<Text>,
+        department -> Nullable<Text>,
+        manager_id -> Nullable<Uuid>,
+        attributes -> Jsonb,
+        version -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        deleted_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::joinable!(tokens -> tenants (tenant_id));
+diesel::joinable!(users -> tenants (tenant_id));
+diesel::allow_tables_to_appear_in_same_query!(tenants, tokens, users);

@@ -1,0 +1,145 @@
+//! The gRPC server: shared state, service wiring, health and shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel_async::RunQueryDsl;
+use identity_proto::v1::auth_service_server::AuthServiceServer;
+use identity_proto::v1::tenant_service_server::TenantServiceServer;
+use identity_proto::v1::token_service_server::TokenServiceServer;
+use identity_proto::v1::user_service_server::UserServiceServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::Status;
+use tonic::metadata::MetadataMap;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::auth::{AuthApi, Authenticator, Caller, TenantRef, tenant_scope};
+use crate::db::{self, Conn, Pool};
+use crate::tenants::service::TenantApi;
+use crate::tokens::service::TokenApi;
+use crate::users::service::UserApi;
+use crate::{ServiceSettings, StartupError};
+
+/// How often the health service re-checks the database.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// What every service shares.
+pub(crate) struct AppState {
+    pool: Pool,
+    auth: Authenticator,
+}
+
+impl AppState {
+    /// A connection and the authenticated caller.
+    pub(crate) async fn call(&self, metadata: &MetadataMap) -> Result<(Conn<'_>, Caller), Status> {
+        let mut conn = db::conn(&self.pool).await?;
+        let caller = self.auth.authenticate(&mut conn, metadata).await?;
+        Ok((conn, caller))
+    }
+
+    /// A connection and the tenant the caller may act on as `tenant`.
+    pub(crate) async fn tenant_call(
+        &self,
+        metadata: &MetadataMap,
+        tenant: &str,
+    ) -> Result<(Conn<'_>, TenantRef), Status> {
+        let (mut conn, caller) = self.call(metadata).await?;
+        let tenant = tenant_scope(&mut conn, &caller, tenant).await?;
+        Ok((conn, tenant))
+    }
+}
+
+/// Serves UserService, TenantService, TokenService, AuthService and
+/// grpc.health.v1 on `listener` until `shutdown` completes. Does not migrate.
+pub async fn serve(
+    settings: ServiceSettings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartupError> {
+    let pool = db::connect_pool(&settings.database_url, settings.pool_size).await?;
+    if settings.admin_token.as_deref().is_none_or(str::is_empty) {
+        tracing::warn!("IDENTITY_ADMIN_TOKEN is not set: no operator can manage tenants or tokens");
+    }
+    let state = Arc::new(AppState {
+        pool: pool.clone(),
+        auth: Authenticator::new(settings.admin_token.as_deref()),
+    });
+    let (reporter, health) = tonic_health::server::health_reporter();
+    set_health(&reporter, ServingStatus::Serving).await;
+    let watcher = tokio::spawn(watch_database(pool, reporter));
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "identity service listening");
+    }
+    let result = Server::builder()
+        .add_service(health)
+        .add_service(UserServiceServer::new(UserApi::new(state.clone())))
+        .add_service(TenantServiceServer::new(TenantApi::new(state.clone())))
+        .add_service(TokenServiceServer::new(TokenApi::new(state.clone())))
+        .add_service(AuthServiceServer::new(AuthApi::new(state)))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await;
+    watcher.abort();
+    tracing::info!("identity service stopped");
+    result.map_err(|e| StartupError::Serve(e.to_string()))
+}
+
+async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
+    reporter.set_service_status("", status).await;
+    reporter
+        .set_service_status(
+            <UserServiceServer<UserApi> as tonic::server::NamedService>::NAME,
+            status,
+        )
+        .await;
+    reporter
+        .set_service_status(
+            <TenantServiceServer<TenantApi> as tonic::server::NamedService>::NAME,
+            status,
+        )
+        .await;
+    reporter
+        .set_service_status(
+            <TokenServiceServer<TokenApi> as tonic::server::NamedService>::NAME,
+            status,
+        )
+        .await;
+    reporter
+        .set_service_status(
+            <AuthServiceServer<AuthApi> as tonic::server::NamedService>::NAME,
+            status,
+        )
+        .await;
+}
+
+/// Reports NOT_SERVING while the database cannot be reached.
+async fn watch_database(pool: Pool, reporter: HealthReporter) {
+    let mut serving = true;
+    loop {
+        tokio::time::sleep(HEALTH_INTERVAL).await;
+        let healthy = match db::conn(&pool).await {
+            Ok(mut conn) => diesel::sql_query("SELECT 1")
+                .execute(&mut conn)
+                .await
+                .is_ok(),
+            Err(_) => false,
+        };
+        if healthy != serving {
+            serving = healthy;
+            if healthy {
+                tracing::info!("database reachable again");
+            } else {
+                tracing::warn!("database unreachable: reporting NOT_SERVING");
+            }
+            let status = if healthy {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            set_health(&reporter, status).await;
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! The one place where domain errors become `tonic::Status`. Every client
+//! mistake carries a `google.rpc.ErrorInfo` whose reason is an `ErrorReason`
+//! name, so edges map errors without parsing messages.
+
+use std::collections::HashMap;
+
+use identity_proto::ERROR_DOMAIN;
+use identity_proto::v1::ErrorReason;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::auth::AuthError;
+use crate::db::StoreError;
+use crate::filter::FilterError;
+use crate::patch::PatchError;
+use crate::rpc::PageError;
+use crate::tenants::TenantError;
+use crate::tokens::TokenError;
+use crate::users::UserError;
+
+/// A status for a client mistake, with its ErrorInfo.
+fn client_error(code: Code, reason: ErrorReason, message: String) -> Status {
+    Status::with_error_details(
+        code,
+        message,
+        ErrorDetails::with_error_info(reason.as_str_name(), ERROR_DOMAIN, HashMap::new()),
+    )
+}
+
+impl From<StoreError> for Status {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(_) => Status::unavailable(err.to_string()),
+            // Details stay in the log (see rpc::traced); clients see no internals.
+            StoreError::Internal(detail) => {
+                tracing::error!(error = %detail, "database error");
+                Status::internal("internal error")
+            }
+        }
+    }
+}
+
+impl From<PageError> for Status {
+    fn from(err: PageError) -> Self {
+        client_error(
+            Code::InvalidArgument,
+            ErrorReason::InvalidValue,
+            err.to_string(),
+        )
+    }
+}
+
+impl From<FilterError> for Status {
+    fn from(err: FilterError) -> Self {
+        client_error(
+            Code::InvalidArgument,
+            ErrorReason::InvalidFilter,
+            err.to_string(),
+        )
+    }
+}
+
+impl From<PatchError> for Status {
+    fn from(err: PatchError) -> Self {
+        let reason = match &err {
+            PatchError::InvalidPath(_) => ErrorReason::InvalidPath,
+            PatchError::InvalidValue(_) => ErrorReason::InvalidValue,
+            PatchError::Mutability(_) => ErrorReason::Mutability,
+            PatchError::NoTarget(_) => ErrorReason::NoTarget,
+            PatchError::InvalidSyntax(_) => ErrorReason::InvalidSyntax,
+        };
+        client_error(Code::InvalidArgument, reason, err.to_string())
+    }
+}
+
+impl From<AuthError> for Status {
+    fn from(err: AuthError) -> Self {
+        let message = err.to_string();
+        match err {
+            AuthError::Missing | AuthError::Invalid | AuthError::Revoked => {
+                client_error(Code::Unauthenticated, ErrorReason::TokenInvalid, message)
+            }
+            AuthError::Expired => {
+                client_error(Code::Unauthenticated, ErrorReason::TokenExpired, message)
+            }
+            AuthError::Denied(_) => client_error(
+                Code::PermissionDenied,
+                ErrorReason::PermissionDenied,
+                message,
+            ),
+            AuthError::TenantRequired => {
+                client_error(Code::InvalidArgument, ErrorReason::InvalidValue, message)
+            }
+            AuthError::TenantNotFound(_) => {
+                client_error(Code::NotFound, ErrorReason::Unspecified, message)
+            }
+            AuthError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<TenantError> for Status {
+    fn from(err: TenantError) -> Self {
+        let message = err.to_string();
+        match err {
+            TenantError::InvalidSlug(_) => {
+                client_error(Code::InvalidArgument, ErrorReason::InvalidValue, message)
+            }
+            TenantError::SlugTaken(_) => {
+                client_error(Code::AlreadyExists, ErrorReason::Uniqueness, message)
+            }
+            TenantError::NotFound(_) => {
+                client_error(Code::NotFound, ErrorReason::Unspecified, message)
+            }
+            TenantError::Page(e) => e.into(),
+            TenantError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<TokenError> for Status {
+    fn from(err: TokenError) -> Self {
+        let message = err.to_string();
+        match err {
+            TokenError::InvalidValue(_) => {
+                client_error(Code::InvalidArgument, ErrorReason::InvalidValue, message)
+            }
+            TokenError::NameTaken(_) => {
+                client_error(Code::AlreadyExists, ErrorReason::Uniqueness, message)
+            }
+            TokenError::NotFound => client_error(Code::NotFound, ErrorReason::Unspecified, message),
+            TokenError::Random(_) => {
+                tracing::error!(error = %message, "token generation failed");
+                Status::internal("internal error")
+            }
+            TokenError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<UserError> for Status {
+    fn from(err: UserError) -> Self {
+        let message = err.to_string();
+        match err {
+            UserError::NotFound(_) => {
+                client_error(Code::NotFound, ErrorReason::Unspecified, message)
+            }
+            UserError::UserNameTaken(_) => {
+                client_error(Code::AlreadyExists, ErrorReason::Uniqueness, message)
+            }
+            UserError::InvalidValue(_) => {
+                client_error(Code::InvalidArgument, ErrorReason::InvalidValue, message)
+            }
+            UserError::EtagMismatch { .. } => {
+                client_error(Code::FailedPrecondition, ErrorReason::EtagMismatch, message)
+            }
+            UserError::Filter(e) => e.into(),
+            UserError::Patch(e) => e.into(),
+            UserError::Page(e) => e.into(),
+            UserError::Store(e) => e.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(status: &Status) -> Option<String> {
+        status.get_details_error_info().map(|info| {
+            assert_eq!(info.domain, ERROR_DOMAIN);
+            info.reason
+        })
+    }
+
+    #[test]
+    fn client_errors_carry_error_info() {
+        let cases: Vec<(Status, Code, &str)> = vec![
+            (
+                UserError::UserNameTaken("a".into()).into(),
+                Code::AlreadyExists,
+                "UNIQUENESS",
+            ),
+            (
+                UserError::NotFound("x".into()).into(),
+                Code::NotFound,
+                "ERROR_REASON_UNSPECIFIED",
+            ),
+            (
+                UserError::EtagMismatch {
+                    given: "1".into(),
+                    current: 2,
+                }
+                .into(),
+                Code::FailedPrecondition,
+                "ETAG_MISMATCH",
+            ),
+            (
+                PatchError::NoTarget("x".into()).into(),
+                Code::InvalidArgument,
+                "NO_TARGET",
+            ),
+            (
+                PatchError::Mutability("x".into()).into(),
+                Code::InvalidArgument,
+                "MUTABILITY",
+            ),
+            (
+                PatchError::InvalidPath("x".into()).into(),
+                Code::InvalidArgument,
+                "INVALID_PATH",
+            ),
+            (
+                PatchError::InvalidSyntax("x".into()).into(),
+                Code::InvalidArgument,
+                "INVALID_SYNTAX",
+            ),
+            (
+                AuthError::Expired.into(),
+                Code::Unauthenticated,
+                "TOKEN_EXPIRED",
+            ),
+            (
+                AuthError::Missing.into(),
+                Code::Unauthenticated,
+                "TOKEN_INVALID",
+            ),
+            (
+                AuthError::Denied("x".into()).into(),
+                Code::PermissionDenied,
+                "PERMISSION_DENIED",
+            ),
+            (
+                TenantError::SlugTaken("a".into()).into(),
+                Code::AlreadyExists,
+                "UNIQUENESS",
+            ),
+            (
+                TokenError::NameTaken("a".into()).into(),
+                Code::AlreadyExists,
+                "UNIQUENESS",
+            ),
+        ];
+        for (status, code, expected) in cases {
+            assert_eq!(status.code(), code, "{status:?}");
+            assert_eq!(reason(&status).as_deref(), Some(expected), "{status:?}");
+        }
+    }
+
+    #[test]
+    fn server_side_failures_are_not_client_errors() {
+        let down: Status = StoreError::Unavailable("connection refused".into()).into();
+        assert_eq!(down.code(), Code::Unavailable);
+        let bug: Status = StoreError::Internal("syntax error at $1".into()).into();
+        assert_eq!(bug.code(), Code::Internal);
+        assert!(!bug.message().contains("syntax"));
+    }
+}

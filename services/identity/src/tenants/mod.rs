@@ -1,0 +1,59 @@
+//! Tenants: the unit of isolation, named by a slug.
+
+pub(crate) mod service;
+pub(crate) mod store;
+
+use crate::db::StoreError;
+use crate::rpc::PageError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TenantError {
+    #[error("invalid slug '{0}': use 2 to 63 lowercase letters, digits and '-'")]
+    InvalidSlug(String),
+    #[error("tenant '{0}' already exists")]
+    SlugTaken(String),
+    #[error("tenant '{0}' not found")]
+    NotFound(String),
+    #[error(transparent)]
+    Page(#[from] PageError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<diesel::result::Error> for TenantError {
+    fn from(err: diesel::result::Error) -> Self {
+        TenantError::Store(err.into())
+    }
+}
+
+/// The proto's rule: lowercase letters, digits and '-', 2 to 63 characters.
+pub(crate) fn valid_slug(slug: &str) -> bool {
+    (2..=63).contains(&slug.len())
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs() {
+        for ok in ["ab", "acme", "acme-2", "0-9", &"a".repeat(63)] {
+            assert!(valid_slug(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "a",
+            "Acme",
+            "acme_co",
+            "acme co",
+            "ac.me",
+            "é-x",
+            &"a".repeat(64),
+        ] {
+            assert!(!valid_slug(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! `identity.v1.TenantService`: operator only, except reading one's own tenant.
+
+use std::sync::Arc;
+
+use identity_proto::v1::tenant_service_server::TenantService;
+use identity_proto::v1::{
+    CreateTenantRequest, GetTenantRequest, ListTenantsRequest, ListTenantsResponse, Tenant,
+};
+use tonic::{Request, Response, Status};
+
+use super::store::{self, TenantRow};
+use super::{TenantError, valid_slug};
+use crate::auth::{require_operator, tenant_scope};
+use crate::rpc::{DEFAULT_PAGE_SIZE, next_page_token, page_offset, page_size, timestamp, traced};
+use crate::server::AppState;
+
+pub(crate) struct TenantApi {
+    state: Arc<AppState>,
+}
+
+impl TenantApi {
+    pub(crate) fn new(state: Arc<AppState>) -> Self {
+        TenantApi { state }
+    }
+}
+
+pub(crate) fn to_proto(row: TenantRow) -> Tenant {
+    Tenant {
+        id: row.tenant_id.to_string(),
+        slug: row.slug,
+        display_name: row.display_name,
+        create_time: Some(timestamp(row.created_at)),
+    }
+}
+
+#[tonic::async_trait]
+impl TenantService for TenantApi {
+    async fn create_tenant(
+        &self,
+        request: Request<CreateTenantRequest>,
+    ) -> Result<Response<Tenant>, Status> {
+        traced("CreateTenant", async {
+            let (metadata, _, req) = request.into_parts();
+            let (mut conn, caller) = self.state.call(&metadata).await?;
+            require_operator(&caller)?;
+            crate::rpc::record_tenant(&req.slug);
+            if !valid_slug(&req.slug) {
+                return Err(TenantError::InvalidSlug(req.slug).into());
+            }
+            let row = store::insert(&mut conn, &req.slug, req.display_name.trim()).await?;
+            Ok(to_proto(row))
+        })
+        .await
+    }
+
+    async fn get_tenant(
+        &self,
+        request: Request<GetTenantRequest>,
+    ) -> Result<Response<Tenant>, Status> {
+        traced("GetTenant", async {
+            let (metadata, _, req) = request.into_parts();
+            let (mut conn, caller) = self.state.call(&metadata).await?;
+            let tenant = tenant_scope(&mut conn, &caller, &req.slug).await?;
+            let row = store::find_by_slug(&mut conn, &tenant.slug)
+                .await?
+                .ok_or(TenantError::NotFound(tenant.slug))?;
+            Ok(to_proto(row))
+        })
+        .await
+    }
+
+    async fn list_tenants(
+        &self,
+        request: Request<ListTenantsRequest>,
+    ) -> Result<Response<ListTenantsResponse>, Status> {
+        traced("ListTenants", async {
+            let (metadata, _, req) = request.into_parts();
+            let (mut conn, caller) = self.state.call(&metadata).await?;
+            require_operator(&caller)?;
+            let offset = page_offset(0, &req.page_token).map_err(TenantError::from)?;
+            let limit = match page_size(req.page_size).map_err(TenantError::from)? {
+                0 => DEFAULT_PAGE_SIZE,
+                n => n,
+            };
+            // One extra row tells whether another page follows.
+            let mut rows = store::list(&mut conn, offset, limit + 1).await?;
+            let more = rows.len() as i64 > limit;
+            rows.truncate(limit as usize);
+            let next_page_token = if more {
+                next_page_token(offset, rows.len(), i64::MAX)
+            } else {
+                String::new()
+            };
+            Ok(ListTenantsResponse {
+                tenants: rows.into_iter().map(to_proto).collect(),
+                next_page_token,
+            })
+        })
+        .await
+    }
+}

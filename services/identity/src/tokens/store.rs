@@ -1,0 +1,135 @@
+//! Token rows. Secrets never reach this module; only their hashes do.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::{NewSecret, TokenError};
+use crate::db::{StoreError, is_unique_violation};
+use crate::schema::{tenants, tokens};
+
+/// Live token names are unique per tenant (migration index name).
+const LIVE_NAME_INDEX: &str = "tokens_live_name_key";
+
+/// A token as listed; the hash is never selected.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = tokens, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct TokenRow {
+    pub tenant_id: Uuid,
+    pub token_id: Uuid,
+    pub name: String,
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Which token to revoke.
+pub(crate) enum TokenRef<'a> {
+    Id(Uuid),
+    Name(&'a str),
+}
+
+pub(crate) async fn insert(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    name: &str,
+    expires_at: DateTime<Utc>,
+    secret: &NewSecret,
+) -> Result<TokenRow, TokenError> {
+    diesel::insert_into(tokens::table)
+        .values((
+            tokens::tenant_id.eq(tenant),
+            tokens::token_id.eq(Uuid::new_v4()),
+            tokens::name.eq(name),
+            tokens::prefix.eq(&secret.prefix),
+            tokens::token_hash.eq(secret.hash.as_slice()),
+            tokens::expires_at.eq(expires_at),
+        ))
+        .returning(TokenRow::as_returning())
+        .get_result(conn)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e, LIVE_NAME_INDEX) {
+                TokenError::NameTaken(name.to_owned())
+            } else {
+                e.into()
+            }
+        })
+}
+
+pub(crate) async fn list(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    show_revoked: bool,
+) -> Result<Vec<TokenRow>, StoreError> {
+    let mut query = tokens::table
+        .filter(tokens::tenant_id.eq(tenant))
+        .select(TokenRow::as_select())
+        .order((tokens::created_at, tokens::token_id))
+        .into_boxed();
+    if !show_revoked {
+        query = query.filter(tokens::revoked_at.is_null());
+    }
+    Ok(query.load(conn).await?)
+}
+
+/// Revokes a live token; revoking an already revoked one (by id) returns it unchanged.
+pub(crate) async fn revoke(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    which: TokenRef<'_>,
+) -> Result<TokenRow, TokenError> {
+    conn.transaction(async |tx| {
+        let live = tokens::table
+            .filter(tokens::tenant_id.eq(tenant))
+            .filter(tokens::revoked_at.is_null());
+        let revoked = match which {
+            TokenRef::Id(id) => diesel::update(live.filter(tokens::token_id.eq(id)))
+                .set(tokens::revoked_at.eq(diesel::dsl::now))
+                .returning(TokenRow::as_returning())
+                .get_result(tx)
+                .await
+                .optional()?,
+            TokenRef::Name(name) => diesel::update(live.filter(tokens::name.eq(name)))
+                .set(tokens::revoked_at.eq(diesel::dsl::now))
+                .returning(TokenRow::as_returning())
+                .get_result(tx)
+                .await
+                .optional()?,
+        };
+        if let Some(row) = revoked {
+            return Ok(row);
+        }
+        match which {
+            TokenRef::Id(id) => tokens::table
+                .filter(tokens::tenant_id.eq(tenant))
+                .filter(tokens::token_id.eq(id))
+                .select(TokenRow::as_select())
+                .get_result(tx)
+                .await
+                .optional()?
+                .ok_or(TokenError::NotFound),
+            TokenRef::Name(_) => Err(TokenError::NotFound),
+        }
+    })
+    .await
+}
+
+/// The token with this hash in `tenant`, with the tenant's slug: one probe
+/// of the (tenant_id, token_hash) unique index.
+pub(crate) async fn find_by_hash(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    hash: &[u8; 32],
+) -> Result<Option<(TokenRow, String)>, StoreError> {
+    Ok(tokens::table
+        .inner_join(tenants::table)
+        .filter(tokens::tenant_id.eq(tenant))
+        .filter(tokens::token_hash.eq(hash.as_slice()))
+        .select((TokenRow::as_select(), tenants::slug))
+        .get_result(conn)
+        .await
+        .optional()?)
+}

@@ -1,0 +1,227 @@
+//! `identity.v1.UserService` over the user store.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use diesel_async::AsyncPgConnection;
+use identity_proto::v1::user_service_server::UserService;
+use identity_proto::v1::{
+    CreateUserRequest, DeleteUserRequest, DeleteUserResponse, EnterpriseUser, GetUserRequest,
+    ListUsersRequest, ListUsersResponse, Manager, Name, PatchUserRequest, ReplaceUserRequest, User,
+};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::store::{self, ListQuery, UserRow};
+use super::{UserData, UserError};
+use crate::auth::TenantRef;
+use crate::filter;
+use crate::rpc::{next_page_token, page_offset, page_size, timestamp, traced};
+use crate::server::AppState;
+
+pub(crate) struct UserApi {
+    state: Arc<AppState>,
+}
+
+impl UserApi {
+    pub(crate) fn new(state: Arc<AppState>) -> Self {
+        UserApi { state }
+    }
+}
+
+/// A malformed id names no user: NOT_FOUND, as SCIM clients expect.
+fn parse_id(id: &str) -> Result<Uuid, UserError> {
+    Uuid::try_parse(id.trim()).map_err(|_| UserError::NotFound(id.to_owned()))
+}
+
+fn required_user(user: Option<User>) -> Result<User, UserError> {
+    user.ok_or_else(|| UserError::InvalidValue("user is required".into()))
+}
+
+/// The proto user of a row, with `manager.display_name` from `managers`.
+fn to_proto(row: UserRow, tenant: &str, managers: &HashMap<Uuid, String>) -> User {
+    let data = row.data();
+    let full_name = data.full_name();
+    let e = data.enterprise;
+    let manager = data.manager_id.map(|id| Manager {
+        value: id.to_string(),
+        display_name: managers.get(&id).cloned().unwrap_or_default(),
+    });
+    let has_enterprise = manager.is_some()
+        || [
+            &e.employee_number,
+            &e.cost_center,
+            &e.organization,
+            &e.division,
+            &e.department,
+        ]
+        .iter()
+        .any(|v| v.is_some());
+    User {
+        id: row.user_id.to_string(),
+        tenant: tenant.to_owned(),
+        user_name: data.user_name,
+        external_id: data.external_id,
+        name: (data.name != Name::default()).then_some(data.name),
+        display_name: data.display_name,
+        emails: data.emails,
+        active: Some(data.active),
+        enterprise: has_enterprise.then_some(EnterpriseUser {
+            employee_number: e.employee_number,
+            cost_center: e.cost_center,
+            organization: e.organization,
+            division: e.division,
+            department: e.department,
+            manager,
+        }),
+        attributes: (!data.attributes.is_empty())
+            .then(|| identity_proto::json_to_struct(data.attributes)),
+        full_name,
+        etag: row.version.to_string(),
+        create_time: Some(timestamp(row.created_at)),
+        update_time: Some(timestamp(row.updated_at)),
+        delete_time: row.deleted_at.map(timestamp),
+    }
+}
+
+async fn render(
+    conn: &mut AsyncPgConnection,
+    tenant: &TenantRef,
+    rows: Vec<UserRow>,
+) -> Result<Vec<User>, Status> {
+    let mut manager_ids: Vec<Uuid> = rows.iter().filter_map(|r| r.manager_id).collect();
+    manager_ids.sort_unstable();
+    manager_ids.dedup();
+    let managers = store::manager_names(conn, tenant.id, &manager_ids).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| to_proto(row, &tenant.slug, &managers))
+        .collect())
+}
+
+async fn render_one(
+    conn: &mut AsyncPgConnection,
+    tenant: &TenantRef,
+    row: UserRow,
+) -> Result<User, Status> {
+    render(conn, tenant, vec![row])
+        .await?
+        .pop()
+        .ok_or_else(|| Status::internal("internal error"))
+}
+
+#[tonic::async_trait]
+impl UserService for UserApi {
+    async fn get_user(&self, request: Request<GetUserRequest>) -> Result<Response<User>, Status> {
+        traced("GetUser", async {
+            let (metadata, _, req) = request.into_parts();
+            let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
+            let id = parse_id(&req.id)?;
+            let row = store::get(&mut conn, tenant.id, id, req.show_deleted).await?;
+            render_one(&mut conn, &tenant, row).await
+        })
+        .await
+    }
+
+    async fn list_users(
+        &self,
+        request: Request<ListUsersRequest>,
+    ) -> Result<Response<ListUsersResponse>, Status> {
+        traced("ListUsers", async {
+            let (metadata, _, req) = request.into_parts();
+            let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
+            let query = ListQuery {
+                filter: req
+                    .filter
+                    .as_ref()
+                    .map(filter::compile)
+                    .transpose()
+                    .map_err(UserError::from)?,
+                show_deleted: req.show_deleted,
+                offset: page_offset(req.offset, &req.page_token).map_err(UserError::from)?,
+                limit: page_size(req.page_size).map_err(UserError::from)?,
+            };
+            let (rows, total_size) = store::list(&mut conn, tenant.id, &query).await?;
+            let next_page_token = next_page_token(query.offset, rows.len(), total_size);
+            let users = render(&mut conn, &tenant, rows).await?;
+            Ok(ListUsersResponse {
+                users,
+                total_size,
+                next_page_token,
+            })
+        })
+        .await
+    }
+
+    async fn create_user(
+        &self,
+        request: Request<CreateUserRequest>,
+    ) -> Result<Response<User>, Status> {
+        traced("CreateUser", async {
+            let (metadata, _, req) = request.into_parts();
+            let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
+            let user = UserData::from_proto(required_user(req.user)?)?;
+            let row = store::create(&mut conn, tenant.id, &user).await?;
+            render_one(&mut conn, &tenant, row).await
+        })
+        .await
+    }
+
+    async fn replace_user(
+        &self,
+        request: Request<ReplaceUserRequest>,
+    ) -> Result<Response<User>, Status> {
+        traced("ReplaceUser", async {
+            let (metadata, _, req) = request.into_parts();
+            let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
+            let user = required_user(req.user)?;
+            let id = parse_id(&user.id)?;
+            let user = UserData::from_proto(user)?;
+            let row = store::replace(&mut conn, tenant.id, id, &req.etag, &user).await?;
+            render_one(&mut conn, &tenant, row).await
+        })
+        .await
+    }
+
+    async fn patch_user(
+        &self,
+        request: Request<PatchUserRequest>,
+    ) -> Result<Response<User>, Status> {
+        traced("PatchUser", async {
+            let (metadata, _, req) = request.into_parts();
+            let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
+            let id = parse_id(&req.id)?;
+            let row = store::patch(&mut conn, tenant.id, id, &req.etag, &req.operations).await?;
+            render_one(&mut conn, &tenant, row).await
+        })
+        .await
+    }
+
+    async fn delete_user(
+        &self,
+        request: Request<DeleteUserRequest>,
+    ) -> Result<Response<DeleteUserResponse>, Status> {
+        traced("DeleteUser", async {
+            let (metadata, _, req) = request.into_parts();
+            let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
+            let id = parse_id(&req.id)?;
+            store::delete(&mut conn, tenant.id, id, &req.etag).await?;
+            Ok(DeleteUserResponse {})
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_ids_are_not_found() {
+        assert!(matches!(
+            parse_id("00919288221112222"),
+            Err(UserError::NotFound(_))
+        ));
+        assert!(parse_id("0b0c9f4e-7a1d-4e55-9a57-3c7f0f6f2b11").is_ok());
+    }
+}

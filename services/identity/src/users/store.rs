@@ -1,0 +1,464 @@
+//! User rows. Every write is one transaction; uniqueness of userName is the
+//! unique index's job, never a read-then-check.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::result::Error as DieselError;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use identity_proto::v1::{Name, PatchOperation};
+use serde_json::{Map, Value as Json};
+use uuid::Uuid;
+
+use super::{Enterprise, UserData, UserError, email_from_json, email_to_json, full_name};
+use crate::db::{StoreError, is_unique_violation};
+use crate::filter::SqlFilter;
+use crate::patch;
+use crate::schema::users;
+
+/// userName is unique per tenant, case-insensitively, among live users.
+const USER_NAME_INDEX: &str = "users_live_user_name_key";
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct UserRow {
+    pub user_id: Uuid,
+    pub user_name: String,
+    pub external_id: Option<String>,
+    pub display_name: Option<String>,
+    pub name_formatted: Option<String>,
+    pub family_name: Option<String>,
+    pub given_name: Option<String>,
+    pub middle_name: Option<String>,
+    pub honorific_prefix: Option<String>,
+    pub honorific_suffix: Option<String>,
+    pub emails: Json,
+    pub active: bool,
+    pub employee_number: Option<String>,
+    pub cost_center: Option<String>,
+    pub organization: Option<String>,
+    pub division: Option<String>,
+    pub department: Option<String>,
+    pub manager_id: Option<Uuid>,
+    pub attributes: Json,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+impl UserRow {
+    /// The writable content of the row.
+    pub(crate) fn data(&self) -> UserData {
+        let emails = match &self.emails {
+            Json::Array(items) => items
+                .iter()
+                .filter_map(|e| email_from_json(e).ok())
+                .collect(),
+            _ => Vec::new(),
+        };
+        UserData {
+            user_name: self.user_name.clone(),
+            external_id: self.external_id.clone(),
+            name: self.name(),
+            display_name: self.display_name.clone(),
+            emails,
+            active: self.active,
+            enterprise: Enterprise {
+                employee_number: self.employee_number.clone(),
+                cost_center: self.cost_center.clone(),
+                organization: self.organization.clone(),
+                division: self.division.clone(),
+                department: self.department.clone(),
+            },
+            manager_id: self.manager_id,
+            attributes: match &self.attributes {
+                Json::Object(map) => map.clone(),
+                _ => Map::new(),
+            },
+        }
+    }
+
+    pub(crate) fn name(&self) -> Name {
+        Name {
+            formatted: self.name_formatted.clone(),
+            family_name: self.family_name.clone(),
+            given_name: self.given_name.clone(),
+            middle_name: self.middle_name.clone(),
+            honorific_prefix: self.honorific_prefix.clone(),
+            honorific_suffix: self.honorific_suffix.clone(),
+        }
+    }
+}
+
+/// Every writable column; on update, absent values clear the column (PUT).
+#[derive(Insertable, AsChangeset)]
+#[diesel(table_name = users, treat_none_as_null = true)]
+struct Writable<'a> {
+    user_name: &'a str,
+    external_id: Option<&'a str>,
+    display_name: Option<&'a str>,
+    name_formatted: Option<&'a str>,
+    family_name: Option<&'a str>,
+    given_name: Option<&'a str>,
+    middle_name: Option<&'a str>,
+    honorific_prefix: Option<&'a str>,
+    honorific_suffix: Option<&'a str>,
+    emails: Json,
+    active: bool,
+    employee_number: Option<&'a str>,
+    cost_center: Option<&'a str>,
+    organization: Option<&'a str>,
+    division: Option<&'a str>,
+    department: Option<&'a str>,
+    manager_id: Option<Uuid>,
+    attributes: Json,
+}
+
+fn writable(user: &UserData) -> Writable<'_> {
+    Writable {
+        user_name: &user.user_name,
+        external_id: user.external_id.as_deref(),
+        display_name: user.display_name.as_deref(),
+        name_formatted: user.name.formatted.as_deref(),
+        family_name: user.name.family_name.as_deref(),
+        given_name: user.name.given_name.as_deref(),
+        middle_name: user.name.middle_name.as_deref(),
+        honorific_prefix: user.name.honorific_prefix.as_deref(),
+        honorific_suffix: user.name.honorific_suffix.as_deref(),
+        emails: Json::Array(user.emails.iter().map(email_to_json).collect()),
+        active: user.active,
+        employee_number: user.enterprise.employee_number.as_deref(),
+        cost_center: user.enterprise.cost_center.as_deref(),
+        organization: user.enterprise.organization.as_deref(),
+        division: user.enterprise.division.as_deref(),
+        department: user.enterprise.department.as_deref(),
+        manager_id: user.manager_id,
+        attributes: Json::Object(user.attributes.clone()),
+    }
+}
+
+/// A userName clash reported by the unique index becomes UNIQUENESS.
+fn write_error(err: DieselError, user_name: &str) -> UserError {
+    if is_unique_violation(&err, USER_NAME_INDEX) {
+        UserError::UserNameTaken(user_name.to_owned())
+    } else {
+        err.into()
+    }
+}
+
+/// The optional etag precondition; `W/"3"`, `"3"` and `3` all name version 3.
+fn check_etag(etag: &str, version: i64) -> Result<(), UserError> {
+    let given = etag.trim();
+    if given.is_empty() {
+        return Ok(());
+    }
+    let bare = given.strip_prefix("W/").unwrap_or(given).trim_matches('"');
+    if bare == version.to_string() {
+        Ok(())
+    } else {
+        Err(UserError::EtagMismatch {
+            given: given.to_owned(),
+            current: version,
+        })
+    }
+}
+
+/// A manager must be a live user of the same tenant, other than the user.
+async fn check_manager(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    user: Uuid,
+    manager: Option<Uuid>,
+) -> Result<(), UserError> {
+    let Some(manager) = manager else {
+        return Ok(());
+    };
+    if manager == user {
+        return Err(UserError::InvalidValue(
+            "a user cannot be their own manager".into(),
+        ));
+    }
+    let exists: bool = diesel::select(diesel::dsl::exists(
+        users::table
+            .filter(users::tenant_id.eq(tenant))
+            .filter(users::user_id.eq(manager))
+            .filter(users::deleted_at.is_null()),
+    ))
+    .get_result(conn)
+    .await?;
+    if exists {
+        Ok(())
+    } else {
+        Err(UserError::InvalidValue(format!(
+            "manager '{manager}' is not a user of this tenant"
+        )))
+    }
+}
+
+pub(crate) async fn create(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    user: &UserData,
+) -> Result<UserRow, UserError> {
+    let id = Uuid::new_v4();
+    conn.transaction(async |tx| {
+        check_manager(tx, tenant, id, user.manager_id).await?;
+        diesel::insert_into(users::table)
+            .values((
+                users::tenant_id.eq(tenant),
+                users::user_id.eq(id),
+                writable(user),
+            ))
+            .returning(UserRow::as_returning())
+            .get_result(tx)
+            .await
+            .map_err(|e| write_error(e, &user.user_name))
+    })
+    .await
+}
+
+pub(crate) async fn get(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    id: Uuid,
+    show_deleted: bool,
+) -> Result<UserRow, UserError> {
+    let mut query = users::table
+        .filter(users::tenant_id.eq(tenant))
+        .filter(users::user_id.eq(id))
+        .select(UserRow::as_select())
+        .into_boxed();
+    if !show_deleted {
+        query = query.filter(users::deleted_at.is_null());
+    }
+    query
+        .get_result(conn)
+        .await
+        .optional()?
+        .ok_or_else(|| UserError::NotFound(id.to_string()))
+}
+
+/// Locks a live user for the rest of the transaction and checks the etag.
+async fn lock(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    id: Uuid,
+    etag: &str,
+) -> Result<UserRow, UserError> {
+    let row = users::table
+        .filter(users::tenant_id.eq(tenant))
+        .filter(users::user_id.eq(id))
+        .filter(users::deleted_at.is_null())
+        .select(UserRow::as_select())
+        .for_update()
+        .get_result(conn)
+        .await
+        .optional()?
+        .ok_or_else(|| UserError::NotFound(id.to_string()))?;
+    check_etag(etag, row.version)?;
+    Ok(row)
+}
+
+async fn update(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    id: Uuid,
+    user: &UserData,
+) -> Result<UserRow, UserError> {
+    check_manager(conn, tenant, id, user.manager_id).await?;
+    diesel::update(
+        users::table
+            .filter(users::tenant_id.eq(tenant))
+            .filter(users::user_id.eq(id)),
+    )
+    .set((
+        writable(user),
+        users::version.eq(users::version + 1),
+        users::updated_at.eq(diesel::dsl::now),
+    ))
+    .returning(UserRow::as_returning())
+    .get_result(conn)
+    .await
+    .map_err(|e| write_error(e, &user.user_name))
+}
+
+/// PUT: every writable attribute becomes what `user` says.
+pub(crate) async fn replace(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    id: Uuid,
+    etag: &str,
+    user: &UserData,
+) -> Result<UserRow, UserError> {
+    conn.transaction(async |tx| {
+        lock(tx, tenant, id, etag).await?;
+        update(tx, tenant, id, user).await
+    })
+    .await
+}
+
+/// PATCH: all operations or none, on the row locked for this transaction.
+pub(crate) async fn patch(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    id: Uuid,
+    etag: &str,
+    operations: &[PatchOperation],
+) -> Result<UserRow, UserError> {
+    conn.transaction(async |tx| {
+        let row = lock(tx, tenant, id, etag).await?;
+        let mut document = patch::to_document(id, &row.data());
+        patch::apply(&mut document, operations)?;
+        let user = patch::from_document(document)?;
+        update(tx, tenant, id, &user).await
+    })
+    .await
+}
+
+/// DELETE: keeps a tombstone whose userName and email addresses are
+/// replaced, so nothing reusable or personal stays in them.
+pub(crate) async fn delete(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    id: Uuid,
+    etag: &str,
+) -> Result<(), UserError> {
+    conn.transaction(async |tx| {
+        let row = lock(tx, tenant, id, etag).await?;
+        let placeholder = format!("deleted+{id}@invalid");
+        let emails: Vec<Json> = row
+            .data()
+            .emails
+            .into_iter()
+            .map(|mut email| {
+                email.value.clone_from(&placeholder);
+                email.display = None;
+                email_to_json(&email)
+            })
+            .collect();
+        diesel::update(
+            users::table
+                .filter(users::tenant_id.eq(tenant))
+                .filter(users::user_id.eq(id)),
+        )
+        .set((
+            users::user_name.eq(&placeholder),
+            users::emails.eq(Json::Array(emails)),
+            users::deleted_at.eq(diesel::dsl::now),
+            users::updated_at.eq(diesel::dsl::now),
+            users::version.eq(users::version + 1),
+        ))
+        .execute(tx)
+        .await?;
+        Ok(())
+    })
+    .await
+}
+
+/// What a list asks for.
+pub(crate) struct ListQuery {
+    pub filter: Option<SqlFilter>,
+    pub show_deleted: bool,
+    pub offset: i64,
+    pub limit: i64,
+}
+
+fn matching(tenant: Uuid, query: &ListQuery) -> users::BoxedQuery<'static, diesel::pg::Pg> {
+    let mut rows = users::table
+        .filter(users::tenant_id.eq(tenant))
+        .into_boxed();
+    if !query.show_deleted {
+        rows = rows.filter(users::deleted_at.is_null());
+    }
+    if let Some(filter) = &query.filter {
+        rows = rows.filter(filter.clone());
+    }
+    rows
+}
+
+/// One page in creation order plus the total, read from one snapshot.
+pub(crate) async fn list(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    query: &ListQuery,
+) -> Result<(Vec<UserRow>, i64), UserError> {
+    conn.build_transaction()
+        .read_only()
+        .repeatable_read()
+        .run(async |tx| {
+            let total: i64 = matching(tenant, query).count().get_result(tx).await?;
+            let rows = if query.limit > 0 && query.offset < total {
+                matching(tenant, query)
+                    .select(UserRow::as_select())
+                    .order((users::created_at, users::user_id))
+                    .offset(query.offset)
+                    .limit(query.limit)
+                    .load(tx)
+                    .await?
+            } else {
+                Vec::new()
+            };
+            Ok::<_, UserError>((rows, total))
+        })
+        .await
+}
+
+/// Full names of the live managers among `ids`, for `manager.display_name`.
+pub(crate) async fn manager_names(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, String>, StoreError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<ManagerName> = users::table
+        .filter(users::tenant_id.eq(tenant))
+        .filter(users::user_id.eq_any(ids))
+        .filter(users::deleted_at.is_null())
+        .select(ManagerName::as_select())
+        .load(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let name = Name {
+                given_name: row.given_name,
+                family_name: row.family_name,
+                formatted: row.name_formatted,
+                ..Name::default()
+            };
+            (row.user_id, full_name(&name, row.display_name.as_deref()))
+        })
+        .collect())
+}
+
+/// The columns the full-name rule reads.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
+struct ManagerName {
+    user_id: Uuid,
+    given_name: Option<String>,
+    family_name: Option<String>,
+    name_formatted: Option<String>,
+    display_name: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etag_forms() {
+        assert!(check_etag("", 3).is_ok());
+        assert!(check_etag("3", 3).is_ok());
+        assert!(check_etag("\"3\"", 3).is_ok());
+        assert!(check_etag("W/\"3\"", 3).is_ok());
+        assert!(matches!(
+            check_etag("W/\"2\"", 3),
+            Err(UserError::EtagMismatch { current: 3, .. })
+        ));
+    }
+}
