@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use identity_proto::v1::{
-    CreateTenantRequest, IssueTokenRequest, tenant_service_client::TenantServiceClient,
-    token_service_client::TokenServiceClient, user_service_client::UserServiceClient,
+    CreateTenantRequest, IssueTokenRequest, group_service_client::GroupServiceClient,
+    tenant_service_client::TenantServiceClient, token_service_client::TokenServiceClient,
+    user_service_client::UserServiceClient,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -190,6 +191,13 @@ impl Stack {
         token: &str,
     ) -> UserServiceClient<tonic::service::interceptor::InterceptedService<Channel, Bearer>> {
         UserServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
+    }
+
+    pub fn groups(
+        &self,
+        token: &str,
+    ) -> GroupServiceClient<tonic::service::interceptor::InterceptedService<Channel, Bearer>> {
+        GroupServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
     }
 
     pub fn tenants(

@@ -14,8 +14,8 @@ use crate::error::ScimError;
 use crate::http::scim_json;
 use crate::list::list_response;
 use crate::schema::{
-    self, AttributeDef, BASE_PATH, CORE_ATTRIBUTES, CORE_USER, ENTERPRISE_ATTRIBUTES,
-    ENTERPRISE_USER, MAX_PAGE_SIZE,
+    self, AttributeDef, BASE_PATH, CORE_ATTRIBUTES, CORE_GROUP, CORE_USER, ENTERPRISE_ATTRIBUTES,
+    ENTERPRISE_USER, GROUP_ATTRIBUTES, MAX_PAGE_SIZE, Resource,
 };
 
 pub fn routes() -> Router<AppState> {
@@ -63,38 +63,50 @@ fn service_provider_config_body(base_url: &str, max_body_bytes: usize) -> Json {
     })
 }
 
-fn user_resource_type(base_url: &str) -> Json {
+const RESOURCES: [Resource; 2] = [Resource::User, Resource::Group];
+
+fn resource_type_body(resource: Resource, base_url: &str) -> Json {
+    let (description, extensions) = match resource {
+        Resource::User => (
+            "User Account",
+            vec![json!({"schema": ENTERPRISE_USER, "required": false})],
+        ),
+        Resource::Group => ("Group", Vec::new()),
+    };
+    let name = resource.name();
     json!({
         "schemas": [schema::RESOURCE_TYPE],
-        "id": "User",
-        "name": "User",
-        "endpoint": "/Users",
-        "description": "User Account",
-        "schema": CORE_USER,
-        "schemaExtensions": [{"schema": ENTERPRISE_USER, "required": false}],
+        "id": name,
+        "name": name,
+        "endpoint": resource.endpoint(),
+        "description": description,
+        "schema": resource.core_schema(),
+        "schemaExtensions": extensions,
         "meta": {
             "resourceType": "ResourceType",
-            "location": format!("{base_url}{BASE_PATH}/ResourceTypes/User"),
+            "location": format!("{base_url}{BASE_PATH}/ResourceTypes/{name}"),
         },
     })
 }
 
 async fn resource_types(State(state): State<AppState>) -> Response {
-    list_response(1, 1, vec![user_resource_type(&state.base_url)])
+    let bodies: Vec<Json> = RESOURCES
+        .iter()
+        .map(|r| resource_type_body(*r, &state.base_url))
+        .collect();
+    let total = i64::try_from(bodies.len()).unwrap_or(i64::MAX);
+    list_response(total, 1, bodies)
 }
 
 async fn resource_type(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Response, ScimError> {
-    if name.eq_ignore_ascii_case("User") {
-        Ok(scim_json(
-            StatusCode::OK,
-            &user_resource_type(&state.base_url),
-        ))
-    } else {
-        Err(ScimError::not_found(format!("no resource type \"{name}\"")))
-    }
+    RESOURCES
+        .iter()
+        .find(|r| r.name().eq_ignore_ascii_case(&name))
+        .map(|r| scim_json(StatusCode::OK, &resource_type_body(*r, &state.base_url)))
+        .ok_or_else(|| ScimError::not_found(format!("no resource type \"{name}\"")))
 }
 
 fn schema_bodies(base_url: &str) -> Vec<Json> {
@@ -106,6 +118,7 @@ fn schema_bodies(base_url: &str) -> Vec<Json> {
             "Enterprise User",
             ENTERPRISE_ATTRIBUTES,
         ),
+        (CORE_GROUP, "Group", "Group", GROUP_ATTRIBUTES),
     ]
     .into_iter()
     .map(|(id, name, description, attributes)| {
@@ -221,7 +234,7 @@ mod tests {
             }
         }
         let bodies = schema_bodies("http://h");
-        assert_eq!(bodies.len(), 2);
+        assert_eq!(bodies.len(), 3);
         for body in &bodies {
             let attributes = body["attributes"].as_array().cloned().unwrap_or_default();
             assert!(!attributes.is_empty());
@@ -231,5 +244,67 @@ mod tests {
         assert_eq!(user_name["name"], "userName");
         assert_eq!(user_name["uniqueness"], "server");
         assert_eq!(user_name["required"], true);
+    }
+
+    #[test]
+    fn groups_are_described() {
+        let bodies = schema_bodies("http://h");
+        let names = |body: &Json| -> Vec<String> {
+            body["attributes"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x["name"].as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let group = bodies.iter().find(|b| b["id"] == CORE_GROUP);
+        assert_eq!(
+            group.map(names),
+            Some(vec![
+                "displayName".to_owned(),
+                "members".to_owned(),
+                "externalId".to_owned()
+            ])
+        );
+        let members = group.map(|g| g["attributes"][1]["subAttributes"].clone());
+        let member_subs: Vec<Json> = members
+            .and_then(|m| m.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .map(|s| s["name"].clone())
+            .collect();
+        assert_eq!(
+            member_subs,
+            [
+                json!("value"),
+                json!("display"),
+                json!("type"),
+                json!("$ref")
+            ]
+        );
+        let user = bodies.iter().find(|b| b["id"] == CORE_USER);
+        let groups = user
+            .and_then(|u| u["attributes"].as_array().cloned())
+            .unwrap_or_default()
+            .into_iter()
+            .find(|a| a["name"] == "groups");
+        assert_eq!(
+            groups
+                .as_ref()
+                .map(|g| (g["mutability"].clone(), g["multiValued"].clone())),
+            Some((json!("readOnly"), json!(true)))
+        );
+        let group_type = resource_type_body(Resource::Group, "http://h");
+        assert_eq!(group_type["endpoint"], "/Groups");
+        assert_eq!(group_type["schema"], CORE_GROUP);
+        assert_eq!(group_type["schemaExtensions"], json!([]));
+        let user_type = resource_type_body(Resource::User, "http://h");
+        assert_eq!(user_type["schemaExtensions"][0]["schema"], ENTERPRISE_USER);
+        assert_eq!(
+            user_type["meta"]["location"],
+            "http://h/scim/v2/ResourceTypes/User"
+        );
     }
 }

@@ -12,7 +12,7 @@ use identity_proto::v1::{
 };
 use prost_types::value::Kind as ValueKind;
 
-use crate::schema::{self, Kind, PathTarget};
+use crate::schema::{self, Kind, PathTarget, Resource};
 
 /// A syntax error and the 1-based character position it was found at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,9 +29,9 @@ impl fmt::Display for FilterError {
 
 impl std::error::Error for FilterError {}
 
-/// Parses a whole filter expression.
-pub fn parse_filter(text: &str) -> Result<Filter, FilterError> {
-    let mut parser = Parser::new(text)?;
+/// Parses a whole filter expression over attributes of `resource`.
+pub fn parse_filter(resource: Resource, text: &str) -> Result<Filter, FilterError> {
+    let mut parser = Parser::new(resource, text)?;
     if parser.tokens.is_empty() {
         return Err(parser.error_at(0, "the filter is empty"));
     }
@@ -42,8 +42,8 @@ pub fn parse_filter(text: &str) -> Result<Filter, FilterError> {
 
 /// Parses a PATCH path: `[urn:]attr[.sub]` or `[urn:]attr[filter][.sub]`.
 /// A path naming a whole schema (the enterprise URN alone) is returned as such.
-pub fn parse_path(text: &str) -> Result<PathTarget, FilterError> {
-    let mut parser = Parser::new(text)?;
+pub fn parse_path(resource: Resource, text: &str) -> Result<PathTarget, FilterError> {
+    let mut parser = Parser::new(resource, text)?;
     let Some(Token {
         kind: Tok::Word(word),
         offset,
@@ -73,7 +73,8 @@ pub fn parse_path(text: &str) -> Result<PathTarget, FilterError> {
         let Some(sub) = sub else {
             return Err(parser.error_at(token.offset, "expected '.subAttribute' after ']'"));
         };
-        path.sub_attribute = schema::canonical_sub_attribute(&path.schema, &path.attribute, sub);
+        path.sub_attribute =
+            schema::canonical_sub_attribute(resource, &path.schema, &path.attribute, sub);
         parser.expect_end()?;
     }
     path.value_filter = Some(Box::new(inner));
@@ -119,6 +120,8 @@ struct Token {
 }
 
 struct Parser {
+    /// Whose attribute names the paths are canonicalised against.
+    resource: Resource,
     tokens: Vec<Token>,
     pos: usize,
     /// Character count of the input, for "at the end" errors.
@@ -260,8 +263,9 @@ fn is_keyword(tok: Option<&Tok>, keyword: &str) -> bool {
 }
 
 impl Parser {
-    fn new(text: &str) -> Result<Self, FilterError> {
+    fn new(resource: Resource, text: &str) -> Result<Self, FilterError> {
         Ok(Parser {
+            resource,
             tokens: tokenize(text)?,
             pos: 0,
             len: text.chars().count(),
@@ -425,7 +429,7 @@ impl Parser {
     ) -> Result<PathTarget, FilterError> {
         let invalid = || self.error_at(offset, format!("'{word}' is not a valid attribute path"));
         match scope {
-            None => schema::parse_attr_path(word).ok_or_else(invalid),
+            None => schema::parse_attr_path(self.resource, word).ok_or_else(invalid),
             Some(parent) => {
                 if !valid_sub(word) {
                     return Err(invalid());
@@ -433,6 +437,7 @@ impl Parser {
                 Ok(PathTarget::Attribute(AttributePath {
                     schema: String::new(),
                     attribute: schema::canonical_sub_attribute(
+                        self.resource,
                         &parent.schema,
                         &parent.attribute,
                         word,
@@ -453,8 +458,18 @@ impl Parser {
         scope: Option<&AttributePath>,
     ) -> Result<prost_types::Value, FilterError> {
         let kind = match scope {
-            Some(parent) => schema::kind_of(&parent.schema, &parent.attribute, &path.attribute),
-            None => schema::kind_of(&path.schema, &path.attribute, &path.sub_attribute),
+            Some(parent) => schema::kind_of(
+                self.resource,
+                &parent.schema,
+                &parent.attribute,
+                &path.attribute,
+            ),
+            None => schema::kind_of(
+                self.resource,
+                &path.schema,
+                &path.attribute,
+                &path.sub_attribute,
+            ),
         };
         let value = match self.peek() {
             Some(Tok::Str(s)) => match (kind, schema::bool_from_text(s)) {
@@ -545,6 +560,14 @@ mod tests {
         }
     }
 
+    fn user_filter(text: &str) -> Result<Filter, FilterError> {
+        parse_filter(Resource::User, text)
+    }
+
+    fn user_path(text: &str) -> Result<PathTarget, FilterError> {
+        parse_path(Resource::User, text)
+    }
+
     fn user_name_eq(v: &str) -> Filter {
         cmp(path("", "userName", ""), Op::Eq, s(v))
     }
@@ -563,19 +586,19 @@ mod tests {
             ("le", Op::Le),
         ] {
             assert_eq!(
-                parse_filter(&format!("userName {text} \"x\"")),
+                user_filter(&format!("userName {text} \"x\"")),
                 Ok(cmp(path("", "userName", ""), op, s("x")))
             );
         }
         assert_eq!(
-            parse_filter("title pr"),
+            user_filter("title pr"),
             Ok(cmp(path("", "title", ""), Op::Pr, None))
         );
     }
 
     #[test]
     fn precedence_is_not_then_and_then_or() {
-        let f = parse_filter(r#"userName eq "a" or userName eq "b" and not userName eq "c""#);
+        let f = user_filter(r#"userName eq "a" or userName eq "b" and not userName eq "c""#);
         assert_eq!(
             f,
             Ok(or(vec![
@@ -583,7 +606,7 @@ mod tests {
                 and(vec![user_name_eq("b"), not(user_name_eq("c"))]),
             ]))
         );
-        let f = parse_filter(r#"userName eq "a" and userName eq "b" or userName eq "c""#);
+        let f = user_filter(r#"userName eq "a" and userName eq "b" or userName eq "c""#);
         assert_eq!(
             f,
             Ok(or(vec![
@@ -595,7 +618,7 @@ mod tests {
 
     #[test]
     fn parentheses_override_precedence_and_chains_flatten() {
-        let f = parse_filter(r#"(userName eq "a" or userName eq "b") and not (userName eq "c")"#);
+        let f = user_filter(r#"(userName eq "a" or userName eq "b") and not (userName eq "c")"#);
         assert_eq!(
             f,
             Ok(and(vec![
@@ -603,7 +626,7 @@ mod tests {
                 not(user_name_eq("c")),
             ]))
         );
-        let f = parse_filter(r#"userName eq "a" AND userName eq "b" and userName eq "c""#);
+        let f = user_filter(r#"userName eq "a" AND userName eq "b" and userName eq "c""#);
         assert_eq!(
             f,
             Ok(and(vec![
@@ -612,15 +635,12 @@ mod tests {
                 user_name_eq("c")
             ]))
         );
-        assert_eq!(
-            parse_filter(r#"((userName eq "a"))"#),
-            Ok(user_name_eq("a"))
-        );
+        assert_eq!(user_filter(r#"((userName eq "a"))"#), Ok(user_name_eq("a")));
     }
 
     #[test]
     fn value_paths_scope_names_to_the_attribute() {
-        let f = parse_filter(r#"Emails[TYPE eq "work" and value co "@example.com"]"#);
+        let f = user_filter(r#"Emails[TYPE eq "work" and value co "@example.com"]"#);
         let inner = and(vec![
             cmp(path("", "type", ""), Op::Eq, s("work")),
             cmp(path("", "value", ""), Op::Co, s("@example.com")),
@@ -634,7 +654,7 @@ mod tests {
                 }))),
             })
         );
-        let f = parse_filter(r#"emails[primary eq "True"]"#);
+        let f = user_filter(r#"emails[primary eq "True"]"#);
         let Ok(Filter {
             expression: Some(filter::Expression::ValuePath(vp)),
         }) = f
@@ -654,7 +674,7 @@ mod tests {
     #[test]
     fn urn_and_dotted_paths() {
         assert_eq!(
-            parse_filter(
+            user_filter(
                 r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "701984""#
             ),
             Ok(cmp(
@@ -664,7 +684,7 @@ mod tests {
             ))
         );
         assert_eq!(
-            parse_filter(
+            user_filter(
                 r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq "m1""#
             ),
             Ok(cmp(
@@ -674,11 +694,11 @@ mod tests {
             ))
         );
         assert_eq!(
-            parse_filter(r#"urn:ietf:params:scim:schemas:core:2.0:User:userName eq "a""#),
+            user_filter(r#"urn:ietf:params:scim:schemas:core:2.0:User:userName eq "a""#),
             Ok(user_name_eq("a"))
         );
         assert_eq!(
-            parse_filter(r#"meta.lastModified gt "2011-05-13T04:42:34Z""#),
+            user_filter(r#"meta.lastModified gt "2011-05-13T04:42:34Z""#),
             Ok(cmp(
                 path("", "meta", "lastModified"),
                 Op::Gt,
@@ -686,7 +706,7 @@ mod tests {
             ))
         );
         assert_eq!(
-            parse_filter(r#"name.GIVENNAME sw "Ba""#),
+            user_filter(r#"name.GIVENNAME sw "Ba""#),
             Ok(cmp(path("", "name", "givenName"), Op::Sw, s("Ba")))
         );
     }
@@ -694,16 +714,16 @@ mod tests {
     #[test]
     fn values_quoted_unquoted_and_escaped() {
         assert_eq!(
-            parse_filter("externalId eq jyoung"),
+            user_filter("externalId eq jyoung"),
             Ok(cmp(path("", "externalId", ""), Op::Eq, s("jyoung")))
         );
         // A bare number against a string attribute stays the text as written.
         assert_eq!(
-            parse_filter("externalId eq 00123"),
+            user_filter("externalId eq 00123"),
             Ok(cmp(path("", "externalId", ""), Op::Eq, s("00123")))
         );
         assert_eq!(
-            parse_filter("active eq true"),
+            user_filter("active eq true"),
             Ok(cmp(
                 path("", "active", ""),
                 Op::Eq,
@@ -711,7 +731,7 @@ mod tests {
             ))
         );
         assert_eq!(
-            parse_filter("active eq \"False\""),
+            user_filter("active eq \"False\""),
             Ok(cmp(
                 path("", "active", ""),
                 Op::Eq,
@@ -719,7 +739,7 @@ mod tests {
             ))
         );
         assert_eq!(
-            parse_filter("loginCount gt 42"),
+            user_filter("loginCount gt 42"),
             Ok(cmp(
                 path("", "loginCount", ""),
                 Op::Gt,
@@ -727,7 +747,7 @@ mod tests {
             ))
         );
         assert_eq!(
-            parse_filter("nickName eq null"),
+            user_filter("nickName eq null"),
             Ok(cmp(
                 path("", "nickName", ""),
                 Op::Eq,
@@ -735,7 +755,7 @@ mod tests {
             ))
         );
         assert_eq!(
-            parse_filter(r#"displayName eq "say \"hi\" \\ \u00e9\n""#),
+            user_filter(r#"displayName eq "say \"hi\" \\ \u00e9\n""#),
             Ok(cmp(
                 path("", "displayName", ""),
                 Op::Eq,
@@ -743,7 +763,7 @@ mod tests {
             ))
         );
         assert_eq!(
-            parse_filter(r#"displayName eq "\ud83d\ude00 (a) [b] and""#),
+            user_filter(r#"displayName eq "\ud83d\ude00 (a) [b] and""#),
             Ok(cmp(
                 path("", "displayName", ""),
                 Op::Eq,
@@ -780,12 +800,12 @@ mod tests {
             ),
         ];
         for (text, position) in cases {
-            match parse_filter(text) {
+            match user_filter(text) {
                 Err(e) => assert_eq!(e.position, position, "{text:?}: {e}"),
                 Ok(f) => panic!("{text:?} parsed as {f:?}"),
             }
         }
-        let message = parse_filter("userName foo \"x\"").map_err(|e| e.to_string());
+        let message = user_filter("userName foo \"x\"").map_err(|e| e.to_string());
         assert_eq!(
             message,
             Err("expected an operator after 'userName', found 'foo' at position 10".into())
@@ -795,14 +815,14 @@ mod tests {
     #[test]
     fn patch_paths() {
         assert_eq!(
-            parse_path("name.familyName"),
+            user_path("name.familyName"),
             Ok(PathTarget::Attribute(path("", "name", "familyName")))
         );
         assert_eq!(
-            parse_path("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"),
+            user_path("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"),
             Ok(PathTarget::Schema(schema::ENTERPRISE_USER.into()))
         );
-        let Ok(PathTarget::Attribute(p)) = parse_path(r#"emails[type eq "work"].Value"#) else {
+        let Ok(PathTarget::Attribute(p)) = user_path(r#"emails[type eq "work"].Value"#) else {
             panic!("value path did not parse")
         };
         assert_eq!(
@@ -813,7 +833,7 @@ mod tests {
             p.value_filter.map(|f| *f),
             Some(cmp(path("", "type", ""), Op::Eq, s("work")))
         );
-        let Ok(PathTarget::Attribute(p)) = parse_path(r#"members[value eq "abc"]"#) else {
+        let Ok(PathTarget::Attribute(p)) = user_path(r#"members[value eq "abc"]"#) else {
             panic!("value path did not parse")
         };
         assert_eq!(p.sub_attribute, "");
@@ -828,23 +848,73 @@ mod tests {
             "a b",
             "urn:ietf:params:scim:schemas:core:2.0:User[x eq 1]",
         ] {
-            assert!(parse_path(bad).is_err(), "{bad:?}");
+            assert!(user_path(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn group_filters() {
+        let group = |text| parse_filter(Resource::Group, text);
+        assert_eq!(
+            group(r#"DisplayName eq "Ops""#),
+            Ok(cmp(path("", "displayName", ""), Op::Eq, s("Ops")))
+        );
+        assert_eq!(
+            group(r#"urn:ietf:params:scim:schemas:core:2.0:Group:displayName eq "Ops""#),
+            Ok(cmp(path("", "displayName", ""), Op::Eq, s("Ops")))
+        );
+        // A bare UUID stays the text as written.
+        assert_eq!(
+            group("Members.Value eq 2819c223-7f76-453a-919d-413861904646"),
+            Ok(cmp(
+                path("", "members", "value"),
+                Op::Eq,
+                s("2819c223-7f76-453a-919d-413861904646")
+            ))
+        );
+        assert_eq!(
+            group(r#"members[VALUE eq "u1"]"#),
+            Ok(Filter {
+                expression: Some(filter::Expression::ValuePath(Box::new(ValuePath {
+                    path: Some(Box::new(path("", "members", ""))),
+                    filter: Some(Box::new(cmp(path("", "value", ""), Op::Eq, s("u1")))),
+                }))),
+            })
+        );
+        assert_eq!(
+            group(r#"externalId eq "e" and meta.lastModified ge "2026-01-01T00:00:00Z""#),
+            Ok(and(vec![
+                cmp(path("", "externalId", ""), Op::Eq, s("e")),
+                cmp(
+                    path("", "meta", "lastModified"),
+                    Op::Ge,
+                    s("2026-01-01T00:00:00Z")
+                ),
+            ]))
+        );
+        // Enterprise names are not special on groups.
+        assert_eq!(
+            group(r#"department eq "x""#),
+            Ok(cmp(path("", "department", ""), Op::Eq, s("x")))
+        );
+        for bad in ["members[value eq \"u1\"", "displayName eq", "members[]"] {
+            assert!(group(bad).is_err(), "{bad}");
         }
     }
 
     proptest! {
         #[test]
         fn random_text_never_panics(text in "\\PC{0,80}") {
-            let _ = parse_filter(&text);
-            let _ = parse_path(&text);
+            let _ = user_filter(&text);
+            let _ = user_path(&text);
         }
 
         #[test]
         fn filter_like_text_never_panics(
             text in r#"[a-zA-Z.:\[\]()" \\u0-9]{0,60}"#
         ) {
-            let _ = parse_filter(&text);
-            let _ = parse_path(&text);
+            let _ = user_filter(&text);
+            let _ = user_path(&text);
         }
     }
 }

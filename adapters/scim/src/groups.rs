@@ -1,49 +1,463 @@
-//! `/Groups` until groups land: an empty list and 404 by id, so Okta's "Test
-//! Groups endpoint" passes. The token is still checked with the service, so
-//! a bad one gets 401 here like everywhere else.
+//! `/Groups`: SCIM Group JSON <-> `identity.v1.Group`, and the handlers that
+//! turn each request into GroupService calls. A Group message never carries
+//! members: responses read them with paged ListMembers calls streamed into
+//! the body (see `members`), and not at all when the projection drops them
+//! or the group has none.
+
+use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::response::Response;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use identity_proto::v1::WhoAmIRequest;
-use identity_proto::v1::auth_service_client::AuthServiceClient;
+use identity_proto::v1::group_service_client::GroupServiceClient;
+use identity_proto::v1::{
+    CreateGroupRequest, DeleteGroupRequest, GetGroupRequest, Group, ListGroupsRequest,
+    PatchGroupRequest, ReplaceGroupRequest,
+};
+use serde_json::{Map, Value as Json};
+use tonic::transport::Channel;
 
 use crate::AppState;
 use crate::error::ScimError;
-use crate::http::Bearer;
-use crate::list::{ListParams, ListQuery, list_response};
-use crate::schema::BASE_PATH;
+use crate::http::{
+    Bearer, ScimJson, ScimQuery, if_match, insert_etag, insert_location, not_modified, scim_body,
+};
+use crate::list::{ListParams, list_head};
+use crate::members::{self, MemberPages, MemberSource};
+use crate::patch::{member_ids, parse_patch};
+use crate::projection::Projection;
+use crate::resource::{self, Meta};
+use crate::schema::{self, BASE_PATH, CORE_GROUP, Resource, text};
+
+/// Largest GroupService answer accepted. A ListMembers page of 5000 is far
+/// below it even with long names; the default 4 MiB would not leave that
+/// margin for a page of 1000 groups with large attribute bags.
+const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route(&format!("{BASE_PATH}/Groups"), get(list))
-        .route(&format!("{BASE_PATH}/Groups/{{id}}"), get(fetch))
+        .route(&format!("{BASE_PATH}/Groups"), get(list).post(create))
+        .route(
+            &format!("{BASE_PATH}/Groups/{{id}}"),
+            get(fetch).put(replace).patch(patch).delete(remove),
+        )
 }
 
-async fn authenticate(state: &AppState, bearer: &Bearer) -> Result<(), ScimError> {
-    AuthServiceClient::new(state.channel.clone())
-        .who_am_i(bearer.request(WhoAmIRequest {}))
-        .await?;
-    Ok(())
+fn client(state: &AppState) -> GroupServiceClient<Channel> {
+    GroupServiceClient::new(state.channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES)
 }
 
-async fn list(
+async fn create(
     State(state): State<AppState>,
     bearer: Bearer,
-    query: ListQuery,
+    query: ScimQuery,
+    ScimJson(body): ScimJson,
 ) -> Result<Response, ScimError> {
-    authenticate(&state, &bearer).await?;
-    // Parsed so a malformed filter is still a 400, as it will be for real groups.
-    let params = ListParams::from_query(query)?;
-    Ok(list_response(0, params.start_index, Vec::new()))
+    let projection = Projection::parse(Resource::Group, &query)?;
+    let (group, member_ids) = group_from_scim(body)?;
+    let request = CreateGroupRequest {
+        tenant: String::new(),
+        group: Some(group),
+        member_ids,
+    };
+    let created = client(&state)
+        .create_group(bearer.request(request))
+        .await?
+        .into_inner();
+    group_response(&state, bearer, StatusCode::CREATED, &created, &projection).await
 }
 
 async fn fetch(
     State(state): State<AppState>,
     bearer: Bearer,
     Path(id): Path<String>,
+    query: ScimQuery,
+    headers: HeaderMap,
 ) -> Result<Response, ScimError> {
-    authenticate(&state, &bearer).await?;
-    Err(ScimError::not_found(format!("group \"{id}\" not found")))
+    let projection = Projection::parse(Resource::Group, &query)?;
+    let group = get_group(&state, &bearer, id).await?;
+    if let Some(response) = not_modified(&headers, &group.etag) {
+        return Ok(response);
+    }
+    group_response(&state, bearer, StatusCode::OK, &group, &projection).await
+}
+
+async fn list(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    query: ScimQuery,
+) -> Result<Response, ScimError> {
+    let params = ListParams::parse(Resource::Group, &query)?;
+    let projection = Projection::parse(Resource::Group, &query)?;
+    let request = ListGroupsRequest {
+        tenant: String::new(),
+        filter: params.filter,
+        page_size: params.count,
+        offset: params.start_index - 1,
+        page_token: String::new(),
+    };
+    let response = client(&state)
+        .list_groups(bearer.request(request))
+        .await?
+        .into_inner();
+    let head = list_head(
+        response.total_size,
+        params.start_index,
+        response.groups.len(),
+    );
+    // Each group's members are paged when the body reaches that group.
+    let groups = response
+        .groups
+        .iter()
+        .map(|group| {
+            (
+                projection.apply(group_to_scim(group, &state.base_url)),
+                member_source(&state, &bearer, group, &projection),
+            )
+        })
+        .collect();
+    Ok(scim_body(
+        StatusCode::OK,
+        Body::from_stream(members::list_body(head, groups)),
+    ))
+}
+
+async fn replace(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    Path(id): Path<String>,
+    query: ScimQuery,
+    headers: HeaderMap,
+    ScimJson(body): ScimJson,
+) -> Result<Response, ScimError> {
+    let projection = Projection::parse(Resource::Group, &query)?;
+    let (mut group, member_ids) = group_from_scim(body)?;
+    group.id = id;
+    let request = ReplaceGroupRequest {
+        tenant: String::new(),
+        group: Some(group),
+        member_ids,
+        etag: if_match(&headers),
+    };
+    let group = client(&state)
+        .replace_group(bearer.request(request))
+        .await?
+        .into_inner();
+    group_response(&state, bearer, StatusCode::OK, &group, &projection).await
+}
+
+/// 204 unless `attributes`/`excludedAttributes` ask for the resource
+/// (RFC 7644 §3.5.2): echoing a big group on every membership change is
+/// what Entra advises against.
+async fn patch(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    Path(id): Path<String>,
+    query: ScimQuery,
+    headers: HeaderMap,
+    ScimJson(body): ScimJson,
+) -> Result<Response, ScimError> {
+    let projection = Projection::parse(Resource::Group, &query)?;
+    let operations = parse_patch(Resource::Group, body)?;
+    let group = if operations.is_empty() {
+        // Nothing to change (e.g. adding an empty member list); the group
+        // must still exist.
+        get_group(&state, &bearer, id).await?
+    } else {
+        let request = PatchGroupRequest {
+            tenant: String::new(),
+            id,
+            operations,
+            etag: if_match(&headers),
+        };
+        client(&state)
+            .patch_group(bearer.request(request))
+            .await?
+            .into_inner()
+    };
+    if projection.requested() {
+        return group_response(&state, bearer, StatusCode::OK, &group, &projection).await;
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    insert_etag(response.headers_mut(), &group.etag);
+    Ok(response)
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ScimError> {
+    let request = DeleteGroupRequest {
+        tenant: String::new(),
+        id,
+        etag: if_match(&headers),
+    };
+    client(&state).delete_group(bearer.request(request)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn get_group(state: &AppState, bearer: &Bearer, id: String) -> Result<Group, ScimError> {
+    let request = GetGroupRequest {
+        tenant: String::new(),
+        id,
+    };
+    Ok(client(state)
+        .get_group(bearer.request(request))
+        .await?
+        .into_inner())
+}
+
+/// Where `group`'s members come from, or `None` when none are to be written:
+/// the group has none, or the projection drops them (then ListMembers is
+/// never called).
+fn member_source(
+    state: &AppState,
+    bearer: &Bearer,
+    group: &Group,
+    projection: &Projection,
+) -> Option<MemberSource> {
+    let rule = projection.rule("members");
+    if group.member_count == 0 || !rule.keeps_any_of(members::sample_member()) {
+        return None;
+    }
+    let pages = MemberPages::new(client(state), bearer.clone(), group.id.clone());
+    Some(MemberSource::new(pages, rule, Arc::clone(&state.base_url)))
+}
+
+/// One group as a response: its document, members streamed after it, the
+/// `ETag`, and `Location` when it was just created. The first member page
+/// is read before answering so its failure is still a SCIM Error.
+async fn group_response(
+    state: &AppState,
+    bearer: Bearer,
+    status: StatusCode,
+    group: &Group,
+    projection: &Projection,
+) -> Result<Response, ScimError> {
+    let document = projection.apply(group_to_scim(group, &state.base_url));
+    let members = match member_source(state, &bearer, group, projection) {
+        Some(source) => Some(source.prefetch().await?),
+        None => None,
+    };
+    let body = Body::from_stream(members::group_document(document, members));
+    let mut response = scim_body(status, body);
+    insert_etag(response.headers_mut(), &group.etag);
+    if status == StatusCode::CREATED {
+        insert_location(
+            response.headers_mut(),
+            &Resource::Group.location(&state.base_url, &group.id),
+        );
+    }
+    Ok(response)
+}
+
+/// Reads a SCIM Group body into the group and its member ids. Known names
+/// match in any case; null is absent; `id`, `meta` and `schemas` are ignored
+/// (so Entra's extra ADSCIM schema is accepted); every other attribute is
+/// kept as sent.
+pub fn group_from_scim(body: Json) -> Result<(Group, Vec<String>), ScimError> {
+    let Json::Object(body) = body else {
+        return Err(ScimError::invalid_syntax("a Group must be a JSON object"));
+    };
+    let mut group = Group::default();
+    let mut members = Vec::new();
+    let mut attributes = Map::new();
+    for (key, value) in body {
+        if value.is_null() {
+            continue;
+        }
+        match schema::attribute_def(Resource::Group, "", &key).map(|d| d.name) {
+            Some("displayName") => group.display_name = text(value, "displayName")?,
+            Some("externalId") => group.external_id = Some(text(value, "externalId")?),
+            Some("members") => members = member_ids(value)?,
+            Some("id" | "meta" | "schemas") => {}
+            _ => {
+                attributes.insert(key, value);
+            }
+        }
+    }
+    if !attributes.is_empty() {
+        group.attributes = Some(identity_proto::json_to_struct(attributes));
+    }
+    Ok((group, members))
+}
+
+/// Writes the SCIM representation of a group (RFC 7643 §4.2) without its
+/// members, which are streamed after it.
+pub fn group_to_scim(group: &Group, base_url: &str) -> Map<String, Json> {
+    let mut out = group
+        .attributes
+        .clone()
+        .map(identity_proto::struct_to_json)
+        .unwrap_or_default();
+    out.remove("members");
+    let mut schemas = vec![Json::from(CORE_GROUP)];
+    schemas.extend(resource::extension_schemas(Resource::Group, &out));
+    out.insert("schemas".into(), Json::Array(schemas));
+    out.insert("id".into(), group.id.clone().into());
+    if let Some(external_id) = &group.external_id {
+        out.insert("externalId".into(), external_id.clone().into());
+    }
+    out.insert("displayName".into(), group.display_name.clone().into());
+    let meta = Meta {
+        id: &group.id,
+        etag: &group.etag,
+        created: group.create_time.as_ref(),
+        last_modified: group.update_time.as_ref(),
+    };
+    out.insert(
+        "meta".into(),
+        resource::meta(Resource::Group, base_url, &meta),
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::StatusCode;
+    use serde_json::json;
+
+    const BASE: &str = "https://scim.example.com";
+    const ADSCIM: &str = "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group";
+
+    fn stored(mut group: Group) -> Group {
+        group.id = "7f1c0a52-1d1e-4d0a-9d53-0d7c1f0c2a11".into();
+        group.etag = "3".into();
+        group.create_time = Some(prost_types::Timestamp {
+            seconds: 1_700_000_000,
+            nanos: 0,
+        });
+        group.update_time = group.create_time;
+        group
+    }
+
+    #[test]
+    fn entra_create_body_with_extra_schema() {
+        let body = json!({
+            "schemas": [CORE_GROUP, ADSCIM],
+            "externalId": "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159",
+            "DisplayName": "Group1DisplayName",
+            "meta": {"resourceType": "Group"},
+            "members": [],
+        });
+        let Ok((group, members)) = group_from_scim(body) else {
+            panic!("valid body rejected")
+        };
+        assert_eq!(group.display_name, "Group1DisplayName");
+        assert_eq!(
+            group.external_id.as_deref(),
+            Some("8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159")
+        );
+        assert!(group.attributes.is_none());
+        assert!(members.is_empty());
+        let out = group_to_scim(&stored(group), BASE);
+        assert_eq!(out["schemas"], json!([CORE_GROUP]));
+    }
+
+    #[test]
+    fn okta_create_body_with_members() {
+        let body = json!({
+            "schemas": [CORE_GROUP],
+            "displayName": "Engineering",
+            "members": [
+                {"value": "u1", "display": "Ann"},
+                {"value": " u2 ", "$ref": "https://x/Users/u2", "type": "User"},
+                "u3",
+                null,
+                {"Value": "u1"}
+            ],
+            "id": "ignored",
+        });
+        assert_eq!(
+            group_from_scim(body).map(|(g, m)| (g.display_name, g.id, m)),
+            Ok((
+                "Engineering".into(),
+                String::new(),
+                vec!["u1".into(), "u2".into(), "u3".into()]
+            ))
+        );
+    }
+
+    #[test]
+    fn output_round_trips_bag_attributes_and_extensions() {
+        let custom = "urn:example:acme:2.0:Group";
+        let body = json!({
+            "schemas": [CORE_GROUP, custom],
+            "displayName": "Ops",
+            "externalId": "ext-1",
+            "description": "on call",
+            custom: {"code": 7},
+        });
+        let Ok((group, _)) = group_from_scim(body) else {
+            panic!("valid body rejected")
+        };
+        let out = Json::Object(group_to_scim(&stored(group), BASE));
+        assert_eq!(
+            out,
+            json!({
+                "schemas": [CORE_GROUP, custom],
+                "id": "7f1c0a52-1d1e-4d0a-9d53-0d7c1f0c2a11",
+                "displayName": "Ops",
+                "externalId": "ext-1",
+                "description": "on call",
+                custom: {"code": 7},
+                "meta": {
+                    "resourceType": "Group",
+                    "created": "2023-11-14T22:13:20Z",
+                    "lastModified": "2023-11-14T22:13:20Z",
+                    "location": "https://scim.example.com/scim/v2/Groups/7f1c0a52-1d1e-4d0a-9d53-0d7c1f0c2a11",
+                    "version": "W/\"3\"",
+                },
+            })
+        );
+    }
+
+    #[test]
+    fn output_never_takes_members_from_the_bag() {
+        let group = Group {
+            attributes: Some(identity_proto::json_to_struct(
+                json!({"members": [1]})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            )),
+            ..stored(Group::default())
+        };
+        assert!(group_to_scim(&group, BASE).get("members").is_none());
+    }
+
+    #[test]
+    fn malformed_bodies() {
+        for body in [
+            json!([]),
+            json!("x"),
+            json!({"displayName": 5}),
+            json!({"externalId": {"a": 1}}),
+            json!({"members": [{"display": "no id"}]}),
+            json!({"members": [{"value": 5}]}),
+            json!({"members": [{"value": "  "}]}),
+            json!({"members": [7]}),
+            json!({"members": true}),
+        ] {
+            let err = group_from_scim(body.clone()).err();
+            assert_eq!(
+                err.as_ref().map(|e| e.status),
+                Some(StatusCode::BAD_REQUEST),
+                "{body}"
+            );
+        }
+        let detail = group_from_scim(json!({"members": [{"value": "a"}, {}]}))
+            .err()
+            .map(|e| e.detail);
+        assert_eq!(
+            detail.as_deref(),
+            Some("members[1] must be an object with the member's id as \"value\"")
+        );
+    }
 }

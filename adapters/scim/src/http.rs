@@ -1,8 +1,9 @@
 //! HTTP edges shared by the SCIM handlers: the bearer token extractor, the
-//! lenient JSON body extractor, `If-Match`, and SCIM JSON responses.
+//! lenient JSON body extractor, query parameters, `If-Match`/`ETag`, and SCIM
+//! JSON responses.
 
-use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -15,7 +16,8 @@ use crate::schema;
 
 /// The caller's `Authorization: Bearer` credential, forwarded unchanged to the
 /// service, which alone decides whether it is valid. No `Debug`: it must
-/// never reach a log.
+/// never reach a log. Cloned into streamed responses that page the service.
+#[derive(Clone)]
 pub struct Bearer(MetadataValue<Ascii>);
 
 impl Bearer {
@@ -51,6 +53,39 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ScimError> {
         Bearer::parse(&parts.headers)
+    }
+}
+
+/// The query string as name/value pairs, in order. Parameter names are
+/// matched case-insensitively by [`ScimQuery::get`] and [`ScimQuery::all`].
+pub struct ScimQuery(pub Vec<(String, String)>);
+
+impl ScimQuery {
+    /// The first value of `name`, trimmed.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+    }
+
+    /// Every value of `name`, trimmed, in order.
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ScimQuery {
+    type Rejection = ScimError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ScimError> {
+        let Query(pairs) = Query::<Vec<(String, String)>>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ScimError::invalid_syntax(format!("invalid query string: {e}")))?;
+        Ok(ScimQuery(pairs))
     }
 }
 
@@ -134,6 +169,43 @@ pub fn weak_etag(etag: &str) -> String {
     format!("W/\"{etag}\"")
 }
 
+/// Sets the `ETag` header to the service's version.
+pub fn insert_etag(headers: &mut HeaderMap, etag: &str) {
+    if let Ok(value) = HeaderValue::from_str(&weak_etag(etag)) {
+        headers.insert(header::ETAG, value);
+    }
+}
+
+/// `304 Not Modified` when `If-None-Match` names the current version.
+pub fn not_modified(headers: &HeaderMap, etag: &str) -> Option<Response> {
+    if !if_none_match(headers).iter().any(|e| e == etag) {
+        return None;
+    }
+    let mut response = StatusCode::NOT_MODIFIED.into_response();
+    insert_etag(response.headers_mut(), etag);
+    Some(response)
+}
+
+/// The `Location` header of a resource just created.
+pub fn insert_location(headers: &mut HeaderMap, location: &str) {
+    if let Ok(value) = HeaderValue::from_str(location) {
+        headers.insert(header::LOCATION, value);
+    }
+}
+
+/// A response whose SCIM JSON body is written as it is produced.
+pub fn scim_body(status: StatusCode, body: Body) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(schema::SCIM_MEDIA_TYPE),
+        )],
+        body,
+    )
+        .into_response()
+}
+
 /// A SCIM JSON response with the SCIM media type.
 pub fn scim_json(status: StatusCode, body: &Json) -> Response {
     (
@@ -209,6 +281,24 @@ mod tests {
             vec!["1", "2"]
         );
         assert_eq!(weak_etag("4"), "W/\"4\"");
+        let matching = headers(&[(header::IF_NONE_MATCH, "W/\"4\"")]);
+        let response = not_modified(&matching, "4");
+        assert_eq!(
+            response.as_ref().map(Response::status),
+            Some(StatusCode::NOT_MODIFIED)
+        );
+        assert!(not_modified(&matching, "5").is_none());
+    }
+
+    #[test]
+    fn query_names_ignore_case() {
+        let query = ScimQuery(vec![
+            ("Attributes".into(), " a ".into()),
+            ("attributes".into(), "b".into()),
+        ]);
+        assert_eq!(query.get("ATTRIBUTES"), Some("a"));
+        assert_eq!(query.all("attributes").collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(query.get("filter"), None);
     }
 
     #[test]

@@ -1,8 +1,6 @@
 //! List requests and ListResponse bodies (RFC 7644 §3.4.2), shared by
-//! `/Users` and the `/Groups` stub.
+//! `/Users` and `/Groups`.
 
-use axum::extract::Query;
-use axum::extract::rejection::QueryRejection;
 use axum::http::StatusCode;
 use axum::response::Response;
 use identity_proto::v1::Filter;
@@ -10,11 +8,8 @@ use serde_json::{Value as Json, json};
 
 use crate::error::ScimError;
 use crate::filter::parse_filter;
-use crate::http::scim_json;
-use crate::schema::{LIST_RESPONSE, MAX_PAGE_SIZE};
-
-/// The raw query string pairs a list handler receives.
-pub type ListQuery = Result<Query<Vec<(String, String)>>, QueryRejection>;
+use crate::http::{ScimQuery, scim_json};
+use crate::schema::{LIST_RESPONSE, MAX_PAGE_SIZE, Resource};
 
 /// `filter`, `startIndex` and `count` of a list request.
 #[derive(Debug, PartialEq)]
@@ -27,28 +22,18 @@ pub struct ListParams {
 }
 
 impl ListParams {
-    pub fn from_query(query: ListQuery) -> Result<Self, ScimError> {
-        let Query(pairs) =
-            query.map_err(|e| ScimError::invalid_syntax(format!("invalid query string: {e}")))?;
-        Self::parse(&pairs)
-    }
-
-    fn parse(params: &[(String, String)]) -> Result<Self, ScimError> {
-        let get = |name: &str| {
-            params
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.trim())
-        };
-        let filter = match get("filter") {
+    /// Reads the parameters; the filter names attributes of `resource`.
+    pub fn parse(resource: Resource, query: &ScimQuery) -> Result<Self, ScimError> {
+        let filter = match query.get("filter") {
             Some(text) if !text.is_empty() => Some(
-                parse_filter(text)
+                parse_filter(resource, text)
                     .map_err(|e| ScimError::invalid_filter(format!("invalid filter: {e}")))?,
             ),
             _ => None,
         };
         let integer = |name: &str| -> Result<Option<i64>, ScimError> {
-            get(name)
+            query
+                .get(name)
                 .filter(|v| !v.is_empty())
                 .map(|v| {
                     v.parse::<i64>().map_err(|_| {
@@ -68,6 +53,24 @@ impl ListParams {
         })
     }
 }
+
+/// The opening of a ListResponse whose `Resources` are written after it;
+/// ends with `"Resources":[`.
+pub fn list_head(total_results: i64, start_index: i64, items_per_page: usize) -> String {
+    let head = json!({
+        "schemas": [LIST_RESPONSE],
+        "totalResults": total_results,
+        "startIndex": start_index,
+        "itemsPerPage": items_per_page,
+    });
+    let mut text = head.to_string();
+    text.pop();
+    text.push_str(",\"Resources\":[");
+    text
+}
+
+/// The end of a ListResponse begun with [`list_head`].
+pub const LIST_TAIL: &str = "]}";
 
 /// A ListResponse; the counts are JSON numbers, as Okta requires.
 pub fn list_response(total_results: i64, start_index: i64, resources: Vec<Json>) -> Response {
@@ -91,7 +94,7 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        ListParams::parse(&owned)
+        ListParams::parse(Resource::User, &ScimQuery(owned))
     }
 
     #[test]
@@ -132,5 +135,21 @@ mod tests {
             .err()
             .and_then(|e| e.scim_type);
         assert_eq!(err, Some(crate::error::ScimType::InvalidFilter));
+    }
+
+    #[test]
+    fn streamed_list_is_the_same_json() {
+        let text = format!("{}{{\"id\":\"a\"}}{LIST_TAIL}", list_head(7, 3, 1));
+        let parsed: Result<Json, _> = serde_json::from_str(&text);
+        assert_eq!(
+            parsed.ok(),
+            Some(json!({
+                "schemas": [LIST_RESPONSE],
+                "totalResults": 7,
+                "startIndex": 3,
+                "itemsPerPage": 1,
+                "Resources": [{"id": "a"}],
+            }))
+        );
     }
 }

@@ -1,18 +1,20 @@
 //! SCIM PATCH bodies (RFC 7644 §3.5.2) -> typed `PatchOperation`s, in every
 //! dialect Okta and Entra send: op names in any case, pathless add/replace
 //! expanded per key (dotted and URN-qualified keys), `"True"`/`"False"`
-//! booleans, value-filtered and URN-prefixed paths, and the manager shapes.
-//! Applying them is the service's job.
+//! booleans, value-filtered and URN-prefixed paths, the manager shapes, and
+//! group member lists. Applying them is the service's job.
+
+use std::collections::HashSet;
 
 use identity_proto::v1::{AttributePath, PatchOperation, patch_operation::Op};
 use serde_json::{Map, Value as Json};
 
 use crate::error::ScimError;
 use crate::filter;
-use crate::schema::{self, Kind, PathTarget};
+use crate::schema::{self, Kind, PathTarget, Resource, Returned};
 
-/// Parses a PatchOp body into the operations to send, in order.
-pub fn parse_patch(body: Json) -> Result<Vec<PatchOperation>, ScimError> {
+/// Parses a PatchOp body for a `resource` into the operations to send, in order.
+pub fn parse_patch(resource: Resource, body: Json) -> Result<Vec<PatchOperation>, ScimError> {
     let Json::Object(body) = body else {
         return Err(ScimError::invalid_syntax(
             "the PATCH body must be a JSON object",
@@ -28,7 +30,7 @@ pub fn parse_patch(body: Json) -> Result<Vec<PatchOperation>, ScimError> {
     };
     let mut out = Vec::new();
     for (index, operation) in operations.iter().enumerate() {
-        out.extend(parse_operation(operation).map_err(|e| ScimError {
+        out.extend(parse_operation(resource, operation).map_err(|e| ScimError {
             detail: format!("Operations[{index}]: {}", e.detail),
             ..e
         })?);
@@ -44,7 +46,7 @@ fn get_ignore_case<'a>(map: &'a Map<String, Json>, key: &str) -> Option<&'a Json
     })
 }
 
-fn parse_operation(operation: &Json) -> Result<Vec<PatchOperation>, ScimError> {
+fn parse_operation(resource: Resource, operation: &Json) -> Result<Vec<PatchOperation>, ScimError> {
     let Json::Object(operation) = operation else {
         return Err(ScimError::invalid_syntax(
             "each operation must be a JSON object",
@@ -79,30 +81,36 @@ fn parse_operation(operation: &Json) -> Result<Vec<PatchOperation>, ScimError> {
             return Err(ScimError::no_target("remove needs a \"path\""));
         }
         return match value {
-            Some(Json::Object(map)) => expand_object(op, "", map),
+            Some(Json::Object(map)) => expand_object(resource, op, "", map),
             _ => Err(ScimError::invalid_value(
                 "an operation without \"path\" needs an object \"value\"",
             )),
         };
     };
-    match filter::parse_path(path)
+    match filter::parse_path(resource, path)
         .map_err(|e| ScimError::invalid_path(format!("invalid path \"{path}\": {e}")))?
     {
         PathTarget::Schema(schema) => match (op, value) {
-            (Op::Remove, _) if schema == schema::ENTERPRISE_USER => {
-                Ok(schema::ENTERPRISE_ATTRIBUTES
-                    .iter()
-                    .map(|def| operation_of(Op::Remove, attr(&schema, def.name, ""), None))
-                    .collect())
+            (Op::Remove, _) if !schema.is_empty() => {
+                let known = resource.extensions().iter().find(|(urn, _)| *urn == schema);
+                match known {
+                    Some((_, defs)) => Ok(defs
+                        .iter()
+                        .map(|def| operation_of(Op::Remove, attr(&schema, def.name, ""), None))
+                        .collect()),
+                    None => Err(ScimError::invalid_path(format!(
+                        "path \"{path}\" names a schema this resource does not have"
+                    ))),
+                }
             }
             (Op::Add | Op::Replace, Some(Json::Object(map))) if !schema.is_empty() => {
-                expand_object(op, &schema, map)
+                expand_object(resource, op, &schema, map)
             }
             _ => Err(ScimError::invalid_path(format!(
                 "path \"{path}\" names a whole schema; give an object value of its attributes"
             ))),
         },
-        PathTarget::Attribute(target) => normalize(op, target, value),
+        PathTarget::Attribute(target) => normalize(resource, op, target, value),
     }
 }
 
@@ -127,6 +135,7 @@ fn operation_of(op: Op, path: AttributePath, value: Option<Json>) -> PatchOperat
 /// (`name.givenName`), URN-qualified (`urn:…:enterprise:2.0:User:department`),
 /// or an extension URN whose value holds that extension's attributes.
 fn expand_object(
+    resource: Resource,
     op: Op,
     schema: &str,
     map: Map<String, Json>,
@@ -139,14 +148,14 @@ fn expand_object(
             continue;
         }
         let target = if schema.is_empty() {
-            expansion_key(&key, &value)
+            expansion_key(resource, &key, &value)
         } else {
-            schema::parse_attr_path(&format!("{schema}:{key}"))
+            schema::parse_attr_path(resource, &format!("{schema}:{key}"))
         };
         match target {
             Some(PathTarget::Schema(inner)) => match value {
                 Json::Object(inner_map) if !inner.is_empty() => {
-                    out.extend(expand_object(op, &inner, inner_map)?)
+                    out.extend(expand_object(resource, op, &inner, inner_map)?)
                 }
                 Json::Null => {}
                 _ => {
@@ -155,7 +164,9 @@ fn expand_object(
                     )));
                 }
             },
-            Some(PathTarget::Attribute(path)) => out.extend(normalize(op, path, Some(value))?),
+            Some(PathTarget::Attribute(path)) => {
+                out.extend(normalize(resource, op, path, Some(value))?)
+            }
             None => {
                 return Err(ScimError::invalid_path(format!(
                     "\"{key}\" is not a valid attribute name"
@@ -168,38 +179,46 @@ fn expand_object(
 
 /// What a top-level key of a pathless value names. An unknown URN with an
 /// object value is an extension schema; anything else is an attribute path.
-fn expansion_key(key: &str, value: &Json) -> Option<PathTarget> {
-    let is_urn = key.len() > 4 && key.is_char_boundary(4) && key[..4].eq_ignore_ascii_case("urn:");
-    let known = key.eq_ignore_ascii_case(schema::CORE_USER)
-        || key.eq_ignore_ascii_case(schema::ENTERPRISE_USER);
-    if is_urn && !known && value.is_object() && !has_known_prefix(key) {
+fn expansion_key(resource: Resource, key: &str, value: &Json) -> Option<PathTarget> {
+    let known = schema::known_schemas(resource).any(|urn| key.eq_ignore_ascii_case(urn));
+    if schema::is_urn(key) && !known && value.is_object() && !has_known_prefix(resource, key) {
         return Some(PathTarget::Schema(key.to_owned()));
     }
-    schema::parse_attr_path(key)
+    schema::parse_attr_path(resource, key)
 }
 
-fn has_known_prefix(key: &str) -> bool {
-    [schema::CORE_USER, schema::ENTERPRISE_USER]
-        .iter()
-        .any(|urn| {
-            key.len() > urn.len()
-                && key.is_char_boundary(urn.len())
-                && key[..urn.len()].eq_ignore_ascii_case(urn)
-        })
+fn has_known_prefix(resource: Resource, key: &str) -> bool {
+    schema::known_schemas(resource)
+        .any(|urn| key.len() > urn.len() && schema::starts_with_ignore_case(key, urn))
 }
 
 /// Applies the leniencies to one targeted operation: `password` dropped,
-/// null meaning absent, manager shapes, string booleans, canonical keys.
+/// null meaning absent, manager shapes, member lists, string booleans,
+/// canonical keys.
 fn normalize(
+    resource: Resource,
     op: Op,
     path: AttributePath,
     value: Option<Json>,
 ) -> Result<Vec<PatchOperation>, ScimError> {
-    if path.schema.is_empty() && path.attribute == "password" {
+    let never_returned = schema::attribute_def(resource, &path.schema, &path.attribute)
+        .is_some_and(|def| matches!(def.returned, Returned::Never));
+    if never_returned {
         return Ok(Vec::new());
     }
-    if path.schema == schema::ENTERPRISE_USER && path.attribute == "manager" {
+    if resource == Resource::User
+        && path.schema == schema::ENTERPRISE_USER
+        && path.attribute == "manager"
+    {
         return Ok(manager_operation(op, path, value).into_iter().collect());
+    }
+    let whole_members = resource == Resource::Group
+        && path.schema.is_empty()
+        && path.attribute == "members"
+        && path.sub_attribute.is_empty()
+        && path.value_filter.is_none();
+    if whole_members {
+        return members_operation(op, path, value);
     }
     let value = match (op, value) {
         (Op::Remove, value) => value.filter(|v| !v.is_null()),
@@ -209,8 +228,72 @@ fn normalize(
         }
         (_, Some(value)) => Some(value),
     };
-    let value = value.map(|v| normalize_value(&path, v));
+    let value = value.map(|v| normalize_value(resource, &path, v));
     Ok(vec![operation_of(op, path, value)])
+}
+
+/// `members` without a filter: the value, in any shape [`member_ids`]
+/// reads, leaves as `[{"value": id}, ...]`. Add or remove of no one is
+/// dropped (an empty Entra removal must not read as "remove all"); remove
+/// without a value, and replace with null, remove every member.
+fn members_operation(
+    op: Op,
+    path: AttributePath,
+    value: Option<Json>,
+) -> Result<Vec<PatchOperation>, ScimError> {
+    let ids = match value {
+        None | Some(Json::Null) if op == Op::Add => return Ok(Vec::new()),
+        None | Some(Json::Null) => return Ok(vec![operation_of(Op::Remove, path, None)]),
+        Some(value) => member_ids(value)?,
+    };
+    if ids.is_empty() && op != Op::Replace {
+        return Ok(Vec::new());
+    }
+    let value = ids
+        .into_iter()
+        .map(|id| {
+            let mut member = Map::new();
+            member.insert("value".into(), Json::String(id));
+            Json::Object(member)
+        })
+        .collect();
+    Ok(vec![operation_of(op, path, Some(Json::Array(value)))])
+}
+
+/// The user ids of a `members` value: `[{"value": id, "display": …}]`, one
+/// such object, or bare ids. `display`, `type` and `$ref` are ignored (the
+/// service fills them in), nulls skipped, repeats dropped.
+pub fn member_ids(value: Json) -> Result<Vec<String>, ScimError> {
+    let items = match value {
+        Json::Array(items) => items,
+        Json::Null => Vec::new(),
+        single => vec![single],
+    };
+    let mut seen = HashSet::new();
+    let mut ids = Vec::new();
+    for (index, item) in items.into_iter().enumerate() {
+        let id = match item {
+            Json::Null => continue,
+            Json::String(id) => Some(id),
+            Json::Object(member) => match get_ignore_case(&member, "value") {
+                Some(Json::String(id)) => Some(id.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
+        let id = id
+            .map(|id| id.trim().to_owned())
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| {
+                ScimError::invalid_value(format!(
+                    "members[{index}] must be an object with the member's id as \"value\""
+                ))
+            })?;
+        if seen.insert(id.clone()) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
 }
 
 /// The manager arrives as `"id"`, `{"value": id}` or `[{"value": id}]` and
@@ -257,14 +340,14 @@ pub fn manager_id(value: &Json) -> Option<String> {
 
 /// Canonical sub-attribute names, nulls dropped and string booleans typed,
 /// for the complex attributes the adapter knows (name, emails).
-fn normalize_value(path: &AttributePath, value: Json) -> Json {
+fn normalize_value(resource: Resource, path: &AttributePath, value: Json) -> Json {
     if !path.sub_attribute.is_empty() {
         return coerce(
-            schema::kind_of(&path.schema, &path.attribute, &path.sub_attribute),
+            schema::kind_of(resource, &path.schema, &path.attribute, &path.sub_attribute),
             value,
         );
     }
-    let Some(def) = schema::attribute_def(&path.schema, &path.attribute) else {
+    let Some(def) = schema::attribute_def(resource, &path.schema, &path.attribute) else {
         return value;
     };
     match (def.kind, value) {
@@ -272,19 +355,19 @@ fn normalize_value(path: &AttributePath, value: Json) -> Json {
             items
                 .into_iter()
                 .filter(|v| !v.is_null())
-                .map(|v| complex_value(path, v))
+                .map(|v| complex_value(resource, path, v))
                 .collect(),
         ),
         (Kind::Complex, value) if def.multi_valued && path.value_filter.is_none() => {
             // One element where a list is expected: Entra sends both shapes.
-            Json::Array(vec![complex_value(path, value)])
+            Json::Array(vec![complex_value(resource, path, value)])
         }
-        (Kind::Complex, value) => complex_value(path, value),
+        (Kind::Complex, value) => complex_value(resource, path, value),
         (kind, value) => coerce(Some(kind), value),
     }
 }
 
-fn complex_value(path: &AttributePath, value: Json) -> Json {
+fn complex_value(resource: Resource, path: &AttributePath, value: Json) -> Json {
     let Json::Object(map) = value else {
         return value;
     };
@@ -292,9 +375,9 @@ fn complex_value(path: &AttributePath, value: Json) -> Json {
         map.into_iter()
             .filter(|(_, v)| !v.is_null())
             .map(|(k, v)| {
-                let kind = schema::kind_of(&path.schema, &path.attribute, &k);
+                let kind = schema::kind_of(resource, &path.schema, &path.attribute, &k);
                 (
-                    schema::canonical_sub_attribute(&path.schema, &path.attribute, &k),
+                    schema::canonical_sub_attribute(resource, &path.schema, &path.attribute, &k),
                     coerce(kind, v),
                 )
             })
@@ -350,7 +433,11 @@ mod tests {
     }
 
     fn patch(ops: Json) -> Result<Vec<Flat>, ScimError> {
-        parse_patch(json!({"schemas": [schema::PATCH_OP], "Operations": ops})).map(flat)
+        parse_patch(
+            Resource::User,
+            json!({"schemas": [schema::PATCH_OP], "Operations": ops}),
+        )
+        .map(flat)
     }
 
     #[test]
@@ -427,9 +514,12 @@ mod tests {
 
     #[test]
     fn value_filtered_paths() {
-        let ops = parse_patch(json!({"Operations": [
-            {"op": "replace", "path": "emails[type eq \"work\"].value", "value": "a@b.c"}
-        ]}));
+        let ops = parse_patch(
+            Resource::User,
+            json!({"Operations": [
+                {"op": "replace", "path": "emails[type eq \"work\"].value", "value": "a@b.c"}
+            ]}),
+        );
         let Ok([op]) = ops.as_deref() else {
             panic!("one operation expected: {ops:?}")
         };
@@ -583,7 +673,7 @@ mod tests {
     #[test]
     fn malformed_bodies() {
         let scim_type = |body: Json| {
-            parse_patch(body)
+            parse_patch(Resource::User, body)
                 .err()
                 .and_then(|e| e.scim_type.map(|t| t.as_str()))
         };
@@ -636,14 +726,223 @@ mod tests {
         for (body, expected) in cases {
             assert_eq!(scim_type(body.clone()), Some(expected), "{body}");
         }
-        let detail = parse_patch(ops(
-            json!([{"op": "add", "value": {"a": 1}}, {"op": "remove"}]),
-        ))
+        let detail = parse_patch(
+            Resource::User,
+            ops(json!([{"op": "add", "value": {"a": 1}}, {"op": "remove"}])),
+        )
         .err()
         .map(|e| e.detail);
         assert_eq!(
             detail.as_deref(),
             Some("Operations[1]: remove needs a \"path\"")
         );
+    }
+
+    fn group_patch(ops: Json) -> Result<Vec<Flat>, ScimError> {
+        parse_patch(
+            Resource::Group,
+            json!({"schemas": [schema::PATCH_OP], "Operations": ops}),
+        )
+        .map(flat)
+    }
+
+    fn members(ids: &[&str]) -> Option<Json> {
+        Some(Json::Array(
+            ids.iter().map(|id| json!({"value": id})).collect(),
+        ))
+    }
+
+    const ID: &str = "2819c223-7f76-453a-919d-413861904646";
+
+    #[test]
+    fn okta_pathless_replace_echoes_id() {
+        let ops = group_patch(json!([{
+            "op": "replace",
+            "value": {"id": "g1", "displayName": "Engineering", "schemas": [], "meta": {}}
+        }]));
+        let mut ops = ops.unwrap_or_default();
+        ops.sort_by(|a, b| a.2.cmp(&b.2));
+        assert_eq!(
+            ops,
+            vec![
+                f(
+                    Op::Replace,
+                    "",
+                    "displayName",
+                    "",
+                    Some(json!("Engineering"))
+                ),
+                f(Op::Replace, "", "id", "", Some(json!("g1"))),
+            ]
+        );
+    }
+
+    #[test]
+    fn okta_remove_by_filter_then_add_in_one_request() {
+        let ops = parse_patch(
+            Resource::Group,
+            json!({"Operations": [
+                {"op": "remove", "path": format!("members[value eq \"{ID}\"]")},
+                {"op": "add", "path": "members", "value": [
+                    {"value": "u2", "display": "Ann"},
+                    {"value": "u3", "display": "Bob"}
+                ]},
+            ]}),
+        );
+        let Ok([remove, add]) = ops.as_deref() else {
+            panic!("two operations expected: {ops:?}")
+        };
+        assert_eq!(remove.op, Op::Remove as i32);
+        assert!(remove.value.is_none());
+        let path = remove.path.clone().unwrap_or_default();
+        assert_eq!(
+            (path.attribute.as_str(), path.sub_attribute.as_str()),
+            ("members", "")
+        );
+        let Some(Filter {
+            expression: Some(Expression::Comparison(c)),
+        }) = path.value_filter.map(|f| *f)
+        else {
+            panic!("comparison filter expected")
+        };
+        assert_eq!(c.path.map(|p| p.attribute), Some("value".into()));
+        assert_eq!(c.operator, comparison::Operator::Eq as i32);
+        assert_eq!(c.value.map(identity_proto::value_to_json), Some(json!(ID)));
+        assert_eq!(
+            flat(vec![add.clone()]),
+            vec![f(Op::Add, "", "members", "", members(&["u2", "u3"]))]
+        );
+    }
+
+    #[test]
+    fn okta_remove_by_or_of_filters() {
+        let ops = group_patch(json!([
+            {"op": "remove", "path": "members[value eq \"a\" or value eq \"b\"]"}
+        ]));
+        assert_eq!(
+            ops.map(|o| o.into_iter().map(|o| (o.0, o.2, o.4)).collect::<Vec<_>>()),
+            Ok(vec![(Op::Remove, "members".into(), true)])
+        );
+    }
+
+    #[test]
+    fn entra_add_and_remove_member_lists() {
+        assert_eq!(
+            group_patch(json!([
+                {"op": "Add", "path": "members", "value": [{"value": "u1"}, {"value": "u2"}]},
+                {"op": "Remove", "path": "members", "value": [{"value": "u3"}]},
+                {"op": "ADD", "path": "Members", "value": {"value": "u4"}},
+            ])),
+            Ok(vec![
+                f(Op::Add, "", "members", "", members(&["u1", "u2"])),
+                f(Op::Remove, "", "members", "", members(&["u3"])),
+                f(Op::Add, "", "members", "", members(&["u4"])),
+            ])
+        );
+    }
+
+    #[test]
+    fn remove_all_and_replace_members() {
+        assert_eq!(
+            group_patch(json!([
+                {"op": "remove", "path": "members"},
+                {"op": "replace", "path": "members", "value": [{"value": "u1", "$ref": "x", "type": "User"}, "u2"]},
+                {"op": "replace", "path": "members", "value": []},
+                {"op": "replace", "path": "members", "value": null},
+            ])),
+            Ok(vec![
+                f(Op::Remove, "", "members", "", None),
+                f(Op::Replace, "", "members", "", members(&["u1", "u2"])),
+                f(Op::Replace, "", "members", "", members(&[])),
+                f(Op::Remove, "", "members", "", None),
+            ])
+        );
+    }
+
+    #[test]
+    fn empty_member_changes_are_dropped() {
+        // An empty Entra removal must not become "remove every member".
+        assert_eq!(
+            group_patch(json!([
+                {"op": "remove", "path": "members", "value": []},
+                {"op": "add", "path": "members", "value": []},
+                {"op": "add", "path": "members", "value": null},
+                {"op": "add", "value": {"members": [null]}},
+            ])),
+            Ok(vec![])
+        );
+    }
+
+    #[test]
+    fn group_attribute_replacements() {
+        assert_eq!(
+            group_patch(json!([
+                {"op": "replace", "path": "displayName", "value": "Ops"},
+                {"op": "Replace", "path": "EXTERNALID", "value": "e1"},
+                {"op": "add", "path": "urn:ietf:params:scim:schemas:core:2.0:Group:displayName", "value": "Ops2"},
+                {"op": "add", "value": {"description": "x", "members": [{"value": "u1"}]}},
+                {"op": "replace", "path": "password", "value": "kept on a group"},
+            ])),
+            Ok(vec![
+                f(Op::Replace, "", "displayName", "", Some(json!("Ops"))),
+                f(Op::Replace, "", "externalId", "", Some(json!("e1"))),
+                f(Op::Add, "", "displayName", "", Some(json!("Ops2"))),
+                f(Op::Add, "", "description", "", Some(json!("x"))),
+                f(Op::Add, "", "members", "", members(&["u1"])),
+                f(
+                    Op::Replace,
+                    "",
+                    "password",
+                    "",
+                    Some(json!("kept on a group"))
+                ),
+            ])
+        );
+    }
+
+    #[test]
+    fn malformed_group_bodies() {
+        let scim_type = |ops: Json| {
+            parse_patch(Resource::Group, json!({"Operations": ops}))
+                .err()
+                .and_then(|e| e.scim_type.map(|t| t.as_str()))
+        };
+        for (ops, expected) in [
+            (
+                json!([{"op": "add", "path": "members", "value": [{"display": "x"}]}]),
+                "invalidValue",
+            ),
+            (
+                json!([{"op": "add", "path": "members", "value": [{"value": 1}]}]),
+                "invalidValue",
+            ),
+            (
+                json!([{"op": "remove", "path": "members", "value": [3]}]),
+                "invalidValue",
+            ),
+            (
+                json!([{"op": "replace", "path": "members", "value": true}]),
+                "invalidValue",
+            ),
+            (
+                json!([{"op": "remove", "path": "members[value eq \"x\""}]),
+                "invalidPath",
+            ),
+            (
+                json!([{"op": "remove", "path": "members[value eq \"x\"]]"}]),
+                "invalidPath",
+            ),
+            (
+                json!([{"op": "remove", "path": "urn:ietf:params:scim:schemas:core:2.0:Group"}]),
+                "invalidPath",
+            ),
+            (json!([{"op": "remove"}]), "noTarget"),
+            (
+                json!([{"op": "Delete", "path": "members"}]),
+                "invalidSyntax",
+            ),
+        ] {
+            assert_eq!(scim_type(ops.clone()), Some(expected), "{ops}");
+        }
     }
 }

@@ -1,11 +1,16 @@
-//! SCIM constants and what the adapter knows about User attributes: canonical
-//! names (IdPs send `UserName`, `NAME.givenname`), types (to turn `"True"` into
-//! a boolean), and the definitions `/Schemas` publishes. One table serves all
-//! of them so parsing and discovery cannot disagree.
+//! SCIM constants and what the adapter knows about User and Group attributes:
+//! canonical names (IdPs send `UserName`, `NAME.givenname`), types (to turn
+//! `"True"` into a boolean), and the definitions `/Schemas` publishes. One
+//! table per resource serves all of them so parsing and discovery cannot
+//! disagree.
 
 use identity_proto::v1::AttributePath;
+use serde_json::{Map, Value as Json};
+
+use crate::error::ScimError;
 
 pub const CORE_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub const CORE_GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 pub const ENTERPRISE_USER: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 pub const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 pub const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
@@ -152,6 +157,23 @@ const EMAIL_SUBS: &[AttributeDef] = &[
     },
 ];
 
+const GROUP_REF_SUBS: &[AttributeDef] = &[
+    AttributeDef {
+        mutability: Mutability::ReadOnly,
+        ..string("value", "The id of the group.")
+    },
+    AttributeDef {
+        kind: Kind::Reference,
+        mutability: Mutability::ReadOnly,
+        reference_types: &["Group"],
+        ..string("$ref", "The URI of the Group resource.")
+    },
+    AttributeDef {
+        mutability: Mutability::ReadOnly,
+        ..string("display", "The group's displayName.")
+    },
+];
+
 /// Core User attributes the service stores as typed fields (published in /Schemas).
 pub const CORE_ATTRIBUTES: &[AttributeDef] = &[
     AttributeDef {
@@ -173,6 +195,68 @@ pub const CORE_ATTRIBUTES: &[AttributeDef] = &[
         ..string(
             "active",
             "Whether the user may use the service; false deactivates without deleting.",
+        )
+    },
+    AttributeDef {
+        mutability: Mutability::ReadOnly,
+        multi_valued: true,
+        ..complex(
+            "groups",
+            "The groups the user is a member of; change them through the Group resource.",
+            GROUP_REF_SUBS,
+        )
+    },
+];
+
+const MEMBER_SUBS: &[AttributeDef] = &[
+    AttributeDef {
+        case_exact: true,
+        ..string("value", "The id of the member User.")
+    },
+    AttributeDef {
+        mutability: Mutability::ReadOnly,
+        ..string(
+            "display",
+            "The member's name: full name, else userName. Filled in by the service.",
+        )
+    },
+    AttributeDef {
+        mutability: Mutability::ReadOnly,
+        canonical_values: &["User"],
+        ..string("type", "The kind of member; always 'User'.")
+    },
+    AttributeDef {
+        kind: Kind::Reference,
+        mutability: Mutability::ReadOnly,
+        reference_types: &["User"],
+        ..string("$ref", "The URI of the member's User resource.")
+    },
+];
+
+/// Group attributes (RFC 7643 §4.2), published in /Schemas. externalId is
+/// listed as well since IdPs match groups on it.
+pub const GROUP_ATTRIBUTES: &[AttributeDef] = &[
+    AttributeDef {
+        required: true,
+        server_unique: true,
+        ..string(
+            "displayName",
+            "Name of the group, unique within the tenant, compared case-insensitively.",
+        )
+    },
+    AttributeDef {
+        multi_valued: true,
+        ..complex(
+            "members",
+            "The users in the group. Omit with excludedAttributes=members for large groups.",
+            MEMBER_SUBS,
+        )
+    },
+    AttributeDef {
+        case_exact: true,
+        ..string(
+            "externalId",
+            "Identifier assigned by the provisioning client.",
         )
     },
 ];
@@ -204,7 +288,10 @@ pub const ENTERPRISE_ATTRIBUTES: &[AttributeDef] = &[
 ];
 
 const META_SUBS: &[AttributeDef] = &[
-    string("resourceType", "Always 'User'."),
+    AttributeDef {
+        returned: Returned::Always,
+        ..string("resourceType", "'User' or 'Group'.")
+    },
     AttributeDef {
         kind: Kind::DateTime,
         ..string("created", "When the resource was created.")
@@ -220,8 +307,8 @@ const META_SUBS: &[AttributeDef] = &[
     string("version", "The weak ETag of the resource."),
 ];
 
-/// Attributes every resource has (RFC 7643 §3.1) plus names the adapter must
-/// recognise to ignore or drop; not listed in the User schema itself.
+/// Attributes every resource has (RFC 7643 §3.1); not listed in the
+/// resource schemas themselves.
 const COMMON_ATTRIBUTES: &[AttributeDef] = &[
     AttributeDef {
         case_exact: true,
@@ -243,18 +330,76 @@ const COMMON_ATTRIBUTES: &[AttributeDef] = &[
     AttributeDef {
         mutability: Mutability::ReadOnly,
         multi_valued: true,
+        returned: Returned::Always,
         ..string("schemas", "Schema URNs of the resource.")
     },
-    AttributeDef {
-        mutability: Mutability::ReadOnly,
-        multi_valued: true,
-        ..complex("groups", "Groups the user belongs to.", &[])
-    },
-    AttributeDef {
-        returned: Returned::Never,
-        ..string("password", "Never stored and never returned.")
-    },
 ];
+
+/// User names the adapter must recognise to drop; never published.
+const USER_HIDDEN_ATTRIBUTES: &[AttributeDef] = &[AttributeDef {
+    returned: Returned::Never,
+    ..string("password", "Never stored and never returned.")
+}];
+
+/// The SCIM resource types this adapter serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resource {
+    User,
+    Group,
+}
+
+impl Resource {
+    pub fn name(self) -> &'static str {
+        match self {
+            Resource::User => "User",
+            Resource::Group => "Group",
+        }
+    }
+
+    /// The core schema URN, which the proto spells as "".
+    pub fn core_schema(self) -> &'static str {
+        match self {
+            Resource::User => CORE_USER,
+            Resource::Group => CORE_GROUP,
+        }
+    }
+
+    /// The endpoint under [`BASE_PATH`], e.g. `/Users`.
+    pub fn endpoint(self) -> &'static str {
+        match self {
+            Resource::User => "/Users",
+            Resource::Group => "/Groups",
+        }
+    }
+
+    /// The attributes of the core schema, as published.
+    pub fn core_attributes(self) -> &'static [AttributeDef] {
+        match self {
+            Resource::User => CORE_ATTRIBUTES,
+            Resource::Group => GROUP_ATTRIBUTES,
+        }
+    }
+
+    /// Extension schemas whose attributes the adapter knows.
+    pub fn extensions(self) -> &'static [(&'static str, &'static [AttributeDef])] {
+        match self {
+            Resource::User => &[(ENTERPRISE_USER, ENTERPRISE_ATTRIBUTES)],
+            Resource::Group => &[],
+        }
+    }
+
+    fn hidden_attributes(self) -> &'static [AttributeDef] {
+        match self {
+            Resource::User => USER_HIDDEN_ATTRIBUTES,
+            Resource::Group => &[],
+        }
+    }
+
+    /// `meta.location` of the resource with this id.
+    pub fn location(self, base_url: &str, id: &str) -> String {
+        format!("{base_url}{BASE_PATH}{}/{id}", self.endpoint())
+    }
+}
 
 /// Case-insensitive lookup in a definition table.
 fn find<'a>(defs: &'a [AttributeDef], name: &str) -> Option<&'a AttributeDef> {
@@ -263,57 +408,84 @@ fn find<'a>(defs: &'a [AttributeDef], name: &str) -> Option<&'a AttributeDef> {
 
 /// True for enterprise attribute names that core User does not define.
 pub fn enterprise_only(attribute: &str) -> bool {
-    attribute_def("", attribute).is_none() && find(ENTERPRISE_ATTRIBUTES, attribute).is_some()
+    attribute_def(Resource::User, "", attribute).is_none()
+        && find(ENTERPRISE_ATTRIBUTES, attribute).is_some()
 }
 
 /// `schema` uses the proto convention: "" for core, else the extension URN.
-pub fn attribute_def(schema: &str, attribute: &str) -> Option<&'static AttributeDef> {
+pub fn attribute_def(
+    resource: Resource,
+    schema: &str,
+    attribute: &str,
+) -> Option<&'static AttributeDef> {
     if schema.is_empty() {
-        find(CORE_ATTRIBUTES, attribute).or_else(|| find(COMMON_ATTRIBUTES, attribute))
-    } else if schema == ENTERPRISE_USER {
-        find(ENTERPRISE_ATTRIBUTES, attribute)
+        find(resource.core_attributes(), attribute)
+            .or_else(|| find(COMMON_ATTRIBUTES, attribute))
+            .or_else(|| find(resource.hidden_attributes(), attribute))
     } else {
-        None
+        resource
+            .extensions()
+            .iter()
+            .find(|(urn, _)| *urn == schema)
+            .and_then(|(_, defs)| find(defs, attribute))
     }
 }
 
 pub fn sub_attribute_def(
+    resource: Resource,
     schema: &str,
     attribute: &str,
     sub_attribute: &str,
 ) -> Option<&'static AttributeDef> {
-    attribute_def(schema, attribute).and_then(|d| find(d.sub_attributes, sub_attribute))
+    attribute_def(resource, schema, attribute).and_then(|d| find(d.sub_attributes, sub_attribute))
 }
 
 /// The type of `attribute[.sub_attribute]`, when the adapter knows it.
-pub fn kind_of(schema: &str, attribute: &str, sub_attribute: &str) -> Option<Kind> {
+pub fn kind_of(
+    resource: Resource,
+    schema: &str,
+    attribute: &str,
+    sub_attribute: &str,
+) -> Option<Kind> {
     if sub_attribute.is_empty() {
-        attribute_def(schema, attribute).map(|d| d.kind)
+        attribute_def(resource, schema, attribute).map(|d| d.kind)
     } else {
-        sub_attribute_def(schema, attribute, sub_attribute).map(|d| d.kind)
+        sub_attribute_def(resource, schema, attribute, sub_attribute).map(|d| d.kind)
     }
 }
 
 /// Known names come back in their canonical spelling, unknown ones as sent.
-pub fn canonical_attribute(schema: &str, attribute: &str) -> String {
-    attribute_def(schema, attribute).map_or_else(|| attribute.to_owned(), |d| d.name.to_owned())
+pub fn canonical_attribute(resource: Resource, schema: &str, attribute: &str) -> String {
+    attribute_def(resource, schema, attribute)
+        .map_or_else(|| attribute.to_owned(), |d| d.name.to_owned())
 }
 
-pub fn canonical_sub_attribute(schema: &str, attribute: &str, sub_attribute: &str) -> String {
-    sub_attribute_def(schema, attribute, sub_attribute)
+pub fn canonical_sub_attribute(
+    resource: Resource,
+    schema: &str,
+    attribute: &str,
+    sub_attribute: &str,
+) -> String {
+    sub_attribute_def(resource, schema, attribute, sub_attribute)
         .map_or_else(|| sub_attribute.to_owned(), |d| d.name.to_owned())
 }
 
-/// The proto `schema` for a URN: "" for core, the canonical spelling for the
-/// enterprise extension, any other URN as sent.
-pub fn proto_schema(urn: &str) -> String {
-    if urn.eq_ignore_ascii_case(CORE_USER) {
-        String::new()
-    } else if urn.eq_ignore_ascii_case(ENTERPRISE_USER) {
-        ENTERPRISE_USER.to_owned()
-    } else {
-        urn.to_owned()
+/// The proto `schema` for a URN: "" for the resource's core schema, the
+/// canonical spelling for a known extension, any other URN as sent.
+pub fn proto_schema(resource: Resource, urn: &str) -> String {
+    if urn.eq_ignore_ascii_case(resource.core_schema()) {
+        return String::new();
     }
+    resource
+        .extensions()
+        .iter()
+        .find(|(known, _)| urn.eq_ignore_ascii_case(known))
+        .map_or_else(|| urn.to_owned(), |(known, _)| (*known).to_owned())
+}
+
+/// The core and extension URNs the adapter knows for `resource`.
+pub fn known_schemas(resource: Resource) -> impl Iterator<Item = &'static str> {
+    std::iter::once(resource.core_schema()).chain(resource.extensions().iter().map(|(urn, _)| *urn))
 }
 
 /// What a path string (or a pathless PATCH key) names.
@@ -324,10 +496,15 @@ pub enum PathTarget {
     Attribute(AttributePath),
 }
 
-fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
+pub fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
     text.len() >= prefix.len()
         && text.is_char_boundary(prefix.len())
         && text[..prefix.len()].eq_ignore_ascii_case(prefix)
+}
+
+/// True for keys written as a URN (extension objects, qualified names).
+pub fn is_urn(key: &str) -> bool {
+    key.len() > 4 && starts_with_ignore_case(key, "urn:")
 }
 
 /// Letters, digits, `-`, `_` and `$` (for `$ref`), per RFC 7643 §2.1 ATTRNAME.
@@ -338,18 +515,17 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '$'))
 }
 
-/// Parses `[urn:]attribute[.subAttribute]` into a canonical path; `None` when
-/// the text is not a well-formed attribute path.
-pub fn parse_attr_path(text: &str) -> Option<PathTarget> {
+/// Parses `[urn:]attribute[.subAttribute]` of `resource` into a canonical
+/// path; `None` when the text is not a well-formed attribute path.
+pub fn parse_attr_path(resource: Resource, text: &str) -> Option<PathTarget> {
     let (mut schema, rest) = if starts_with_ignore_case(text, "urn:") {
-        if text.eq_ignore_ascii_case(CORE_USER) || text.eq_ignore_ascii_case(ENTERPRISE_USER) {
-            return Some(PathTarget::Schema(proto_schema(text)));
+        if let Some(urn) = known_schemas(resource).find(|urn| text.eq_ignore_ascii_case(urn)) {
+            return Some(PathTarget::Schema(proto_schema(resource, urn)));
         }
-        let known = [CORE_USER, ENTERPRISE_USER]
-            .into_iter()
-            .find(|urn| starts_with_ignore_case(text, &format!("{urn}:")));
+        let known =
+            known_schemas(resource).find(|urn| starts_with_ignore_case(text, &format!("{urn}:")));
         match known {
-            Some(urn) => (proto_schema(urn), &text[urn.len() + 1..]),
+            Some(urn) => (proto_schema(resource, urn), &text[urn.len() + 1..]),
             None => {
                 let split = text.rfind(':')?;
                 (text[..split].to_owned(), &text[split + 1..])
@@ -369,15 +545,19 @@ pub fn parse_attr_path(text: &str) -> Option<PathTarget> {
         return None;
     }
     // Core User has no `manager` or `department`; IdPs send them unqualified.
-    if schema.is_empty() && !text.contains(':') && enterprise_only(attribute) {
+    if resource == Resource::User
+        && schema.is_empty()
+        && !text.contains(':')
+        && enterprise_only(attribute)
+    {
         schema = ENTERPRISE_USER.to_owned();
     }
     Some(PathTarget::Attribute(AttributePath {
-        attribute: canonical_attribute(&schema, attribute),
+        attribute: canonical_attribute(resource, &schema, attribute),
         sub_attribute: if sub_attribute.is_empty() {
             String::new()
         } else {
-            canonical_sub_attribute(&schema, attribute, sub_attribute)
+            canonical_sub_attribute(resource, &schema, attribute, sub_attribute)
         },
         schema,
         value_filter: None,
@@ -392,6 +572,36 @@ pub fn bool_from_text(text: &str) -> Option<bool> {
         Some(false)
     } else {
         None
+    }
+}
+
+/// Reads a string attribute value; `what` names it in the error.
+pub fn text(value: Json, what: &str) -> Result<String, ScimError> {
+    match value {
+        Json::String(s) => Ok(s),
+        other => Err(ScimError::invalid_value(format!(
+            "{what} must be a string, not {other}"
+        ))),
+    }
+}
+
+/// Reads a boolean, also from Entra's `"True"`/`"False"`.
+pub fn boolean(value: Json, what: &str) -> Result<bool, ScimError> {
+    match &value {
+        Json::Bool(b) => Some(*b),
+        Json::String(s) => bool_from_text(s),
+        _ => None,
+    }
+    .ok_or_else(|| ScimError::invalid_value(format!("{what} must be a boolean, not {value}")))
+}
+
+/// Reads a complex attribute value.
+pub fn object(value: Json, what: &str) -> Result<Map<String, Json>, ScimError> {
+    match value {
+        Json::Object(map) => Ok(map),
+        other => Err(ScimError::invalid_value(format!(
+            "{what} must be an object, not {other}"
+        ))),
     }
 }
 
@@ -410,17 +620,20 @@ mod tests {
 
     #[test]
     fn canonicalises_known_names_and_keeps_unknown_ones() {
-        assert_eq!(parse_attr_path("UserName"), Some(attr("", "userName", "")));
         assert_eq!(
-            parse_attr_path("NAME.givenname"),
+            parse_attr_path(Resource::User, "UserName"),
+            Some(attr("", "userName", ""))
+        );
+        assert_eq!(
+            parse_attr_path(Resource::User, "NAME.givenname"),
             Some(attr("", "name", "givenName"))
         );
         assert_eq!(
-            parse_attr_path("phoneNumbers"),
+            parse_attr_path(Resource::User, "phoneNumbers"),
             Some(attr("", "phoneNumbers", ""))
         );
         assert_eq!(
-            parse_attr_path("META.LASTMODIFIED"),
+            parse_attr_path(Resource::User, "META.LASTMODIFIED"),
             Some(attr("", "meta", "lastModified"))
         );
     }
@@ -428,27 +641,32 @@ mod tests {
     #[test]
     fn splits_schema_urns() {
         assert_eq!(
-            parse_attr_path("urn:ietf:params:scim:schemas:core:2.0:User:userName"),
+            parse_attr_path(
+                Resource::User,
+                "urn:ietf:params:scim:schemas:core:2.0:User:userName"
+            ),
             Some(attr("", "userName", ""))
         );
         assert_eq!(
             parse_attr_path(
+                Resource::User,
                 "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value"
             ),
             Some(attr(ENTERPRISE_USER, "manager", "value"))
         );
         assert_eq!(
             parse_attr_path(
+                Resource::User,
                 "URN:IETF:PARAMS:SCIM:SCHEMAS:EXTENSION:ENTERPRISE:2.0:USER:EMPLOYEENUMBER"
             ),
             Some(attr(ENTERPRISE_USER, "employeeNumber", ""))
         );
         assert_eq!(
-            parse_attr_path("urn:example:custom:1.0:User:badge"),
+            parse_attr_path(Resource::User, "urn:example:custom:1.0:User:badge"),
             Some(attr("urn:example:custom:1.0:User", "badge", ""))
         );
         assert_eq!(
-            parse_attr_path(ENTERPRISE_USER),
+            parse_attr_path(Resource::User, ENTERPRISE_USER),
             Some(PathTarget::Schema(ENTERPRISE_USER.into()))
         );
     }
@@ -456,32 +674,92 @@ mod tests {
     #[test]
     fn unqualified_enterprise_names_resolve_to_the_extension() {
         assert_eq!(
-            parse_attr_path("Manager.Value"),
+            parse_attr_path(Resource::User, "Manager.Value"),
             Some(attr(ENTERPRISE_USER, "manager", "value"))
         );
         assert_eq!(
-            parse_attr_path("department"),
+            parse_attr_path(Resource::User, "department"),
             Some(attr(ENTERPRISE_USER, "department", ""))
         );
         assert_eq!(
-            parse_attr_path("urn:ietf:params:scim:schemas:core:2.0:User:department"),
+            parse_attr_path(
+                Resource::User,
+                "urn:ietf:params:scim:schemas:core:2.0:User:department"
+            ),
             Some(attr("", "department", ""))
         );
     }
 
     #[test]
+    fn group_paths_use_the_group_schema() {
+        let group = |text| parse_attr_path(Resource::Group, text);
+        assert_eq!(group("DISPLAYNAME"), Some(attr("", "displayName", "")));
+        assert_eq!(group("Members.Value"), Some(attr("", "members", "value")));
+        assert_eq!(
+            group("urn:ietf:params:scim:schemas:core:2.0:Group:members.$REF"),
+            Some(attr("", "members", "$ref"))
+        );
+        assert_eq!(group(CORE_GROUP), Some(PathTarget::Schema(String::new())));
+        // Enterprise names mean nothing special on a group.
+        assert_eq!(group("manager"), Some(attr("", "manager", "")));
+        assert_eq!(
+            group("urn:ietf:params:scim:schemas:core:2.0:User:userName"),
+            Some(attr(CORE_USER, "userName", ""))
+        );
+        assert_eq!(
+            kind_of(Resource::Group, "", "members", "value"),
+            Some(Kind::String)
+        );
+        assert_eq!(kind_of(Resource::Group, "", "userName", ""), None);
+        assert_eq!(kind_of(Resource::Group, "", "password", ""), None);
+        assert_eq!(
+            Resource::Group.location("https://h", "g1"),
+            "https://h/scim/v2/Groups/g1"
+        );
+    }
+
+    #[test]
+    fn user_groups_are_known_and_read_only() {
+        let groups = attribute_def(Resource::User, "", "Groups");
+        assert!(groups.is_some_and(|d| matches!(d.mutability, Mutability::ReadOnly)));
+        assert_eq!(
+            parse_attr_path(Resource::User, "groups.display"),
+            Some(attr("", "groups", "display"))
+        );
+    }
+
+    #[test]
+    fn value_readers_check_types() {
+        assert_eq!(text(Json::from("a"), "x"), Ok("a".to_owned()));
+        assert!(text(Json::from(1), "x").is_err());
+        assert_eq!(boolean(Json::from("FALSE"), "x"), Ok(false));
+        assert!(boolean(Json::from("no"), "x").is_err());
+        assert!(object(Json::from("a"), "x").is_err());
+        assert!(object(Json::Object(Map::new()), "x").is_ok());
+    }
+
+    #[test]
     fn rejects_malformed_paths() {
         for bad in ["", ".", "name.", "a.b.c", "na me", "emails[", "urn:"] {
-            assert_eq!(parse_attr_path(bad), None, "{bad}");
+            assert_eq!(parse_attr_path(Resource::User, bad), None, "{bad}");
         }
     }
 
     #[test]
     fn knows_the_booleans() {
-        assert_eq!(kind_of("", "active", ""), Some(Kind::Boolean));
-        assert_eq!(kind_of("", "emails", "PRIMARY"), Some(Kind::Boolean));
-        assert_eq!(kind_of("", "userName", ""), Some(Kind::String));
-        assert_eq!(kind_of("", "nickName", ""), None);
+        assert_eq!(
+            kind_of(Resource::User, "", "active", ""),
+            Some(Kind::Boolean)
+        );
+        assert_eq!(
+            kind_of(Resource::User, "", "emails", "PRIMARY"),
+            Some(Kind::Boolean)
+        );
+        assert_eq!(
+            kind_of(Resource::User, "", "userName", ""),
+            Some(Kind::String)
+        );
+        assert_eq!(kind_of(Resource::User, "", "nickName", ""), None);
         assert_eq!(bool_from_text("False"), Some(false));
         assert_eq!(bool_from_text("TRUE"), Some(true));
         assert_eq!(bool_from_text("yes"), None);

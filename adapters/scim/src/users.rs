@@ -1,25 +1,30 @@
 //! `/Users`: SCIM User JSON <-> `identity.v1.User`, and the handlers that turn
-//! each request into one UserService call.
+//! each request into one UserService call. Every response honours
+//! `attributes`/`excludedAttributes`.
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use identity_proto::v1::user_service_client::UserServiceClient;
 use identity_proto::v1::{
-    CreateUserRequest, DeleteUserRequest, Email, EnterpriseUser, GetUserRequest, ListUsersRequest,
-    Manager, Name, PatchUserRequest, ReplaceUserRequest, User,
+    CreateUserRequest, DeleteUserRequest, Email, EnterpriseUser, GetUserRequest, GroupRef,
+    ListUsersRequest, Manager, Name, PatchUserRequest, ReplaceUserRequest, User,
 };
 use serde_json::{Map, Value as Json};
 use tonic::transport::Channel;
 
 use crate::AppState;
 use crate::error::ScimError;
-use crate::http::{Bearer, ScimJson, if_match, if_none_match, scim_json, weak_etag};
-use crate::list::{ListParams, ListQuery, list_response};
+use crate::http::{
+    Bearer, ScimJson, ScimQuery, if_match, insert_etag, insert_location, not_modified, scim_json,
+};
+use crate::list::{ListParams, list_response};
 use crate::patch::{manager_id, parse_patch};
-use crate::schema::{self, BASE_PATH, CORE_USER, ENTERPRISE_USER};
+use crate::projection::Projection;
+use crate::resource::{self, Meta};
+use crate::schema::{self, BASE_PATH, CORE_USER, ENTERPRISE_USER, Resource, boolean, object, text};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -37,8 +42,10 @@ fn client(state: &AppState) -> UserServiceClient<Channel> {
 async fn create(
     State(state): State<AppState>,
     bearer: Bearer,
+    query: ScimQuery,
     ScimJson(body): ScimJson,
 ) -> Result<Response, ScimError> {
+    let projection = Projection::parse(Resource::User, &query)?;
     let user = user_from_scim(body)?;
     let request = CreateUserRequest {
         tenant: String::new(),
@@ -48,15 +55,22 @@ async fn create(
         .create_user(bearer.request(request))
         .await?
         .into_inner();
-    Ok(resource_response(&state, StatusCode::CREATED, &created))
+    Ok(resource_response(
+        &state,
+        StatusCode::CREATED,
+        &created,
+        &projection,
+    ))
 }
 
 async fn fetch(
     State(state): State<AppState>,
     bearer: Bearer,
     Path(id): Path<String>,
+    query: ScimQuery,
     headers: HeaderMap,
 ) -> Result<Response, ScimError> {
+    let projection = Projection::parse(Resource::User, &query)?;
     let request = GetUserRequest {
         tenant: String::new(),
         id,
@@ -66,20 +80,24 @@ async fn fetch(
         .get_user(bearer.request(request))
         .await?
         .into_inner();
-    if if_none_match(&headers).contains(&user.etag) {
-        let mut response = StatusCode::NOT_MODIFIED.into_response();
-        insert_etag(response.headers_mut(), &user.etag);
+    if let Some(response) = not_modified(&headers, &user.etag) {
         return Ok(response);
     }
-    Ok(resource_response(&state, StatusCode::OK, &user))
+    Ok(resource_response(
+        &state,
+        StatusCode::OK,
+        &user,
+        &projection,
+    ))
 }
 
 async fn list(
     State(state): State<AppState>,
     bearer: Bearer,
-    query: ListQuery,
+    query: ScimQuery,
 ) -> Result<Response, ScimError> {
-    let params = ListParams::from_query(query)?;
+    let params = ListParams::parse(Resource::User, &query)?;
+    let projection = Projection::parse(Resource::User, &query)?;
     let request = ListUsersRequest {
         tenant: String::new(),
         filter: params.filter,
@@ -95,7 +113,7 @@ async fn list(
     let resources: Vec<Json> = response
         .users
         .iter()
-        .map(|u| user_to_scim(u, &state.base_url))
+        .map(|u| projected(u, &state.base_url, &projection))
         .collect();
     Ok(list_response(
         response.total_size,
@@ -108,9 +126,11 @@ async fn replace(
     State(state): State<AppState>,
     bearer: Bearer,
     Path(id): Path<String>,
+    query: ScimQuery,
     headers: HeaderMap,
     ScimJson(body): ScimJson,
 ) -> Result<Response, ScimError> {
+    let projection = Projection::parse(Resource::User, &query)?;
     let mut user = user_from_scim(body)?;
     user.id = id;
     let request = ReplaceUserRequest {
@@ -122,17 +142,24 @@ async fn replace(
         .replace_user(bearer.request(request))
         .await?
         .into_inner();
-    Ok(resource_response(&state, StatusCode::OK, &user))
+    Ok(resource_response(
+        &state,
+        StatusCode::OK,
+        &user,
+        &projection,
+    ))
 }
 
 async fn patch(
     State(state): State<AppState>,
     bearer: Bearer,
     Path(id): Path<String>,
+    query: ScimQuery,
     headers: HeaderMap,
     ScimJson(body): ScimJson,
 ) -> Result<Response, ScimError> {
-    let operations = parse_patch(body)?;
+    let projection = Projection::parse(Resource::User, &query)?;
+    let operations = parse_patch(Resource::User, body)?;
     let user = if operations.is_empty() {
         // Everything sent was ignorable (meta, password, nulls on add):
         // nothing to change, so answer with the resource as it is.
@@ -152,7 +179,12 @@ async fn patch(
         client(&state).patch_user(bearer.request(request)).await?
     }
     .into_inner();
-    Ok(resource_response(&state, StatusCode::OK, &user))
+    Ok(resource_response(
+        &state,
+        StatusCode::OK,
+        &user,
+        &projection,
+    ))
 }
 
 async fn remove(
@@ -170,26 +202,30 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-fn insert_etag(headers: &mut HeaderMap, etag: &str) {
-    if let Ok(value) = HeaderValue::from_str(&weak_etag(etag)) {
-        headers.insert(header::ETAG, value);
+/// The user as SCIM JSON, reduced to what the request asked for.
+fn projected(user: &User, base_url: &str, projection: &Projection) -> Json {
+    match user_to_scim(user, base_url) {
+        Json::Object(document) => Json::Object(projection.apply(document)),
+        other => other,
     }
 }
 
 /// The resource with its `ETag`, plus `Location` when it was just created.
-fn resource_response(state: &AppState, status: StatusCode, user: &User) -> Response {
-    let mut response = scim_json(status, &user_to_scim(user, &state.base_url));
+fn resource_response(
+    state: &AppState,
+    status: StatusCode,
+    user: &User,
+    projection: &Projection,
+) -> Response {
+    let mut response = scim_json(status, &projected(user, &state.base_url, projection));
     insert_etag(response.headers_mut(), &user.etag);
-    if status == StatusCode::CREATED
-        && let Ok(location) = HeaderValue::from_str(&user_location(&state.base_url, &user.id))
-    {
-        response.headers_mut().insert(header::LOCATION, location);
+    if status == StatusCode::CREATED {
+        insert_location(
+            response.headers_mut(),
+            &Resource::User.location(&state.base_url, &user.id),
+        );
     }
     response
-}
-
-fn user_location(base_url: &str, id: &str) -> String {
-    format!("{base_url}{BASE_PATH}/Users/{id}")
 }
 
 /// Reads a SCIM User body. Known names match in any case; null is absent;
@@ -226,7 +262,7 @@ pub fn user_from_scim(body: Json) -> Result<User, ScimError> {
             set_enterprise(&mut enterprise, &key[enterprise_prefix.len()..], value)?;
             continue;
         }
-        match schema::attribute_def("", &key).map(|d| d.name) {
+        match schema::attribute_def(Resource::User, "", &key).map(|d| d.name) {
             Some("userName") => user.user_name = text(value, "userName")?,
             Some("externalId") => user.external_id = Some(text(value, "externalId")?),
             Some("displayName") => user.display_name = Some(text(value, "displayName")?),
@@ -252,40 +288,13 @@ pub fn user_from_scim(body: Json) -> Result<User, ScimError> {
     Ok(user)
 }
 
-fn text(value: Json, what: &str) -> Result<String, ScimError> {
-    match value {
-        Json::String(s) => Ok(s),
-        other => Err(ScimError::invalid_value(format!(
-            "{what} must be a string, not {other}"
-        ))),
-    }
-}
-
-fn boolean(value: Json, what: &str) -> Result<bool, ScimError> {
-    match &value {
-        Json::Bool(b) => Some(*b),
-        Json::String(s) => schema::bool_from_text(s),
-        _ => None,
-    }
-    .ok_or_else(|| ScimError::invalid_value(format!("{what} must be a boolean, not {value}")))
-}
-
-fn object(value: Json, what: &str) -> Result<Map<String, Json>, ScimError> {
-    match value {
-        Json::Object(map) => Ok(map),
-        other => Err(ScimError::invalid_value(format!(
-            "{what} must be an object, not {other}"
-        ))),
-    }
-}
-
 fn name_from(value: Json) -> Result<Name, ScimError> {
     let mut name = Name::default();
     for (key, value) in object(value, "name")? {
         if value.is_null() {
             continue;
         }
-        let canonical = schema::canonical_sub_attribute("", "name", &key);
+        let canonical = schema::canonical_sub_attribute(Resource::User, "", "name", &key);
         let what = format!("name.{canonical}");
         let slot = match canonical.as_str() {
             "formatted" => &mut name.formatted,
@@ -323,7 +332,7 @@ fn emails_from(value: Json) -> Result<Vec<Email>, ScimError> {
             if value.is_null() {
                 continue;
             }
-            match schema::canonical_sub_attribute("", "emails", &key).as_str() {
+            match schema::canonical_sub_attribute(Resource::User, "", "emails", &key).as_str() {
                 "value" => email.value = text(value, "emails.value")?,
                 "type" => email.r#type = Some(text(value, "emails.type")?),
                 "display" => email.display = Some(text(value, "emails.display")?),
@@ -341,7 +350,7 @@ fn set_enterprise(
     key: &str,
     value: Json,
 ) -> Result<(), ScimError> {
-    let canonical = schema::canonical_attribute(ENTERPRISE_USER, key);
+    let canonical = schema::canonical_attribute(Resource::User, ENTERPRISE_USER, key);
     let slot = match canonical.as_str() {
         "employeeNumber" => &mut enterprise.employee_number,
         "costCenter" => &mut enterprise.cost_center,
@@ -379,14 +388,7 @@ pub fn user_to_scim(user: &User, base_url: &str) -> Json {
         schemas.push(ENTERPRISE_USER.into());
         out.insert(ENTERPRISE_USER.into(), enterprise);
     }
-    schemas.extend(
-        out.keys()
-            .filter(|k| k.len() > 4 && k.is_char_boundary(4) && k[..4].eq_ignore_ascii_case("urn:"))
-            .filter(|k| {
-                !k.eq_ignore_ascii_case(CORE_USER) && !k.eq_ignore_ascii_case(ENTERPRISE_USER)
-            })
-            .map(|k| Json::from(k.as_str())),
-    );
+    schemas.extend(resource::extension_schemas(Resource::User, &out));
     out.insert("schemas".into(), Json::Array(schemas));
     out.insert("id".into(), user.id.clone().into());
     if let Some(external_id) = &user.external_id {
@@ -411,18 +413,39 @@ pub fn user_to_scim(user: &User, base_url: &str) -> Json {
         );
     }
     out.insert("active".into(), user.active.unwrap_or(true).into());
-    let location = user_location(base_url, &user.id);
-    let mut meta = Map::new();
-    meta.insert("resourceType".into(), "User".into());
-    if let Some(created) = user.create_time.as_ref().and_then(rfc3339) {
-        meta.insert("created".into(), created.into());
+    if !user.groups.is_empty() {
+        out.insert(
+            "groups".into(),
+            user.groups
+                .iter()
+                .map(|g| group_ref_to_scim(g, base_url))
+                .collect(),
+        );
     }
-    if let Some(modified) = user.update_time.as_ref().and_then(rfc3339) {
-        meta.insert("lastModified".into(), modified.into());
+    let meta = Meta {
+        id: &user.id,
+        etag: &user.etag,
+        created: user.create_time.as_ref(),
+        last_modified: user.update_time.as_ref(),
+    };
+    out.insert(
+        "meta".into(),
+        resource::meta(Resource::User, base_url, &meta),
+    );
+    Json::Object(out)
+}
+
+/// One of the user's groups (RFC 7643 §4.1.2 `groups`).
+fn group_ref_to_scim(group: &GroupRef, base_url: &str) -> Json {
+    let mut out = Map::new();
+    out.insert("value".into(), group.id.clone().into());
+    if !group.display_name.is_empty() {
+        out.insert("display".into(), group.display_name.clone().into());
     }
-    meta.insert("location".into(), location.into());
-    meta.insert("version".into(), weak_etag(&user.etag).into());
-    out.insert("meta".into(), Json::Object(meta));
+    out.insert(
+        "$ref".into(),
+        Resource::Group.location(base_url, &group.id).into(),
+    );
     Json::Object(out)
 }
 
@@ -469,7 +492,7 @@ fn enterprise_to_scim(enterprise: &EnterpriseUser, base_url: &str) -> Option<Jso
         m.insert("value".into(), manager.value.clone().into());
         m.insert(
             "$ref".into(),
-            user_location(base_url, &manager.value).into(),
+            Resource::User.location(base_url, &manager.value).into(),
         );
         if !manager.display_name.is_empty() {
             m.insert("displayName".into(), manager.display_name.clone().into());
@@ -477,12 +500,6 @@ fn enterprise_to_scim(enterprise: &EnterpriseUser, base_url: &str) -> Option<Jso
         out.insert("manager".into(), Json::Object(m));
     }
     (!out.is_empty()).then_some(Json::Object(out))
-}
-
-fn rfc3339(timestamp: &prost_types::Timestamp) -> Option<String> {
-    let nanos = u32::try_from(timestamp.nanos).ok()?;
-    chrono::DateTime::from_timestamp(timestamp.seconds, nanos)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
 }
 
 #[cfg(test)]
@@ -692,5 +709,38 @@ mod tests {
         ] {
             assert!(out.get(absent).is_none(), "{absent}");
         }
+    }
+
+    #[test]
+    fn groups_are_listed_with_refs() {
+        let user = stored(User {
+            user_name: "x".into(),
+            groups: vec![
+                GroupRef {
+                    id: "g1".into(),
+                    display_name: "Ops".into(),
+                },
+                GroupRef {
+                    id: "g2".into(),
+                    display_name: String::new(),
+                },
+            ],
+            ..User::default()
+        });
+        let out = user_to_scim(&user, BASE);
+        assert_eq!(
+            out["groups"],
+            json!([
+                {"value": "g1", "display": "Ops", "$ref": "https://scim.example.com/scim/v2/Groups/g1"},
+                {"value": "g2", "$ref": "https://scim.example.com/scim/v2/Groups/g2"},
+            ])
+        );
+        // Read-only: what a client sends back is ignored.
+        assert_eq!(user_from_scim(out).map(|u| u.groups), Ok(Vec::new()));
+        let projection = Projection::all(Resource::User);
+        assert_eq!(
+            projected(&user, BASE, &projection),
+            user_to_scim(&user, BASE)
+        );
     }
 }

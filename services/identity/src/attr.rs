@@ -3,8 +3,26 @@
 use identity_proto::v1::AttributePath;
 
 pub(crate) const CORE_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub(crate) const GROUP_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 pub(crate) const ENTERPRISE_URN: &str =
     "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+
+/// The resource type a path belongs to: it decides which URN is the core
+/// schema and whether the enterprise extension applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Resource {
+    User,
+    Group,
+}
+
+impl Resource {
+    fn core_urn(self) -> &'static str {
+        match self {
+            Resource::User => CORE_URN,
+            Resource::Group => GROUP_URN,
+        }
+    }
+}
 
 /// Which schema a path names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,11 +32,13 @@ pub(crate) enum Schema<'a> {
     Other(&'a str),
 }
 
-pub(crate) fn schema_of(path: &AttributePath) -> Schema<'_> {
+/// Only users have the enterprise extension; on a group its URN is just
+/// another extension.
+pub(crate) fn schema_of(path: &AttributePath, resource: Resource) -> Schema<'_> {
     let schema = path.schema.trim();
-    if schema.is_empty() || schema.eq_ignore_ascii_case(CORE_URN) {
+    if schema.is_empty() || schema.eq_ignore_ascii_case(resource.core_urn()) {
         Schema::Core
-    } else if schema.eq_ignore_ascii_case(ENTERPRISE_URN) {
+    } else if resource == Resource::User && schema.eq_ignore_ascii_case(ENTERPRISE_URN) {
         Schema::Enterprise
     } else {
         Schema::Other(schema)
@@ -90,16 +110,33 @@ mod tests {
 
     #[test]
     fn schemas_and_parts() {
-        assert_eq!(schema_of(&path("", "userName", "")), Schema::Core);
+        let user = Resource::User;
+        assert_eq!(schema_of(&path("", "userName", ""), user), Schema::Core);
         assert_eq!(
-            schema_of(&path(&CORE_URN.to_uppercase(), "x", "")),
+            schema_of(&path(&CORE_URN.to_uppercase(), "x", ""), user),
             Schema::Core
         );
         assert_eq!(
-            schema_of(&path(ENTERPRISE_URN, "manager", "")),
+            schema_of(&path(ENTERPRISE_URN, "manager", ""), user),
             Schema::Enterprise
         );
-        assert_eq!(schema_of(&path("urn:x", "a", "")), Schema::Other("urn:x"));
+        assert_eq!(
+            schema_of(&path("urn:x", "a", ""), user),
+            Schema::Other("urn:x")
+        );
+        let group = Resource::Group;
+        assert_eq!(
+            schema_of(&path(GROUP_URN, "members", ""), group),
+            Schema::Core
+        );
+        assert_eq!(
+            schema_of(&path(CORE_URN, "x", ""), group),
+            Schema::Other(CORE_URN)
+        );
+        assert_eq!(
+            schema_of(&path(ENTERPRISE_URN, "x", ""), group),
+            Schema::Other(ENTERPRISE_URN)
+        );
         assert_eq!(
             attribute_parts(&path("", "name.givenName", "")),
             ("name", "givenName")

@@ -1,6 +1,6 @@
 //! Compiles a proto `Filter` tree into one SQL boolean expression over the
-//! `users` table. Every value is a bound parameter; nothing is evaluated in
-//! memory, so a filtered list is one indexed query.
+//! `users` or the `groups` table. Every value is a bound parameter; nothing
+//! is evaluated in memory, so a filtered list is one indexed query.
 
 use chrono::{DateTime, Utc};
 use diesel::QueryResult;
@@ -16,7 +16,7 @@ use identity_proto::v1::{AttributePath, Comparison, Filter, ValuePath};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
-use crate::attr::{Schema, attribute_parts, display_path, element_attribute, schema_of};
+use crate::attr::{Resource, Schema, attribute_parts, display_path, element_attribute, schema_of};
 
 /// Deeper trees are refused; no IdP sends anything close.
 const MAX_DEPTH: usize = 32;
@@ -30,7 +30,8 @@ fn invalid(message: impl Into<String>) -> FilterError {
     FilterError(message.into())
 }
 
-/// A compiled WHERE condition, usable as a diesel boolean expression on `users`.
+/// A compiled WHERE condition, usable as a diesel boolean expression on the
+/// table of the resource it was compiled for.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SqlFilter {
     pieces: Vec<Piece>,
@@ -86,9 +87,13 @@ impl ValidGrouping<()> for SqlFilter {
     type IsAggregate = is_aggregate::Never;
 }
 
-/// Compiles `filter` to SQL over `users` (and `e`, an element of `users.emails`).
-pub(crate) fn compile(filter: &Filter) -> Result<SqlFilter, FilterError> {
-    let mut compiler = Compiler::default();
+/// Compiles `filter` to SQL over `users` (and `e`, an element of
+/// `users.emails`) or over `groups` (and `m`, one of its `group_members`).
+pub(crate) fn compile(filter: &Filter, resource: Resource) -> Result<SqlFilter, FilterError> {
+    let mut compiler = Compiler {
+        pieces: Vec::new(),
+        resource,
+    };
     compiler.filter(filter, Scope::Row, 0)?;
     Ok(SqlFilter {
         pieces: compiler.pieces,
@@ -125,53 +130,137 @@ fn operand(sql: &str, kind: Kind, nullable: bool) -> Operand {
 /// What a row-level path names.
 enum RowAttr {
     Column(Operand),
-    /// `emails` itself (`Emails(None)`) or one of its sub-attributes.
-    Emails(Option<Operand>),
+    /// A multi-valued attribute itself (`None`) or one of its sub-attributes.
+    Multi(Multi, Option<Operand>),
+}
+
+/// The multi-valued attributes a filter can look into, each matched by an
+/// EXISTS subquery so no element is ever loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Multi {
+    /// `users.emails`, a JSONB array; an element is `e`.
+    Emails,
+    /// A group's rows in `group_members` (primary key probes); one is `m`.
+    Members,
+}
+
+impl Multi {
+    fn name(self) -> &'static str {
+        match self {
+            Multi::Emails => "emails",
+            Multi::Members => "members",
+        }
+    }
+
+    /// The multi-valued attribute `name` of `resource`.
+    fn of(resource: Resource, name: &str) -> Option<Multi> {
+        match resource {
+            Resource::User if name.eq_ignore_ascii_case("emails") => Some(Multi::Emails),
+            Resource::Group if name.eq_ignore_ascii_case("members") => Some(Multi::Members),
+            _ => None,
+        }
+    }
+
+    /// Opens the EXISTS subquery; the element condition and ")" follow.
+    fn exists(self) -> &'static str {
+        match self {
+            Multi::Emails => EMAIL_ELEMENTS,
+            Multi::Members => MEMBER_ROWS,
+        }
+    }
+
+    /// `attr pr`: the attribute has at least one element.
+    fn present(self) -> &'static str {
+        match self {
+            Multi::Emails => "jsonb_array_length(users.emails) > 0",
+            Multi::Members => "groups.member_count > 0",
+        }
+    }
+
+    fn field(self, name: &str) -> Option<Operand> {
+        let name = name.to_ascii_lowercase();
+        Some(match (self, name.as_str()) {
+            (Multi::Emails, "value") => operand("(e->>'value')", TEXT_CI, true),
+            (Multi::Emails, "type") => operand("(e->>'type')", TEXT_CI, true),
+            (Multi::Emails, "display") => operand("(e->>'display')", TEXT_CI, true),
+            (Multi::Emails, "primary") => operand(
+                "coalesce((e->>'primary')::boolean, false)",
+                Kind::Bool,
+                false,
+            ),
+            (Multi::Members, "value") => operand("m.user_id", Kind::Uuid, false),
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Scope {
     Row,
-    /// Inside `emails[...]`, where paths name sub-attributes of an element `e`.
-    Email,
+    /// Inside `attr[...]`, where paths name sub-attributes of one element.
+    Element(Multi),
 }
 
 const EMAIL_ELEMENTS: &str = "EXISTS (SELECT 1 FROM jsonb_array_elements(users.emails) AS e WHERE ";
+const MEMBER_ROWS: &str = "EXISTS (SELECT 1 FROM group_members AS m WHERE m.tenant_id = groups.tenant_id AND m.group_id = groups.group_id AND ";
 
-fn email_field(name: &str) -> Option<Operand> {
-    Some(match name.to_ascii_lowercase().as_str() {
-        "value" => operand("(e->>'value')", TEXT_CI, true),
-        "type" => operand("(e->>'type')", TEXT_CI, true),
-        "display" => operand("(e->>'display')", TEXT_CI, true),
-        "primary" => operand(
-            "coalesce((e->>'primary')::boolean, false)",
-            Kind::Bool,
-            false,
-        ),
-        _ => return None,
-    })
+fn unknown_attribute(path: &AttributePath) -> FilterError {
+    invalid(format!(
+        "unknown attribute '{}' in filter",
+        display_path(path)
+    ))
 }
 
-fn row_attribute(path: &AttributePath) -> Result<RowAttr, FilterError> {
-    let unknown = || {
-        invalid(format!(
-            "unknown attribute '{}' in filter",
-            display_path(path)
-        ))
-    };
+/// A comparison path may not carry a value filter; `attr[filter]` is a ValuePath.
+fn check_no_value_filter(path: &AttributePath) -> Result<(), FilterError> {
     if path.value_filter.is_some() {
         return Err(invalid(format!(
             "'{}': a comparison cannot have a value filter; use attribute[filter]",
             display_path(path)
         )));
     }
+    Ok(())
+}
+
+/// The lowercase `attr` or `attr.sub` of a path, for matching names.
+fn lower_key(path: &AttributePath) -> String {
     let (attr, sub) = attribute_parts(path);
-    let key = if sub.is_empty() {
+    if sub.is_empty() {
         attr.to_ascii_lowercase()
     } else {
         format!("{attr}.{sub}").to_ascii_lowercase()
-    };
-    let schema = schema_of(path);
+    }
+}
+
+/// Group attributes: the columns of `groups` and its members' ids.
+fn group_attribute(path: &AttributePath) -> Result<RowAttr, FilterError> {
+    check_no_value_filter(path)?;
+    if schema_of(path, Resource::Group) != Schema::Core {
+        return Err(unknown_attribute(path));
+    }
+    let column = |sql, kind, nullable| Ok(RowAttr::Column(operand(sql, kind, nullable)));
+    let (attr, sub) = attribute_parts(path);
+    match lower_key(path).as_str() {
+        "id" => column("groups.group_id", Kind::Uuid, false),
+        "displayname" => column("groups.display_name", TEXT_CI, false),
+        "externalid" => column("groups.external_id", TEXT_CS, true),
+        "meta.created" => column("groups.created_at", Kind::Time, false),
+        "meta.lastmodified" => column("groups.updated_at", Kind::Time, false),
+        "members" => Ok(RowAttr::Multi(Multi::Members, None)),
+        _ if attr.eq_ignore_ascii_case("members") => Multi::Members
+            .field(sub)
+            .map(|o| RowAttr::Multi(Multi::Members, Some(o)))
+            .ok_or_else(|| unknown_attribute(path)),
+        _ => Err(unknown_attribute(path)),
+    }
+}
+
+fn user_attribute(path: &AttributePath) -> Result<RowAttr, FilterError> {
+    let unknown = || unknown_attribute(path);
+    check_no_value_filter(path)?;
+    let (attr, sub) = attribute_parts(path);
+    let key = lower_key(path);
+    let schema = schema_of(path, Resource::User);
     let column = |sql, kind, nullable| Ok(RowAttr::Column(operand(sql, kind, nullable)));
     if let Schema::Other(_) = schema {
         return Err(unknown());
@@ -193,9 +282,10 @@ fn row_attribute(path: &AttributePath) -> Result<RowAttr, FilterError> {
         "active" if core => column("users.active", Kind::Bool, false),
         "meta.created" if core => column("users.created_at", Kind::Time, false),
         "meta.lastmodified" if core => column("users.updated_at", Kind::Time, false),
-        "emails" if core => Ok(RowAttr::Emails(None)),
-        _ if core && attr.eq_ignore_ascii_case("emails") => email_field(sub)
-            .map(|o| RowAttr::Emails(Some(o)))
+        "emails" if core => Ok(RowAttr::Multi(Multi::Emails, None)),
+        _ if core && attr.eq_ignore_ascii_case("emails") => Multi::Emails
+            .field(sub)
+            .map(|o| RowAttr::Multi(Multi::Emails, Some(o)))
             .ok_or_else(unknown),
         "employeenumber" => column("users.employee_number", TEXT_CI, true),
         "costcenter" => column("users.cost_center", TEXT_CI, true),
@@ -247,9 +337,9 @@ fn escape_like(text: &str) -> String {
     escaped
 }
 
-#[derive(Default)]
 struct Compiler {
     pieces: Vec<Piece>,
+    resource: Resource,
 }
 
 impl Compiler {
@@ -314,27 +404,28 @@ impl Compiler {
             .path
             .as_ref()
             .ok_or_else(|| invalid("value path without an attribute"))?;
-        if scope == Scope::Email {
+        if let Scope::Element(_) = scope {
             return Err(invalid(format!(
                 "'{}': value paths cannot be nested",
                 display_path(path)
             )));
         }
-        let is_emails = schema_of(path) == Schema::Core
-            && path.attribute.eq_ignore_ascii_case("emails")
-            && path.sub_attribute.is_empty();
-        if !is_emails {
-            return Err(invalid(format!(
+        let multi = (schema_of(path, self.resource) == Schema::Core
+            && path.sub_attribute.is_empty())
+        .then(|| Multi::of(self.resource, &path.attribute))
+        .flatten()
+        .ok_or_else(|| {
+            invalid(format!(
                 "unknown multi-valued attribute '{}' in filter",
                 display_path(path)
-            )));
-        }
+            ))
+        })?;
         let inner = vp
             .filter
             .as_ref()
-            .ok_or_else(|| invalid("emails[...] needs a filter"))?;
-        self.sql(EMAIL_ELEMENTS);
-        self.filter(inner, Scope::Email, depth + 1)?;
+            .ok_or_else(|| invalid(format!("{}[...] needs a filter", multi.name())))?;
+        self.sql(multi.exists());
+        self.filter(inner, Scope::Element(multi), depth + 1)?;
         self.sql(")");
         Ok(())
     }
@@ -355,30 +446,42 @@ impl Compiler {
             .unwrap_or(Json::Null);
         let what = display_path(path);
         match scope {
-            Scope::Email => {
+            Scope::Element(multi) => {
                 if path.value_filter.is_some() {
                     return Err(invalid(format!("'{what}': value paths cannot be nested")));
                 }
-                let name = element_attribute(path, "emails");
-                let field = email_field(name).ok_or_else(|| {
-                    invalid(format!("unknown attribute 'emails.{name}' in filter"))
+                let name = element_attribute(path, multi.name());
+                let field = multi.field(name).ok_or_else(|| {
+                    invalid(format!(
+                        "unknown attribute '{}.{name}' in filter",
+                        multi.name()
+                    ))
                 })?;
                 self.compare(&field, op, value, &what)
             }
-            Scope::Row => match row_attribute(path)? {
-                RowAttr::Column(column) => self.compare(&column, op, value, &what),
-                RowAttr::Emails(None) if op == Operator::Pr => {
-                    self.sql("jsonb_array_length(users.emails) > 0");
-                    Ok(())
+            Scope::Row => {
+                let attr = match self.resource {
+                    Resource::User => user_attribute(path)?,
+                    Resource::Group => group_attribute(path)?,
+                };
+                match attr {
+                    RowAttr::Column(column) => self.compare(&column, op, value, &what),
+                    RowAttr::Multi(multi, None) if op == Operator::Pr => {
+                        self.sql(multi.present());
+                        Ok(())
+                    }
+                    RowAttr::Multi(multi, field) => {
+                        // `attr op x` compares the value sub-attribute.
+                        let field = field
+                            .or_else(|| multi.field("value"))
+                            .ok_or_else(|| unknown_attribute(path))?;
+                        self.sql(multi.exists());
+                        self.compare(&field, op, value, &what)?;
+                        self.sql(")");
+                        Ok(())
+                    }
                 }
-                RowAttr::Emails(field) => {
-                    let field = field.unwrap_or_else(|| operand("(e->>'value')", TEXT_CI, true));
-                    self.sql(EMAIL_ELEMENTS);
-                    self.compare(&field, op, value, &what)?;
-                    self.sql(")");
-                    Ok(())
-                }
-            },
+            }
         }
     }
 
@@ -598,19 +701,27 @@ mod tests {
         }
     }
 
-    fn sql(filter: &Filter) -> String {
-        let compiled = compile(filter).unwrap_or_else(|e| panic!("compile failed: {e}"));
+    fn sql_for(filter: &Filter, resource: Resource) -> String {
+        let compiled = compile(filter, resource).unwrap_or_else(|e| panic!("compile failed: {e}"));
         diesel::debug_query::<Pg, _>(&compiled).to_string()
     }
 
-    fn error(filter: &Filter) -> String {
-        match compile(filter) {
+    fn error_for(filter: &Filter, resource: Resource) -> String {
+        match compile(filter, resource) {
             Ok(c) => panic!(
                 "expected an error, got {}",
                 diesel::debug_query::<Pg, _>(&c)
             ),
             Err(e) => e.to_string(),
         }
+    }
+
+    fn sql(filter: &Filter) -> String {
+        sql_for(filter, Resource::User)
+    }
+
+    fn error(filter: &Filter) -> String {
+        error_for(filter, Resource::User)
     }
 
     #[test]
@@ -774,11 +885,10 @@ mod tests {
         assert!(with_urn.contains("lower(users.employee_number) = lower($1)"));
         for attr in ["costCenter", "organization", "division", "department"] {
             assert!(
-                compile(&cmp_path(
-                    path(ENTERPRISE, attr, ""),
-                    Operator::Eq,
-                    "x".into()
-                ))
+                compile(
+                    &cmp_path(path(ENTERPRISE, attr, ""), Operator::Eq, "x".into()),
+                    Resource::User
+                )
                 .is_ok()
             );
         }
@@ -900,6 +1010,155 @@ mod tests {
         assert_eq!(
             sql(&cmp("userName", Operator::Ne, Json::Null)),
             "TRUE -- binds: []"
+        );
+    }
+
+    const MEMBER: &str = "EXISTS (SELECT 1 FROM group_members AS m WHERE m.tenant_id = groups.tenant_id AND m.group_id = groups.group_id AND ";
+
+    fn group_sql(filter: &Filter) -> String {
+        sql_for(filter, Resource::Group)
+    }
+
+    fn group_error(filter: &Filter) -> String {
+        error_for(filter, Resource::Group)
+    }
+
+    #[test]
+    fn group_columns() {
+        assert_eq!(
+            group_sql(&cmp("DisplayName", Operator::Eq, "Admins".into())),
+            r#"lower(groups.display_name) = lower($1) -- binds: ["Admins"]"#
+        );
+        assert_eq!(
+            group_sql(&cmp("externalId", Operator::Eq, "G-1".into())),
+            r#"(groups.external_id IS NOT NULL AND groups.external_id = $1) -- binds: ["G-1"]"#
+        );
+        let id = "0b0c9f4e-7a1d-4e55-9a57-3c7f0f6f2b11";
+        assert_eq!(
+            group_sql(&cmp("id", Operator::Eq, id.into())),
+            format!("groups.group_id = $1 -- binds: [{id}]")
+        );
+        assert!(
+            group_sql(&cmp(
+                "meta.lastModified",
+                Operator::Gt,
+                "2025-01-02T03:04:05Z".into()
+            ))
+            .starts_with("groups.updated_at > $1")
+        );
+        assert!(
+            group_sql(&cmp(
+                "meta.created",
+                Operator::Le,
+                "2025-01-02T03:04:05Z".into()
+            ))
+            .starts_with("groups.created_at <= $1")
+        );
+        // The core Group URN is the group's core schema.
+        assert_eq!(
+            group_sql(&cmp_path(
+                path(crate::attr::GROUP_URN, "displayName", ""),
+                Operator::Sw,
+                "Ad".into()
+            )),
+            group_sql(&cmp("displayName", Operator::Sw, "Ad".into()))
+        );
+    }
+
+    #[test]
+    fn group_members_use_primary_key_probes() {
+        let id = "0b0c9f4e-7a1d-4e55-9a57-3c7f0f6f2b11";
+        let expected = format!("{MEMBER}m.user_id = $1) -- binds: [{id}]");
+        assert_eq!(
+            group_sql(&cmp("members.value", Operator::Eq, id.into())),
+            expected
+        );
+        assert_eq!(
+            group_sql(&cmp("members", Operator::Eq, id.into())),
+            expected
+        );
+        assert_eq!(
+            group_sql(&value_path(
+                "members",
+                cmp("value", Operator::Eq, id.into())
+            )),
+            expected
+        );
+        assert_eq!(
+            group_sql(&value_path(
+                "members",
+                cmp("members.value", Operator::Eq, id.into())
+            )),
+            expected
+        );
+        let other = "1b0c9f4e-7a1d-4e55-9a57-3c7f0f6f2b11";
+        assert_eq!(
+            group_sql(&value_path(
+                "members",
+                or(vec![
+                    cmp("value", Operator::Eq, id.into()),
+                    cmp("value", Operator::Eq, other.into()),
+                ])
+            )),
+            format!("{MEMBER}(m.user_id = $1 OR m.user_id = $2)) -- binds: [{id}, {other}]")
+        );
+        // A value that is no user id matches no member.
+        assert_eq!(
+            group_sql(&cmp("members.value", Operator::Eq, "bob".into())),
+            format!("{MEMBER}FALSE) -- binds: []")
+        );
+        assert_eq!(
+            group_sql(&cmp("members", Operator::Pr, Json::Null)),
+            "groups.member_count > 0 -- binds: []"
+        );
+        assert_eq!(
+            group_sql(&not(cmp("members.value", Operator::Eq, id.into()))),
+            format!("NOT ({MEMBER}m.user_id = $1)) -- binds: [{id}]")
+        );
+    }
+
+    #[test]
+    fn group_filters_refuse_other_attributes() {
+        for attr in ["userName", "emails", "active", "employeeNumber", "title"] {
+            assert!(
+                group_error(&cmp(attr, Operator::Eq, "x".into())).contains(attr),
+                "{attr}"
+            );
+        }
+        assert!(
+            group_error(&cmp("members.display", Operator::Eq, "x".into()))
+                .contains("members.display")
+        );
+        assert!(
+            group_error(&value_path(
+                "members",
+                cmp("display", Operator::Eq, "x".into())
+            ))
+            .contains("members.display")
+        );
+        assert!(
+            group_error(&value_path(
+                "emails",
+                cmp("value", Operator::Eq, "x".into())
+            ))
+            .contains("emails")
+        );
+        assert!(
+            group_error(&cmp_path(
+                path(crate::attr::CORE_URN, "displayName", ""),
+                Operator::Eq,
+                "x".into()
+            ))
+            .contains("unknown attribute")
+        );
+        // Users have no members.
+        assert!(error(&cmp("members.value", Operator::Eq, "x".into())).contains("members"));
+        assert!(
+            error(&value_path(
+                "members",
+                cmp("value", Operator::Eq, "x".into())
+            ))
+            .contains("members")
         );
     }
 }

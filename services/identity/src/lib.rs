@@ -1,5 +1,5 @@
-//! The identity service: tenants, their bearer tokens and their users in
-//! Postgres, served over gRPC (`identity.v1`).
+//! The identity service: tenants, their bearer tokens, their users and
+//! groups in Postgres, served over gRPC (`identity.v1`).
 //!
 //! The binary applies migrations and then calls [`serve`]; end-to-end tests
 //! call [`migrate`] and [`serve`] directly on sockets of their own.
@@ -8,6 +8,7 @@ mod attr;
 mod auth;
 mod db;
 mod filter;
+mod groups;
 mod patch;
 mod rpc;
 mod schema;

@@ -1,10 +1,11 @@
-//! SCIM PATCH (RFC 7644 §3.5.2) on a SCIM-shaped JSON document of a user.
+//! SCIM PATCH (RFC 7644 §3.5.2) on a SCIM-shaped JSON document of a resource.
 //!
 //! The stored user becomes a document ([`to_document`]), the typed operations
 //! are applied to it ([`apply`]), and the result is validated back into typed
 //! fields plus the attributes bag ([`from_document`]). Working on the SCIM
 //! shape keeps the rules (merge, append, value filters) uniform across typed
-//! and bag attributes.
+//! and bag attributes. A [`PatchSchema`] says which attributes a resource type
+//! types; groups use the same engine for everything but their members.
 
 use identity_proto::v1::comparison::Operator;
 use identity_proto::v1::filter::Expression as Expr;
@@ -14,7 +15,8 @@ use serde_json::{Map, Value as Json};
 use uuid::Uuid;
 
 use crate::attr::{
-    ENTERPRISE_URN, Schema, attribute_parts, canonical, display_path, element_attribute, schema_of,
+    ENTERPRISE_URN, Resource, Schema, attribute_parts, canonical, display_path, element_attribute,
+    schema_of,
 };
 use crate::users::{Enterprise, UserData, email_from_json, email_to_json, parse_manager};
 
@@ -33,17 +35,47 @@ pub enum PatchError {
     InvalidSyntax(String),
 }
 
-const CORE_ATTRIBUTES: &[&str] = &[
-    "userName",
-    "externalId",
-    "name",
-    "displayName",
-    "emails",
-    "active",
-];
-const READ_ONLY: &[&str] = &["id", "meta", "groups"];
-/// Never stored: `schemas` is derived on output, `password` is dropped.
-const IGNORED: &[&str] = &["schemas", "password"];
+/// What PATCH knows of a resource type: the core attributes with a typed
+/// home and their shapes, the read-only ones and the ones never stored.
+/// Every other attribute lives in the resource's bag, as sent.
+pub(crate) struct PatchSchema {
+    pub resource: Resource,
+    pub typed: &'static [(&'static str, Shape)],
+    pub read_only: &'static [&'static str],
+    pub ignored: &'static [&'static str],
+}
+
+impl PatchSchema {
+    /// The canonical spelling of a typed core attribute.
+    pub(crate) fn typed_name(&self, key: &str) -> Option<&'static str> {
+        self.typed
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(key))
+            .map(|(name, _)| *name)
+    }
+
+    /// Neither typed nor read-only nor ignored: a bag attribute.
+    pub(crate) fn is_bag(&self, key: &str) -> bool {
+        self.typed_name(key).is_none()
+            && canonical(self.read_only, key).is_none()
+            && canonical(self.ignored, key).is_none()
+    }
+}
+
+pub(crate) const USER: PatchSchema = PatchSchema {
+    resource: Resource::User,
+    typed: &[
+        ("userName", Shape::Simple),
+        ("externalId", Shape::Simple),
+        ("name", Shape::Complex(NAME_SUBS)),
+        ("displayName", Shape::Simple),
+        ("emails", Shape::Multi(EMAIL_SUBS)),
+        ("active", Shape::Simple),
+    ],
+    read_only: &["id", "meta", "groups"],
+    // Never stored: `schemas` is derived on output, `password` is dropped.
+    ignored: &["schemas", "password"],
+};
 const NAME_SUBS: &[&str] = &[
     "formatted",
     "familyName",
@@ -65,7 +97,7 @@ const MANAGER_SUBS: &[&str] = &["value", "$ref", "displayName"];
 
 /// What the schema says about a target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Shape {
+pub(crate) enum Shape {
     Simple,
     /// Single-valued complex attribute (or a whole extension object) with these sub-attributes.
     Complex(&'static [&'static str]),
@@ -169,7 +201,7 @@ pub(crate) fn from_document(doc: Map<String, Json>) -> Result<UserData, PatchErr
         if value.is_null() {
             continue;
         }
-        if let Some(attr) = canonical(CORE_ATTRIBUTES, &key) {
+        if let Some(attr) = USER.typed_name(&key) {
             match attr {
                 "userName" => user_name = Some(string_value(value, attr)?),
                 "externalId" => user.external_id = Some(string_value(value, attr)?),
@@ -193,7 +225,7 @@ pub(crate) fn from_document(doc: Map<String, Json>) -> Result<UserData, PatchErr
             }
         } else if key.eq_ignore_ascii_case(ENTERPRISE_URN) {
             (user.enterprise, user.manager_id) = enterprise_value(value)?;
-        } else if canonical(READ_ONLY, &key).is_none() && canonical(IGNORED, &key).is_none() {
+        } else if USER.is_bag(&key) {
             user.attributes.insert(key, value);
         }
     }
@@ -309,6 +341,7 @@ fn existing_key(object: Option<&Map<String, Json>>, key: &str) -> String {
 
 /// Applies every operation in order; the caller discards the document on error.
 pub(crate) fn apply(
+    schema: &PatchSchema,
     doc: &mut Map<String, Json>,
     operations: &[PatchOperation],
 ) -> Result<(), PatchError> {
@@ -326,8 +359,8 @@ pub(crate) fn apply(
             .map(identity_proto::value_to_json)
             .filter(|v| !v.is_null());
         match &operation.path {
-            Some(path) => apply_at(doc, op, path, value)?,
-            None => apply_pathless(doc, op, value)?,
+            Some(path) => apply_at(schema, doc, op, path, value)?,
+            None => apply_pathless(schema, doc, op, value)?,
         }
     }
     Ok(())
@@ -335,6 +368,7 @@ pub(crate) fn apply(
 
 /// A pathless add/replace sets each attribute of its object value.
 fn apply_pathless(
+    schema: &PatchSchema,
     doc: &mut Map<String, Json>,
     op: Op,
     value: Option<Json>,
@@ -349,12 +383,14 @@ fn apply_pathless(
     };
     for (key, value) in object {
         let path = pathless_key(&key);
-        apply_at(doc, op, &path, Some(value).filter(|v| !v.is_null()))?;
+        apply_at(schema, doc, op, &path, Some(value).filter(|v| !v.is_null()))?;
     }
     Ok(())
 }
 
-fn pathless_key(key: &str) -> AttributePath {
+/// The path a key of a pathless operation's object value names: a plain or
+/// dotted attribute, an enterprise-qualified attribute or an extension URN.
+pub(crate) fn pathless_key(key: &str) -> AttributePath {
     let urn_len = ENTERPRISE_URN.len();
     let mut path = AttributePath::default();
     let qualified = key.len() > urn_len
@@ -372,26 +408,32 @@ fn pathless_key(key: &str) -> AttributePath {
     path
 }
 
-fn resolve(doc: &Map<String, Json>, path: &AttributePath) -> Result<Resolved, PatchError> {
+fn resolve(
+    schema: &PatchSchema,
+    doc: &Map<String, Json>,
+    path: &AttributePath,
+) -> Result<Resolved, PatchError> {
     let label = display_path(path);
     let (attr, sub) = attribute_parts(path);
-    let (keys, shape) = match schema_of(path) {
+    let (keys, shape) = match schema_of(path, schema.resource) {
         Schema::Core => {
             if attr.is_empty() {
                 return Err(PatchError::InvalidPath(format!(
                     "'{label}' names no attribute"
                 )));
             }
-            if let Some(read_only) = canonical(READ_ONLY, attr) {
+            if let Some(read_only) = canonical(schema.read_only, attr) {
                 return Ok(Resolved::ReadOnly(read_only));
             }
-            if canonical(IGNORED, attr).is_some() {
+            if canonical(schema.ignored, attr).is_some() {
                 return Ok(Resolved::Ignored);
             }
-            match canonical(CORE_ATTRIBUTES, attr) {
-                Some("name") => (vec!["name".to_owned()], Shape::Complex(NAME_SUBS)),
-                Some("emails") => (vec!["emails".to_owned()], Shape::Multi(EMAIL_SUBS)),
-                Some(known) => (vec![known.to_owned()], Shape::Simple),
+            match schema
+                .typed
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(attr))
+            {
+                Some((known, shape)) => (vec![(*known).to_owned()], *shape),
                 None => (vec![existing_key(Some(doc), attr)], Shape::Unknown),
             }
         }
@@ -457,12 +499,13 @@ fn resolve(doc: &Map<String, Json>, path: &AttributePath) -> Result<Resolved, Pa
 }
 
 fn apply_at(
+    schema: &PatchSchema,
     doc: &mut Map<String, Json>,
     op: Op,
     path: &AttributePath,
     value: Option<Json>,
 ) -> Result<(), PatchError> {
-    let target = match resolve(doc, path)? {
+    let target = match resolve(schema, doc, path)? {
         Resolved::Ignored => return Ok(()),
         Resolved::ReadOnly(attr) => {
             // Setting id to its own value changes nothing (IdPs echo it).
@@ -1013,7 +1056,7 @@ mod tests {
 
     fn run(start: &UserData, ops: &[PatchOperation]) -> Result<UserData, PatchError> {
         let mut doc = to_document(id(), start);
-        apply(&mut doc, ops)?;
+        apply(&USER, &mut doc, ops)?;
         from_document(doc)
     }
 

@@ -8,6 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use tonic::{Code, Response, Status};
 use tracing::{Instrument, field};
+use uuid::Uuid;
 
 /// Runs one RPC inside a span named after it. The tenant is recorded once
 /// known (see [`record_tenant`]); the outcome is the gRPC code. Exporters
@@ -45,6 +46,17 @@ pub(crate) fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
     }
 }
 
+/// The optional etag precondition of a write: empty means none, and
+/// `W/"3"`, `"3"` and `3` all name version 3.
+pub(crate) fn etag_matches(etag: &str, version: i64) -> bool {
+    let given = etag.trim();
+    if given.is_empty() {
+        return true;
+    }
+    let bare = given.strip_prefix("W/").unwrap_or(given).trim_matches('"');
+    bare == version.to_string()
+}
+
 pub(crate) const DEFAULT_PAGE_SIZE: i64 = 100;
 pub(crate) const MAX_PAGE_SIZE: i64 = 1000;
 
@@ -62,6 +74,33 @@ pub(crate) fn page_size(requested: Option<i32>) -> Result<i64, PageError> {
         ))),
         Some(n) => Ok(i64::from(n).min(MAX_PAGE_SIZE)),
     }
+}
+
+/// Keyset pages (a group's members) may be larger: unset or 0 means
+/// `default`, larger sizes are capped at `max`, negative ones refused.
+pub(crate) fn keyset_page_size(
+    requested: Option<i32>,
+    default: i64,
+    max: i64,
+) -> Result<i64, PageError> {
+    match requested {
+        None | Some(0) => Ok(default),
+        Some(n) if n < 0 => Err(PageError(format!(
+            "page_size must not be negative, got {n}"
+        ))),
+        Some(n) => Ok(i64::from(n).min(max)),
+    }
+}
+
+/// A keyset page token is the last id of the previous page; empty means
+/// the first page.
+pub(crate) fn keyset_after(token: &str) -> Result<Option<Uuid>, PageError> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    Uuid::try_parse(token)
+        .map(Some)
+        .map_err(|_| PageError("invalid page_token".into()))
 }
 
 const TOKEN_TAG: &str = "offset:";
@@ -109,11 +148,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn etag_forms() {
+        assert!(etag_matches("", 3));
+        assert!(etag_matches(" 3 ", 3));
+        assert!(etag_matches("\"3\"", 3));
+        assert!(etag_matches("W/\"3\"", 3));
+        assert!(!etag_matches("W/\"2\"", 3));
+        assert!(!etag_matches("*", 3));
+    }
+
+    #[test]
     fn page_sizes() {
         assert_eq!(page_size(None).ok(), Some(DEFAULT_PAGE_SIZE));
         assert_eq!(page_size(Some(0)).ok(), Some(0));
         assert_eq!(page_size(Some(5000)).ok(), Some(MAX_PAGE_SIZE));
         assert!(page_size(Some(-1)).is_err());
+    }
+
+    #[test]
+    fn keyset_pages() {
+        assert_eq!(keyset_page_size(None, 1000, 10000).ok(), Some(1000));
+        assert_eq!(keyset_page_size(Some(0), 1000, 10000).ok(), Some(1000));
+        assert_eq!(keyset_page_size(Some(7), 1000, 10000).ok(), Some(7));
+        assert_eq!(keyset_page_size(Some(50000), 1000, 10000).ok(), Some(10000));
+        assert!(keyset_page_size(Some(-1), 1000, 10000).is_err());
+        let id = Uuid::from_u128(7);
+        assert_eq!(keyset_after("").ok(), Some(None));
+        assert_eq!(keyset_after(&id.to_string()).ok(), Some(Some(id)));
+        assert!(keyset_after("nope").is_err());
     }
 
     #[test]

@@ -52,6 +52,30 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    groups (tenant_id, group_id) {
+        tenant_id -> Uuid,
+        group_id -> Uuid,
+        display_name -> Text,
+        external_id -> Nullable<Text>,
+        attributes -> Jsonb,
+        member_count -> Int8,
+        version -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    group_members (tenant_id, group_id, user_id) {
+        tenant_id -> Uuid,
+        group_id -> Uuid,
+        user_id -> Uuid,
+        added_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(tokens -> tenants (tenant_id));
 diesel::joinable!(users -> tenants (tenant_id));
-diesel::allow_tables_to_appear_in_same_query!(tenants, tokens, users);
+diesel::joinable!(groups -> tenants (tenant_id));
+diesel::allow_tables_to_appear_in_same_query!(tenants, tokens, users, groups, group_members);

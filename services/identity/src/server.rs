@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use diesel_async::RunQueryDsl;
 use identity_proto::v1::auth_service_server::AuthServiceServer;
+use identity_proto::v1::group_service_server::GroupServiceServer;
 use identity_proto::v1::tenant_service_server::TenantServiceServer;
 use identity_proto::v1::token_service_server::TokenServiceServer;
 use identity_proto::v1::user_service_server::UserServiceServer;
@@ -19,6 +20,7 @@ use tonic_health::server::HealthReporter;
 
 use crate::auth::{AuthApi, Authenticator, Caller, TenantRef, tenant_scope};
 use crate::db::{self, Conn, Pool};
+use crate::groups::service::GroupApi;
 use crate::tenants::service::TenantApi;
 use crate::tokens::service::TokenApi;
 use crate::users::service::UserApi;
@@ -53,8 +55,9 @@ impl AppState {
     }
 }
 
-/// Serves UserService, TenantService, TokenService, AuthService and
-/// grpc.health.v1 on `listener` until `shutdown` completes. Does not migrate.
+/// Serves UserService, GroupService, TenantService, TokenService,
+/// AuthService and grpc.health.v1 on `listener` until `shutdown` completes.
+/// Does not migrate.
 pub async fn serve(
     settings: ServiceSettings,
     listener: TcpListener,
@@ -77,6 +80,7 @@ pub async fn serve(
     let result = Server::builder()
         .add_service(health)
         .add_service(UserServiceServer::new(UserApi::new(state.clone())))
+        .add_service(GroupServiceServer::new(GroupApi::new(state.clone())))
         .add_service(TenantServiceServer::new(TenantApi::new(state.clone())))
         .add_service(TokenServiceServer::new(TokenApi::new(state.clone())))
         .add_service(AuthServiceServer::new(AuthApi::new(state)))
@@ -92,6 +96,12 @@ async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
     reporter
         .set_service_status(
             <UserServiceServer<UserApi> as tonic::server::NamedService>::NAME,
+            status,
+        )
+        .await;
+    reporter
+        .set_service_status(
+            <GroupServiceServer<GroupApi> as tonic::server::NamedService>::NAME,
             status,
         )
         .await;

@@ -12,6 +12,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 use crate::auth::AuthError;
 use crate::db::StoreError;
 use crate::filter::FilterError;
+use crate::groups::GroupError;
 use crate::patch::PatchError;
 use crate::rpc::PageError;
 use crate::tenants::TenantError;
@@ -162,6 +163,30 @@ impl From<UserError> for Status {
     }
 }
 
+impl From<GroupError> for Status {
+    fn from(err: GroupError) -> Self {
+        let message = err.to_string();
+        match err {
+            GroupError::NotFound(_) | GroupError::UserNotFound(_) => {
+                client_error(Code::NotFound, ErrorReason::Unspecified, message)
+            }
+            GroupError::DisplayNameTaken(_) => {
+                client_error(Code::AlreadyExists, ErrorReason::Uniqueness, message)
+            }
+            GroupError::UnknownMembers(_) | GroupError::InvalidValue(_) => {
+                client_error(Code::InvalidArgument, ErrorReason::InvalidValue, message)
+            }
+            GroupError::EtagMismatch { .. } => {
+                client_error(Code::FailedPrecondition, ErrorReason::EtagMismatch, message)
+            }
+            GroupError::Filter(e) => e.into(),
+            GroupError::Patch(e) => e.into(),
+            GroupError::Page(e) => e.into(),
+            GroupError::Store(e) => e.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,6 +254,30 @@ mod tests {
                 AuthError::Denied("x".into()).into(),
                 Code::PermissionDenied,
                 "PERMISSION_DENIED",
+            ),
+            (
+                GroupError::DisplayNameTaken("a".into()).into(),
+                Code::AlreadyExists,
+                "UNIQUENESS",
+            ),
+            (
+                GroupError::UnknownMembers(vec!["x".into()]).into(),
+                Code::InvalidArgument,
+                "INVALID_VALUE",
+            ),
+            (
+                GroupError::EtagMismatch {
+                    given: "1".into(),
+                    current: 2,
+                }
+                .into(),
+                Code::FailedPrecondition,
+                "ETAG_MISMATCH",
+            ),
+            (
+                GroupError::NotFound("x".into()).into(),
+                Code::NotFound,
+                "ERROR_REASON_UNSPECIFIED",
             ),
             (
                 TenantError::SlugTaken("a".into()).into(),

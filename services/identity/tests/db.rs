@@ -651,7 +651,12 @@ async fn health_reports_serving() {
     use tonic_health::pb::HealthCheckRequest;
     use tonic_health::pb::health_check_response::ServingStatus;
     let svc = TestService::start().await;
-    for service in ["", "identity.v1.UserService", "identity.v1.TokenService"] {
+    for service in [
+        "",
+        "identity.v1.UserService",
+        "identity.v1.GroupService",
+        "identity.v1.TokenService",
+    ] {
         let status = svc
             .health()
             .check(HealthCheckRequest {

@@ -7,15 +7,18 @@ use diesel_async::AsyncPgConnection;
 use identity_proto::v1::user_service_server::UserService;
 use identity_proto::v1::{
     CreateUserRequest, DeleteUserRequest, DeleteUserResponse, EnterpriseUser, GetUserRequest,
-    ListUsersRequest, ListUsersResponse, Manager, Name, PatchUserRequest, ReplaceUserRequest, User,
+    GroupRef, ListUsersRequest, ListUsersResponse, Manager, Name, PatchUserRequest,
+    ReplaceUserRequest, User,
 };
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::store::{self, ListQuery, UserRow};
 use super::{UserData, UserError};
+use crate::attr::Resource;
 use crate::auth::TenantRef;
 use crate::filter;
+use crate::groups::service::group_refs;
 use crate::rpc::{next_page_token, page_offset, page_size, timestamp, traced};
 use crate::server::AppState;
 
@@ -38,8 +41,14 @@ fn required_user(user: Option<User>) -> Result<User, UserError> {
     user.ok_or_else(|| UserError::InvalidValue("user is required".into()))
 }
 
-/// The proto user of a row, with `manager.display_name` from `managers`.
-fn to_proto(row: UserRow, tenant: &str, managers: &HashMap<Uuid, String>) -> User {
+/// The proto user of a row, with `manager.display_name` from `managers`
+/// and the user's groups.
+fn to_proto(
+    row: UserRow,
+    tenant: &str,
+    managers: &HashMap<Uuid, String>,
+    groups: Vec<GroupRef>,
+) -> User {
     let data = row.data();
     let full_name = data.full_name();
     let e = data.enterprise;
@@ -81,6 +90,7 @@ fn to_proto(row: UserRow, tenant: &str, managers: &HashMap<Uuid, String>) -> Use
         create_time: Some(timestamp(row.created_at)),
         update_time: Some(timestamp(row.updated_at)),
         delete_time: row.deleted_at.map(timestamp),
+        groups,
     }
 }
 
@@ -93,9 +103,15 @@ async fn render(
     manager_ids.sort_unstable();
     manager_ids.dedup();
     let managers = store::manager_names(conn, tenant.id, &manager_ids).await?;
+    // One query for the groups of the whole page, never one per user.
+    let user_ids: Vec<Uuid> = rows.iter().map(|r| r.user_id).collect();
+    let mut groups = group_refs(conn, tenant.id, &user_ids).await?;
     Ok(rows
         .into_iter()
-        .map(|row| to_proto(row, &tenant.slug, &managers))
+        .map(|row| {
+            let user_groups = groups.remove(&row.user_id).unwrap_or_default();
+            to_proto(row, &tenant.slug, &managers, user_groups)
+        })
         .collect())
 }
 
@@ -134,7 +150,7 @@ impl UserService for UserApi {
                 filter: req
                     .filter
                     .as_ref()
-                    .map(filter::compile)
+                    .map(|f| filter::compile(f, Resource::User))
                     .transpose()
                     .map_err(UserError::from)?,
                 show_deleted: req.show_deleted,

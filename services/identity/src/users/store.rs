@@ -14,7 +14,9 @@ use uuid::Uuid;
 use super::{Enterprise, UserData, UserError, email_from_json, email_to_json, full_name};
 use crate::db::{StoreError, is_unique_violation};
 use crate::filter::SqlFilter;
+use crate::groups;
 use crate::patch;
+use crate::rpc::etag_matches;
 use crate::schema::users;
 
 /// userName is unique per tenant, case-insensitively, among live users.
@@ -148,18 +150,13 @@ fn write_error(err: DieselError, user_name: &str) -> UserError {
     }
 }
 
-/// The optional etag precondition; `W/"3"`, `"3"` and `3` all name version 3.
+/// The optional etag precondition (see [`etag_matches`]).
 fn check_etag(etag: &str, version: i64) -> Result<(), UserError> {
-    let given = etag.trim();
-    if given.is_empty() {
-        return Ok(());
-    }
-    let bare = given.strip_prefix("W/").unwrap_or(given).trim_matches('"');
-    if bare == version.to_string() {
+    if etag_matches(etag, version) {
         Ok(())
     } else {
         Err(UserError::EtagMismatch {
-            given: given.to_owned(),
+            given: etag.trim().to_owned(),
             current: version,
         })
     }
@@ -310,7 +307,7 @@ pub(crate) async fn patch(
     conn.transaction(async |tx| {
         let row = lock(tx, tenant, id, etag).await?;
         let mut document = patch::to_document(id, &row.data());
-        patch::apply(&mut document, operations)?;
+        patch::apply(&patch::USER, &mut document, operations)?;
         let user = patch::from_document(document)?;
         update(tx, tenant, id, &user).await
     })
@@ -318,7 +315,8 @@ pub(crate) async fn patch(
 }
 
 /// DELETE: keeps a tombstone whose userName and email addresses are
-/// replaced, so nothing reusable or personal stays in them.
+/// replaced, so nothing reusable or personal stays in them, and removes the
+/// user's memberships.
 pub(crate) async fn delete(
     conn: &mut AsyncPgConnection,
     tenant: Uuid,
@@ -352,6 +350,7 @@ pub(crate) async fn delete(
         ))
         .execute(tx)
         .await?;
+        groups::store::remove_user(tx, tenant, id).await?;
         Ok(())
     })
     .await

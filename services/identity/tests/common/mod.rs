@@ -1,7 +1,10 @@
 //! A private database and an in-process service on a real socket per test.
+//! Each test binary (db.rs, groups.rs) uses a part of these helpers.
+#![allow(dead_code)]
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use identity_proto::v1::auth_service_client::AuthServiceClient;
+use identity_proto::v1::group_service_client::GroupServiceClient;
 use identity_proto::v1::tenant_service_client::TenantServiceClient;
 use identity_proto::v1::token_service_client::TokenServiceClient;
 use identity_proto::v1::user_service_client::UserServiceClient;
@@ -127,6 +130,10 @@ impl TestService {
 
     pub fn users(&self) -> UserServiceClient<Channel> {
         UserServiceClient::new(self.channel.clone())
+    }
+
+    pub fn groups(&self) -> GroupServiceClient<Channel> {
+        GroupServiceClient::new(self.channel.clone())
     }
 
     pub fn tenants(&self) -> TenantServiceClient<Channel> {

@@ -1,0 +1,336 @@
+//! `identity.v1.GroupService` over the group store.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use diesel_async::AsyncPgConnection;
+use identity_proto::v1::group_service_server::GroupService;
+use identity_proto::v1::{
+    AddMembersRequest, CreateGroupRequest, DeleteGroupRequest, DeleteGroupResponse,
+    GetGroupRequest, Group, GroupRef, ListGroupsRequest, ListGroupsResponse, ListMembersRequest,
+    ListMembersResponse, ListUserGroupsRequest, ListUserGroupsResponse, Member, Name,
+    PatchGroupRequest, RemoveMembersRequest, ReplaceGroupRequest,
+};
+use serde_json::Value as Json;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::patch::{self, GroupPatch, MemberChange};
+use super::store::{self, GroupRow, ListQuery, MemberRow};
+use super::{GroupData, GroupError, parse_member_ids};
+use crate::attr::Resource;
+use crate::db::StoreError;
+use crate::filter;
+use crate::rpc::{
+    keyset_after, keyset_page_size, next_page_token, page_offset, page_size, timestamp, traced,
+};
+use crate::server::AppState;
+use crate::users::full_name;
+
+/// ListMembers pages: large, since members are small and IdPs read them all.
+const DEFAULT_MEMBER_PAGE_SIZE: i64 = 1000;
+const MAX_MEMBER_PAGE_SIZE: i64 = 10_000;
+
+pub(crate) struct GroupApi {
+    state: Arc<AppState>,
+}
+
+impl GroupApi {
+    pub(crate) fn new(state: Arc<AppState>) -> Self {
+        GroupApi { state }
+    }
+}
+
+/// A malformed id names no group: NOT_FOUND, as for users.
+fn parse_id(id: &str) -> Result<Uuid, GroupError> {
+    Uuid::try_parse(id.trim()).map_err(|_| GroupError::NotFound(id.to_owned()))
+}
+
+fn required_group(group: Option<Group>) -> Result<Group, GroupError> {
+    group.ok_or_else(|| GroupError::InvalidValue("group is required".into()))
+}
+
+fn to_proto(row: GroupRow, tenant: &str) -> Group {
+    let attributes = match row.attributes {
+        Json::Object(map) if !map.is_empty() => Some(identity_proto::json_to_struct(map)),
+        _ => None,
+    };
+    Group {
+        id: row.group_id.to_string(),
+        tenant: tenant.to_owned(),
+        display_name: row.display_name,
+        external_id: row.external_id,
+        attributes,
+        member_count: row.member_count,
+        etag: row.version.to_string(),
+        create_time: Some(timestamp(row.created_at)),
+        update_time: Some(timestamp(row.updated_at)),
+    }
+}
+
+/// A member's display: the user's full name, else their userName.
+fn member(row: MemberRow) -> Member {
+    let name = Name {
+        given_name: row.given_name,
+        family_name: row.family_name,
+        formatted: row.name_formatted,
+        ..Name::default()
+    };
+    let display = full_name(&name, row.display_name.as_deref());
+    Member {
+        user_id: row.user_id.to_string(),
+        display: if display.is_empty() {
+            row.user_name.clone()
+        } else {
+            display
+        },
+        user_name: row.user_name,
+    }
+}
+
+/// The groups of each of `user_ids`, for `User.groups`: one query however
+/// many users.
+pub(crate) async fn group_refs(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    user_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<GroupRef>>, StoreError> {
+    let mut refs: HashMap<Uuid, Vec<GroupRef>> = HashMap::new();
+    for (user, group, display_name) in store::groups_of_users(conn, tenant, user_ids).await? {
+        refs.entry(user).or_default().push(GroupRef {
+            id: group.to_string(),
+            display_name,
+        });
+    }
+    Ok(refs)
+}
+
+#[tonic::async_trait]
+impl GroupService for GroupApi {
+    async fn get_group(
+        &self,
+        request: Request<GetGroupRequest>,
+    ) -> Result<Response<Group>, Status> {
+        traced("GetGroup", async {
+            let (metadata, _, req) = request.into_parts();
+            let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
+            let id = parse_id(&req.id)?;
+            let row = store::get(&mut conn, tenant.id, id).await?;
+            Ok(to_proto(row, &tenant.slug))
+        })
+        .await
+    }
+
+    async fn list_groups(
+        &self,
+        request: Request<ListGroupsRequest>,
+    ) -> Result<Response<ListGroupsResponse>, Status> {
+        traced("ListGroups", async {
+            let (metadata, _, req) = request.into_parts();
+            let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
+            let query = ListQuery {
+                filter: req
+                    .filter
+                    .as_ref()
+                    .map(|f| filter::compile(f, Resource::Group))
+                    .transpose()
+                    .map_err(GroupError::from)?,
+                offset: page_offset(req.offset, &req.page_token).map_err(GroupError::from)?,
+                limit: page_size(req.page_size).map_err(GroupError::from)?,
+            };
+            let (rows, total_size) = store::list(&mut conn, tenant.id, &query).await?;
+            let next_page_token = next_page_token(query.offset, rows.len(), total_size);
+            Ok(ListGroupsResponse {
+                groups: rows
+                    .into_iter()
+                    .map(|row| to_proto(row, &tenant.slug))
+                    .collect(),
+                total_size,
+                next_page_token,
+            })
+        })
+        .await
+    }
+
+    async fn create_group(
+        &self,
+        request: Request<CreateGroupRequest>,
+    ) -> Result<Response<Group>, Status> {
+        traced("CreateGroup", async {
+            let (metadata, _, req) = request.into_parts();
+            let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
+            let group = GroupData::from_proto(required_group(req.group)?)?;
+            let members = parse_member_ids(&req.member_ids)?;
+            let row = store::create(&mut conn, tenant.id, &group, &members).await?;
+            Ok(to_proto(row, &tenant.slug))
+        })
+        .await
+    }
+
+    async fn replace_group(
+        &self,
+        request: Request<ReplaceGroupRequest>,
+    ) -> Result<Response<Group>, Status> {
+        traced("ReplaceGroup", async {
+            let (metadata, _, req) = request.into_parts();
+            let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
+            let group = required_group(req.group)?;
+            let id = parse_id(&group.id)?;
+            let group = GroupData::from_proto(group)?;
+            let members = parse_member_ids(&req.member_ids)?;
+            let row = store::replace(&mut conn, tenant.id, id, &req.etag, &group, &members).await?;
+            Ok(to_proto(row, &tenant.slug))
+        })
+        .await
+    }
+
+    async fn patch_group(
+        &self,
+        request: Request<PatchGroupRequest>,
+    ) -> Result<Response<Group>, Status> {
+        traced("PatchGroup", async {
+            let (metadata, _, req) = request.into_parts();
+            let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
+            let id = parse_id(&req.id)?;
+            let plan = patch::plan(&req.operations).map_err(GroupError::from)?;
+            let row = store::patch(&mut conn, tenant.id, id, &req.etag, &plan).await?;
+            Ok(to_proto(row, &tenant.slug))
+        })
+        .await
+    }
+
+    async fn delete_group(
+        &self,
+        request: Request<DeleteGroupRequest>,
+    ) -> Result<Response<DeleteGroupResponse>, Status> {
+        traced("DeleteGroup", async {
+            let (metadata, _, req) = request.into_parts();
+            let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
+            let id = parse_id(&req.id)?;
+            store::delete(&mut conn, tenant.id, id, &req.etag).await?;
+            Ok(DeleteGroupResponse {})
+        })
+        .await
+    }
+
+    async fn add_members(
+        &self,
+        request: Request<AddMembersRequest>,
+    ) -> Result<Response<Group>, Status> {
+        traced("AddMembers", async {
+            let (metadata, _, req) = request.into_parts();
+            let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
+            let id = parse_id(&req.group_id)?;
+            let plan = GroupPatch {
+                attributes: Vec::new(),
+                members: vec![MemberChange::Add(parse_member_ids(&req.user_ids)?)],
+            };
+            let row = store::patch(&mut conn, tenant.id, id, "", &plan).await?;
+            Ok(to_proto(row, &tenant.slug))
+        })
+        .await
+    }
+
+    async fn remove_members(
+        &self,
+        request: Request<RemoveMembersRequest>,
+    ) -> Result<Response<Group>, Status> {
+        traced("RemoveMembers", async {
+            let (metadata, _, req) = request.into_parts();
+            let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
+            let id = parse_id(&req.group_id)?;
+            let plan = GroupPatch {
+                attributes: Vec::new(),
+                members: vec![MemberChange::Remove(parse_member_ids(&req.user_ids)?)],
+            };
+            let row = store::patch(&mut conn, tenant.id, id, "", &plan).await?;
+            Ok(to_proto(row, &tenant.slug))
+        })
+        .await
+    }
+
+    async fn list_members(
+        &self,
+        request: Request<ListMembersRequest>,
+    ) -> Result<Response<ListMembersResponse>, Status> {
+        traced("ListMembers", async {
+            let (metadata, _, req) = request.into_parts();
+            let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
+            let id = parse_id(&req.group_id)?;
+            let limit = keyset_page_size(
+                req.page_size,
+                DEFAULT_MEMBER_PAGE_SIZE,
+                MAX_MEMBER_PAGE_SIZE,
+            )
+            .map_err(GroupError::from)?;
+            let after = keyset_after(&req.page_token).map_err(GroupError::from)?;
+            // One extra row tells whether another page follows.
+            let mut rows = store::members_page(&mut conn, tenant.id, id, after, limit + 1).await?;
+            let more = rows.len() as i64 > limit;
+            rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+            let next_page_token = match rows.last() {
+                Some(last) if more => last.user_id.to_string(),
+                _ => String::new(),
+            };
+            Ok(ListMembersResponse {
+                members: rows.into_iter().map(member).collect(),
+                next_page_token,
+            })
+        })
+        .await
+    }
+
+    async fn list_user_groups(
+        &self,
+        request: Request<ListUserGroupsRequest>,
+    ) -> Result<Response<ListUserGroupsResponse>, Status> {
+        traced("ListUserGroups", async {
+            let (metadata, _, req) = request.into_parts();
+            let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
+            let user = Uuid::try_parse(req.user_id.trim())
+                .map_err(|_| GroupError::UserNotFound(req.user_id.clone()))?;
+            let groups = store::user_groups(&mut conn, tenant.id, user).await?;
+            Ok(ListUserGroupsResponse {
+                groups: groups
+                    .into_iter()
+                    .map(|(id, display_name)| GroupRef {
+                        id: id.to_string(),
+                        display_name,
+                    })
+                    .collect(),
+            })
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_ids_are_not_found() {
+        assert!(matches!(parse_id("42"), Err(GroupError::NotFound(_))));
+        assert!(parse_id("0b0c9f4e-7a1d-4e55-9a57-3c7f0f6f2b11").is_ok());
+    }
+
+    fn member_row(given: Option<&str>, display: Option<&str>) -> MemberRow {
+        MemberRow {
+            user_id: Uuid::from_u128(1),
+            user_name: "ada@example.com".into(),
+            given_name: given.map(Into::into),
+            family_name: None,
+            name_formatted: None,
+            display_name: display.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn member_display_falls_back_to_user_name() {
+        assert_eq!(member(member_row(Some("Ada"), None)).display, "Ada");
+        assert_eq!(member(member_row(None, Some("A. L."))).display, "A. L.");
+        let bare = member(member_row(None, None));
+        assert_eq!(bare.display, "ada@example.com");
+        assert_eq!(bare.user_name, "ada@example.com");
+    }
+}

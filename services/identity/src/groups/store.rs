@@ -1,0 +1,618 @@
+//! Group and membership rows. Every write is one transaction.
+//!
+//! Memberships are written set-wise (`INSERT ... ON CONFLICT DO NOTHING`,
+//! `DELETE ... = ANY(ids)`), probing the primary key once per id, so their
+//! cost does not grow with the group; `member_count` moves by the affected
+//! row counts, and the group row's lock (version + 1) serialises concurrent
+//! writes of one group so none is lost.
+//!
+//! Lock order, the same in every transaction so none can deadlock: the
+//! users being added (FOR KEY SHARE), then group rows in group id order.
+//! Deleting a user locks the user (FOR UPDATE) before its groups; a
+//! membership write, once it holds its group, waits for no user.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::result::Error as DieselError;
+use diesel::sql_types;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde_json::{Map, Value as Json};
+use uuid::Uuid;
+
+use super::patch::{GroupPatch, MemberChange, apply_attributes};
+use super::{GroupData, GroupError};
+use crate::db::{StoreError, is_unique_violation};
+use crate::filter::SqlFilter;
+use crate::rpc::etag_matches;
+use crate::schema::{group_members, groups, users};
+
+/// displayName is unique per tenant, case-insensitively.
+const DISPLAY_NAME_INDEX: &str = "groups_display_name_key";
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = groups, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct GroupRow {
+    pub group_id: Uuid,
+    pub display_name: String,
+    pub external_id: Option<String>,
+    pub attributes: Json,
+    pub member_count: i64,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl GroupRow {
+    /// The writable content of the row, members aside.
+    pub(crate) fn data(&self) -> GroupData {
+        GroupData {
+            display_name: self.display_name.clone(),
+            external_id: self.external_id.clone(),
+            attributes: match &self.attributes {
+                Json::Object(map) => map.clone(),
+                _ => Map::new(),
+            },
+        }
+    }
+}
+
+/// Every writable column; on update, absent values clear the column (PUT).
+#[derive(Insertable, AsChangeset)]
+#[diesel(table_name = groups, treat_none_as_null = true)]
+struct Writable<'a> {
+    display_name: &'a str,
+    external_id: Option<&'a str>,
+    attributes: Json,
+}
+
+fn writable(group: &GroupData) -> Writable<'_> {
+    Writable {
+        display_name: &group.display_name,
+        external_id: group.external_id.as_deref(),
+        attributes: Json::Object(group.attributes.clone()),
+    }
+}
+
+/// A displayName clash reported by the unique index becomes UNIQUENESS.
+fn write_error(err: DieselError, display_name: &str) -> GroupError {
+    if is_unique_violation(&err, DISPLAY_NAME_INDEX) {
+        GroupError::DisplayNameTaken(display_name.to_owned())
+    } else {
+        err.into()
+    }
+}
+
+fn check_etag(etag: &str, version: i64) -> Result<(), GroupError> {
+    if etag_matches(etag, version) {
+        Ok(())
+    } else {
+        Err(GroupError::EtagMismatch {
+            given: etag.trim().to_owned(),
+            current: version,
+        })
+    }
+}
+
+/// Checks that every id in `ids` (sorted) is a live user of the tenant and
+/// keeps them so (FOR KEY SHARE) until the transaction ends: a concurrent
+/// DeleteUser waits, then finds and removes the new memberships. Taken
+/// before any group row, so the membership insert's foreign key check never
+/// waits for a user while holding its group.
+async fn lock_users(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    ids: &[Uuid],
+) -> Result<(), GroupError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let found: HashSet<Uuid> = users::table
+        .filter(users::tenant_id.eq(tenant))
+        .filter(users::user_id.eq_any(ids))
+        .filter(users::deleted_at.is_null())
+        .select(users::user_id)
+        .order(users::user_id)
+        .for_key_share()
+        .load::<Uuid>(conn)
+        .await?
+        .into_iter()
+        .collect();
+    let unknown: Vec<String> = ids
+        .iter()
+        .filter(|id| !found.contains(id))
+        .map(Uuid::to_string)
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(GroupError::UnknownMembers(unknown))
+    }
+}
+
+/// Locks a group for the rest of the transaction and checks the etag.
+async fn lock(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    id: Uuid,
+    etag: &str,
+) -> Result<GroupRow, GroupError> {
+    let row = groups::table
+        .filter(groups::tenant_id.eq(tenant))
+        .filter(groups::group_id.eq(id))
+        .select(GroupRow::as_select())
+        .for_update()
+        .get_result(conn)
+        .await
+        .optional()?
+        .ok_or_else(|| GroupError::NotFound(id.to_string()))?;
+    check_etag(etag, row.version)?;
+    Ok(row)
+}
+
+/// Adds the users `ids` (already checked by [`lock_users`]); returns how
+/// many were not members yet.
+async fn insert_members(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    group: Uuid,
+    ids: &[Uuid],
+) -> Result<i64, GroupError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let inserted = diesel::insert_into(group_members::table)
+        .values(
+            users::table
+                .filter(users::tenant_id.eq(tenant))
+                .filter(users::user_id.eq_any(ids))
+                .filter(users::deleted_at.is_null())
+                .select((
+                    users::tenant_id,
+                    group.into_sql::<sql_types::Uuid>(),
+                    users::user_id,
+                )),
+        )
+        .into_columns((
+            group_members::tenant_id,
+            group_members::group_id,
+            group_members::user_id,
+        ))
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
+    Ok(inserted as i64)
+}
+
+/// Removes the users `ids` that are members; returns how many were.
+async fn delete_members(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    group: Uuid,
+    ids: &[Uuid],
+) -> Result<i64, GroupError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let deleted = diesel::delete(
+        group_members::table
+            .filter(group_members::tenant_id.eq(tenant))
+            .filter(group_members::group_id.eq(group))
+            .filter(group_members::user_id.eq_any(ids)),
+    )
+    .execute(conn)
+    .await?;
+    Ok(deleted as i64)
+}
+
+async fn delete_all_members(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    group: Uuid,
+) -> Result<i64, GroupError> {
+    let deleted = diesel::delete(
+        group_members::table
+            .filter(group_members::tenant_id.eq(tenant))
+            .filter(group_members::group_id.eq(group)),
+    )
+    .execute(conn)
+    .await?;
+    Ok(deleted as i64)
+}
+
+/// Removes every member not in `ids`. An anti-join, which Postgres hashes,
+/// so a PUT of a large group stays linear (`<> ALL(ids)` would not).
+async fn delete_members_except(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    group: Uuid,
+    ids: &[Uuid],
+) -> Result<i64, GroupError> {
+    if ids.is_empty() {
+        return delete_all_members(conn, tenant, group).await;
+    }
+    let deleted = diesel::sql_query(
+        "DELETE FROM group_members AS gm \
+         WHERE gm.tenant_id = $1 AND gm.group_id = $2 \
+         AND NOT EXISTS (SELECT 1 FROM unnest($3::uuid[]) AS keep(user_id) \
+                         WHERE keep.user_id = gm.user_id)",
+    )
+    .bind::<sql_types::Uuid, _>(tenant)
+    .bind::<sql_types::Uuid, _>(group)
+    .bind::<sql_types::Array<sql_types::Uuid>, _>(ids)
+    .execute(conn)
+    .await?;
+    Ok(deleted as i64)
+}
+
+/// Applies membership changes in order; returns the change of member_count.
+async fn apply_changes(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    group: Uuid,
+    changes: &[MemberChange],
+) -> Result<i64, GroupError> {
+    let mut delta = 0;
+    for change in changes {
+        delta += match change {
+            MemberChange::Add(ids) => insert_members(conn, tenant, group, ids).await?,
+            MemberChange::Remove(ids) => -delete_members(conn, tenant, group, ids).await?,
+            MemberChange::RemoveAll => -delete_all_members(conn, tenant, group).await?,
+            MemberChange::Replace(ids) => {
+                let removed = delete_members_except(conn, tenant, group, ids).await?;
+                insert_members(conn, tenant, group, ids).await? - removed
+            }
+        };
+    }
+    Ok(delta)
+}
+
+/// Writes the group's attributes, moves member_count by `delta` and bumps
+/// the version, on the row locked by [`lock`].
+async fn update(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    id: Uuid,
+    group: &GroupData,
+    delta: i64,
+) -> Result<GroupRow, GroupError> {
+    diesel::update(
+        groups::table
+            .filter(groups::tenant_id.eq(tenant))
+            .filter(groups::group_id.eq(id)),
+    )
+    .set((
+        writable(group),
+        groups::member_count.eq(groups::member_count + delta),
+        groups::version.eq(groups::version + 1),
+        groups::updated_at.eq(diesel::dsl::now),
+    ))
+    .returning(GroupRow::as_returning())
+    .get_result(conn)
+    .await
+    .map_err(|e| write_error(e, &group.display_name))
+}
+
+/// A new group with its members (`members` sorted, without duplicates).
+pub(crate) async fn create(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    group: &GroupData,
+    members: &[Uuid],
+) -> Result<GroupRow, GroupError> {
+    let id = Uuid::new_v4();
+    conn.transaction(async |tx| {
+        lock_users(tx, tenant, members).await?;
+        // Every member is a locked live user and the group is new: each inserts.
+        let row = diesel::insert_into(groups::table)
+            .values((
+                groups::tenant_id.eq(tenant),
+                groups::group_id.eq(id),
+                writable(group),
+                groups::member_count.eq(members.len() as i64),
+            ))
+            .returning(GroupRow::as_returning())
+            .get_result(tx)
+            .await
+            .map_err(|e| write_error(e, &group.display_name))?;
+        insert_members(tx, tenant, id, members).await?;
+        Ok(row)
+    })
+    .await
+}
+
+pub(crate) async fn get(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    id: Uuid,
+) -> Result<GroupRow, GroupError> {
+    groups::table
+        .filter(groups::tenant_id.eq(tenant))
+        .filter(groups::group_id.eq(id))
+        .select(GroupRow::as_select())
+        .get_result(conn)
+        .await
+        .optional()?
+        .ok_or_else(|| GroupError::NotFound(id.to_string()))
+}
+
+/// PUT: attributes and the whole member set become what is given.
+pub(crate) async fn replace(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    id: Uuid,
+    etag: &str,
+    group: &GroupData,
+    members: &[Uuid],
+) -> Result<GroupRow, GroupError> {
+    conn.transaction(async |tx| {
+        lock_users(tx, tenant, members).await?;
+        lock(tx, tenant, id, etag).await?;
+        let delta =
+            apply_changes(tx, tenant, id, &[MemberChange::Replace(members.to_vec())]).await?;
+        update(tx, tenant, id, group, delta).await
+    })
+    .await
+}
+
+/// PATCH (and AddMembers/RemoveMembers): all operations or none.
+pub(crate) async fn patch(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    id: Uuid,
+    etag: &str,
+    plan: &GroupPatch,
+) -> Result<GroupRow, GroupError> {
+    conn.transaction(async |tx| {
+        lock_users(tx, tenant, &plan.added_ids()).await?;
+        let row = lock(tx, tenant, id, etag).await?;
+        let group = apply_attributes(id, &row.data(), &plan.attributes)?;
+        let delta = apply_changes(tx, tenant, id, &plan.members).await?;
+        update(tx, tenant, id, &group, delta).await
+    })
+    .await
+}
+
+/// DELETE: the group and (by cascade) its memberships; users stay.
+pub(crate) async fn delete(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    id: Uuid,
+    etag: &str,
+) -> Result<(), GroupError> {
+    conn.transaction(async |tx| {
+        lock(tx, tenant, id, etag).await?;
+        diesel::delete(
+            groups::table
+                .filter(groups::tenant_id.eq(tenant))
+                .filter(groups::group_id.eq(id)),
+        )
+        .execute(tx)
+        .await?;
+        Ok(())
+    })
+    .await
+}
+
+/// What a list asks for.
+pub(crate) struct ListQuery {
+    pub filter: Option<SqlFilter>,
+    pub offset: i64,
+    pub limit: i64,
+}
+
+fn matching(tenant: Uuid, query: &ListQuery) -> groups::BoxedQuery<'static, diesel::pg::Pg> {
+    let mut rows = groups::table
+        .filter(groups::tenant_id.eq(tenant))
+        .into_boxed();
+    if let Some(filter) = &query.filter {
+        rows = rows.filter(filter.clone());
+    }
+    rows
+}
+
+/// One page in creation order plus the total, read from one snapshot.
+pub(crate) async fn list(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    query: &ListQuery,
+) -> Result<(Vec<GroupRow>, i64), GroupError> {
+    conn.build_transaction()
+        .read_only()
+        .repeatable_read()
+        .run(async |tx| {
+            let total: i64 = matching(tenant, query).count().get_result(tx).await?;
+            let rows = if query.limit > 0 && query.offset < total {
+                matching(tenant, query)
+                    .select(GroupRow::as_select())
+                    .order((groups::created_at, groups::group_id))
+                    .offset(query.offset)
+                    .limit(query.limit)
+                    .load(tx)
+                    .await?
+            } else {
+                Vec::new()
+            };
+            Ok::<_, GroupError>((rows, total))
+        })
+        .await
+}
+
+/// A member with the columns its display name is made of.
+#[derive(Debug, Queryable)]
+pub(crate) struct MemberRow {
+    pub user_id: Uuid,
+    pub user_name: String,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub name_formatted: Option<String>,
+    pub display_name: Option<String>,
+}
+
+/// Up to `limit` members of a group with user ids after `after`, in user id
+/// order: a keyset page, one primary key range scan whatever the offset.
+pub(crate) async fn members_page(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    group: Uuid,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<MemberRow>, GroupError> {
+    let exists: bool = diesel::select(diesel::dsl::exists(
+        groups::table
+            .filter(groups::tenant_id.eq(tenant))
+            .filter(groups::group_id.eq(group)),
+    ))
+    .get_result(conn)
+    .await?;
+    if !exists {
+        return Err(GroupError::NotFound(group.to_string()));
+    }
+    let mut query = group_members::table
+        .inner_join(
+            users::table.on(users::tenant_id
+                .eq(group_members::tenant_id)
+                .and(users::user_id.eq(group_members::user_id))),
+        )
+        .filter(group_members::tenant_id.eq(tenant))
+        .filter(group_members::group_id.eq(group))
+        .select((
+            group_members::user_id,
+            users::user_name,
+            users::given_name,
+            users::family_name,
+            users::name_formatted,
+            users::display_name,
+        ))
+        .order(group_members::user_id)
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        // The bound on users too (the planner does not carry `>` across the
+        // join): a merge join then starts at the page, not at the tenant's
+        // first user.
+        query = query
+            .filter(group_members::user_id.gt(after))
+            .filter(users::user_id.gt(after));
+    }
+    Ok(query.load::<MemberRow>(conn).await?)
+}
+
+/// The groups (id, displayName) of a live user, by displayName.
+pub(crate) async fn user_groups(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    user: Uuid,
+) -> Result<Vec<(Uuid, String)>, GroupError> {
+    let exists: bool = diesel::select(diesel::dsl::exists(
+        users::table
+            .filter(users::tenant_id.eq(tenant))
+            .filter(users::user_id.eq(user))
+            .filter(users::deleted_at.is_null()),
+    ))
+    .get_result(conn)
+    .await?;
+    if !exists {
+        return Err(GroupError::UserNotFound(user.to_string()));
+    }
+    Ok(groups_of_users(conn, tenant, &[user])
+        .await?
+        .into_iter()
+        .map(|(_, group, name)| (group, name))
+        .collect())
+}
+
+/// (user id, group id, displayName) of every membership of `users_ids`,
+/// by displayName: one query for a whole page of users, through the
+/// (tenant_id, user_id) index.
+pub(crate) async fn groups_of_users(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    user_ids: &[Uuid],
+) -> Result<Vec<(Uuid, Uuid, String)>, StoreError> {
+    if user_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(group_members::table
+        .inner_join(
+            groups::table.on(groups::tenant_id
+                .eq(group_members::tenant_id)
+                .and(groups::group_id.eq(group_members::group_id))),
+        )
+        .filter(group_members::tenant_id.eq(tenant))
+        .filter(group_members::user_id.eq_any(user_ids))
+        .select((
+            group_members::user_id,
+            groups::group_id,
+            groups::display_name,
+        ))
+        .order((groups::display_name, groups::group_id))
+        .load(conn)
+        .await?)
+}
+
+/// Removes every membership of `user` inside the caller's transaction (the
+/// user's DELETE, which holds the user row FOR UPDATE, so no membership of
+/// it can appear meanwhile) and moves the member_count of its groups.
+pub(crate) async fn remove_user(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    user: Uuid,
+) -> Result<(), StoreError> {
+    let group_ids: Vec<Uuid> = group_members::table
+        .filter(group_members::tenant_id.eq(tenant))
+        .filter(group_members::user_id.eq(user))
+        .select(group_members::group_id)
+        .load(conn)
+        .await?;
+    if group_ids.is_empty() {
+        return Ok(());
+    }
+    // Group rows in id order: concurrent deletes of users sharing groups
+    // take them in the same order.
+    groups::table
+        .filter(groups::tenant_id.eq(tenant))
+        .filter(groups::group_id.eq_any(&group_ids))
+        .select(groups::group_id)
+        .order(groups::group_id)
+        .for_update()
+        .execute(conn)
+        .await?;
+    let removed: Vec<Uuid> = diesel::delete(
+        group_members::table
+            .filter(group_members::tenant_id.eq(tenant))
+            .filter(group_members::user_id.eq(user)),
+    )
+    .returning(group_members::group_id)
+    .get_results(conn)
+    .await?;
+    diesel::update(
+        groups::table
+            .filter(groups::tenant_id.eq(tenant))
+            .filter(groups::group_id.eq_any(&removed)),
+    )
+    .set((
+        groups::member_count.eq(groups::member_count - 1),
+        groups::version.eq(groups::version + 1),
+        groups::updated_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etag_mismatch_names_the_current_version() {
+        assert!(check_etag("", 3).is_ok());
+        assert!(check_etag("W/\"3\"", 3).is_ok());
+        assert!(matches!(
+            check_etag("W/\"2\"", 3),
+            Err(GroupError::EtagMismatch { current: 3, .. })
+        ));
+    }
+}
