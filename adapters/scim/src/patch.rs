@@ -142,9 +142,7 @@ fn expand_object(
 ) -> Result<Vec<PatchOperation>, ScimError> {
     let mut out = Vec::new();
     for (key, value) in map {
-        if schema.is_empty()
-            && (key.eq_ignore_ascii_case("schemas") || key.eq_ignore_ascii_case("meta"))
-        {
+        if key.eq_ignore_ascii_case("schemas") || key.eq_ignore_ascii_case("meta") {
             continue;
         }
         let target = if schema.is_empty() {

@@ -227,7 +227,6 @@ const MEMBER_SUBS: &[AttributeDef] = &[
     },
     AttributeDef {
         kind: Kind::Reference,
-        mutability: Mutability::ReadOnly,
         reference_types: &["User"],
         ..string("$ref", "The URI of the member's User resource.")
     },
