@@ -74,12 +74,6 @@ def reason_mentions(text):
 # and every reason true.
 EXCLUDED = [
     (
-        "search_with_attributes",
-        reason_mentions("no such endpoint"),
-        "POST /.search is not implemented in this release (issue [3/8]); the check runs "
-        "again as soon as the endpoint exists",
-    ),
-    (
         "check_remove_attribute",
         reason_mentions("attribute 'active'"),
         "by the identity.v1 contract `active` is always set (absent means true), so removing "

@@ -10,12 +10,13 @@ use axum::routing::get;
 use serde_json::{Map, Value as Json, json};
 
 use crate::AppState;
+use crate::bulk;
 use crate::error::ScimError;
 use crate::http::scim_json;
-use crate::list::list_response;
+use crate::list::{PageInfo, list_response};
 use crate::schema::{
-    self, AttributeDef, BASE_PATH, CORE_ATTRIBUTES, CORE_GROUP, CORE_USER, ENTERPRISE_ATTRIBUTES,
-    ENTERPRISE_USER, GROUP_ATTRIBUTES, MAX_PAGE_SIZE, Resource,
+    self, AttributeDef, BASE_PATH, CORE_ATTRIBUTES, CORE_GROUP, CORE_USER, DEFAULT_PAGE_SIZE,
+    ENTERPRISE_ATTRIBUTES, ENTERPRISE_USER, GROUP_ATTRIBUTES, MAX_PAGE_SIZE, Resource,
 };
 
 pub fn routes() -> Router<AppState> {
@@ -40,15 +41,35 @@ async fn service_provider_config(State(state): State<AppState>) -> Response {
     )
 }
 
+/// Cursors are keyset positions that never expire; this is the minimum
+/// RFC 9865 §4 asks to advertise, not a limit that is enforced.
+const CURSOR_TIMEOUT_SECONDS: u64 = 86_400;
+
+/// Every feature with what it supports: PATCH, `/Bulk` with its limits (the
+/// payload limit is the body limit of every request), filters, sorting,
+/// ETags, and both pagination methods (RFC 9865 §4). Changing passwords is
+/// not supported: passwords are never stored.
 fn service_provider_config_body(base_url: &str, max_body_bytes: usize) -> Json {
     json!({
         "schemas": [schema::SERVICE_PROVIDER_CONFIG],
         "patch": {"supported": true},
-        "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": max_body_bytes},
+        "bulk": {
+            "supported": true,
+            "maxOperations": bulk::MAX_OPERATIONS,
+            "maxPayloadSize": max_body_bytes,
+        },
         "filter": {"supported": true, "maxResults": MAX_PAGE_SIZE},
         "changePassword": {"supported": false},
-        "sort": {"supported": false},
+        "sort": {"supported": true},
         "etag": {"supported": true},
+        "pagination": {
+            "cursor": true,
+            "index": true,
+            "defaultPaginationMethod": "index",
+            "defaultPageSize": DEFAULT_PAGE_SIZE,
+            "maxPageSize": MAX_PAGE_SIZE,
+            "cursorTimeout": CURSOR_TIMEOUT_SECONDS,
+        },
         "authenticationSchemes": [{
             "type": "oauthbearertoken",
             "name": "OAuth Bearer Token",
@@ -95,7 +116,7 @@ async fn resource_types(State(state): State<AppState>) -> Response {
         .map(|r| resource_type_body(*r, &state.base_url))
         .collect();
     let total = i64::try_from(bodies.len()).unwrap_or(i64::MAX);
-    list_response(total, 1, bodies)
+    list_response(&PageInfo::whole(total), bodies)
 }
 
 async fn resource_type(
@@ -169,7 +190,7 @@ fn attribute_body(def: &AttributeDef) -> Json {
 async fn schemas(State(state): State<AppState>) -> Response {
     let bodies = schema_bodies(&state.base_url);
     let total = i64::try_from(bodies.len()).unwrap_or(i64::MAX);
-    list_response(total, 1, bodies)
+    list_response(&PageInfo::whole(total), bodies)
 }
 
 async fn schema_by_id(
@@ -197,16 +218,26 @@ mod tests {
         assert_eq!(body["patch"]["supported"], true);
         assert_eq!(
             body["bulk"],
-            json!({"supported": false, "maxOperations": 0, "maxPayloadSize": 1024})
+            json!({"supported": true, "maxOperations": 1000, "maxPayloadSize": 1024})
         );
         assert_eq!(
             body["filter"],
             json!({"supported": true, "maxResults": 1000})
         );
-        for feature in ["changePassword", "sort"] {
-            assert_eq!(body[feature], json!({"supported": false}));
-        }
+        assert_eq!(body["changePassword"], json!({"supported": false}));
+        assert_eq!(body["sort"], json!({"supported": true}));
         assert_eq!(body["etag"]["supported"], true);
+        assert_eq!(
+            body["pagination"],
+            json!({
+                "cursor": true,
+                "index": true,
+                "defaultPaginationMethod": "index",
+                "defaultPageSize": 100,
+                "maxPageSize": 1000,
+                "cursorTimeout": 86400,
+            })
+        );
         assert_eq!(body["authenticationSchemes"][0]["type"], "oauthbearertoken");
     }
 

@@ -21,6 +21,11 @@ pub enum ScimType {
     Mutability,
     NoTarget,
     Uniqueness,
+    /// RFC 9865 §2.2: a cursor that is malformed or from another query.
+    InvalidCursor,
+    /// A stale `If-Match`. RFC 7644 has no scimType for 412; this is the
+    /// name the ETag section (§3.14) uses for the condition.
+    PreconditionFailed,
 }
 
 impl ScimType {
@@ -33,6 +38,8 @@ impl ScimType {
             ScimType::Mutability => "mutability",
             ScimType::NoTarget => "noTarget",
             ScimType::Uniqueness => "uniqueness",
+            ScimType::InvalidCursor => "invalidCursor",
+            ScimType::PreconditionFailed => "preconditionFailed",
         }
     }
 
@@ -45,6 +52,7 @@ impl ScimType {
             ErrorReason::Mutability => Some(ScimType::Mutability),
             ErrorReason::NoTarget => Some(ScimType::NoTarget),
             ErrorReason::Uniqueness => Some(ScimType::Uniqueness),
+            ErrorReason::InvalidCursor => Some(ScimType::InvalidCursor),
             _ => None,
         }
     }
@@ -89,6 +97,19 @@ impl ScimError {
 
     pub fn no_target(detail: impl Into<String>) -> Self {
         Self::bad_request(ScimType::NoTarget, detail)
+    }
+
+    /// A stale `If-Match` noticed by the adapter itself.
+    pub fn precondition_failed(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::PRECONDITION_FAILED,
+            Some(ScimType::PreconditionFailed),
+            detail,
+        )
+    }
+
+    pub fn invalid_cursor(detail: impl Into<String>) -> Self {
+        Self::bad_request(ScimType::InvalidCursor, detail)
     }
 
     pub fn unauthorized(detail: impl Into<String>) -> Self {
@@ -180,10 +201,10 @@ impl From<tonic::Status> for ScimError {
                 );
             }
         };
-        let scim_type = if http == StatusCode::BAD_REQUEST {
-            scim_type
-        } else {
-            None
+        let scim_type = match http {
+            StatusCode::BAD_REQUEST => scim_type,
+            StatusCode::PRECONDITION_FAILED => Some(ScimType::PreconditionFailed),
+            _ => None,
         };
         let fallback = http.canonical_reason().unwrap_or("request failed");
         Self::new(http, scim_type, or_default(detail, fallback))
@@ -268,7 +289,18 @@ mod tests {
             (Code::InvalidArgument, "MUTABILITY", 400, Some("mutability")),
             (Code::InvalidArgument, "NO_TARGET", 400, Some("noTarget")),
             (Code::InvalidArgument, "SOMETHING_NEW", 400, None),
-            (Code::FailedPrecondition, "ETAG_MISMATCH", 412, None),
+            (
+                Code::InvalidArgument,
+                "INVALID_CURSOR",
+                400,
+                Some("invalidCursor"),
+            ),
+            (
+                Code::FailedPrecondition,
+                "ETAG_MISMATCH",
+                412,
+                Some("preconditionFailed"),
+            ),
             (Code::Unauthenticated, "TOKEN_EXPIRED", 401, None),
             (Code::Unauthenticated, "TOKEN_INVALID", 401, None),
             (Code::PermissionDenied, "PERMISSION_DENIED", 403, None),

@@ -11,6 +11,7 @@ use identity_proto::v1::{
     AttributePath, Comparison, Filter, Logical, ValuePath, comparison, filter,
 };
 use prost_types::value::Kind as ValueKind;
+use serde_json::Value as Json;
 
 use crate::schema::{self, Kind, PathTarget, Resource};
 
@@ -485,11 +486,12 @@ impl Parser {
 }
 
 fn bare_value(word: &str, kind: Option<Kind>) -> ValueKind {
-    if word == "null" {
+    // ABNF literals are case-insensitive (RFC 5234 §2.3): `NULL` is null.
+    if word.eq_ignore_ascii_case("null") {
         return ValueKind::NullValue(0);
     }
     match kind {
-        Some(Kind::String | Kind::Reference | Kind::DateTime) => {
+        Some(Kind::String | Kind::Reference | Kind::DateTime | Kind::Binary) => {
             return ValueKind::StringValue(word.to_owned());
         }
         Some(Kind::Boolean) => {
@@ -502,9 +504,190 @@ fn bare_value(word: &str, kind: Option<Kind>) -> ValueKind {
     if let Some(b) = schema::bool_from_text(word) {
         return ValueKind::BoolValue(b);
     }
-    match serde_json::from_str::<f64>(word) {
-        Ok(n) if n.is_finite() => ValueKind::NumberValue(n),
-        _ => ValueKind::StringValue(word.to_owned()),
+    match json_number(word) {
+        Some(n) => ValueKind::NumberValue(n),
+        None => ValueKind::StringValue(word.to_owned()),
+    }
+}
+
+/// A word in JSON number syntax (RFC 8259 §6), read exactly (Rust's
+/// parser rounds correctly, so printed numbers read back equal). `inf`,
+/// `NaN`, `+1` or `.5` are not numbers here.
+fn json_number(word: &str) -> Option<f64> {
+    let digits = |s: &str| -> usize { s.bytes().take_while(u8::is_ascii_digit).count() };
+    let rest = word.strip_prefix('-').unwrap_or(word);
+    let int = digits(rest);
+    if int == 0 || (int > 1 && rest.starts_with('0')) {
+        return None;
+    }
+    let mut rest = &rest[int..];
+    if let Some(fraction) = rest.strip_prefix('.') {
+        let n = digits(fraction);
+        if n == 0 {
+            return None;
+        }
+        rest = &fraction[n..];
+    }
+    if let Some(exponent) = rest.strip_prefix(['e', 'E']) {
+        let exponent = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
+        let n = digits(exponent);
+        if n == 0 {
+            return None;
+        }
+        rest = &exponent[n..];
+    }
+    if !rest.is_empty() {
+        return None;
+    }
+    word.parse::<f64>().ok().filter(|n| n.is_finite())
+}
+
+/// Filter text for a parsed tree: parsing it gives the same tree back
+/// (`Display`). Logical operands that are themselves `and`/`or` are
+/// parenthesised, `not` always is, strings are JSON-quoted.
+pub struct FilterText<'a> {
+    resource: Resource,
+    filter: &'a Filter,
+}
+
+impl<'a> FilterText<'a> {
+    pub fn new(resource: Resource, filter: &'a Filter) -> Self {
+        FilterText { resource, filter }
+    }
+
+    fn write(
+        &self,
+        f: &mut fmt::Formatter<'_>,
+        filter: &Filter,
+        in_value_filter: bool,
+    ) -> fmt::Result {
+        use filter::Expression;
+        match &filter.expression {
+            None => Ok(()),
+            Some(Expression::Comparison(c)) => {
+                let path = c.path.as_deref().cloned().unwrap_or_default();
+                self.write_path(f, &path, in_value_filter)?;
+                let op = comparison::Operator::try_from(c.operator)
+                    .unwrap_or(comparison::Operator::Unspecified);
+                write!(f, " {}", operator_name(op))?;
+                if op != comparison::Operator::Pr {
+                    f.write_str(" ")?;
+                    write_value(f, c.value.as_ref())?;
+                }
+                Ok(())
+            }
+            Some(Expression::And(logical)) => {
+                self.write_operands(f, &logical.operands, " and ", in_value_filter)
+            }
+            Some(Expression::Or(logical)) => {
+                self.write_operands(f, &logical.operands, " or ", in_value_filter)
+            }
+            Some(Expression::Not(inner)) => {
+                f.write_str("not (")?;
+                self.write(f, inner, in_value_filter)?;
+                f.write_str(")")
+            }
+            Some(Expression::ValuePath(vp)) => {
+                let path = vp.path.as_deref().cloned().unwrap_or_default();
+                self.write_path(f, &path, in_value_filter)?;
+                f.write_str("[")?;
+                if let Some(inner) = &vp.filter {
+                    self.write(f, inner, true)?;
+                }
+                f.write_str("]")
+            }
+        }
+    }
+
+    fn write_operands(
+        &self,
+        f: &mut fmt::Formatter<'_>,
+        operands: &[Filter],
+        separator: &str,
+        in_value_filter: bool,
+    ) -> fmt::Result {
+        for (index, operand) in operands.iter().enumerate() {
+            if index > 0 {
+                f.write_str(separator)?;
+            }
+            let nested = matches!(
+                operand.expression,
+                Some(filter::Expression::And(_) | filter::Expression::Or(_))
+            );
+            if nested {
+                f.write_str("(")?;
+            }
+            self.write(f, operand, in_value_filter)?;
+            if nested {
+                f.write_str(")")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Inside a value filter paths are bare sub-attribute names. A core
+    /// attribute whose name the enterprise extension also has is qualified
+    /// with the core URN, since the bare name means the extension's.
+    fn write_path(
+        &self,
+        f: &mut fmt::Formatter<'_>,
+        path: &AttributePath,
+        in_value_filter: bool,
+    ) -> fmt::Result {
+        if !in_value_filter {
+            if !path.schema.is_empty() {
+                write!(f, "{}:", path.schema)?;
+            } else if self.resource == Resource::User && schema::enterprise_only(&path.attribute) {
+                write!(f, "{}:", self.resource.core_schema())?;
+            }
+        }
+        f.write_str(&path.attribute)?;
+        if !path.sub_attribute.is_empty() {
+            write!(f, ".{}", path.sub_attribute)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for FilterText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write(f, self.filter, false)
+    }
+}
+
+fn operator_name(op: comparison::Operator) -> &'static str {
+    use comparison::Operator as Op;
+    match op {
+        Op::Eq | Op::Unspecified => "eq",
+        Op::Ne => "ne",
+        Op::Co => "co",
+        Op::Sw => "sw",
+        Op::Ew => "ew",
+        Op::Pr => "pr",
+        Op::Gt => "gt",
+        Op::Ge => "ge",
+        Op::Lt => "lt",
+        Op::Le => "le",
+    }
+}
+
+/// Strings JSON-quoted; numbers as JSON numbers, which read back as the
+/// same `f64`; lists and objects (never parsed from filter text) as JSON.
+fn write_value(f: &mut fmt::Formatter<'_>, value: Option<&prost_types::Value>) -> fmt::Result {
+    match value.and_then(|v| v.kind.as_ref()) {
+        None | Some(ValueKind::NullValue(_)) => f.write_str("null"),
+        Some(ValueKind::BoolValue(b)) => write!(f, "{b}"),
+        Some(ValueKind::StringValue(s)) => write!(f, "{}", Json::String(s.clone())),
+        Some(ValueKind::NumberValue(n)) => match serde_json::Number::from_f64(*n) {
+            Some(number) => write!(f, "{number}"),
+            None => f.write_str("null"),
+        },
+        Some(other) => {
+            let json = identity_proto::value_to_json(prost_types::Value {
+                kind: Some(other.clone()),
+            });
+            write!(f, "{json}")
+        }
     }
 }
 
@@ -902,7 +1085,172 @@ mod tests {
         }
     }
 
+    #[test]
+    fn json_numbers_only() {
+        for (word, n) in [
+            ("0", 0.0),
+            ("-1.5e3", -1500.0),
+            ("42", 42.0),
+            ("1E-2", 0.01),
+        ] {
+            assert_eq!(json_number(word), Some(n), "{word}");
+        }
+        for word in [
+            "inf", "NaN", "+1", ".5", "1.", "01", "1e", "-", "1e999", "0x1",
+        ] {
+            assert_eq!(json_number(word), None, "{word}");
+        }
+    }
+
+    #[test]
+    fn printer_output_is_canonical_text() {
+        let text =
+            |f: &str| user_filter(f).map(|tree| FilterText::new(Resource::User, &tree).to_string());
+        assert_eq!(
+            text(r#"USERNAME EQ "a" Or not emails[Type eq work and primary eq "TRUE"]"#),
+            Ok(r#"userName eq "a" or not (emails[type eq "work" and primary eq true])"#.into())
+        );
+        assert_eq!(
+            text(r#"(a pr or b pr) and c gt 1.5 and department eq NULL"#),
+            Ok(r#"(a pr or b pr) and c gt 1.5 and urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq null"#.into())
+        );
+        assert_eq!(
+            text(r#"urn:ietf:params:scim:schemas:core:2.0:User:department eq "x\"y""#),
+            Ok(r#"urn:ietf:params:scim:schemas:core:2.0:User:department eq "x\"y""#.into())
+        );
+    }
+
+    const CUSTOM: &str = "urn:example:custom:1.0:User";
+
+    /// Attribute paths a User filter can name, in their canonical form.
+    fn top_path() -> impl Strategy<Value = AttributePath> {
+        let known = prop::sample::select(vec![
+            ("", "userName", ""),
+            ("", "displayName", ""),
+            ("", "nickName", ""),
+            ("", "externalId", ""),
+            ("", "id", ""),
+            ("", "active", ""),
+            ("", "name", "givenName"),
+            ("", "name", ""),
+            ("", "meta", "lastModified"),
+            ("", "emails", "value"),
+            ("", "emails", "primary"),
+            ("", "phoneNumbers", "type"),
+            ("", "addresses", "locality"),
+            ("", "department", ""),
+            (schema::ENTERPRISE_USER, "employeeNumber", ""),
+            (schema::ENTERPRISE_USER, "manager", "value"),
+            (CUSTOM, "badge", ""),
+            (CUSTOM, "badge", "color"),
+            ("", "and", ""),
+            ("", "or", ""),
+            ("", "not", ""),
+            ("", "pr", ""),
+        ])
+        .prop_map(|(schema, attribute, sub)| path(schema, attribute, sub));
+        let unknown = ("x[a-z0-9_]{0,6}", prop::option::of("s[a-zA-Z]{0,4}"))
+            .prop_map(|(attribute, sub)| path("", &attribute, sub.as_deref().unwrap_or_default()));
+        prop_oneof![3 => known, 1 => unknown]
+    }
+
+    /// A value the parser reads back as itself for an attribute of `kind`:
+    /// a quoted "true" on a boolean attribute is read as a boolean, so those
+    /// only get booleans.
+    fn value_for(kind: Option<Kind>) -> BoxedStrategy<ValueKind> {
+        let null = Just(ValueKind::NullValue(0));
+        let boolean = any::<bool>().prop_map(ValueKind::BoolValue);
+        let string = any::<String>().prop_map(ValueKind::StringValue);
+        let number = any::<f64>()
+            .prop_filter("finite", |n| n.is_finite())
+            .prop_map(ValueKind::NumberValue);
+        match kind {
+            Some(Kind::Boolean) => prop_oneof![null, boolean].boxed(),
+            // A bare number on a string attribute stays its text.
+            Some(Kind::String | Kind::Reference | Kind::DateTime | Kind::Binary) => {
+                prop_oneof![null, string].boxed()
+            }
+            _ => prop_oneof![null, boolean, string, number].boxed(),
+        }
+    }
+
+    fn operator_strategy() -> impl Strategy<Value = Op> {
+        prop::sample::select(vec![
+            Op::Eq,
+            Op::Ne,
+            Op::Co,
+            Op::Sw,
+            Op::Ew,
+            Op::Pr,
+            Op::Gt,
+            Op::Ge,
+            Op::Lt,
+            Op::Le,
+        ])
+    }
+
+    fn comparison_for(p: AttributePath, kind: Option<Kind>) -> impl Strategy<Value = Filter> {
+        (operator_strategy(), value_for(kind)).prop_map(move |(op, value)| {
+            let value = (op != Op::Pr).then_some(value);
+            cmp(p.clone(), op, value)
+        })
+    }
+
+    fn tree(leaf: BoxedStrategy<Filter>) -> impl Strategy<Value = Filter> {
+        leaf.prop_recursive(4, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 2..4).prop_map(and),
+                prop::collection::vec(inner.clone(), 2..4).prop_map(or),
+                inner.prop_map(not),
+            ]
+        })
+    }
+
+    /// `parent[...]`: comparisons on the parent's sub-attributes.
+    fn value_path() -> impl Strategy<Value = Filter> {
+        let parent = prop::sample::select(vec!["emails", "phoneNumbers", "addresses", "xlist"]);
+        parent.prop_flat_map(|parent| {
+            let subs: Vec<String> = schema::attribute_def(Resource::User, "", parent)
+                .map(|d| d.sub_attributes.iter().map(|s| s.name.to_owned()).collect())
+                .unwrap_or_default();
+            let sub = prop_oneof![
+                prop::sample::select(if subs.is_empty() {
+                    vec!["value".to_owned()]
+                } else {
+                    subs
+                }),
+                "s[a-z]{0,4}",
+            ];
+            let leaf = sub
+                .prop_flat_map(move |sub| {
+                    let kind = schema::kind_of(Resource::User, "", parent, &sub);
+                    comparison_for(path("", &sub, ""), kind)
+                })
+                .boxed();
+            tree(leaf).prop_map(move |inner| Filter {
+                expression: Some(filter::Expression::ValuePath(Box::new(ValuePath {
+                    path: Some(Box::new(path("", parent, ""))),
+                    filter: Some(Box::new(inner)),
+                }))),
+            })
+        })
+    }
+
+    fn user_tree() -> impl Strategy<Value = Filter> {
+        let comparison = top_path().prop_flat_map(|p| {
+            let kind = schema::kind_of(Resource::User, &p.schema, &p.attribute, &p.sub_attribute);
+            comparison_for(p, kind)
+        });
+        tree(prop_oneof![4 => comparison, 1 => value_path()].boxed())
+    }
+
     proptest! {
+        #[test]
+        fn printed_trees_parse_back_equal(tree in user_tree()) {
+            let text = FilterText::new(Resource::User, &tree).to_string();
+            prop_assert_eq!(user_filter(&text), Ok(tree), "{}", text);
+        }
+
         #[test]
         fn random_text_never_panics(text in "\\PC{0,80}") {
             let _ = user_filter(&text);

@@ -11,11 +11,11 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use identity_proto::v1::group_service_client::GroupServiceClient;
 use identity_proto::v1::{
     CreateGroupRequest, DeleteGroupRequest, GetGroupRequest, Group, ListGroupsRequest,
-    PatchGroupRequest, ReplaceGroupRequest,
+    ListGroupsResponse, PatchGroupRequest, ReplaceGroupRequest,
 };
 use serde_json::{Map, Value as Json};
 use tonic::transport::Channel;
@@ -23,7 +23,8 @@ use tonic::transport::Channel;
 use crate::AppState;
 use crate::error::ScimError;
 use crate::http::{
-    Bearer, ScimJson, ScimQuery, if_match, insert_etag, insert_location, not_modified, scim_body,
+    Bearer, ScimJson, ScimQuery, check_if_match, if_match, insert_etag, insert_location,
+    not_modified, scim_body,
 };
 use crate::list::{ListParams, list_head};
 use crate::members::{self, MemberPages, MemberSource};
@@ -31,6 +32,8 @@ use crate::patch::{member_ids, parse_patch};
 use crate::projection::Projection;
 use crate::resource::{self, Meta};
 use crate::schema::{self, BASE_PATH, CORE_GROUP, Resource, text};
+use crate::search::search_request;
+use crate::validate;
 
 /// Largest GroupService answer accepted. A ListMembers page of 5000 is far
 /// below it even with long names; the default 4 MiB would not leave that
@@ -40,6 +43,7 @@ const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route(&format!("{BASE_PATH}/Groups"), get(list).post(create))
+        .route(&format!("{BASE_PATH}/Groups/.search"), post(search))
         .route(
             &format!("{BASE_PATH}/Groups/{{id}}"),
             get(fetch).put(replace).patch(patch).delete(remove),
@@ -50,6 +54,116 @@ fn client(state: &AppState) -> GroupServiceClient<Channel> {
     GroupServiceClient::new(state.channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES)
 }
 
+/// POST /Groups and a bulk POST: the created group.
+pub async fn create_group(
+    state: &AppState,
+    bearer: &Bearer,
+    body: Json,
+) -> Result<Group, ScimError> {
+    let (group, member_ids) = group_from_scim(body)?;
+    let request = CreateGroupRequest {
+        tenant: String::new(),
+        group: Some(group),
+        member_ids,
+    };
+    Ok(client(state)
+        .create_group(bearer.request(request))
+        .await?
+        .into_inner())
+}
+
+/// PUT /Groups/{id} and a bulk PUT; `etag` ("" for none) must be current.
+pub async fn replace_group(
+    state: &AppState,
+    bearer: &Bearer,
+    id: String,
+    body: Json,
+    etag: String,
+) -> Result<Group, ScimError> {
+    let (mut group, member_ids) = group_from_scim(body)?;
+    group.id = id;
+    let request = ReplaceGroupRequest {
+        tenant: String::new(),
+        group: Some(group),
+        member_ids,
+        etag,
+    };
+    Ok(client(state)
+        .replace_group(bearer.request(request))
+        .await?
+        .into_inner())
+}
+
+/// PATCH /Groups/{id} and a bulk PATCH; `etag` ("" for none) must be current.
+pub async fn patch_group(
+    state: &AppState,
+    bearer: &Bearer,
+    id: String,
+    body: Json,
+    etag: String,
+) -> Result<Group, ScimError> {
+    let operations = parse_patch(Resource::Group, body)?;
+    if operations.is_empty() {
+        // Nothing to change (e.g. adding an empty member list); the group
+        // must still exist.
+        let group = get_group(state, bearer, id).await?;
+        check_if_match(&etag, &group.etag)?;
+        return Ok(group);
+    }
+    let request = PatchGroupRequest {
+        tenant: String::new(),
+        id,
+        operations,
+        etag,
+    };
+    Ok(client(state)
+        .patch_group(bearer.request(request))
+        .await?
+        .into_inner())
+}
+
+/// DELETE /Groups/{id} and a bulk DELETE.
+pub async fn delete_group(
+    state: &AppState,
+    bearer: &Bearer,
+    id: String,
+    etag: String,
+) -> Result<(), ScimError> {
+    let request = DeleteGroupRequest {
+        tenant: String::new(),
+        id,
+        etag,
+    };
+    client(state).delete_group(bearer.request(request)).await?;
+    Ok(())
+}
+
+/// One page of groups, as the root `/.search` also reads them.
+pub async fn list_groups(
+    state: &AppState,
+    bearer: &Bearer,
+    request: ListGroupsRequest,
+) -> Result<ListGroupsResponse, ScimError> {
+    Ok(client(state)
+        .list_groups(bearer.request(request))
+        .await?
+        .into_inner())
+}
+
+/// A listed group: its projected document and, when wanted, where its
+/// members come from; they are paged when the body reaches the group.
+pub fn listed(
+    state: &AppState,
+    bearer: &Bearer,
+    group: &Group,
+    projection: &Projection,
+) -> (Map<String, Json>, Option<MemberSource>) {
+    (
+        projection.apply(group_to_scim(group, &state.base_url)),
+        member_source(state, bearer, group, projection),
+    )
+}
+
 async fn create(
     State(state): State<AppState>,
     bearer: Bearer,
@@ -57,16 +171,7 @@ async fn create(
     ScimJson(body): ScimJson,
 ) -> Result<Response, ScimError> {
     let projection = Projection::parse(Resource::Group, &query)?;
-    let (group, member_ids) = group_from_scim(body)?;
-    let request = CreateGroupRequest {
-        tenant: String::new(),
-        group: Some(group),
-        member_ids,
-    };
-    let created = client(&state)
-        .create_group(bearer.request(request))
-        .await?
-        .into_inner();
+    let created = create_group(&state, &bearer, body).await?;
     group_response(&state, bearer, StatusCode::CREATED, &created, &projection).await
 }
 
@@ -90,34 +195,45 @@ async fn list(
     bearer: Bearer,
     query: ScimQuery,
 ) -> Result<Response, ScimError> {
-    let params = ListParams::parse(Resource::Group, &query)?;
-    let projection = Projection::parse(Resource::Group, &query)?;
+    list_response_for(&state, &bearer, &query).await
+}
+
+/// POST /Groups/.search (RFC 7644 §3.4.3): a list request in the body.
+async fn search(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    ScimJson(body): ScimJson,
+) -> Result<Response, ScimError> {
+    let query = search_request(body)?;
+    list_response_for(&state, &bearer, &query).await
+}
+
+async fn list_response_for(
+    state: &AppState,
+    bearer: &Bearer,
+    query: &ScimQuery,
+) -> Result<Response, ScimError> {
+    let params = ListParams::parse(Resource::Group, query)?;
+    let projection = Projection::parse(Resource::Group, query)?;
     let request = ListGroupsRequest {
         tenant: String::new(),
-        filter: params.filter,
+        filter: params.filter.clone(),
         page_size: params.count,
-        offset: params.start_index - 1,
-        page_token: String::new(),
+        offset: params.offset(),
+        page_token: params.page_token(),
+        order_by: params.order_by.clone(),
     };
-    let response = client(&state)
-        .list_groups(bearer.request(request))
-        .await?
-        .into_inner();
-    let head = list_head(
+    let response = list_groups(state, bearer, request).await?;
+    let page = params.page_info(
         response.total_size,
-        params.start_index,
-        response.groups.len(),
+        &response.next_page_token,
+        &response.previous_page_token,
     );
-    // Each group's members are paged when the body reaches that group.
+    let head = list_head(&page, response.groups.len());
     let groups = response
         .groups
         .iter()
-        .map(|group| {
-            (
-                projection.apply(group_to_scim(group, &state.base_url)),
-                member_source(&state, &bearer, group, &projection),
-            )
-        })
+        .map(|group| listed(state, bearer, group, &projection))
         .collect();
     Ok(scim_body(
         StatusCode::OK,
@@ -134,18 +250,7 @@ async fn replace(
     ScimJson(body): ScimJson,
 ) -> Result<Response, ScimError> {
     let projection = Projection::parse(Resource::Group, &query)?;
-    let (mut group, member_ids) = group_from_scim(body)?;
-    group.id = id;
-    let request = ReplaceGroupRequest {
-        tenant: String::new(),
-        group: Some(group),
-        member_ids,
-        etag: if_match(&headers),
-    };
-    let group = client(&state)
-        .replace_group(bearer.request(request))
-        .await?
-        .into_inner();
+    let group = replace_group(&state, &bearer, id, body, if_match(&headers)).await?;
     group_response(&state, bearer, StatusCode::OK, &group, &projection).await
 }
 
@@ -161,23 +266,7 @@ async fn patch(
     ScimJson(body): ScimJson,
 ) -> Result<Response, ScimError> {
     let projection = Projection::parse(Resource::Group, &query)?;
-    let operations = parse_patch(Resource::Group, body)?;
-    let group = if operations.is_empty() {
-        // Nothing to change (e.g. adding an empty member list); the group
-        // must still exist.
-        get_group(&state, &bearer, id).await?
-    } else {
-        let request = PatchGroupRequest {
-            tenant: String::new(),
-            id,
-            operations,
-            etag: if_match(&headers),
-        };
-        client(&state)
-            .patch_group(bearer.request(request))
-            .await?
-            .into_inner()
-    };
+    let group = patch_group(&state, &bearer, id, body, if_match(&headers)).await?;
     if projection.requested() {
         return group_response(&state, bearer, StatusCode::OK, &group, &projection).await;
     }
@@ -192,12 +281,7 @@ async fn remove(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ScimError> {
-    let request = DeleteGroupRequest {
-        tenant: String::new(),
-        id,
-        etag: if_match(&headers),
-    };
-    client(&state).delete_group(bearer.request(request)).await?;
+    delete_group(&state, &bearer, id, if_match(&headers)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -261,9 +345,7 @@ async fn group_response(
 /// (so Entra's extra ADSCIM schema is accepted); every other attribute is
 /// kept as sent.
 pub fn group_from_scim(body: Json) -> Result<(Group, Vec<String>), ScimError> {
-    let Json::Object(body) = body else {
-        return Err(ScimError::invalid_syntax("a Group must be a JSON object"));
-    };
+    let body = validate::resource_body(Resource::Group, body)?;
     let mut group = Group::default();
     let mut members = Vec::new();
     let mut attributes = Map::new();
@@ -452,7 +534,7 @@ mod tests {
                 "{body}"
             );
         }
-        let detail = group_from_scim(json!({"members": [{"value": "a"}, {}]}))
+        let detail = group_from_scim(json!({"displayName": "g", "members": [{"value": "a"}, {}]}))
             .err()
             .map(|e| e.detail);
         assert_eq!(

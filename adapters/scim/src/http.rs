@@ -144,18 +144,39 @@ pub fn if_match(headers: &HeaderMap) -> String {
         .unwrap_or_default()
 }
 
-/// Every etag listed in `If-None-Match`, bare.
+/// Checks an `If-Match` version ("" for none) against the current one, for
+/// requests that end up writing nothing and so never reach the service's
+/// own check.
+pub fn check_if_match(wanted: &str, current: &str) -> Result<(), ScimError> {
+    if wanted.is_empty() || wanted == current {
+        Ok(())
+    } else {
+        Err(ScimError::precondition_failed(format!(
+            "the resource is at version {}, not {}",
+            weak_etag(current),
+            weak_etag(wanted)
+        )))
+    }
+}
+
+/// Every etag listed in `If-None-Match`, bare; `*` stays `*`.
 pub fn if_none_match(headers: &HeaderMap) -> Vec<String> {
     headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(bare_etag)
+        .map(|tag| match tag.trim() {
+            "*" => "*".to_owned(),
+            tag => bare_etag(tag),
+        })
+        .filter(|tag| !tag.is_empty())
         .collect()
 }
 
-fn bare_etag(text: &str) -> String {
+/// An entity tag as the service spells it: `W/"3"` and `"3"` are `3`; `*`
+/// (any version) is "", no precondition.
+pub fn bare_etag(text: &str) -> String {
     let first = text.split(',').next().unwrap_or_default().trim();
     if first == "*" {
         return String::new();
@@ -176,9 +197,10 @@ pub fn insert_etag(headers: &mut HeaderMap, etag: &str) {
     }
 }
 
-/// `304 Not Modified` when `If-None-Match` names the current version.
+/// `304 Not Modified` when `If-None-Match` names the current version or
+/// is `*`, which any existing resource matches (RFC 9110 §13.1.2).
 pub fn not_modified(headers: &HeaderMap, etag: &str) -> Option<Response> {
-    if !if_none_match(headers).iter().any(|e| e == etag) {
+    if !if_none_match(headers).iter().any(|e| e == etag || e == "*") {
         return None;
     }
     let mut response = StatusCode::NOT_MODIFIED.into_response();
@@ -281,6 +303,12 @@ mod tests {
             vec!["1", "2"]
         );
         assert_eq!(weak_etag("4"), "W/\"4\"");
+        assert!(check_if_match("", "4").is_ok());
+        assert!(check_if_match("4", "4").is_ok());
+        assert_eq!(
+            check_if_match("3", "4").err().map(|e| e.status),
+            Some(StatusCode::PRECONDITION_FAILED)
+        );
         let matching = headers(&[(header::IF_NONE_MATCH, "W/\"4\"")]);
         let response = not_modified(&matching, "4");
         assert_eq!(
@@ -288,6 +316,9 @@ mod tests {
             Some(StatusCode::NOT_MODIFIED)
         );
         assert!(not_modified(&matching, "5").is_none());
+        let any = headers(&[(header::IF_NONE_MATCH, "*")]);
+        assert!(not_modified(&any, "5").is_some());
+        assert!(not_modified(&HeaderMap::new(), "5").is_none());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! identity.v1 gRPC calls. It holds no state; every request carries the
 //! caller's bearer token to the identity service, which owns every rule.
 
+mod bulk;
 pub mod config;
 mod discovery;
 pub mod error;
@@ -15,8 +16,10 @@ pub mod patch;
 pub mod projection;
 mod resource;
 pub mod schema;
+mod search;
 mod telemetry;
 mod users;
+pub mod validate;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -155,6 +158,8 @@ fn router(state: AppState) -> Router {
     Router::new()
         .merge(users::routes())
         .merge(groups::routes())
+        .merge(search::routes())
+        .merge(bulk::routes())
         .merge(discovery::routes())
         .merge(health::routes())
         .fallback(not_found)

@@ -1,28 +1,40 @@
 //! List requests and ListResponse bodies (RFC 7644 §3.4.2), shared by
-//! `/Users` and `/Groups`.
+//! `/Users`, `/Groups` and their `.search` forms: filter, sorting
+//! (§3.4.2.3), and either index pagination (`startIndex`, §3.4.2.4) or
+//! cursor pagination (RFC 9865: `cursor`, `nextCursor`, `previousCursor`),
+//! whose cursors are the service's keyset page tokens.
 
 use axum::http::StatusCode;
 use axum::response::Response;
-use identity_proto::v1::Filter;
-use serde_json::{Value as Json, json};
+use identity_proto::v1::{Filter, SortOrder};
+use serde_json::{Map, Value as Json, json};
 
 use crate::error::ScimError;
 use crate::filter::parse_filter;
 use crate::http::{ScimQuery, scim_json};
-use crate::schema::{LIST_RESPONSE, MAX_PAGE_SIZE, Resource};
+use crate::schema::{self, LIST_RESPONSE, MAX_PAGE_SIZE, PathTarget, Resource};
 
-/// `filter`, `startIndex` and `count` of a list request.
+/// How the client pages through results.
+#[derive(Debug, PartialEq)]
+pub enum Page {
+    /// 1-based `startIndex`; below 1 is treated as 1.
+    Index(i64),
+    /// An RFC 9865 cursor; empty asks for the first page.
+    Cursor(String),
+}
+
+/// `filter`, sorting, paging and `count` of a list request.
 #[derive(Debug, PartialEq)]
 pub struct ListParams {
     pub filter: Option<Filter>,
-    /// 1-based; below 1 is treated as 1.
-    pub start_index: i64,
+    pub order_by: Option<SortOrder>,
+    pub page: Page,
     /// `None` lets the service pick its default page size; negative is 0.
     pub count: Option<i32>,
 }
 
 impl ListParams {
-    /// Reads the parameters; the filter names attributes of `resource`.
+    /// Reads the parameters; the filter and sortBy name attributes of `resource`.
     pub fn parse(resource: Resource, query: &ScimQuery) -> Result<Self, ScimError> {
         let filter = match query.get("filter") {
             Some(text) if !text.is_empty() => Some(
@@ -42,28 +54,155 @@ impl ListParams {
                 })
                 .transpose()
         };
-        let start_index = integer("startIndex")?.unwrap_or(1).max(1);
+        let start_index = integer("startIndex")?;
+        let page = match query.get("cursor") {
+            Some(_) if start_index.is_some() => {
+                return Err(ScimError::invalid_value(
+                    "startIndex and cursor are two ways of paging; send one of them",
+                ));
+            }
+            Some(cursor) => Page::Cursor(cursor_text(cursor)?),
+            None => Page::Index(start_index.unwrap_or(1).max(1)),
+        };
         let count = integer("count")?
             .map(|c| c.clamp(0, i64::from(MAX_PAGE_SIZE)))
             .and_then(|c| i32::try_from(c).ok());
         Ok(ListParams {
             filter,
-            start_index,
+            order_by: sort_order(resource, query)?,
+            page,
             count,
         })
+    }
+
+    /// The 0-based offset for the service; cursors carry their own position.
+    pub fn offset(&self) -> i64 {
+        match self.page {
+            Page::Index(start_index) => start_index - 1,
+            Page::Cursor(_) => 0,
+        }
+    }
+
+    /// The service page token a cursor stands for ("" for the first page).
+    pub fn page_token(&self) -> String {
+        match &self.page {
+            Page::Index(_) => String::new(),
+            Page::Cursor(cursor) => cursor.clone(),
+        }
+    }
+
+    /// What the ListResponse says about this page.
+    pub fn page_info(
+        &self,
+        total_results: i64,
+        next_token: &str,
+        previous_token: &str,
+    ) -> PageInfo {
+        let present = |token: &str| (!token.is_empty()).then(|| token.to_owned());
+        match &self.page {
+            Page::Index(start_index) => PageInfo {
+                total_results,
+                start_index: Some(*start_index),
+                next_cursor: None,
+                previous_cursor: None,
+            },
+            Page::Cursor(_) => PageInfo {
+                total_results,
+                start_index: None,
+                next_cursor: present(next_token),
+                previous_cursor: present(previous_token),
+            },
+        }
+    }
+}
+
+/// RFC 9865 §2: cursors are made of URL-unreserved characters (RFC 3986
+/// §2.3); anything else cannot be one of ours.
+fn cursor_text(cursor: &str) -> Result<String, ScimError> {
+    let valid = cursor
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~'));
+    if valid {
+        Ok(cursor.to_owned())
+    } else {
+        Err(ScimError::invalid_cursor(
+            "the cursor is not one this server issued; send an empty cursor for the first page \
+             and then the nextCursor or previousCursor of a response",
+        ))
+    }
+}
+
+/// `sortBy` and `sortOrder` (ascending, the default, or descending, in any
+/// case). Without `sortBy`, `sortOrder` changes nothing.
+fn sort_order(resource: Resource, query: &ScimQuery) -> Result<Option<SortOrder>, ScimError> {
+    let descending = match query.get("sortOrder").filter(|v| !v.is_empty()) {
+        None => false,
+        Some(order) if order.eq_ignore_ascii_case("ascending") => false,
+        Some(order) if order.eq_ignore_ascii_case("descending") => true,
+        Some(order) => {
+            return Err(ScimError::invalid_value(format!(
+                "sortOrder must be \"ascending\" or \"descending\", not \"{order}\""
+            )));
+        }
+    };
+    let Some(sort_by) = query.get("sortBy").filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    match schema::parse_attr_path(resource, sort_by) {
+        Some(PathTarget::Attribute(path)) => Ok(Some(SortOrder {
+            path: Some(path),
+            descending,
+        })),
+        _ => Err(ScimError::invalid_path(format!(
+            "sortBy \"{sort_by}\" is not an attribute path"
+        ))),
+    }
+}
+
+/// The counts and cursors of one ListResponse page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageInfo {
+    pub total_results: i64,
+    /// Index pagination only.
+    pub start_index: Option<i64>,
+    pub next_cursor: Option<String>,
+    pub previous_cursor: Option<String>,
+}
+
+impl PageInfo {
+    /// A page that is the whole result, e.g. the discovery lists.
+    pub fn whole(total_results: i64) -> Self {
+        PageInfo {
+            total_results,
+            start_index: Some(1),
+            next_cursor: None,
+            previous_cursor: None,
+        }
+    }
+
+    /// The ListResponse attributes; the counts are JSON numbers, as Okta requires.
+    fn head(&self, items_per_page: usize) -> Map<String, Json> {
+        let mut head = Map::new();
+        head.insert("schemas".into(), json!([LIST_RESPONSE]));
+        head.insert("totalResults".into(), self.total_results.into());
+        if let Some(start_index) = self.start_index {
+            head.insert("startIndex".into(), start_index.into());
+        }
+        head.insert("itemsPerPage".into(), items_per_page.into());
+        if let Some(next) = &self.next_cursor {
+            head.insert("nextCursor".into(), next.clone().into());
+        }
+        if let Some(previous) = &self.previous_cursor {
+            head.insert("previousCursor".into(), previous.clone().into());
+        }
+        head
     }
 }
 
 /// The opening of a ListResponse whose `Resources` are written after it;
 /// ends with `"Resources":[`.
-pub fn list_head(total_results: i64, start_index: i64, items_per_page: usize) -> String {
-    let head = json!({
-        "schemas": [LIST_RESPONSE],
-        "totalResults": total_results,
-        "startIndex": start_index,
-        "itemsPerPage": items_per_page,
-    });
-    let mut text = head.to_string();
+pub fn list_head(page: &PageInfo, items_per_page: usize) -> String {
+    let mut text = Json::Object(page.head(items_per_page)).to_string();
     text.pop();
     text.push_str(",\"Resources\":[");
     text
@@ -72,16 +211,11 @@ pub fn list_head(total_results: i64, start_index: i64, items_per_page: usize) ->
 /// The end of a ListResponse begun with [`list_head`].
 pub const LIST_TAIL: &str = "]}";
 
-/// A ListResponse; the counts are JSON numbers, as Okta requires.
-pub fn list_response(total_results: i64, start_index: i64, resources: Vec<Json>) -> Response {
-    let body = json!({
-        "schemas": [LIST_RESPONSE],
-        "totalResults": total_results,
-        "startIndex": start_index,
-        "itemsPerPage": resources.len(),
-        "Resources": resources,
-    });
-    scim_json(StatusCode::OK, &body)
+/// A ListResponse with all its resources at hand.
+pub fn list_response(page: &PageInfo, resources: Vec<Json>) -> Response {
+    let mut body = page.head(resources.len());
+    body.insert("Resources".into(), Json::Array(resources));
+    scim_json(StatusCode::OK, &Json::Object(body))
 }
 
 #[cfg(test)]
@@ -103,19 +237,20 @@ mod tests {
             params(&[]),
             Ok(ListParams {
                 filter: None,
-                start_index: 1,
+                order_by: None,
+                page: Page::Index(1),
                 count: None
             })
         );
         let p = params(&[("startIndex", "0"), ("count", "-5")]);
         assert_eq!(
-            p.as_ref().map(|p| (p.start_index, p.count)),
-            Ok((1, Some(0)))
+            p.as_ref().map(|p| (&p.page, p.count)),
+            Ok((&Page::Index(1), Some(0)))
         );
         let p = params(&[("STARTINDEX", "11"), ("count", "5000")]);
         assert_eq!(
-            p.as_ref().map(|p| (p.start_index, p.count)),
-            Ok((11, Some(1000)))
+            p.as_ref().map(|p| (&p.page, p.count, p.offset())),
+            Ok((&Page::Index(11), Some(1000), 10))
         );
         let p = params(&[("filter", "userName eq \"A@B.C\"")]);
         let Ok(ListParams {
@@ -138,8 +273,96 @@ mod tests {
     }
 
     #[test]
+    fn sorting() {
+        let order = |pairs: &[(&str, &str)]| {
+            params(pairs).map(|p| {
+                p.order_by.map(|o| {
+                    let path = o.path.unwrap_or_default();
+                    (
+                        path.schema,
+                        path.attribute,
+                        path.sub_attribute,
+                        o.descending,
+                    )
+                })
+            })
+        };
+        assert_eq!(order(&[("sortOrder", "descending")]), Ok(None));
+        assert_eq!(
+            order(&[("sortBy", "NAME.familyname")]),
+            Ok(Some(("".into(), "name".into(), "familyName".into(), false)))
+        );
+        assert_eq!(
+            order(&[("sortBy", "department"), ("SORTORDER", "DESCENDING")]),
+            Ok(Some((
+                schema::ENTERPRISE_USER.into(),
+                "department".into(),
+                "".into(),
+                true
+            )))
+        );
+        let err = params(&[("sortBy", "userName"), ("sortOrder", "up")]).err();
+        assert_eq!(
+            err.and_then(|e| e.scim_type),
+            Some(crate::error::ScimType::InvalidValue)
+        );
+        for bad in ["emails[type eq \"work\"]", "a b", schema::ENTERPRISE_USER] {
+            let err = params(&[("sortBy", bad)]).err();
+            assert_eq!(
+                err.and_then(|e| e.scim_type),
+                Some(crate::error::ScimType::InvalidPath),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn cursors() {
+        let p = params(&[("cursor", ""), ("count", "2")]);
+        assert_eq!(
+            p.as_ref().map(|p| (&p.page, p.offset(), p.page_token())),
+            Ok((&Page::Cursor(String::new()), 0, String::new()))
+        );
+        let p = params(&[("cursor", "b2Zmc2V0OjI-_.~")]);
+        assert_eq!(
+            p.as_ref().map(ListParams::page_token),
+            Ok("b2Zmc2V0OjI-_.~".to_owned())
+        );
+        let err = params(&[("cursor", "not a cursor!")]).err();
+        assert_eq!(
+            err.and_then(|e| e.scim_type),
+            Some(crate::error::ScimType::InvalidCursor)
+        );
+        let err = params(&[("cursor", "abc"), ("startIndex", "2")]).err();
+        assert_eq!(
+            err.and_then(|e| e.scim_type),
+            Some(crate::error::ScimType::InvalidValue)
+        );
+        let Ok(p) = params(&[("cursor", "")]) else {
+            panic!("empty cursor rejected")
+        };
+        assert_eq!(
+            p.page_info(5, "next", ""),
+            PageInfo {
+                total_results: 5,
+                start_index: None,
+                next_cursor: Some("next".into()),
+                previous_cursor: None,
+            }
+        );
+        let text = list_head(&p.page_info(5, "n", "p"), 2);
+        assert!(text.contains("\"nextCursor\":\"n\""), "{text}");
+        assert!(text.contains("\"previousCursor\":\"p\""), "{text}");
+        assert!(!text.contains("startIndex"), "{text}");
+    }
+
+    #[test]
     fn streamed_list_is_the_same_json() {
-        let text = format!("{}{{\"id\":\"a\"}}{LIST_TAIL}", list_head(7, 3, 1));
+        let page = PageInfo {
+            start_index: Some(3),
+            ..PageInfo::whole(7)
+        };
+        let text = format!("{}{{\"id\":\"a\"}}{LIST_TAIL}", list_head(&page, 1));
         let parsed: Result<Json, _> = serde_json::from_str(&text);
         assert_eq!(
             parsed.ok(),

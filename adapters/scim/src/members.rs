@@ -240,7 +240,7 @@ pub fn list_body(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::list::list_head;
+    use crate::list::{PageInfo, list_head};
     use serde_json::json;
 
     async fn collect(body: BodyStream) -> Result<Json, String> {
@@ -305,14 +305,14 @@ mod tests {
             (document(json!({"id": "a"})), None),
             (document(json!({"id": "b"})), None),
         ];
-        let body = list_body(list_head(2, 1, 2), groups);
+        let body = list_body(list_head(&PageInfo::whole(2), 2), groups);
         let out = collect(body).await;
         assert_eq!(
             out.as_ref().map(|o| o["Resources"].clone()),
             Ok(json!([{"id": "a"}, {"id": "b"}]))
         );
         assert_eq!(out.map(|o| o["totalResults"].clone()), Ok(json!(2)));
-        let empty = collect(list_body(list_head(0, 1, 0), Vec::new())).await;
+        let empty = collect(list_body(list_head(&PageInfo::whole(0), 0), Vec::new())).await;
         assert_eq!(empty.map(|o| o["Resources"].clone()), Ok(json!([])));
     }
 }

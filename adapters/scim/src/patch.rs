@@ -142,7 +142,11 @@ fn expand_object(
 ) -> Result<Vec<PatchOperation>, ScimError> {
     let mut out = Vec::new();
     for (key, value) in map {
-        if key.eq_ignore_ascii_case("schemas") || key.eq_ignore_ascii_case("meta") {
+        // `schemas` may come inside an extension's object too (scim2-tester
+        // sends the extension as a resource with its own `schemas`).
+        if key.eq_ignore_ascii_case("schemas")
+            || (schema.is_empty() && key.eq_ignore_ascii_case("meta"))
+        {
             continue;
         }
         let target = if schema.is_empty() {
@@ -554,7 +558,7 @@ mod tests {
         assert_eq!(
             patch(json!([
                 {"op": "replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", "value": "Ops"},
-                {"op": "add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User", "value": {"costCenter": "CC1"}},
+                {"op": "add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User", "value": {"costCenter": "CC1", "schemas": [ENT]}},
                 {"op": "replace", "path": "urn:ietf:params:scim:schemas:core:2.0:User:userName", "value": "x@y.z"},
             ])),
             Ok(vec![

@@ -2,7 +2,12 @@
 //! parts of a resource a response carries. Names go through the same path
 //! parser as filters, so `name.givenName`, `NAME.GIVENNAME`, unqualified
 //! enterprise names and URN-qualified names all select the same thing.
-//! `id`, `schemas` and `meta.resourceType` are returned always.
+//!
+//! `returned` from the published schema (RFC 7643 §7) decides what the
+//! parameters cannot change: `always` attributes (`id`, `schemas`,
+//! `meta.resourceType`) are in every response, `never` ones (`password`) in
+//! none, `request` ones only when `attributes` names them. Attributes the
+//! schema does not define are `default`.
 //!
 //! A projection works on the JSON document, one top-level attribute at a
 //! time, so a group's members can be projected as they stream by without the
@@ -12,11 +17,7 @@ use serde_json::{Map, Value as Json};
 
 use crate::error::ScimError;
 use crate::http::ScimQuery;
-use crate::schema::{self, PathTarget, Resource};
-
-/// Top-level attributes returned whatever the request asks (RFC 7643 §7,
-/// `returned: "always"`).
-const ALWAYS: &[&str] = &["id", "schemas"];
+use crate::schema::{self, AttributeDef, PathTarget, Resource, Returned};
 
 /// What the client asked to see of each resource.
 #[derive(Debug, Clone, PartialEq)]
@@ -125,44 +126,65 @@ impl Projection {
 
     /// What to keep of the top-level attribute `key`.
     pub fn rule(&self, key: &str) -> AttributeRule {
-        if ALWAYS.iter().any(|a| a.eq_ignore_ascii_case(key)) {
-            return AttributeRule::default();
-        }
+        let (returned, subs) = definition(self.resource, key);
         let within = |selectors: &[Selector]| -> Vec<Vec<String>> {
             selectors
                 .iter()
                 .filter_map(|s| s.within(self.resource, key))
                 .collect()
         };
+        let include = self.include.as_deref().map(within);
+        let (mode, exclude) = match returned {
+            Returned::Always => (Mode::Everything, Vec::new()),
+            Returned::Never => (Mode::Nothing, Vec::new()),
+            Returned::Request => match include {
+                Some(paths) if !paths.is_empty() => (Mode::Only(paths), within(&self.exclude)),
+                _ => (Mode::Nothing, Vec::new()),
+            },
+            Returned::Default => (
+                include.map_or(Mode::Everything, Mode::Only),
+                within(&self.exclude),
+            ),
+        };
         AttributeRule {
-            include: self.include.as_deref().map(within),
-            exclude: within(&self.exclude),
+            mode,
+            exclude,
+            subs,
         }
     }
 
     /// Projects a whole resource document.
     pub fn apply(&self, document: Map<String, Json>) -> Map<String, Json> {
-        if self.include.is_none() && self.exclude.is_empty() {
-            return document;
-        }
-        let resource_type = document
-            .get("meta")
-            .and_then(|meta| meta.get("resourceType"))
-            .cloned();
-        let mut out: Map<String, Json> = document
+        document
             .into_iter()
             .filter_map(|(key, value)| self.rule(&key).apply(value).map(|v| (key, v)))
-            .collect();
-        if let Some(resource_type) = resource_type {
-            let meta = out
-                .entry("meta")
-                .or_insert_with(|| Json::Object(Map::new()));
-            if let Json::Object(meta) = meta {
-                meta.insert("resourceType".into(), resource_type);
-            }
-        }
-        out
+            .collect()
     }
+}
+
+/// How top-level `key` of a `resource` document is returned, and the
+/// definitions of what it contains (an extension object's attributes, a
+/// complex attribute's sub-attributes). Undefined keys are `default`.
+fn definition(resource: Resource, key: &str) -> (Returned, &'static [AttributeDef]) {
+    let core = resource.core_schema();
+    let name = strip_prefix_ignore_case(key, core)
+        .and_then(|rest| rest.strip_prefix(':'))
+        .unwrap_or(key);
+    if let Some(def) = schema::attribute_def(resource, "", name) {
+        return (def.returned, def.sub_attributes);
+    }
+    for (urn, defs) in resource.extensions() {
+        if key.eq_ignore_ascii_case(urn) {
+            return (Returned::Default, *defs);
+        }
+        let qualified = strip_prefix_ignore_case(key, urn)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .and_then(|attribute| schema::attribute_def(resource, urn, attribute));
+        if let Some(def) = qualified {
+            return (def.returned, def.sub_attributes);
+        }
+    }
+    (Returned::Default, &[])
 }
 
 fn selectors(
@@ -190,12 +212,34 @@ fn selectors(
 }
 
 /// What a projection keeps of one top-level attribute; paths are relative
-/// to it. The default keeps everything.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// to it. The default keeps what is returned by default.
+#[derive(Debug, Clone, PartialEq)]
 pub struct AttributeRule {
-    /// `None`: all of it; otherwise only these paths (none: nothing).
-    include: Option<Vec<Vec<String>>>,
+    mode: Mode,
     exclude: Vec<Vec<String>>,
+    /// Definitions of the attribute's sub-attributes, whose own `returned`
+    /// is honoured at every level.
+    subs: &'static [AttributeDef],
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Mode {
+    /// Not returned at all.
+    Nothing,
+    /// Everything returned by default (no `attributes` parameter).
+    Everything,
+    /// Only these paths (none: nothing but what is returned always).
+    Only(Vec<Vec<String>>),
+}
+
+impl Default for AttributeRule {
+    fn default() -> Self {
+        AttributeRule {
+            mode: Mode::Everything,
+            exclude: Vec::new(),
+            subs: &[],
+        }
+    }
 }
 
 impl AttributeRule {
@@ -203,11 +247,12 @@ impl AttributeRule {
     /// multi-valued attribute it applies to each element, so it can also be
     /// applied to one element at a time.
     pub fn apply(&self, value: Json) -> Option<Json> {
-        let value = match &self.include {
-            None => value,
-            Some(paths) => keep_only(value, paths)?,
+        let value = match &self.mode {
+            Mode::Nothing => return None,
+            Mode::Everything => by_default(value, self.subs),
+            Mode::Only(paths) => keep_only(value, paths, self.subs)?,
         };
-        remove(value, &self.exclude)
+        remove(value, &self.exclude, self.subs)
     }
 
     /// True when anything of `sample`, a fully populated value, would be
@@ -215,6 +260,18 @@ impl AttributeRule {
     pub fn keeps_any_of(&self, sample: Json) -> bool {
         self.apply(sample).is_some()
     }
+}
+
+fn find(defs: &'static [AttributeDef], name: &str) -> Option<&'static AttributeDef> {
+    defs.iter().find(|d| d.name.eq_ignore_ascii_case(name))
+}
+
+fn returned(def: Option<&AttributeDef>) -> Returned {
+    def.map_or(Returned::Default, |d| d.returned)
+}
+
+fn subs_of(def: Option<&'static AttributeDef>) -> &'static [AttributeDef] {
+    def.map_or(&[], |d| d.sub_attributes)
 }
 
 /// The sub-paths of an attribute whose first name is `key`, without it.
@@ -229,20 +286,55 @@ fn tails(paths: &[Vec<String>], key: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-fn keep_only(value: Json, paths: &[Vec<String>]) -> Option<Json> {
+/// What is returned without `attributes`: all but `never` and `request`
+/// sub-attributes.
+fn by_default(value: Json, subs: &'static [AttributeDef]) -> Json {
+    if subs.is_empty() {
+        return value;
+    }
+    match value {
+        Json::Object(map) => Json::Object(
+            map.into_iter()
+                .filter_map(|(key, value)| {
+                    let def = find(subs, &key);
+                    match returned(def) {
+                        Returned::Never | Returned::Request => None,
+                        _ => Some((key, by_default(value, subs_of(def)))),
+                    }
+                })
+                .collect(),
+        ),
+        Json::Array(items) => Json::Array(
+            items
+                .into_iter()
+                .map(|item| by_default(item, subs))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+fn keep_only(value: Json, paths: &[Vec<String>], subs: &'static [AttributeDef]) -> Option<Json> {
     if paths.iter().any(Vec::is_empty) {
-        return Some(value);
+        return Some(by_default(value, subs));
     }
     match value {
         Json::Object(map) => {
             let kept: Map<String, Json> = map
                 .into_iter()
                 .filter_map(|(key, value)| {
-                    let tails = tails(paths, &key);
-                    if tails.is_empty() {
-                        return None;
+                    let def = find(subs, &key);
+                    match returned(def) {
+                        Returned::Always => Some((key, by_default(value, subs_of(def)))),
+                        Returned::Never => None,
+                        _ => {
+                            let tails = tails(paths, &key);
+                            if tails.is_empty() {
+                                return None;
+                            }
+                            keep_only(value, &tails, subs_of(def)).map(|v| (key, v))
+                        }
                     }
-                    keep_only(value, &tails).map(|v| (key, v))
                 })
                 .collect();
             (!kept.is_empty()).then_some(Json::Object(kept))
@@ -250,7 +342,7 @@ fn keep_only(value: Json, paths: &[Vec<String>]) -> Option<Json> {
         Json::Array(items) => {
             let kept: Vec<Json> = items
                 .into_iter()
-                .filter_map(|item| keep_only(item, paths))
+                .filter_map(|item| keep_only(item, paths, subs))
                 .collect();
             (!kept.is_empty()).then_some(Json::Array(kept))
         }
@@ -259,29 +351,37 @@ fn keep_only(value: Json, paths: &[Vec<String>]) -> Option<Json> {
     }
 }
 
-fn remove(value: Json, paths: &[Vec<String>]) -> Option<Json> {
+/// `value` without `paths`; what is returned always stays.
+fn remove(value: Json, paths: &[Vec<String>], subs: &'static [AttributeDef]) -> Option<Json> {
     if paths.is_empty() {
         return Some(value);
     }
-    if paths.iter().any(Vec::is_empty) {
-        return None;
-    }
+    let whole = paths.iter().any(Vec::is_empty);
     match value {
         Json::Object(map) => {
             let kept: Map<String, Json> = map
                 .into_iter()
-                .filter_map(|(key, value)| remove(value, &tails(paths, &key)).map(|v| (key, v)))
+                .filter_map(|(key, value)| {
+                    let def = find(subs, &key);
+                    if returned(def) == Returned::Always {
+                        return Some((key, value));
+                    }
+                    if whole {
+                        return None;
+                    }
+                    remove(value, &tails(paths, &key), subs_of(def)).map(|v| (key, v))
+                })
                 .collect();
             (!kept.is_empty()).then_some(Json::Object(kept))
         }
         Json::Array(items) => {
             let kept: Vec<Json> = items
                 .into_iter()
-                .filter_map(|item| remove(item, paths))
+                .filter_map(|item| remove(item, paths, subs))
                 .collect();
             (!kept.is_empty()).then_some(Json::Array(kept))
         }
-        other => Some(other),
+        other => (!whole).then_some(other),
     }
 }
 

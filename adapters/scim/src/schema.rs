@@ -29,11 +29,17 @@ pub const BASE_PATH: &str = "/scim/v2";
 /// Largest page the service returns; also advertised as `filter.maxResults`.
 pub const MAX_PAGE_SIZE: i32 = 1000;
 
+/// Page size the service uses when a list request has no `count`.
+pub const DEFAULT_PAGE_SIZE: i32 = 100;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     String,
     Boolean,
+    Decimal,
+    Integer,
     DateTime,
+    Binary,
     Reference,
     Complex,
 }
@@ -43,17 +49,22 @@ impl Kind {
         match self {
             Kind::String => "string",
             Kind::Boolean => "boolean",
+            Kind::Decimal => "decimal",
+            Kind::Integer => "integer",
             Kind::DateTime => "dateTime",
+            Kind::Binary => "binary",
             Kind::Reference => "reference",
             Kind::Complex => "complex",
         }
     }
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mutability {
     ReadOnly,
     ReadWrite,
+    /// Set when the value is added, never changed in place (RFC 7643 §7).
+    Immutable,
 }
 
 impl Mutability {
@@ -61,14 +72,18 @@ impl Mutability {
         match self {
             Mutability::ReadOnly => "readOnly",
             Mutability::ReadWrite => "readWrite",
+            Mutability::Immutable => "immutable",
         }
     }
 }
 
-#[derive(Clone, Copy, Debug)]
+/// When an attribute appears in responses (RFC 7643 §7): `Request` ones only
+/// when the `attributes` parameter names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Returned {
     Always,
     Default,
+    Request,
     Never,
 }
 
@@ -77,6 +92,7 @@ impl Returned {
         match self {
             Returned::Always => "always",
             Returned::Default => "default",
+            Returned::Request => "request",
             Returned::Never => "never",
         }
     }
@@ -84,7 +100,7 @@ impl Returned {
 
 /// One attribute definition (RFC 7643 §7), enough to publish it and to
 /// canonicalise and type-check what clients send.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct AttributeDef {
     pub name: &'static str,
     pub kind: Kind,
@@ -117,6 +133,13 @@ const fn string(name: &'static str, description: &'static str) -> AttributeDef {
     }
 }
 
+const fn typed(kind: Kind, name: &'static str, description: &'static str) -> AttributeDef {
+    AttributeDef {
+        kind,
+        ..string(name, description)
+    }
+}
+
 const fn complex(
     name: &'static str,
     description: &'static str,
@@ -128,6 +151,35 @@ const fn complex(
         ..string(name, description)
     }
 }
+
+/// A multi-valued complex attribute (RFC 7643 §2.4).
+const fn multi(
+    name: &'static str,
+    description: &'static str,
+    sub_attributes: &'static [AttributeDef],
+) -> AttributeDef {
+    AttributeDef {
+        multi_valued: true,
+        ..complex(name, description, sub_attributes)
+    }
+}
+
+/// `type` of a multi-valued attribute; canonical values are suggestions,
+/// never enforced (IdPs send others).
+const fn value_type(canonical_values: &'static [&'static str]) -> AttributeDef {
+    AttributeDef {
+        canonical_values,
+        ..string("type", "A label for the value's function, e.g. 'work'.")
+    }
+}
+
+const PRIMARY: AttributeDef = typed(
+    Kind::Boolean,
+    "primary",
+    "Whether this is the preferred value; setting it clears it on the others.",
+);
+
+const DISPLAY: AttributeDef = string("display", "A human-readable name for the value.");
 
 const NAME_SUBS: &[AttributeDef] = &[
     string(
@@ -143,18 +195,66 @@ const NAME_SUBS: &[AttributeDef] = &[
 
 const EMAIL_SUBS: &[AttributeDef] = &[
     string("value", "The email address."),
-    string("display", "A human-readable name for the address."),
+    DISPLAY,
+    value_type(&["work", "home", "other"]),
+    PRIMARY,
+];
+
+const PHONE_SUBS: &[AttributeDef] = &[
+    string("value", "The phone number, e.g. 'tel:+1-201-555-0123'."),
+    DISPLAY,
+    value_type(&["work", "home", "mobile", "fax", "pager", "other"]),
+    PRIMARY,
+];
+
+const IM_SUBS: &[AttributeDef] = &[
+    string("value", "The instant messaging address."),
+    DISPLAY,
+    value_type(&["aim", "gtalk", "icq", "xmpp", "msn", "skype", "qq", "yahoo"]),
+    PRIMARY,
+];
+
+const PHOTO_SUBS: &[AttributeDef] = &[
     AttributeDef {
-        canonical_values: &["work", "home", "other"],
-        ..string("type", "The kind of address, e.g. 'work'.")
+        reference_types: &["external"],
+        ..typed(Kind::Reference, "value", "The URL of the image.")
     },
-    AttributeDef {
-        kind: Kind::Boolean,
-        ..string(
-            "primary",
-            "Whether this is the primary address; setting it clears it on the others.",
-        )
-    },
+    DISPLAY,
+    value_type(&["photo", "thumbnail"]),
+    PRIMARY,
+];
+
+const ADDRESS_SUBS: &[AttributeDef] = &[
+    string(
+        "formatted",
+        "The full mailing address, formatted for display.",
+    ),
+    string("streetAddress", "The street address."),
+    string("locality", "The city or locality."),
+    string("region", "The state or region."),
+    string("postalCode", "The zip or postal code."),
+    string("country", "The country, as an ISO 3166-1 alpha-2 code."),
+    value_type(&["work", "home", "other"]),
+    PRIMARY,
+];
+
+/// Sub-attributes of entitlements and roles.
+const LABEL_SUBS: &[AttributeDef] = &[
+    string("value", "The value."),
+    DISPLAY,
+    value_type(&[]),
+    PRIMARY,
+];
+
+const CERTIFICATE_SUBS: &[AttributeDef] = &[
+    typed(
+        Kind::Binary,
+        "value",
+        "The DER-encoded certificate, base64.",
+    ),
+    DISPLAY,
+    value_type(&[]),
+    PRIMARY,
 ];
 
 const GROUP_REF_SUBS: &[AttributeDef] = &[
@@ -174,7 +274,9 @@ const GROUP_REF_SUBS: &[AttributeDef] = &[
     },
 ];
 
-/// Core User attributes the service stores as typed fields (published in /Schemas).
+/// Core User attributes (RFC 7643 §4.1), published in /Schemas. The service
+/// stores userName, name, displayName, emails and active as typed fields and
+/// the others in the user's attribute document.
 pub const CORE_ATTRIBUTES: &[AttributeDef] = &[
     AttributeDef {
         required: true,
@@ -186,31 +288,70 @@ pub const CORE_ATTRIBUTES: &[AttributeDef] = &[
     },
     complex("name", "The components of the user's name.", NAME_SUBS),
     string("displayName", "The name of the user, for display."),
+    string("nickName", "The casual way to address the user."),
     AttributeDef {
-        multi_valued: true,
-        ..complex("emails", "Email addresses of the user.", EMAIL_SUBS)
-    },
-    AttributeDef {
-        kind: Kind::Boolean,
-        ..string(
-            "active",
-            "Whether the user may use the service; false deactivates without deleting.",
+        reference_types: &["external"],
+        ..typed(
+            Kind::Reference,
+            "profileUrl",
+            "The URL of the user's online profile.",
         )
     },
+    string("title", "The user's title, e.g. 'Vice President'."),
+    string(
+        "userType",
+        "The relationship between the organization and the user, e.g. 'Employee'.",
+    ),
+    string(
+        "preferredLanguage",
+        "The user's preferred language, e.g. 'en-US' (RFC 7231 Accept-Language).",
+    ),
+    string(
+        "locale",
+        "The user's default location for localisation, e.g. 'en-US'.",
+    ),
+    string(
+        "timezone",
+        "The user's time zone, in IANA format, e.g. 'America/Los_Angeles'.",
+    ),
+    typed(
+        Kind::Boolean,
+        "active",
+        "Whether the user may use the service; false deactivates without deleting.",
+    ),
+    multi("emails", "Email addresses of the user.", EMAIL_SUBS),
+    multi("phoneNumbers", "Phone numbers of the user.", PHONE_SUBS),
+    multi("ims", "Instant messaging addresses of the user.", IM_SUBS),
+    multi("photos", "URLs of images of the user.", PHOTO_SUBS),
+    multi(
+        "addresses",
+        "Physical mailing addresses of the user.",
+        ADDRESS_SUBS,
+    ),
     AttributeDef {
         mutability: Mutability::ReadOnly,
-        multi_valued: true,
-        ..complex(
+        ..multi(
             "groups",
             "The groups the user is a member of; change them through the Group resource.",
             GROUP_REF_SUBS,
         )
     },
+    multi("entitlements", "Entitlements the user has.", LABEL_SUBS),
+    multi("roles", "Roles the user has.", LABEL_SUBS),
+    multi(
+        "x509Certificates",
+        "X.509 certificates issued to the user.",
+        CERTIFICATE_SUBS,
+    ),
 ];
 
+/// As RFC 7643 §8.7.1 defines them: `value`, `$ref` and `type` are
+/// immutable (a member is added or removed, not edited); `display` is
+/// filled in by the service. Members are users only.
 const MEMBER_SUBS: &[AttributeDef] = &[
     AttributeDef {
         case_exact: true,
+        mutability: Mutability::Immutable,
         ..string("value", "The id of the member User.")
     },
     AttributeDef {
@@ -221,14 +362,18 @@ const MEMBER_SUBS: &[AttributeDef] = &[
         )
     },
     AttributeDef {
-        mutability: Mutability::ReadOnly,
+        mutability: Mutability::Immutable,
         canonical_values: &["User"],
         ..string("type", "The kind of member; always 'User'.")
     },
     AttributeDef {
         kind: Kind::Reference,
+        mutability: Mutability::Immutable,
         reference_types: &["User"],
-        ..string("$ref", "The URI of the member's User resource.")
+        ..string(
+            "$ref",
+            "The URI of the member's User resource; the member is named by value.",
+        )
     },
 ];
 
@@ -758,7 +903,15 @@ mod tests {
             kind_of(Resource::User, "", "userName", ""),
             Some(Kind::String)
         );
-        assert_eq!(kind_of(Resource::User, "", "nickName", ""), None);
+        assert_eq!(
+            kind_of(Resource::User, "", "nickName", ""),
+            Some(Kind::String)
+        );
+        assert_eq!(
+            kind_of(Resource::User, "", "x509Certificates", "value"),
+            Some(Kind::Binary)
+        );
+        assert_eq!(kind_of(Resource::User, "", "shoeSize", ""), None);
         assert_eq!(bool_from_text("False"), Some(false));
         assert_eq!(bool_from_text("TRUE"), Some(true));
         assert_eq!(bool_from_text("yes"), None);

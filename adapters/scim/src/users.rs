@@ -6,11 +6,11 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use identity_proto::v1::user_service_client::UserServiceClient;
 use identity_proto::v1::{
     CreateUserRequest, DeleteUserRequest, Email, EnterpriseUser, GetUserRequest, GroupRef,
-    ListUsersRequest, Manager, Name, PatchUserRequest, ReplaceUserRequest, User,
+    ListUsersRequest, ListUsersResponse, Manager, Name, PatchUserRequest, ReplaceUserRequest, User,
 };
 use serde_json::{Map, Value as Json};
 use tonic::transport::Channel;
@@ -18,17 +18,21 @@ use tonic::transport::Channel;
 use crate::AppState;
 use crate::error::ScimError;
 use crate::http::{
-    Bearer, ScimJson, ScimQuery, if_match, insert_etag, insert_location, not_modified, scim_json,
+    Bearer, ScimJson, ScimQuery, check_if_match, if_match, insert_etag, insert_location,
+    not_modified, scim_json,
 };
 use crate::list::{ListParams, list_response};
 use crate::patch::{manager_id, parse_patch};
 use crate::projection::Projection;
 use crate::resource::{self, Meta};
 use crate::schema::{self, BASE_PATH, CORE_USER, ENTERPRISE_USER, Resource, boolean, object, text};
+use crate::search::search_request;
+use crate::validate;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route(&format!("{BASE_PATH}/Users"), get(list).post(create))
+        .route(&format!("{BASE_PATH}/Users/.search"), post(search))
         .route(
             &format!("{BASE_PATH}/Users/{{id}}"),
             get(fetch).put(replace).patch(patch).delete(remove),
@@ -39,6 +43,109 @@ fn client(state: &AppState) -> UserServiceClient<Channel> {
     UserServiceClient::new(state.channel.clone())
 }
 
+/// POST /Users and a bulk POST: the created user.
+pub async fn create_user(state: &AppState, bearer: &Bearer, body: Json) -> Result<User, ScimError> {
+    let request = CreateUserRequest {
+        tenant: String::new(),
+        user: Some(user_from_scim(body)?),
+    };
+    Ok(client(state)
+        .create_user(bearer.request(request))
+        .await?
+        .into_inner())
+}
+
+/// PUT /Users/{id} and a bulk PUT; `etag` ("" for none) must be current.
+pub async fn replace_user(
+    state: &AppState,
+    bearer: &Bearer,
+    id: String,
+    body: Json,
+    etag: String,
+) -> Result<User, ScimError> {
+    let mut user = user_from_scim(body)?;
+    user.id = id;
+    let request = ReplaceUserRequest {
+        tenant: String::new(),
+        user: Some(user),
+        etag,
+    };
+    Ok(client(state)
+        .replace_user(bearer.request(request))
+        .await?
+        .into_inner())
+}
+
+/// PATCH /Users/{id} and a bulk PATCH; `etag` ("" for none) must be current.
+pub async fn patch_user(
+    state: &AppState,
+    bearer: &Bearer,
+    id: String,
+    body: Json,
+    etag: String,
+) -> Result<User, ScimError> {
+    let operations = parse_patch(Resource::User, body)?;
+    let user = if operations.is_empty() {
+        // Everything sent was ignorable (meta, password, nulls on add):
+        // nothing to change, so answer with the resource as it is.
+        let user = get_user(state, bearer, id).await?;
+        check_if_match(&etag, &user.etag)?;
+        user
+    } else {
+        let request = PatchUserRequest {
+            tenant: String::new(),
+            id,
+            operations,
+            etag,
+        };
+        client(state)
+            .patch_user(bearer.request(request))
+            .await?
+            .into_inner()
+    };
+    Ok(user)
+}
+
+/// DELETE /Users/{id} and a bulk DELETE.
+pub async fn delete_user(
+    state: &AppState,
+    bearer: &Bearer,
+    id: String,
+    etag: String,
+) -> Result<(), ScimError> {
+    let request = DeleteUserRequest {
+        tenant: String::new(),
+        id,
+        etag,
+    };
+    client(state).delete_user(bearer.request(request)).await?;
+    Ok(())
+}
+
+async fn get_user(state: &AppState, bearer: &Bearer, id: String) -> Result<User, ScimError> {
+    let request = GetUserRequest {
+        tenant: String::new(),
+        id,
+        show_deleted: false,
+    };
+    Ok(client(state)
+        .get_user(bearer.request(request))
+        .await?
+        .into_inner())
+}
+
+/// One page of users, as the root `/.search` also reads them.
+pub async fn list_users(
+    state: &AppState,
+    bearer: &Bearer,
+    request: ListUsersRequest,
+) -> Result<ListUsersResponse, ScimError> {
+    Ok(client(state)
+        .list_users(bearer.request(request))
+        .await?
+        .into_inner())
+}
+
 async fn create(
     State(state): State<AppState>,
     bearer: Bearer,
@@ -46,15 +153,7 @@ async fn create(
     ScimJson(body): ScimJson,
 ) -> Result<Response, ScimError> {
     let projection = Projection::parse(Resource::User, &query)?;
-    let user = user_from_scim(body)?;
-    let request = CreateUserRequest {
-        tenant: String::new(),
-        user: Some(user),
-    };
-    let created = client(&state)
-        .create_user(bearer.request(request))
-        .await?
-        .into_inner();
+    let created = create_user(&state, &bearer, body).await?;
     Ok(resource_response(
         &state,
         StatusCode::CREATED,
@@ -71,15 +170,7 @@ async fn fetch(
     headers: HeaderMap,
 ) -> Result<Response, ScimError> {
     let projection = Projection::parse(Resource::User, &query)?;
-    let request = GetUserRequest {
-        tenant: String::new(),
-        id,
-        show_deleted: false,
-    };
-    let user = client(&state)
-        .get_user(bearer.request(request))
-        .await?
-        .into_inner();
+    let user = get_user(&state, &bearer, id).await?;
     if let Some(response) = not_modified(&headers, &user.etag) {
         return Ok(response);
     }
@@ -96,30 +187,47 @@ async fn list(
     bearer: Bearer,
     query: ScimQuery,
 ) -> Result<Response, ScimError> {
-    let params = ListParams::parse(Resource::User, &query)?;
-    let projection = Projection::parse(Resource::User, &query)?;
+    list_response_for(&state, &bearer, &query).await
+}
+
+/// POST /Users/.search (RFC 7644 §3.4.3): a list request in the body.
+async fn search(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    ScimJson(body): ScimJson,
+) -> Result<Response, ScimError> {
+    let query = search_request(body)?;
+    list_response_for(&state, &bearer, &query).await
+}
+
+async fn list_response_for(
+    state: &AppState,
+    bearer: &Bearer,
+    query: &ScimQuery,
+) -> Result<Response, ScimError> {
+    let params = ListParams::parse(Resource::User, query)?;
+    let projection = Projection::parse(Resource::User, query)?;
     let request = ListUsersRequest {
         tenant: String::new(),
-        filter: params.filter,
+        filter: params.filter.clone(),
         page_size: params.count,
-        offset: params.start_index - 1,
-        page_token: String::new(),
+        offset: params.offset(),
+        page_token: params.page_token(),
         show_deleted: false,
+        order_by: params.order_by.clone(),
     };
-    let response = client(&state)
-        .list_users(bearer.request(request))
-        .await?
-        .into_inner();
+    let response = list_users(state, bearer, request).await?;
     let resources: Vec<Json> = response
         .users
         .iter()
         .map(|u| projected(u, &state.base_url, &projection))
         .collect();
-    Ok(list_response(
+    let page = params.page_info(
         response.total_size,
-        params.start_index,
-        resources,
-    ))
+        &response.next_page_token,
+        &response.previous_page_token,
+    );
+    Ok(list_response(&page, resources))
 }
 
 async fn replace(
@@ -131,17 +239,7 @@ async fn replace(
     ScimJson(body): ScimJson,
 ) -> Result<Response, ScimError> {
     let projection = Projection::parse(Resource::User, &query)?;
-    let mut user = user_from_scim(body)?;
-    user.id = id;
-    let request = ReplaceUserRequest {
-        tenant: String::new(),
-        user: Some(user),
-        etag: if_match(&headers),
-    };
-    let user = client(&state)
-        .replace_user(bearer.request(request))
-        .await?
-        .into_inner();
+    let user = replace_user(&state, &bearer, id, body, if_match(&headers)).await?;
     Ok(resource_response(
         &state,
         StatusCode::OK,
@@ -159,26 +257,7 @@ async fn patch(
     ScimJson(body): ScimJson,
 ) -> Result<Response, ScimError> {
     let projection = Projection::parse(Resource::User, &query)?;
-    let operations = parse_patch(Resource::User, body)?;
-    let user = if operations.is_empty() {
-        // Everything sent was ignorable (meta, password, nulls on add):
-        // nothing to change, so answer with the resource as it is.
-        let request = GetUserRequest {
-            tenant: String::new(),
-            id,
-            show_deleted: false,
-        };
-        client(&state).get_user(bearer.request(request)).await?
-    } else {
-        let request = PatchUserRequest {
-            tenant: String::new(),
-            id,
-            operations,
-            etag: if_match(&headers),
-        };
-        client(&state).patch_user(bearer.request(request)).await?
-    }
-    .into_inner();
+    let user = patch_user(&state, &bearer, id, body, if_match(&headers)).await?;
     Ok(resource_response(
         &state,
         StatusCode::OK,
@@ -193,17 +272,12 @@ async fn remove(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ScimError> {
-    let request = DeleteUserRequest {
-        tenant: String::new(),
-        id,
-        etag: if_match(&headers),
-    };
-    client(&state).delete_user(bearer.request(request)).await?;
+    delete_user(&state, &bearer, id, if_match(&headers)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// The user as SCIM JSON, reduced to what the request asked for.
-fn projected(user: &User, base_url: &str, projection: &Projection) -> Json {
+pub fn projected(user: &User, base_url: &str, projection: &Projection) -> Json {
     match user_to_scim(user, base_url) {
         Json::Object(document) => Json::Object(projection.apply(document)),
         other => other,
@@ -228,13 +302,12 @@ fn resource_response(
     response
 }
 
-/// Reads a SCIM User body. Known names match in any case; null is absent;
-/// `id`, `meta`, `groups` and `schemas` are ignored, `password` is dropped;
-/// every other attribute is kept exactly as sent.
+/// Reads a SCIM User body, checked against the published schema first (see
+/// `validate`). Known names match in any case; null is absent; `id`, `meta`,
+/// `groups` and `schemas` are ignored, `password` is dropped; every other
+/// attribute is kept as sent.
 pub fn user_from_scim(body: Json) -> Result<User, ScimError> {
-    let Json::Object(body) = body else {
-        return Err(ScimError::invalid_syntax("a User must be a JSON object"));
-    };
+    let body = validate::resource_body(Resource::User, body)?;
     let mut user = User::default();
     let mut name = Name::default();
     let mut enterprise = EnterpriseUser::default();

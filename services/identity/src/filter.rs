@@ -1,11 +1,21 @@
 //! Compiles a proto `Filter` tree into one SQL boolean expression over the
 //! `users` or the `groups` table. Every value is a bound parameter; nothing
 //! is evaluated in memory, so a filtered list is one indexed query.
+//!
+//! Attributes with a column compare the column; the RFC 7643 attributes
+//! kept in the `attributes` document ([`crate::catalog`]) compare its JSONB
+//! fields, multi-valued ones through an EXISTS over their elements; the
+//! attributes of unregistered extensions compare the document by exact key
+//! (`eq`, `ne`, `co`, `sw`, `ew`, `pr` only, their type being unknown).
+//! The same attribute resolution serves sorting ([`crate::sort`]).
+
+use std::marker::PhantomData;
 
 use chrono::{DateTime, Utc};
 use diesel::QueryResult;
 use diesel::expression::{
-    AppearsOnTable, Expression, SelectableExpression, ValidGrouping, is_aggregate,
+    AppearsOnTable, Expression, SelectableExpression, TypedExpressionType, ValidGrouping,
+    is_aggregate,
 };
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
@@ -14,9 +24,14 @@ use identity_proto::v1::comparison::Operator;
 use identity_proto::v1::filter::Expression as Expr;
 use identity_proto::v1::{AttributePath, Comparison, Filter, ValuePath};
 use serde_json::Value as Json;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::attr::{Resource, Schema, attribute_parts, display_path, element_attribute, schema_of};
+use crate::attr::{
+    CORE_URN, ENTERPRISE_URN, GROUP_URN, Resource, Schema, attribute_parts, display_path,
+    element_attribute, schema_of,
+};
+use crate::catalog::{self, BagAttr, user_bag_attribute};
 
 /// Deeper trees are refused; no IdP sends anything close.
 const MAX_DEPTH: usize = 32;
@@ -30,11 +45,102 @@ fn invalid(message: impl Into<String>) -> FilterError {
     FilterError(message.into())
 }
 
-/// A compiled WHERE condition, usable as a diesel boolean expression on the
-/// table of the resource it was compiled for.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct SqlFilter {
+/// SQL text with bound parameters, usable as a diesel expression of SQL
+/// type `ST` on the table it was built for.
+pub(crate) struct Sql<ST> {
     pieces: Vec<Piece>,
+    sql_type: PhantomData<fn() -> ST>,
+}
+
+/// A compiled WHERE condition.
+pub(crate) type SqlFilter = Sql<Bool>;
+
+impl<ST> Clone for Sql<ST> {
+    fn clone(&self) -> Self {
+        Sql::from_pieces(self.pieces.clone())
+    }
+}
+
+impl<ST> std::fmt::Debug for Sql<ST> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(&self.pieces).finish()
+    }
+}
+
+impl<ST> Sql<ST> {
+    fn from_pieces(pieces: Vec<Piece>) -> Self {
+        Sql {
+            pieces,
+            sql_type: PhantomData,
+        }
+    }
+
+    /// Fixed SQL without parameters.
+    pub(crate) fn text(sql: &str) -> Self {
+        Sql::from_pieces(vec![Piece::Sql(sql.to_owned())])
+    }
+
+    pub(crate) fn push_sql(&mut self, sql: &str) -> &mut Self {
+        match self.pieces.last_mut() {
+            Some(Piece::Sql(last)) => last.push_str(sql),
+            _ => self.pieces.push(Piece::Sql(sql.to_owned())),
+        }
+        self
+    }
+
+    pub(crate) fn push_bind(&mut self, param: Param) -> &mut Self {
+        self.pieces.push(Piece::Bind(param));
+        self
+    }
+
+    /// Appends another fragment (its parameters included).
+    pub(crate) fn push<T>(&mut self, other: &Sql<T>) -> &mut Self {
+        for piece in &other.pieces {
+            match piece {
+                Piece::Sql(sql) => {
+                    self.push_sql(sql);
+                }
+                Piece::Bind(param) => {
+                    self.push_bind(param.clone());
+                }
+            }
+        }
+        self
+    }
+
+    /// The same SQL read as another SQL type.
+    #[cfg(test)]
+    pub(crate) fn typed<T>(self) -> Sql<T> {
+        Sql::from_pieces(self.pieces)
+    }
+
+    /// Feeds the SQL and its parameter values to `hasher`: equal digests
+    /// mean the same query, however the filter was spelled.
+    pub(crate) fn digest(&self, hasher: &mut Sha256) {
+        for piece in &self.pieces {
+            match piece {
+                Piece::Sql(sql) => {
+                    hasher.update(b"S");
+                    hasher.update((sql.len() as u64).to_be_bytes());
+                    hasher.update(sql.as_bytes());
+                }
+                Piece::Bind(Param::Text(v)) => {
+                    hasher.update(b"T");
+                    hasher.update((v.len() as u64).to_be_bytes());
+                    hasher.update(v.as_bytes());
+                }
+                Piece::Bind(Param::Bool(v)) => hasher.update([b'B', u8::from(*v)]),
+                Piece::Bind(Param::Time(v)) => {
+                    hasher.update(b"D");
+                    hasher.update(v.timestamp_micros().to_be_bytes());
+                }
+                Piece::Bind(Param::Uuid(v)) => {
+                    hasher.update(b"U");
+                    hasher.update(v.as_bytes());
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -43,15 +149,16 @@ enum Piece {
     Bind(Param),
 }
 
+/// A bound parameter value.
 #[derive(Debug, Clone)]
-enum Param {
+pub(crate) enum Param {
     Text(String),
     Bool(bool),
     Time(DateTime<Utc>),
     Uuid(Uuid),
 }
 
-impl QueryFragment<Pg> for SqlFilter {
+impl<ST> QueryFragment<Pg> for Sql<ST> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         // Every filter shape yields different SQL: do not grow the statement cache.
         out.unsafe_to_cache_prepared();
@@ -70,85 +177,139 @@ impl QueryFragment<Pg> for SqlFilter {
     }
 }
 
-impl QueryId for SqlFilter {
+impl<ST> QueryId for Sql<ST> {
     type QueryId = ();
     const HAS_STATIC_QUERY_ID: bool = false;
 }
 
-impl Expression for SqlFilter {
-    type SqlType = Bool;
+impl<ST: TypedExpressionType> Expression for Sql<ST> {
+    type SqlType = ST;
 }
 
-impl<QS> AppearsOnTable<QS> for SqlFilter {}
+impl<ST, QS> AppearsOnTable<QS> for Sql<ST> where Sql<ST>: Expression {}
 
-impl<QS> SelectableExpression<QS> for SqlFilter {}
+impl<ST, QS> SelectableExpression<QS> for Sql<ST> where Sql<ST>: Expression {}
 
-impl ValidGrouping<()> for SqlFilter {
+impl<ST> ValidGrouping<()> for Sql<ST> {
     type IsAggregate = is_aggregate::Never;
 }
 
-/// Compiles `filter` to SQL over `users` (and `e`, an element of
-/// `users.emails`) or over `groups` (and `m`, one of its `group_members`).
+/// Compiles `filter` to SQL over `users` or over `groups`.
 pub(crate) fn compile(filter: &Filter, resource: Resource) -> Result<SqlFilter, FilterError> {
     let mut compiler = Compiler {
-        pieces: Vec::new(),
+        out: Sql::from_pieces(Vec::new()),
         resource,
     };
     compiler.filter(filter, Scope::Row, 0)?;
-    Ok(SqlFilter {
-        pieces: compiler.pieces,
-    })
+    Ok(compiler.out)
 }
 
+/// What a compared value is, which decides the operators and the SQL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Text { case_exact: bool },
+pub(crate) enum Kind {
+    Text {
+        case_exact: bool,
+    },
+    /// Compared exactly; never ordered.
+    Binary,
     Bool,
     Time,
     Uuid,
+    /// A JSONB value of unknown type (unregistered extensions).
+    Json,
 }
 
 const TEXT_CI: Kind = Kind::Text { case_exact: false };
 const TEXT_CS: Kind = Kind::Text { case_exact: true };
 
+impl Kind {
+    fn of(ty: catalog::Type) -> Kind {
+        match ty {
+            catalog::Type::String { case_exact } => Kind::Text { case_exact },
+            catalog::Type::Binary => Kind::Binary,
+            catalog::Type::Boolean => Kind::Bool,
+        }
+    }
+}
+
 /// A SQL expression a comparison can apply to.
 #[derive(Debug, Clone)]
-struct Operand {
-    sql: String,
-    kind: Kind,
-    nullable: bool,
+pub(crate) struct Operand {
+    pub sql: Sql<()>,
+    pub kind: Kind,
+    pub nullable: bool,
 }
 
 fn operand(sql: &str, kind: Kind, nullable: bool) -> Operand {
     Operand {
-        sql: sql.to_owned(),
+        sql: Sql::text(sql),
         kind,
         nullable,
     }
 }
 
+impl Operand {
+    /// `before` + this operand + `after`, as another operand.
+    pub(crate) fn wrapped(&self, before: &str, after: &str, kind: Kind, nullable: bool) -> Operand {
+        let mut sql = Sql::text(before);
+        sql.push(&self.sql).push_sql(after);
+        Operand {
+            sql,
+            kind,
+            nullable,
+        }
+    }
+}
+
 /// What a row-level path names.
-enum RowAttr {
-    Column(Operand),
-    /// A multi-valued attribute itself (`None`) or one of its sub-attributes.
+pub(crate) enum RowAttr {
+    Scalar(Operand),
+    /// A multi-valued attribute itself (`None`) or one of its sub-attributes,
+    /// as an expression over the element `e`.
     Multi(Multi, Option<Operand>),
+    /// A single-valued complex attribute (`name`): only `pr` applies, which
+    /// is this SQL.
+    Complex {
+        name: &'static str,
+        present: String,
+    },
+    /// The resource's schema URNs, derived from what it holds.
+    Schemas,
 }
 
 /// The multi-valued attributes a filter can look into, each matched by an
 /// EXISTS subquery so no element is ever loaded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Multi {
-    /// `users.emails`, a JSONB array; an element is `e`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Multi {
+    /// `users.emails`, a JSONB array.
     Emails,
+    /// A multi-valued attribute of the user's `attributes` document.
+    Bag(&'static BagAttr),
     /// A group's rows in `group_members` (primary key probes); one is `m`.
     Members,
+    /// A user's rows in `group_members`; one is `g`.
+    Groups,
+}
+
+const EMAIL_ELEMENTS: &str = "EXISTS (SELECT 1 FROM jsonb_array_elements(users.emails) AS e WHERE ";
+const MEMBER_ROWS: &str = "EXISTS (SELECT 1 FROM group_members AS m WHERE m.tenant_id = groups.tenant_id AND m.group_id = groups.group_id AND ";
+const GROUP_ROWS: &str = "EXISTS (SELECT 1 FROM group_members AS g WHERE g.tenant_id = users.tenant_id AND g.user_id = users.user_id";
+
+/// The full-name rule (given + family, else formatted, else display name)
+/// over the user row `alias`; NULL when all are empty.
+fn full_name_sql(alias: &str) -> String {
+    format!(
+        "coalesce(nullif(concat_ws(' ', nullif(btrim({alias}.given_name), ''), nullif(btrim({alias}.family_name), '')), ''), nullif(btrim({alias}.name_formatted), ''), nullif(btrim({alias}.display_name), ''))"
+    )
 }
 
 impl Multi {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Multi::Emails => "emails",
+            Multi::Bag(def) => def.name,
             Multi::Members => "members",
+            Multi::Groups => "groups",
         }
     }
 
@@ -156,59 +317,110 @@ impl Multi {
     fn of(resource: Resource, name: &str) -> Option<Multi> {
         match resource {
             Resource::User if name.eq_ignore_ascii_case("emails") => Some(Multi::Emails),
+            Resource::User if name.eq_ignore_ascii_case("groups") => Some(Multi::Groups),
+            Resource::User => user_bag_attribute(name)
+                .filter(|def| def.multi)
+                .map(Multi::Bag),
             Resource::Group if name.eq_ignore_ascii_case("members") => Some(Multi::Members),
-            _ => None,
+            Resource::Group => None,
+        }
+    }
+
+    /// The JSONB array of a document-backed attribute; NULL when the stored
+    /// value is not an array, so no element matches.
+    pub(crate) fn array(self) -> Option<String> {
+        match self {
+            Multi::Emails => Some("users.emails".into()),
+            Multi::Bag(def) => Some(format!(
+                "(CASE WHEN jsonb_typeof(users.attributes->'{0}') = 'array' THEN users.attributes->'{0}' END)",
+                def.name
+            )),
+            Multi::Members | Multi::Groups => None,
         }
     }
 
     /// Opens the EXISTS subquery; the element condition and ")" follow.
-    fn exists(self) -> &'static str {
+    fn exists(self) -> String {
         match self {
-            Multi::Emails => EMAIL_ELEMENTS,
-            Multi::Members => MEMBER_ROWS,
+            Multi::Emails => EMAIL_ELEMENTS.to_owned(),
+            Multi::Bag(_) => format!(
+                "EXISTS (SELECT 1 FROM jsonb_array_elements({}) AS e WHERE ",
+                self.array().unwrap_or_default()
+            ),
+            Multi::Members => MEMBER_ROWS.to_owned(),
+            Multi::Groups => format!("{GROUP_ROWS} AND "),
         }
     }
 
     /// `attr pr`: the attribute has at least one element.
-    fn present(self) -> &'static str {
+    fn present(self) -> String {
         match self {
-            Multi::Emails => "jsonb_array_length(users.emails) > 0",
-            Multi::Members => "groups.member_count > 0",
+            Multi::Emails => "jsonb_array_length(users.emails) > 0".to_owned(),
+            Multi::Bag(_) => format!(
+                "coalesce(jsonb_array_length({}) > 0, false)",
+                self.array().unwrap_or_default()
+            ),
+            Multi::Members => "groups.member_count > 0".to_owned(),
+            Multi::Groups => format!("{GROUP_ROWS})"),
         }
     }
 
-    fn field(self, name: &str) -> Option<Operand> {
-        let name = name.to_ascii_lowercase();
-        Some(match (self, name.as_str()) {
-            (Multi::Emails, "value") => operand("(e->>'value')", TEXT_CI, true),
-            (Multi::Emails, "type") => operand("(e->>'type')", TEXT_CI, true),
-            (Multi::Emails, "display") => operand("(e->>'display')", TEXT_CI, true),
-            (Multi::Emails, "primary") => operand(
-                "coalesce((e->>'primary')::boolean, false)",
+    /// The sub-attribute `name` of an element, `e` for JSON arrays.
+    pub(crate) fn field(self, name: &str) -> Option<Operand> {
+        self.field_of(name, "e")
+    }
+
+    /// The sub-attribute `name` of the JSON element `elem`; the
+    /// table-backed attributes always use their own alias.
+    pub(crate) fn field_of(self, name: &str, elem: &str) -> Option<Operand> {
+        let json = |name: &str, kind: Kind| match kind {
+            Kind::Bool => operand(
+                &format!("coalesce(({elem}->'{name}') = 'true'::jsonb, false)"),
                 Kind::Bool,
                 false,
             ),
+            _ => operand(&format!("({elem}->>'{name}')"), kind, true),
+        };
+        let lower = name.to_ascii_lowercase();
+        Some(match (self, lower.as_str()) {
+            (Multi::Emails, "value" | "type" | "display") => json(&lower, TEXT_CI),
+            (Multi::Emails, "primary") => json("primary", Kind::Bool),
+            (Multi::Emails, _) => return None,
+            (Multi::Bag(def), _) => {
+                let sub = def.sub(name)?;
+                json(sub.name, Kind::of(sub.ty))
+            }
             (Multi::Members, "value") => operand("m.user_id", Kind::Uuid, false),
-            _ => return None,
+            (Multi::Members, "display") => operand(
+                &format!(
+                    "(SELECT coalesce({}, mu.user_name) FROM users AS mu WHERE mu.tenant_id = m.tenant_id AND mu.user_id = m.user_id)",
+                    full_name_sql("mu")
+                ),
+                TEXT_CI,
+                false,
+            ),
+            // Every member is a User (the only kind the adapter shows).
+            (Multi::Members, "type") => operand("'User'", TEXT_CS, false),
+            (Multi::Groups, "value") => operand("g.group_id", Kind::Uuid, false),
+            (Multi::Groups, "display") => operand(
+                "(SELECT gg.display_name FROM groups AS gg WHERE gg.tenant_id = g.tenant_id AND gg.group_id = g.group_id)",
+                TEXT_CI,
+                false,
+            ),
+            (Multi::Members | Multi::Groups, _) => return None,
         })
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 enum Scope {
     Row,
     /// Inside `attr[...]`, where paths name sub-attributes of one element.
     Element(Multi),
 }
 
-const EMAIL_ELEMENTS: &str = "EXISTS (SELECT 1 FROM jsonb_array_elements(users.emails) AS e WHERE ";
-const MEMBER_ROWS: &str = "EXISTS (SELECT 1 FROM group_members AS m WHERE m.tenant_id = groups.tenant_id AND m.group_id = groups.group_id AND ";
-
 fn unknown_attribute(path: &AttributePath) -> FilterError {
-    invalid(format!(
-        "unknown attribute '{}' in filter",
-        display_path(path)
-    ))
+    invalid(format!("unknown attribute '{}'", display_path(path)))
 }
 
 /// A comparison path may not carry a value filter; `attr[filter]` is a ValuePath.
@@ -232,13 +444,51 @@ fn lower_key(path: &AttributePath) -> String {
     }
 }
 
-/// Group attributes: the columns of `groups` and its members' ids.
-fn group_attribute(path: &AttributePath) -> Result<RowAttr, FilterError> {
-    check_no_value_filter(path)?;
-    if schema_of(path, Resource::Group) != Schema::Core {
-        return Err(unknown_attribute(path));
+/// `$ref` and `meta.location` are URLs the adapter builds from its public
+/// base, which the service does not know.
+fn not_stored(path: &AttributePath, instead: &str) -> FilterError {
+    invalid(format!(
+        "'{}' is derived by the SCIM endpoint and cannot be filtered or sorted on; use {instead}",
+        display_path(path)
+    ))
+}
+
+/// An attribute of an unregistered extension: the document's field under
+/// the extension URN and the attribute name, both exact keys (bound).
+fn extension_attribute(table: &str, urn: &str, path: &AttributePath) -> Operand {
+    let (attr, sub) = attribute_parts(path);
+    let mut sql = Sql::text(&format!("({table}.attributes -> "));
+    sql.push_bind(Param::Text(urn.to_owned()));
+    for key in [attr, sub].into_iter().filter(|k| !k.is_empty()) {
+        sql.push_sql(" -> ").push_bind(Param::Text(key.to_owned()));
     }
-    let column = |sql, kind, nullable| Ok(RowAttr::Column(operand(sql, kind, nullable)));
+    sql.push_sql(")");
+    Operand {
+        sql,
+        kind: Kind::Json,
+        nullable: true,
+    }
+}
+
+/// What `path` names on a row of `resource`.
+pub(crate) fn resolve(path: &AttributePath, resource: Resource) -> Result<RowAttr, FilterError> {
+    check_no_value_filter(path)?;
+    match resource {
+        Resource::User => user_attribute(path),
+        Resource::Group => group_attribute(path),
+    }
+}
+
+/// Group attributes: the columns of `groups` and its members.
+fn group_attribute(path: &AttributePath) -> Result<RowAttr, FilterError> {
+    if let Schema::Other(urn) = schema_of(path, Resource::Group) {
+        // The User schemas are registered, and not a group's.
+        if urn.eq_ignore_ascii_case(CORE_URN) || urn.eq_ignore_ascii_case(ENTERPRISE_URN) {
+            return Err(unknown_attribute(path));
+        }
+        return Ok(RowAttr::Scalar(extension_attribute("groups", urn, path)));
+    }
+    let column = |sql, kind, nullable| Ok(RowAttr::Scalar(operand(sql, kind, nullable)));
     let (attr, sub) = attribute_parts(path);
     match lower_key(path).as_str() {
         "id" => column("groups.group_id", Kind::Uuid, false),
@@ -246,6 +496,11 @@ fn group_attribute(path: &AttributePath) -> Result<RowAttr, FilterError> {
         "externalid" => column("groups.external_id", TEXT_CS, true),
         "meta.created" => column("groups.created_at", Kind::Time, false),
         "meta.lastmodified" => column("groups.updated_at", Kind::Time, false),
+        "meta.resourcetype" => column("'Group'", TEXT_CS, false),
+        "meta.version" => column(r#"('W/"' || groups.version || '"')"#, TEXT_CS, false),
+        "meta.location" => Err(not_stored(path, "id")),
+        "schemas" => Ok(RowAttr::Schemas),
+        "members.$ref" => Err(not_stored(path, "members.value")),
         "members" => Ok(RowAttr::Multi(Multi::Members, None)),
         _ if attr.eq_ignore_ascii_case("members") => Multi::Members
             .field(sub)
@@ -255,15 +510,16 @@ fn group_attribute(path: &AttributePath) -> Result<RowAttr, FilterError> {
     }
 }
 
+const NAME_PRESENT: &str = "(users.name_formatted IS NOT NULL OR users.family_name IS NOT NULL OR users.given_name IS NOT NULL OR users.middle_name IS NOT NULL OR users.honorific_prefix IS NOT NULL OR users.honorific_suffix IS NOT NULL)";
+
 fn user_attribute(path: &AttributePath) -> Result<RowAttr, FilterError> {
     let unknown = || unknown_attribute(path);
-    check_no_value_filter(path)?;
     let (attr, sub) = attribute_parts(path);
     let key = lower_key(path);
     let schema = schema_of(path, Resource::User);
-    let column = |sql, kind, nullable| Ok(RowAttr::Column(operand(sql, kind, nullable)));
-    if let Schema::Other(_) = schema {
-        return Err(unknown());
+    let column = |sql: &str, kind, nullable| Ok(RowAttr::Scalar(operand(sql, kind, nullable)));
+    if let Schema::Other(urn) = schema {
+        return Ok(RowAttr::Scalar(extension_attribute("users", urn, path)));
     }
     // Enterprise attributes are also accepted without their URN; core ones
     // are not accepted with the enterprise URN.
@@ -273,6 +529,10 @@ fn user_attribute(path: &AttributePath) -> Result<RowAttr, FilterError> {
         "username" if core => column("users.user_name", TEXT_CI, false),
         "externalid" if core => column("users.external_id", TEXT_CS, true),
         "displayname" if core => column("users.display_name", TEXT_CI, true),
+        "name" if core => Ok(RowAttr::Complex {
+            name: "name",
+            present: NAME_PRESENT.to_owned(),
+        }),
         "name.formatted" if core => column("users.name_formatted", TEXT_CI, true),
         "name.familyname" if core => column("users.family_name", TEXT_CI, true),
         "name.givenname" if core => column("users.given_name", TEXT_CI, true),
@@ -282,19 +542,65 @@ fn user_attribute(path: &AttributePath) -> Result<RowAttr, FilterError> {
         "active" if core => column("users.active", Kind::Bool, false),
         "meta.created" if core => column("users.created_at", Kind::Time, false),
         "meta.lastmodified" if core => column("users.updated_at", Kind::Time, false),
-        "emails" if core => Ok(RowAttr::Multi(Multi::Emails, None)),
-        _ if core && attr.eq_ignore_ascii_case("emails") => Multi::Emails
-            .field(sub)
-            .map(|o| RowAttr::Multi(Multi::Emails, Some(o)))
-            .ok_or_else(unknown),
+        "meta.resourcetype" if core => column("'User'", TEXT_CS, false),
+        "meta.version" if core => column(r#"('W/"' || users.version || '"')"#, TEXT_CS, false),
+        "meta.location" if core => Err(not_stored(path, "id")),
+        "schemas" if core => Ok(RowAttr::Schemas),
+        "password" if core => Err(invalid(
+            "'password' is never stored: it cannot be filtered or sorted on",
+        )),
+        "groups.$ref" if core => Err(not_stored(path, "groups.value")),
         "employeenumber" => column("users.employee_number", TEXT_CI, true),
         "costcenter" => column("users.cost_center", TEXT_CI, true),
         "organization" => column("users.organization", TEXT_CI, true),
         "division" => column("users.division", TEXT_CI, true),
         "department" => column("users.department", TEXT_CI, true),
         "manager" | "manager.value" => column("users.manager_id", Kind::Uuid, true),
+        "manager.displayname" => column(
+            &format!(
+                "(SELECT {} FROM users AS mgr WHERE mgr.tenant_id = users.tenant_id AND mgr.user_id = users.manager_id AND mgr.deleted_at IS NULL)",
+                full_name_sql("mgr")
+            ),
+            TEXT_CI,
+            true,
+        ),
+        "manager.$ref" => Err(not_stored(path, "manager.value")),
+        _ if core => core_multi_or_bag(path, attr, sub).ok_or_else(unknown)?,
         _ => Err(unknown()),
     }
+}
+
+/// A multi-valued core attribute (emails, groups, the document's plural
+/// attributes) or a single-valued document attribute such as `title`.
+fn core_multi_or_bag(
+    path: &AttributePath,
+    attr: &str,
+    sub: &str,
+) -> Option<Result<RowAttr, FilterError>> {
+    if let Some(multi) = Multi::of(Resource::User, attr) {
+        if sub.is_empty() {
+            return Some(Ok(RowAttr::Multi(multi, None)));
+        }
+        return Some(
+            multi
+                .field(sub)
+                .map(|o| RowAttr::Multi(multi, Some(o)))
+                .ok_or_else(|| unknown_attribute(path)),
+        );
+    }
+    let def = user_bag_attribute(attr)?;
+    if !sub.is_empty() {
+        return Some(Err(invalid(format!(
+            "'{}': {} has no sub-attributes",
+            display_path(path),
+            def.name
+        ))));
+    }
+    Some(Ok(RowAttr::Scalar(operand(
+        &format!("(users.attributes->>'{}')", def.name),
+        Kind::of(def.ty),
+        true,
+    ))))
 }
 
 fn operator_name(op: Operator) -> &'static str {
@@ -338,20 +644,21 @@ fn escape_like(text: &str) -> String {
 }
 
 struct Compiler {
-    pieces: Vec<Piece>,
+    out: Sql<Bool>,
     resource: Resource,
 }
 
 impl Compiler {
     fn sql(&mut self, sql: &str) {
-        match self.pieces.last_mut() {
-            Some(Piece::Sql(last)) => last.push_str(sql),
-            _ => self.pieces.push(Piece::Sql(sql.to_owned())),
-        }
+        self.out.push_sql(sql);
     }
 
     fn bind(&mut self, param: Param) {
-        self.pieces.push(Piece::Bind(param));
+        self.out.push_bind(param);
+    }
+
+    fn emit(&mut self, o: &Operand) {
+        self.out.push(&o.sql);
     }
 
     fn filter(&mut self, filter: &Filter, scope: Scope, depth: usize) -> Result<(), FilterError> {
@@ -424,7 +731,7 @@ impl Compiler {
             .filter
             .as_ref()
             .ok_or_else(|| invalid(format!("{}[...] needs a filter", multi.name())))?;
-        self.sql(multi.exists());
+        self.sql(&multi.exists());
         self.filter(inner, Scope::Element(multi), depth + 1)?;
         self.sql(")");
         Ok(())
@@ -459,30 +766,79 @@ impl Compiler {
                 })?;
                 self.compare(&field, op, value, &what)
             }
-            Scope::Row => {
-                let attr = match self.resource {
-                    Resource::User => user_attribute(path)?,
-                    Resource::Group => group_attribute(path)?,
-                };
-                match attr {
-                    RowAttr::Column(column) => self.compare(&column, op, value, &what),
-                    RowAttr::Multi(multi, None) if op == Operator::Pr => {
-                        self.sql(multi.present());
-                        Ok(())
-                    }
-                    RowAttr::Multi(multi, field) => {
-                        // `attr op x` compares the value sub-attribute.
-                        let field = field
-                            .or_else(|| multi.field("value"))
-                            .ok_or_else(|| unknown_attribute(path))?;
-                        self.sql(multi.exists());
-                        self.compare(&field, op, value, &what)?;
-                        self.sql(")");
-                        Ok(())
-                    }
+            Scope::Row => match resolve(path, self.resource)? {
+                RowAttr::Scalar(o) => self.compare(&o, op, value, &what),
+                RowAttr::Multi(multi, None) if op == Operator::Pr => {
+                    self.sql(&multi.present());
+                    Ok(())
                 }
-            }
+                RowAttr::Multi(multi, field) => {
+                    // `attr op x` compares the value sub-attribute.
+                    let field = field.or_else(|| multi.field("value")).ok_or_else(|| {
+                        invalid(format!(
+                            "'{what}' is complex: compare one of its sub-attributes, e.g. {what}.type"
+                        ))
+                    })?;
+                    self.sql(&multi.exists());
+                    self.compare(&field, op, value, &what)?;
+                    self.sql(")");
+                    Ok(())
+                }
+                RowAttr::Complex { present, .. } if op == Operator::Pr => {
+                    self.sql(&present);
+                    Ok(())
+                }
+                RowAttr::Complex { name, .. } => Err(invalid(format!(
+                    "'{name}' is complex: compare one of its sub-attributes, e.g. {name}.givenName"
+                ))),
+                RowAttr::Schemas => self.schemas(op, value),
+            },
         }
+    }
+
+    /// `schemas eq "urn"`: the URNs a resource lists are derived from what
+    /// it holds: the core schema always, the enterprise extension when one
+    /// of its attributes is set, other extensions when their key is stored.
+    fn schemas(&mut self, op: Operator, value: Json) -> Result<(), FilterError> {
+        let negate = match op {
+            Operator::Pr => {
+                self.sql("TRUE");
+                return Ok(());
+            }
+            Operator::Eq => false,
+            Operator::Ne => true,
+            _ => {
+                return Err(invalid(format!(
+                    "'schemas' supports eq, ne and pr, not '{}'",
+                    operator_name(op)
+                )));
+            }
+        };
+        let Json::String(urn) = value else {
+            return Err(invalid("'schemas' compares with a schema URN string"));
+        };
+        let (core, table) = match self.resource {
+            Resource::User => (CORE_URN, "users"),
+            Resource::Group => (GROUP_URN, "groups"),
+        };
+        if negate {
+            self.sql("NOT (");
+        }
+        if urn.eq_ignore_ascii_case(core) {
+            self.sql("TRUE");
+        } else if self.resource == Resource::User && urn.eq_ignore_ascii_case(ENTERPRISE_URN) {
+            self.sql("(users.employee_number IS NOT NULL OR users.cost_center IS NOT NULL OR users.organization IS NOT NULL OR users.division IS NOT NULL OR users.department IS NOT NULL OR users.manager_id IS NOT NULL)");
+        } else {
+            self.sql(&format!(
+                "EXISTS (SELECT 1 FROM jsonb_object_keys({table}.attributes) AS k WHERE lower(k) = lower("
+            ));
+            self.bind(Param::Text(urn));
+            self.sql("))");
+        }
+        if negate {
+            self.sql(")");
+        }
+        Ok(())
     }
 
     fn compare(
@@ -505,6 +861,20 @@ impl Compiler {
                 self.compare_text(o, case_exact, op, text);
                 Ok(())
             }
+            Kind::Binary => {
+                if matches!(
+                    op,
+                    Operator::Gt | Operator::Ge | Operator::Lt | Operator::Le
+                ) {
+                    return Err(invalid(format!(
+                        "'{what}' is binary: '{}' does not apply",
+                        operator_name(op)
+                    )));
+                }
+                let text = text_value(value, what)?;
+                self.compare_text(o, true, op, text);
+                Ok(())
+            }
             Kind::Bool => {
                 let b = bool_value(&value).ok_or_else(|| {
                     invalid(format!(
@@ -517,7 +887,8 @@ impl Compiler {
                         operator_name(op)
                     )));
                 }
-                self.sql(&format!("{} {} ", o.sql, sql_operator(op)));
+                self.emit(o);
+                self.sql(&format!(" {} ", sql_operator(op)));
                 self.bind(Param::Bool(b));
                 Ok(())
             }
@@ -534,7 +905,8 @@ impl Compiler {
                     .ok_or_else(|| {
                         invalid(format!("'{what}' compares with an RFC 3339 timestamp, e.g. \"2025-01-31T12:00:00Z\""))
                     })?;
-                self.sql(&format!("{} {} ", o.sql, sql_operator(op)));
+                self.emit(o);
+                self.sql(&format!(" {} ", sql_operator(op)));
                 self.bind(Param::Time(time.with_timezone(&Utc)));
                 Ok(())
             }
@@ -542,14 +914,15 @@ impl Compiler {
                 let text = text_value(value, what)?;
                 if !matches!(op, Operator::Eq | Operator::Ne) {
                     // Ordering and substring matches work on the canonical text form.
-                    let as_text = operand(&format!("{}::text", o.sql), TEXT_CI, o.nullable);
+                    let as_text = o.wrapped("", "::text", TEXT_CI, o.nullable);
                     self.compare_text(&as_text, false, op, text);
                     return Ok(());
                 }
                 match (Uuid::try_parse(text.trim()), op) {
                     (Ok(id), _) => {
                         self.guarded(o, op, |c| {
-                            c.sql(&format!("{} {} ", o.sql, sql_operator(op)));
+                            c.emit(o);
+                            c.sql(&format!(" {} ", sql_operator(op)));
                             c.bind(Param::Uuid(id));
                         });
                     }
@@ -557,6 +930,44 @@ impl Compiler {
                     (Err(_), Operator::Eq) => self.sql("FALSE"),
                     (Err(_), _) => self.sql("TRUE"),
                 }
+                Ok(())
+            }
+            Kind::Json => self.compare_json(o, op, value, what),
+        }
+    }
+
+    /// An unregistered extension's value: strings compare as text
+    /// (case-insensitively), numbers and booleans as JSON values.
+    fn compare_json(
+        &mut self,
+        o: &Operand,
+        op: Operator,
+        value: Json,
+        what: &str,
+    ) -> Result<(), FilterError> {
+        if !matches!(
+            op,
+            Operator::Eq | Operator::Ne | Operator::Co | Operator::Sw | Operator::Ew
+        ) {
+            return Err(invalid(format!(
+                "'{what}' belongs to an unregistered extension: only eq, ne, co, sw, ew and pr apply, not '{}'",
+                operator_name(op)
+            )));
+        }
+        let as_text = o.wrapped("(", " #>> '{}')", TEXT_CI, true);
+        match value {
+            Json::Number(_) | Json::Bool(_) if matches!(op, Operator::Eq | Operator::Ne) => {
+                self.guarded(o, op, |c| {
+                    c.emit(o);
+                    c.sql(&format!(" {} CAST(", sql_operator(op)));
+                    c.bind(Param::Text(value.to_string()));
+                    c.sql(" AS jsonb)");
+                });
+                Ok(())
+            }
+            value => {
+                let text = text_value(value, what)?;
+                self.compare_text(&as_text, false, op, text);
                 Ok(())
             }
         }
@@ -571,10 +982,13 @@ impl Compiler {
         };
         self.guarded(o, op, |c| {
             if case_exact {
-                c.sql(&format!("{} {} ", o.sql, sql_operator(op)));
+                c.emit(o);
+                c.sql(&format!(" {} ", sql_operator(op)));
                 c.bind(Param::Text(param));
             } else {
-                c.sql(&format!("lower({}) {} lower(", o.sql, sql_operator(op)));
+                c.sql("lower(");
+                c.emit(o);
+                c.sql(&format!(") {} lower(", sql_operator(op)));
                 c.bind(Param::Text(param));
                 c.sql(")");
             }
@@ -587,40 +1001,78 @@ impl Compiler {
         if !o.nullable {
             body(self);
         } else if op == Operator::Ne {
-            self.sql(&format!("({} IS NULL OR ", o.sql));
+            self.sql("(");
+            self.emit(o);
+            self.sql(" IS NULL OR ");
             body(self);
             self.sql(")");
         } else {
-            self.sql(&format!("({} IS NOT NULL AND ", o.sql));
+            self.sql("(");
+            self.emit(o);
+            self.sql(" IS NOT NULL AND ");
             body(self);
             self.sql(")");
         }
     }
 
     fn compare_null(&mut self, o: &Operand, op: Operator, what: &str) -> Result<(), FilterError> {
-        let sql = match (op, o.nullable) {
-            (Operator::Eq, true) => format!("{} IS NULL", o.sql),
-            (Operator::Ne, true) => format!("{} IS NOT NULL", o.sql),
-            (Operator::Eq, false) => "FALSE".to_owned(),
-            (Operator::Ne, false) => "TRUE".to_owned(),
+        match (op, o.nullable) {
+            (Operator::Eq | Operator::Ne, true) => {
+                let json = o.kind == Kind::Json;
+                self.sql(if json { "(" } else { "" });
+                self.emit(o);
+                match (op, json) {
+                    (Operator::Eq, false) => self.sql(" IS NULL"),
+                    (Operator::Ne, false) => self.sql(" IS NOT NULL"),
+                    (Operator::Eq, true) => {
+                        self.sql(" IS NULL OR ");
+                        self.emit(o);
+                        self.sql(" = 'null'::jsonb)");
+                    }
+                    _ => {
+                        self.sql(" IS NOT NULL AND ");
+                        self.emit(o);
+                        self.sql(" <> 'null'::jsonb)");
+                    }
+                }
+            }
+            (Operator::Eq, false) => self.sql("FALSE"),
+            (Operator::Ne, false) => self.sql("TRUE"),
             _ => {
                 return Err(invalid(format!(
                     "'{what}': only eq and ne compare with null"
                 )));
             }
-        };
-        self.sql(&sql);
+        }
         Ok(())
     }
 
     fn present(&mut self, o: &Operand) {
-        let sql = match (o.kind, o.nullable) {
-            (Kind::Text { .. }, true) => format!("({0} IS NOT NULL AND {0} <> '')", o.sql),
-            (Kind::Text { .. }, false) => format!("{} <> ''", o.sql),
-            (_, true) => format!("{} IS NOT NULL", o.sql),
-            (_, false) => "TRUE".to_owned(),
-        };
-        self.sql(&sql);
+        match (o.kind, o.nullable) {
+            (Kind::Json, _) => {
+                self.sql("(");
+                self.emit(o);
+                self.sql(" IS NOT NULL AND ");
+                self.emit(o);
+                self.sql(" NOT IN ('null'::jsonb, '\"\"'::jsonb, '[]'::jsonb, '{}'::jsonb))");
+            }
+            (Kind::Text { .. } | Kind::Binary, true) => {
+                self.sql("(");
+                self.emit(o);
+                self.sql(" IS NOT NULL AND ");
+                self.emit(o);
+                self.sql(" <> '')");
+            }
+            (Kind::Text { .. } | Kind::Binary, false) => {
+                self.emit(o);
+                self.sql(" <> ''");
+            }
+            (_, true) => {
+                self.emit(o);
+                self.sql(" IS NOT NULL");
+            }
+            (_, false) => self.sql("TRUE"),
+        }
     }
 }
 
@@ -916,7 +1368,7 @@ mod tests {
         );
         assert!(
             sql(&cmp("emails.primary", Operator::Eq, true.into()))
-                .contains("coalesce((e->>'primary')::boolean, false) = $1")
+                .contains("coalesce((e->'primary') = 'true'::jsonb, false) = $1")
         );
     }
 
@@ -935,10 +1387,13 @@ mod tests {
         );
         assert!(
             error(&value_path(
-                "phoneNumbers",
+                "nickNames",
                 cmp("type", Operator::Eq, "x".into())
             ))
-            .contains("phoneNumbers")
+            .contains("nickNames")
+        );
+        assert!(
+            error(&value_path("title", cmp("type", Operator::Eq, "x".into()))).contains("title")
         );
         assert!(
             error(&value_path(
@@ -973,15 +1428,12 @@ mod tests {
 
     #[test]
     fn malformed_filters_are_rejected() {
-        assert!(error(&cmp("title", Operator::Eq, "x".into())).contains("'title'"));
+        assert!(error(&cmp("shoeSize", Operator::Eq, "x".into())).contains("'shoeSize'"));
         assert!(error(&cmp("name.nickName", Operator::Eq, "x".into())).contains("name.nickName"));
+        assert!(error(&cmp("title.x", Operator::Eq, "x".into())).contains("no sub-attributes"));
         assert!(
-            error(&cmp_path(
-                path("urn:example:custom", "x", ""),
-                Operator::Eq,
-                "x".into()
-            ))
-            .contains("urn:example:custom:x")
+            error(&cmp("phoneNumbers.color", Operator::Eq, "x".into()))
+                .contains("phoneNumbers.color")
         );
         assert!(error(&Filter { expression: None }).contains("empty"));
         assert!(error(&and(vec![])).contains("operands"));
@@ -1126,15 +1578,17 @@ mod tests {
             );
         }
         assert!(
-            group_error(&cmp("members.display", Operator::Eq, "x".into()))
-                .contains("members.display")
+            group_error(&cmp("members.color", Operator::Eq, "x".into())).contains("members.color")
         );
         assert!(
             group_error(&value_path(
                 "members",
-                cmp("display", Operator::Eq, "x".into())
+                cmp("color", Operator::Eq, "x".into())
             ))
-            .contains("members.display")
+            .contains("members.color")
+        );
+        assert!(
+            group_error(&cmp("members.$ref", Operator::Eq, "x".into())).contains("members.value")
         );
         assert!(
             group_error(&value_path(
@@ -1159,6 +1613,249 @@ mod tests {
                 cmp("value", Operator::Eq, "x".into())
             ))
             .contains("members")
+        );
+    }
+
+    const PHONES: &str = "(CASE WHEN jsonb_typeof(users.attributes->'phoneNumbers') = 'array' THEN users.attributes->'phoneNumbers' END)";
+
+    #[test]
+    fn document_attributes_compare_their_jsonb_fields() {
+        assert_eq!(
+            sql(&cmp("Title", Operator::Eq, "Engineer".into())),
+            r#"((users.attributes->>'title') IS NOT NULL AND lower((users.attributes->>'title')) = lower($1)) -- binds: ["Engineer"]"#
+        );
+        assert_eq!(
+            sql(&cmp("locale", Operator::Ge, "en".into())),
+            r#"((users.attributes->>'locale') IS NOT NULL AND lower((users.attributes->>'locale')) >= lower($1)) -- binds: ["en"]"#
+        );
+        assert_eq!(
+            sql(&not(cmp("userType", Operator::Eq, "Employee".into()))),
+            r#"NOT (((users.attributes->>'userType') IS NOT NULL AND lower((users.attributes->>'userType')) = lower($1))) -- binds: ["Employee"]"#
+        );
+        assert_eq!(
+            sql(&cmp("nickName", Operator::Pr, Json::Null)),
+            "((users.attributes->>'nickName') IS NOT NULL AND (users.attributes->>'nickName') <> '') -- binds: []"
+        );
+        assert_eq!(
+            sql(&cmp_path(
+                path(crate::attr::CORE_URN, "profileUrl", ""),
+                Operator::Sw,
+                "https://".into()
+            )),
+            r#"((users.attributes->>'profileUrl') IS NOT NULL AND lower((users.attributes->>'profileUrl')) LIKE lower($1)) -- binds: ["https://%"]"#
+        );
+    }
+
+    #[test]
+    fn document_multi_valued_attributes_use_exists_over_their_elements() {
+        assert_eq!(
+            sql(&cmp("phoneNumbers.value", Operator::Eq, "+1 555".into())),
+            format!(
+                r#"EXISTS (SELECT 1 FROM jsonb_array_elements({PHONES}) AS e WHERE ((e->>'value') IS NOT NULL AND lower((e->>'value')) = lower($1))) -- binds: ["+1 555"]"#
+            )
+        );
+        assert_eq!(
+            sql(&cmp("phoneNumbers", Operator::Pr, Json::Null)),
+            format!("coalesce(jsonb_array_length({PHONES}) > 0, false) -- binds: []")
+        );
+        let home = value_path(
+            "addresses",
+            and(vec![
+                cmp("type", Operator::Eq, "home".into()),
+                cmp("addresses.postalCode", Operator::Sw, "SW1".into()),
+                cmp("primary", Operator::Eq, true.into()),
+            ]),
+        );
+        let home_sql = sql(&home);
+        assert!(
+            home_sql.starts_with("EXISTS (SELECT 1 FROM jsonb_array_elements((CASE WHEN jsonb_typeof(users.attributes->'addresses') = 'array'"),
+            "{home_sql}"
+        );
+        assert!(
+            home_sql.contains("lower((e->>'postalCode')) LIKE lower($2)"),
+            "{home_sql}"
+        );
+        assert!(
+            home_sql.contains("coalesce((e->'primary') = 'true'::jsonb, false) = $3"),
+            "{home_sql}"
+        );
+        // Sub-attribute names follow the schema's spelling.
+        assert!(
+            sql(&cmp("addresses.STREETADDRESS", Operator::Co, "x".into()))
+                .contains("(e->>'streetAddress')")
+        );
+        // Complex values without a `value` must name a sub-attribute.
+        assert!(error(&cmp("addresses", Operator::Eq, "x".into())).contains("complex"));
+        for attr in ["ims", "photos", "entitlements", "roles"] {
+            assert!(
+                sql(&cmp(attr, Operator::Eq, "x".into()))
+                    .contains(&format!("users.attributes->'{attr}'"))
+            );
+        }
+    }
+
+    #[test]
+    fn binary_values_compare_exactly_and_never_order() {
+        assert!(
+            sql(&cmp("x509Certificates.value", Operator::Eq, "MIIB".into()))
+                .contains("(e->>'value') = $1")
+        );
+        assert!(
+            error(&cmp("x509Certificates.value", Operator::Gt, "MIIB".into())).contains("binary")
+        );
+    }
+
+    #[test]
+    fn unregistered_extensions_compare_by_exact_bound_keys() {
+        let urn = "urn:example:params:scim:schemas:extension:acme:1.0:User";
+        let badge = |op, value: Json| cmp_path(path(urn, "badge", ""), op, value);
+        assert_eq!(
+            sql(&badge(Operator::Eq, "A7".into())),
+            format!(
+                r#"(((users.attributes -> $1 -> $2) #>> '{{}}') IS NOT NULL AND lower(((users.attributes -> $3 -> $4) #>> '{{}}')) = lower($5)) -- binds: ["{urn}", "badge", "{urn}", "badge", "A7"]"#
+            )
+        );
+        assert_eq!(
+            sql(&badge(Operator::Eq, serde_json::json!(1234))),
+            format!(
+                r#"((users.attributes -> $1 -> $2) IS NOT NULL AND (users.attributes -> $3 -> $4) = CAST($5 AS jsonb)) -- binds: ["{urn}", "badge", "{urn}", "badge", "1234"]"#
+            )
+        );
+        assert!(sql(&badge(Operator::Ne, true.into())).contains(" IS NULL OR "));
+        assert!(sql(&badge(Operator::Pr, Json::Null)).contains("NOT IN ('null'::jsonb"));
+        assert!(sql(&badge(Operator::Eq, Json::Null)).contains("= 'null'::jsonb"));
+        assert!(sql(&badge(Operator::Co, "7".into())).contains("LIKE lower($"));
+        assert!(error(&badge(Operator::Gt, "7".into())).contains("unregistered extension"));
+        // Sub-attributes are one more key.
+        assert!(
+            sql(&cmp_path(
+                path(urn, "clearance", "level"),
+                Operator::Eq,
+                "red".into()
+            ))
+            .contains("(users.attributes -> $1 -> $2 -> $3)")
+        );
+        // On groups too, but the User schemas are not a group's.
+        assert!(
+            group_sql(&cmp_path(path(urn, "badge", ""), Operator::Eq, "x".into()))
+                .contains("(groups.attributes -> $1 -> $2)")
+        );
+        assert!(
+            group_error(&cmp_path(
+                path(ENTERPRISE, "department", ""),
+                Operator::Eq,
+                "x".into()
+            ))
+            .contains("unknown attribute")
+        );
+    }
+
+    #[test]
+    fn derived_and_read_only_attributes() {
+        assert_eq!(
+            sql(&cmp("meta.resourceType", Operator::Eq, "User".into())),
+            r#"'User' = $1 -- binds: ["User"]"#
+        );
+        assert!(
+            group_sql(&cmp("meta.version", Operator::Eq, "W/\"3\"".into()))
+                .starts_with(r#"('W/"' || groups.version || '"') = $1"#)
+        );
+        assert_eq!(
+            sql(&cmp("name", Operator::Pr, Json::Null)),
+            format!("{NAME_PRESENT} -- binds: []")
+        );
+        assert!(error(&cmp("name", Operator::Eq, "Ada".into())).contains("complex"));
+        assert!(
+            sql(&cmp_path(path(ENTERPRISE, "manager", "displayName"), Operator::Co, "Ada".into()))
+                .contains("FROM users AS mgr WHERE mgr.tenant_id = users.tenant_id AND mgr.user_id = users.manager_id")
+        );
+        for (attr, message) in [
+            ("password", "never stored"),
+            ("meta.location", "derived"),
+            ("groups.$ref", "groups.value"),
+            ("manager.$ref", "manager.value"),
+        ] {
+            assert!(
+                error(&cmp(attr, Operator::Eq, "x".into())).contains(message),
+                "{attr}"
+            );
+        }
+    }
+
+    #[test]
+    fn schemas_are_derived_from_the_data() {
+        let schemas = |op, value: Json| cmp("schemas", op, value);
+        assert_eq!(
+            sql(&schemas(Operator::Eq, crate::attr::CORE_URN.into())),
+            "TRUE -- binds: []"
+        );
+        assert!(
+            sql(&schemas(Operator::Eq, ENTERPRISE.into()))
+                .starts_with("(users.employee_number IS NOT NULL OR")
+        );
+        assert_eq!(
+            sql(&schemas(Operator::Ne, "urn:x".into())),
+            r#"NOT (EXISTS (SELECT 1 FROM jsonb_object_keys(users.attributes) AS k WHERE lower(k) = lower($1))) -- binds: ["urn:x"]"#
+        );
+        assert_eq!(
+            group_sql(&schemas(Operator::Eq, crate::attr::GROUP_URN.into())),
+            "TRUE -- binds: []"
+        );
+        assert!(error(&schemas(Operator::Co, "urn".into())).contains("eq, ne and pr"));
+    }
+
+    #[test]
+    fn memberships_from_either_side() {
+        let id = "0b0c9f4e-7a1d-4e55-9a57-3c7f0f6f2b11";
+        assert_eq!(
+            sql(&cmp("groups.value", Operator::Eq, id.into())),
+            format!(
+                "EXISTS (SELECT 1 FROM group_members AS g WHERE g.tenant_id = users.tenant_id AND g.user_id = users.user_id AND g.group_id = $1) -- binds: [{id}]"
+            )
+        );
+        assert_eq!(
+            sql(&cmp("groups", Operator::Pr, Json::Null)),
+            "EXISTS (SELECT 1 FROM group_members AS g WHERE g.tenant_id = users.tenant_id AND g.user_id = users.user_id) -- binds: []"
+        );
+        assert!(
+            sql(&value_path("groups", cmp("display", Operator::Eq, "Admins".into())))
+                .contains("lower((SELECT gg.display_name FROM groups AS gg WHERE gg.tenant_id = g.tenant_id AND gg.group_id = g.group_id)) = lower($1)")
+        );
+        assert!(
+            group_sql(&cmp("members.display", Operator::Sw, "Ada".into())).contains(
+                "FROM users AS mu WHERE mu.tenant_id = m.tenant_id AND mu.user_id = m.user_id"
+            )
+        );
+        assert_eq!(
+            group_sql(&value_path(
+                "members",
+                cmp("type", Operator::Eq, "User".into())
+            )),
+            format!(r#"{MEMBER}'User' = $1) -- binds: ["User"]"#)
+        );
+    }
+
+    #[test]
+    fn digests_tell_queries_apart() {
+        let digest = |f: &Filter| {
+            let mut hasher = Sha256::new();
+            compile(f, Resource::User)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .digest(&mut hasher);
+            hasher.finalize()
+        };
+        let a = cmp("userName", Operator::Eq, "a".into());
+        assert_eq!(
+            digest(&a),
+            digest(&cmp("USERNAME", Operator::Eq, "a".into()))
+        );
+        assert_ne!(
+            digest(&a),
+            digest(&cmp("userName", Operator::Eq, "b".into()))
+        );
+        assert_ne!(
+            digest(&a),
+            digest(&cmp("userName", Operator::Ne, "a".into()))
         );
     }
 }

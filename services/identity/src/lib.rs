@@ -6,13 +6,16 @@
 
 mod attr;
 mod auth;
+mod catalog;
 mod db;
 mod filter;
 mod groups;
+mod paging;
 mod patch;
 mod rpc;
 mod schema;
 mod server;
+mod sort;
 mod status;
 mod tenants;
 mod tokens;

@@ -18,6 +18,7 @@ use crate::attr::{
     ENTERPRISE_URN, Resource, Schema, attribute_parts, canonical, display_path, element_attribute,
     schema_of,
 };
+use crate::catalog::{BagAttr, USER_BAG, canonical_user_bag};
 use crate::users::{Enterprise, UserData, email_from_json, email_to_json, parse_manager};
 
 /// Why a PATCH request cannot be applied; each maps to a SCIM `scimType`.
@@ -41,6 +42,8 @@ pub enum PatchError {
 pub(crate) struct PatchSchema {
     pub resource: Resource,
     pub typed: &'static [(&'static str, Shape)],
+    /// Schema attributes kept in the bag under their canonical names.
+    pub bag: &'static [BagAttr],
     pub read_only: &'static [&'static str],
     pub ignored: &'static [&'static str],
 }
@@ -72,6 +75,7 @@ pub(crate) const USER: PatchSchema = PatchSchema {
         ("emails", Shape::Multi(EMAIL_SUBS)),
         ("active", Shape::Simple),
     ],
+    bag: USER_BAG,
     read_only: &["id", "meta", "groups"],
     // Never stored: `schemas` is derived on output, `password` is dropped.
     ignored: &["schemas", "password"],
@@ -231,6 +235,7 @@ pub(crate) fn from_document(doc: Map<String, Json>) -> Result<UserData, PatchErr
     }
     user.user_name =
         user_name.ok_or_else(|| PatchError::InvalidValue("userName is required".into()))?;
+    user.attributes = canonical_user_bag(user.attributes).map_err(PatchError::InvalidValue)?;
     user.validate().map_err(PatchError::InvalidValue)?;
     Ok(user)
 }
@@ -428,13 +433,24 @@ fn resolve(
             if canonical(schema.ignored, attr).is_some() {
                 return Ok(Resolved::Ignored);
             }
+            let bag = schema
+                .bag
+                .iter()
+                .find(|def| def.name.eq_ignore_ascii_case(attr));
             match schema
                 .typed
                 .iter()
                 .find(|(name, _)| name.eq_ignore_ascii_case(attr))
             {
                 Some((known, shape)) => (vec![(*known).to_owned()], *shape),
-                None => (vec![existing_key(Some(doc), attr)], Shape::Unknown),
+                None => match bag {
+                    Some(def) if def.multi => (
+                        vec![existing_key(Some(doc), def.name)],
+                        Shape::Multi(def.sub_names),
+                    ),
+                    Some(def) => (vec![existing_key(Some(doc), def.name)], Shape::Simple),
+                    None => (vec![existing_key(Some(doc), attr)], Shape::Unknown),
+                },
             }
         }
         Schema::Enterprise => {
@@ -679,7 +695,7 @@ fn set(
         let start = items.len();
         let mut touched = Vec::new();
         for item in new_items {
-            if !items.contains(&item) {
+            if !items.iter().any(|existing| same_value(existing, &item)) {
                 items.push(item);
             }
         }
@@ -741,6 +757,9 @@ fn array_mut<'a>(
     }
 }
 
+/// remove. A value filter that selects nothing is NO_TARGET (RFC 7644
+/// §3.5.2.2); removing an attribute that has no value changes nothing.
+/// A multi-valued attribute left without values becomes unassigned.
 fn remove(
     doc: &mut Map<String, Json>,
     target: &Target,
@@ -748,13 +767,17 @@ fn remove(
     value: Option<Json>,
 ) -> Result<(), PatchError> {
     let key = last_key(target).to_owned();
+    let no_target = || PatchError::NoTarget(format!("'{}' matched no value", target.label));
     let Some(parent) = parent_mut(doc, target, false)? else {
-        return Ok(());
+        return match filter {
+            Some(_) => Err(no_target()),
+            None => Ok(()),
+        };
     };
     match (filter, &target.sub) {
         (Some(filter), sub) => {
-            let Some(existing) = parent.get_mut(&key) else {
-                return Ok(());
+            let Some(existing) = parent.get_mut(&key).filter(|v| !v.is_null()) else {
+                return Err(no_target());
             };
             let Json::Array(items) = existing else {
                 return Err(PatchError::InvalidPath(format!(
@@ -763,6 +786,9 @@ fn remove(
                 )));
             };
             let matched = matching(items, filter, &key)?;
+            if matched.is_empty() {
+                return Err(no_target());
+            }
             match sub {
                 Some(sub) => {
                     for i in matched {
@@ -804,7 +830,36 @@ fn remove(
             }
         },
     }
+    if parent
+        .get(&key)
+        .and_then(Json::as_array)
+        .is_some_and(Vec::is_empty)
+    {
+        parent.remove(&key);
+    }
     Ok(())
+}
+
+/// Whether two values of a multi-valued attribute are the same value: equal
+/// sub-attributes (names in any case), where an absent sub-attribute, null
+/// and `primary: false` are alike.
+fn same_value(a: &Json, b: &Json) -> bool {
+    fn meaningful(object: &Map<String, Json>) -> Vec<(String, &Json)> {
+        let mut fields: Vec<(String, &Json)> = object
+            .iter()
+            .filter(|(k, v)| {
+                let unset_primary = k.eq_ignore_ascii_case("primary") && **v == Json::Bool(false);
+                !v.is_null() && !unset_primary
+            })
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect();
+        fields.sort_by(|x, y| x.0.cmp(&y.0));
+        fields
+    }
+    match (a, b) {
+        (Json::Object(a), Json::Object(b)) => meaningful(a) == meaningful(b),
+        _ => a == b,
+    }
 }
 
 fn remove_ci(object: &mut Map<String, Json>, key: &str) {
@@ -824,11 +879,11 @@ fn selects(selector: &Json, item: &Json) -> bool {
 
 /// Setting `primary: true` on some values clears it on the others (RFC 7643 §2.4).
 fn clear_other_primaries(items: &mut [Json], touched: &[usize]) {
-    let is_primary = |item: &Json| {
-        item.as_object()
-            .and_then(|o| get_ci(o, "primary"))
-            .and_then(Json::as_bool)
-            == Some(true)
+    // "True" counts too: IdPs send string booleans, made booleans later.
+    let is_primary = |item: &Json| match item.as_object().and_then(|o| get_ci(o, "primary")) {
+        Some(Json::Bool(b)) => *b,
+        Some(Json::String(s)) => s.eq_ignore_ascii_case("true"),
+        _ => false,
     };
     if !touched
         .iter()
@@ -1283,8 +1338,8 @@ mod tests {
             )],
         );
         assert_eq!(out.emails.len(), 1);
-        // A filter that matches nothing is a no-op.
-        let same = ok(
+        // A filter that matches nothing is NO_TARGET (RFC 7644 §3.5.2.2).
+        let nothing = run(
             &start,
             &[op(
                 Op::Remove,
@@ -1292,7 +1347,10 @@ mod tests {
                 None,
             )],
         );
-        assert_eq!(same.emails.len(), 2);
+        assert!(
+            matches!(nothing, Err(PatchError::NoTarget(_))),
+            "{nothing:?}"
+        );
         let none = ok(
             &start,
             &[op(Op::Remove, Some(path("", "emails", "")), None)],
@@ -1606,5 +1664,164 @@ mod tests {
             ],
         );
         assert!(matches!(result, Err(PatchError::Mutability(_))));
+    }
+
+    #[test]
+    fn document_attributes_have_schema_shapes() {
+        let mut start = user();
+        start.attributes.insert(
+            "phoneNumbers".into(),
+            json!([{"value": "+1", "type": "work", "primary": true}, {"value": "+2", "type": "home"}]),
+        );
+        // A sub-attribute through a value filter, canonical names, and the
+        // primary flag moving to the selected value.
+        let out = ok(
+            &start,
+            &[
+                op(
+                    Op::Replace,
+                    Some(filtered(
+                        "PhoneNumbers",
+                        eq("type", json!("home")),
+                        "Primary",
+                    )),
+                    Some(json!("True")),
+                ),
+                op(
+                    Op::Add,
+                    Some(path("", "TITLE", "")),
+                    Some(json!("Engineer")),
+                ),
+            ],
+        );
+        assert_eq!(
+            out.attributes.get("phoneNumbers"),
+            Some(
+                &json!([{"value": "+1", "type": "work", "primary": false}, {"value": "+2", "type": "home", "primary": true}])
+            )
+        );
+        assert_eq!(out.attributes.get("title"), Some(&json!("Engineer")));
+        // Addresses: replace a sub-attribute of the matching element, or
+        // create the element an equality on type describes.
+        let out = ok(
+            &out,
+            &[
+                op(
+                    Op::Replace,
+                    Some(filtered("addresses", eq("type", json!("work")), "locality")),
+                    Some(json!("London")),
+                ),
+                op(
+                    Op::Replace,
+                    Some(filtered(
+                        "addresses",
+                        eq("type", json!("work")),
+                        "postalCode",
+                    )),
+                    Some(json!("EC1")),
+                ),
+            ],
+        );
+        assert_eq!(
+            out.attributes.get("addresses"),
+            Some(&json!([{"type": "work", "locality": "London", "postalCode": "EC1"}]))
+        );
+        for (bad, expected) in [
+            (
+                op(
+                    Op::Add,
+                    Some(path("", "phoneNumbers", "color")),
+                    Some(json!("red")),
+                ),
+                "InvalidPath",
+            ),
+            (
+                op(Op::Add, Some(path("", "title", "")), Some(json!(42))),
+                "InvalidValue",
+            ),
+            (
+                op(
+                    Op::Replace,
+                    Some(path("", "roles", "")),
+                    Some(json!([{"value": "a", "primary": true}, {"value": "b", "primary": true}])),
+                ),
+                "InvalidValue",
+            ),
+            (
+                op(
+                    Op::Remove,
+                    Some(filtered("addresses", eq("type", json!("home")), "")),
+                    None,
+                ),
+                "NoTarget",
+            ),
+            (
+                op(
+                    Op::Replace,
+                    Some(filtered("phoneNumbers", eq("value", json!("+9")), "")),
+                    Some(json!("x")),
+                ),
+                "InvalidValue",
+            ),
+        ] {
+            let result = run(&start, &[bad]);
+            assert!(format!("{result:?}").contains(expected), "{result:?}");
+        }
+    }
+
+    #[test]
+    fn add_skips_values_already_present() {
+        let out = ok(
+            &user(),
+            &[op(
+                Op::Add,
+                Some(path("", "emails", "")),
+                Some(json!([
+                    {"value": "ada@home.example", "type": "home", "primary": true},
+                    {"VALUE": "ada@work.example", "type": "work"},
+                    {"value": "ada@work.example", "type": "work", "primary": false}
+                ])),
+            )],
+        );
+        assert_eq!(out.emails.len(), 2, "{:?}", out.emails);
+        // The same address with other sub-attributes is another value.
+        let out = ok(
+            &out,
+            &[op(
+                Op::Add,
+                Some(path("", "emails", "")),
+                Some(json!({"value": "ada@work.example", "type": "other"})),
+            )],
+        );
+        assert_eq!(out.emails.len(), 3);
+    }
+
+    #[test]
+    fn removing_every_value_unassigns_the_attribute() {
+        let mut start = user();
+        start
+            .attributes
+            .insert("roles".into(), json!([{"value": "admin"}]));
+        let out = ok(
+            &start,
+            &[op(
+                Op::Remove,
+                Some(filtered("roles", eq("value", json!("ADMIN")), "")),
+                None,
+            )],
+        );
+        assert!(!out.attributes.contains_key("roles"));
+        // No value at all: still a filter that matched nothing.
+        let again = run(
+            &out,
+            &[op(
+                Op::Remove,
+                Some(filtered("roles", eq("value", json!("admin")), "")),
+                None,
+            )],
+        );
+        assert!(matches!(again, Err(PatchError::NoTarget(_))), "{again:?}");
+        // Without a filter, removing what is absent changes nothing.
+        assert!(run(&out, &[op(Op::Remove, Some(path("", "roles", "")), None)]).is_ok());
     }
 }

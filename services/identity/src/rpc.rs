@@ -60,16 +60,22 @@ pub(crate) fn etag_matches(etag: &str, version: i64) -> bool {
 pub(crate) const DEFAULT_PAGE_SIZE: i64 = 100;
 pub(crate) const MAX_PAGE_SIZE: i64 = 1000;
 
-/// A malformed page size or token.
+/// A page request the service cannot serve.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct PageError(String);
+pub enum PageError {
+    /// A page size or offset out of range.
+    #[error("{0}")]
+    Invalid(String),
+    /// A page token that is malformed, altered or from another query.
+    #[error("{0}")]
+    Cursor(String),
+}
 
 /// Unset means the default, larger sizes are capped, negative ones refused.
 pub(crate) fn page_size(requested: Option<i32>) -> Result<i64, PageError> {
     match requested {
         None => Ok(DEFAULT_PAGE_SIZE),
-        Some(n) if n < 0 => Err(PageError(format!(
+        Some(n) if n < 0 => Err(PageError::Invalid(format!(
             "page_size must not be negative, got {n}"
         ))),
         Some(n) => Ok(i64::from(n).min(MAX_PAGE_SIZE)),
@@ -85,7 +91,7 @@ pub(crate) fn keyset_page_size(
 ) -> Result<i64, PageError> {
     match requested {
         None | Some(0) => Ok(default),
-        Some(n) if n < 0 => Err(PageError(format!(
+        Some(n) if n < 0 => Err(PageError::Invalid(format!(
             "page_size must not be negative, got {n}"
         ))),
         Some(n) => Ok(i64::from(n).min(max)),
@@ -100,7 +106,7 @@ pub(crate) fn keyset_after(token: &str) -> Result<Option<Uuid>, PageError> {
     }
     Uuid::try_parse(token)
         .map(Some)
-        .map_err(|_| PageError("invalid page_token".into()))
+        .map_err(|_| PageError::Cursor("invalid page_token".into()))
 }
 
 const TOKEN_TAG: &str = "offset:";
@@ -111,7 +117,7 @@ pub(crate) fn encode_page_token(offset: i64) -> String {
 }
 
 pub(crate) fn decode_page_token(token: &str) -> Result<i64, PageError> {
-    let invalid = || PageError("invalid page_token".into());
+    let invalid = || PageError::Cursor("invalid page_token".into());
     let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
     let text = String::from_utf8(bytes).map_err(|_| invalid())?;
     text.strip_prefix(TOKEN_TAG)
@@ -126,7 +132,7 @@ pub(crate) fn page_offset(offset: i64, token: &str) -> Result<i64, PageError> {
         return decode_page_token(token);
     }
     if offset < 0 {
-        return Err(PageError(format!(
+        return Err(PageError::Invalid(format!(
             "offset must not be negative, got {offset}"
         )));
     }

@@ -15,6 +15,7 @@ use crate::filter::FilterError;
 use crate::groups::GroupError;
 use crate::patch::PatchError;
 use crate::rpc::PageError;
+use crate::sort::SortError;
 use crate::tenants::TenantError;
 use crate::tokens::TokenError;
 use crate::users::UserError;
@@ -43,6 +44,16 @@ impl From<StoreError> for Status {
 
 impl From<PageError> for Status {
     fn from(err: PageError) -> Self {
+        let reason = match &err {
+            PageError::Invalid(_) => ErrorReason::InvalidValue,
+            PageError::Cursor(_) => ErrorReason::InvalidCursor,
+        };
+        client_error(Code::InvalidArgument, reason, err.to_string())
+    }
+}
+
+impl From<SortError> for Status {
+    fn from(err: SortError) -> Self {
         client_error(
             Code::InvalidArgument,
             ErrorReason::InvalidValue,
@@ -156,6 +167,7 @@ impl From<UserError> for Status {
                 client_error(Code::FailedPrecondition, ErrorReason::EtagMismatch, message)
             }
             UserError::Filter(e) => e.into(),
+            UserError::Sort(e) => e.into(),
             UserError::Patch(e) => e.into(),
             UserError::Page(e) => e.into(),
             UserError::Store(e) => e.into(),
@@ -180,6 +192,7 @@ impl From<GroupError> for Status {
                 client_error(Code::FailedPrecondition, ErrorReason::EtagMismatch, message)
             }
             GroupError::Filter(e) => e.into(),
+            GroupError::Sort(e) => e.into(),
             GroupError::Patch(e) => e.into(),
             GroupError::Page(e) => e.into(),
             GroupError::Store(e) => e.into(),
@@ -288,6 +301,16 @@ mod tests {
                 TokenError::NameTaken("a".into()).into(),
                 Code::AlreadyExists,
                 "UNIQUENESS",
+            ),
+            (
+                UserError::Page(PageError::Cursor("x".into())).into(),
+                Code::InvalidArgument,
+                "INVALID_CURSOR",
+            ),
+            (
+                GroupError::Page(PageError::Invalid("x".into())).into(),
+                Code::InvalidArgument,
+                "INVALID_VALUE",
             ),
         ];
         for (status, code, expected) in cases {

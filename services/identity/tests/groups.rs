@@ -686,7 +686,10 @@ async fn list_members_pages_cover_every_member_exactly_once() {
             },
         ))
         .await;
-    assert_eq!(reason(&expect_err(bad_token, "bad token")), "INVALID_VALUE");
+    assert_eq!(
+        reason(&expect_err(bad_token, "bad token")),
+        "INVALID_CURSOR"
+    );
     f.svc.stop().await;
 }
 

@@ -15,6 +15,7 @@ use crate::db::StoreError;
 use crate::filter::FilterError;
 use crate::patch::PatchError;
 use crate::rpc::PageError;
+use crate::sort::SortError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GroupError {
@@ -33,6 +34,8 @@ pub enum GroupError {
     EtagMismatch { given: String, current: i64 },
     #[error(transparent)]
     Filter(#[from] FilterError),
+    #[error(transparent)]
+    Sort(#[from] SortError),
     #[error(transparent)]
     Patch(#[from] PatchError),
     #[error(transparent)]

@@ -24,6 +24,7 @@ pub(crate) const GROUP: PatchSchema = PatchSchema {
         ("displayName", Shape::Simple),
         ("externalId", Shape::Simple),
     ],
+    bag: &[],
     read_only: &["id", "meta"],
     ignored: &["schemas"],
 };

@@ -21,10 +21,10 @@ use super::{GroupData, GroupError, parse_member_ids};
 use crate::attr::Resource;
 use crate::db::StoreError;
 use crate::filter;
-use crate::rpc::{
-    keyset_after, keyset_page_size, next_page_token, page_offset, page_size, timestamp, traced,
-};
+use crate::paging::Keyset;
+use crate::rpc::{keyset_after, keyset_page_size, page_size, timestamp, traced};
 use crate::server::AppState;
+use crate::sort;
 use crate::users::full_name;
 
 /// ListMembers pages: large, since members are small and IdPs read them all.
@@ -128,25 +128,31 @@ impl GroupService for GroupApi {
         traced("ListGroups", async {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
-            let query = ListQuery {
-                filter: req
-                    .filter
-                    .as_ref()
-                    .map(|f| filter::compile(f, Resource::Group))
-                    .transpose()
-                    .map_err(GroupError::from)?,
-                offset: page_offset(req.offset, &req.page_token).map_err(GroupError::from)?,
-                limit: page_size(req.page_size).map_err(GroupError::from)?,
-            };
-            let (rows, total_size) = store::list(&mut conn, tenant.id, &query).await?;
-            let next_page_token = next_page_token(query.offset, rows.len(), total_size);
+            let filter = req
+                .filter
+                .as_ref()
+                .map(|f| filter::compile(f, Resource::Group))
+                .transpose()
+                .map_err(GroupError::from)?;
+            let key =
+                sort::compile(req.order_by.as_ref(), Resource::Group).map_err(GroupError::from)?;
+            let size = page_size(req.page_size).map_err(GroupError::from)?;
+            let keyset = Keyset::new(key, Resource::Group, tenant.id, false, filter.as_ref());
+            let start = keyset
+                .start(req.offset, &req.page_token)
+                .map_err(GroupError::from)?;
+            let query = ListQuery { filter };
+            let (page, total_size) =
+                store::list(&mut conn, tenant.id, &query, &keyset, &start, size).await?;
             Ok(ListGroupsResponse {
-                groups: rows
+                groups: page
+                    .rows
                     .into_iter()
                     .map(|row| to_proto(row, &tenant.slug))
                     .collect(),
                 total_size,
-                next_page_token,
+                next_page_token: page.next_page_token,
+                previous_page_token: page.previous_page_token,
             })
         })
         .await

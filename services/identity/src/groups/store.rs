@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
-use diesel::sql_types;
+use diesel::sql_types::{self, Nullable, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::{Map, Value as Json};
 use uuid::Uuid;
@@ -24,7 +24,8 @@ use uuid::Uuid;
 use super::patch::{GroupPatch, MemberChange, apply_attributes};
 use super::{GroupData, GroupError};
 use crate::db::{StoreError, is_unique_violation};
-use crate::filter::SqlFilter;
+use crate::filter::{Sql, SqlFilter};
+use crate::paging::{self, Keyset, Page, Rows, Segment, Start};
 use crate::rpc::etag_matches;
 use crate::schema::{group_members, groups, users};
 
@@ -398,8 +399,6 @@ pub(crate) async fn delete(
 /// What a list asks for.
 pub(crate) struct ListQuery {
     pub filter: Option<SqlFilter>,
-    pub offset: i64,
-    pub limit: i64,
 }
 
 fn matching(tenant: Uuid, query: &ListQuery) -> groups::BoxedQuery<'static, diesel::pg::Pg> {
@@ -412,29 +411,61 @@ fn matching(tenant: Uuid, query: &ListQuery) -> groups::BoxedQuery<'static, dies
     rows
 }
 
-/// One page in creation order plus the total, read from one snapshot.
+/// The rows of one page segment, each with its sort key.
+struct GroupRows<'a> {
+    tenant: Uuid,
+    query: &'a ListQuery,
+    key: Sql<Nullable<Text>>,
+}
+
+impl Rows for GroupRows<'_> {
+    type Row = GroupRow;
+
+    fn id(row: &GroupRow) -> Uuid {
+        row.group_id
+    }
+
+    async fn fetch(
+        &self,
+        conn: &mut AsyncPgConnection,
+        segment: &Segment,
+        limit: i64,
+    ) -> Result<Vec<(GroupRow, Option<String>)>, StoreError> {
+        let mut rows = matching(self.tenant, self.query);
+        if let Some(predicate) = &segment.predicate {
+            rows = rows.filter(predicate.clone());
+        }
+        Ok(rows
+            .select((GroupRow::as_select(), self.key.clone()))
+            .order(segment.order.clone())
+            .offset(segment.offset)
+            .limit(limit)
+            .load(conn)
+            .await?)
+    }
+}
+
+/// One page plus the total, read from one snapshot.
 pub(crate) async fn list(
     conn: &mut AsyncPgConnection,
     tenant: Uuid,
     query: &ListQuery,
-) -> Result<(Vec<GroupRow>, i64), GroupError> {
+    keyset: &Keyset,
+    start: &Start,
+    size: i64,
+) -> Result<(Page<GroupRow>, i64), GroupError> {
     conn.build_transaction()
         .read_only()
         .repeatable_read()
         .run(async |tx| {
             let total: i64 = matching(tenant, query).count().get_result(tx).await?;
-            let rows = if query.limit > 0 && query.offset < total {
-                matching(tenant, query)
-                    .select(GroupRow::as_select())
-                    .order((groups::created_at, groups::group_id))
-                    .offset(query.offset)
-                    .limit(query.limit)
-                    .load(tx)
-                    .await?
-            } else {
-                Vec::new()
+            let source = GroupRows {
+                tenant,
+                query,
+                key: keyset.key_text(),
             };
-            Ok::<_, GroupError>((rows, total))
+            let page = paging::page(tx, &source, keyset, start, size).await?;
+            Ok::<_, GroupError>((page, total))
         })
         .await
 }

@@ -10,10 +10,12 @@ use serde_json::{Map, Value as Json};
 use uuid::Uuid;
 
 use crate::attr::ENTERPRISE_URN;
+use crate::catalog::canonical_user_bag;
 use crate::db::StoreError;
 use crate::filter::FilterError;
 use crate::patch::PatchError;
 use crate::rpc::PageError;
+use crate::sort::SortError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UserError {
@@ -27,6 +29,8 @@ pub enum UserError {
     EtagMismatch { given: String, current: i64 },
     #[error(transparent)]
     Filter(#[from] FilterError),
+    #[error(transparent)]
+    Sort(#[from] SortError),
     #[error(transparent)]
     Patch(#[from] PatchError),
     #[error(transparent)]
@@ -107,6 +111,7 @@ impl UserData {
                 "attribute '{key}' has a typed field; do not send it in attributes"
             )));
         }
+        let attributes = canonical_user_bag(attributes).map_err(UserError::InvalidValue)?;
         let data = UserData {
             user_name: user.user_name,
             external_id: user.external_id,

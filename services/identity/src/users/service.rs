@@ -19,8 +19,10 @@ use crate::attr::Resource;
 use crate::auth::TenantRef;
 use crate::filter;
 use crate::groups::service::group_refs;
-use crate::rpc::{next_page_token, page_offset, page_size, timestamp, traced};
+use crate::paging::Keyset;
+use crate::rpc::{page_size, timestamp, traced};
 use crate::server::AppState;
+use crate::sort;
 
 pub(crate) struct UserApi {
     state: Arc<AppState>,
@@ -146,24 +148,37 @@ impl UserService for UserApi {
         traced("ListUsers", async {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
+            let filter = req
+                .filter
+                .as_ref()
+                .map(|f| filter::compile(f, Resource::User))
+                .transpose()
+                .map_err(UserError::from)?;
+            let key =
+                sort::compile(req.order_by.as_ref(), Resource::User).map_err(UserError::from)?;
+            let size = page_size(req.page_size).map_err(UserError::from)?;
+            let keyset = Keyset::new(
+                key,
+                Resource::User,
+                tenant.id,
+                req.show_deleted,
+                filter.as_ref(),
+            );
+            let start = keyset
+                .start(req.offset, &req.page_token)
+                .map_err(UserError::from)?;
             let query = ListQuery {
-                filter: req
-                    .filter
-                    .as_ref()
-                    .map(|f| filter::compile(f, Resource::User))
-                    .transpose()
-                    .map_err(UserError::from)?,
+                filter,
                 show_deleted: req.show_deleted,
-                offset: page_offset(req.offset, &req.page_token).map_err(UserError::from)?,
-                limit: page_size(req.page_size).map_err(UserError::from)?,
             };
-            let (rows, total_size) = store::list(&mut conn, tenant.id, &query).await?;
-            let next_page_token = next_page_token(query.offset, rows.len(), total_size);
-            let users = render(&mut conn, &tenant, rows).await?;
+            let (page, total_size) =
+                store::list(&mut conn, tenant.id, &query, &keyset, &start, size).await?;
+            let users = render(&mut conn, &tenant, page.rows).await?;
             Ok(ListUsersResponse {
                 users,
                 total_size,
-                next_page_token,
+                next_page_token: page.next_page_token,
+                previous_page_token: page.previous_page_token,
             })
         })
         .await

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
+use diesel::sql_types::{Nullable, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use identity_proto::v1::{Name, PatchOperation};
 use serde_json::{Map, Value as Json};
@@ -13,8 +14,9 @@ use uuid::Uuid;
 
 use super::{Enterprise, UserData, UserError, email_from_json, email_to_json, full_name};
 use crate::db::{StoreError, is_unique_violation};
-use crate::filter::SqlFilter;
+use crate::filter::{Sql, SqlFilter};
 use crate::groups;
+use crate::paging::{self, Keyset, Page, Rows, Segment, Start};
 use crate::patch;
 use crate::rpc::etag_matches;
 use crate::schema::users;
@@ -360,8 +362,6 @@ pub(crate) async fn delete(
 pub(crate) struct ListQuery {
     pub filter: Option<SqlFilter>,
     pub show_deleted: bool,
-    pub offset: i64,
-    pub limit: i64,
 }
 
 fn matching(tenant: Uuid, query: &ListQuery) -> users::BoxedQuery<'static, diesel::pg::Pg> {
@@ -377,29 +377,61 @@ fn matching(tenant: Uuid, query: &ListQuery) -> users::BoxedQuery<'static, diese
     rows
 }
 
-/// One page in creation order plus the total, read from one snapshot.
+/// The rows of one page segment, each with its sort key.
+struct UserRows<'a> {
+    tenant: Uuid,
+    query: &'a ListQuery,
+    key: Sql<Nullable<Text>>,
+}
+
+impl Rows for UserRows<'_> {
+    type Row = UserRow;
+
+    fn id(row: &UserRow) -> Uuid {
+        row.user_id
+    }
+
+    async fn fetch(
+        &self,
+        conn: &mut AsyncPgConnection,
+        segment: &Segment,
+        limit: i64,
+    ) -> Result<Vec<(UserRow, Option<String>)>, StoreError> {
+        let mut rows = matching(self.tenant, self.query);
+        if let Some(predicate) = &segment.predicate {
+            rows = rows.filter(predicate.clone());
+        }
+        Ok(rows
+            .select((UserRow::as_select(), self.key.clone()))
+            .order(segment.order.clone())
+            .offset(segment.offset)
+            .limit(limit)
+            .load(conn)
+            .await?)
+    }
+}
+
+/// One page plus the total, read from one snapshot.
 pub(crate) async fn list(
     conn: &mut AsyncPgConnection,
     tenant: Uuid,
     query: &ListQuery,
-) -> Result<(Vec<UserRow>, i64), UserError> {
+    keyset: &Keyset,
+    start: &Start,
+    size: i64,
+) -> Result<(Page<UserRow>, i64), UserError> {
     conn.build_transaction()
         .read_only()
         .repeatable_read()
         .run(async |tx| {
             let total: i64 = matching(tenant, query).count().get_result(tx).await?;
-            let rows = if query.limit > 0 && query.offset < total {
-                matching(tenant, query)
-                    .select(UserRow::as_select())
-                    .order((users::created_at, users::user_id))
-                    .offset(query.offset)
-                    .limit(query.limit)
-                    .load(tx)
-                    .await?
-            } else {
-                Vec::new()
+            let source = UserRows {
+                tenant,
+                query,
+                key: keyset.key_text(),
             };
-            Ok::<_, UserError>((rows, total))
+            let page = paging::page(tx, &source, keyset, start, size).await?;
+            Ok::<_, UserError>((page, total))
         })
         .await
 }

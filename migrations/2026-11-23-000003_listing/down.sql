@@ -1,0 +1,10 @@
+DROP INDEX users_user_type_idx;
+DROP INDEX users_title_idx;
+DROP INDEX users_display_name_idx;
+DROP INDEX users_user_name_sort_idx;
+DROP INDEX groups_updated_at_idx;
+CREATE INDEX groups_updated_at_idx ON groups (tenant_id, updated_at);
+DROP INDEX users_updated_at_idx;
+CREATE INDEX users_updated_at_idx ON users (tenant_id, updated_at);
+DROP INDEX groups_created_at_idx;
+DROP INDEX users_created_at_idx;
