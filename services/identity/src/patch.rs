@@ -624,9 +624,13 @@ fn set(
         let items = array_mut(parent, &key, target, true)?;
         let matched = matching(items, filter, &key)?;
         let touched = if matched.is_empty() {
-            let mut element = equality_element(filter, &key, subs).ok_or_else(|| {
-                PatchError::NoTarget(format!("'{}' matched no value", target.label))
-            })?;
+            // Only a filter that names the element's `type` describes a new
+            // one (Entra's `emails[type eq "work"].value`); any other is noTarget.
+            let mut element = equality_element(filter, &key, subs)
+                .filter(|element| element.contains_key("type"))
+                .ok_or_else(|| {
+                    PatchError::NoTarget(format!("'{}' matched no value", target.label))
+                })?;
             match (&target.sub, value) {
                 (Some(sub), value) => {
                     element.insert(sub.clone(), value);
@@ -1018,7 +1022,7 @@ fn json_equal(a: &Json, b: &Json) -> bool {
 }
 
 /// The element a value filter of equalities describes (`type eq "work"`
-/// gives `{"type": "work"}`), created when nothing matches.
+/// gives `{"type": "work"}`).
 fn equality_element(
     filter: &Filter,
     parent: &str,
@@ -1761,7 +1765,7 @@ mod tests {
                     Some(filtered("phoneNumbers", eq("value", json!("+9")), "")),
                     Some(json!("x")),
                 ),
-                "InvalidValue",
+                "NoTarget",
             ),
         ] {
             let result = run(&start, &[bad]);
