@@ -30,6 +30,8 @@ async fn main() {
         user_ids.len(),
         started.elapsed()
     );
+    // Fresh planner statistics, as autovacuum would have them in a live system.
+    stack.query_strings("ANALYZE users").await;
     let (members, spare) = user_ids.split_at(big_size);
 
     let big = create_group(&scim, "big").await;
