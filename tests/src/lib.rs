@@ -235,7 +235,7 @@ impl Stack {
             .issue_token(IssueTokenRequest {
                 tenant: tenant.to_string(),
                 name: name.to_string(),
-                ttl: None,
+                ..IssueTokenRequest::default()
             })
             .await
             .expect("issue token")

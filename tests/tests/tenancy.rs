@@ -74,7 +74,7 @@ async fn tenant_b_never_sees_or_changes_tenant_a() {
         .issue_token(IssueTokenRequest {
             tenant: a.slug.clone(),
             name: "escalate".into(),
-            ttl: None,
+            ..IssueTokenRequest::default()
         })
         .await
         .expect_err("a tenant token cannot issue tokens");
@@ -184,6 +184,7 @@ async fn expired_token_is_refused() {
             tenant: "acme".into(),
             name: "short".into(),
             ttl: Some(prost_types_duration(1)),
+            ..IssueTokenRequest::default()
         })
         .await
         .expect("issue")

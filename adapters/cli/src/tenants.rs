@@ -158,6 +158,7 @@ mod tests {
                 seconds: 1_795_420_800,
                 nanos: 0,
             }),
+            ..Tenant::default()
         })
     }
 

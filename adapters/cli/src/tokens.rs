@@ -109,7 +109,12 @@ pub async fn run(
     match command {
         TokensCommand::Issue { tenant, name, ttl } => {
             let issued = client
-                .issue_token(IssueTokenRequest { tenant, name, ttl })
+                .issue_token(IssueTokenRequest {
+                    tenant,
+                    name,
+                    ttl,
+                    ..IssueTokenRequest::default()
+                })
                 .await
                 .map_err(|status| connection.rpc_error(status))?
                 .into_inner();
@@ -363,6 +368,7 @@ mod tests {
                 }),
                 expire_time: None,
                 revoke_time: None,
+                ..Token::default()
             }),
             secret: "idl_secret".into(),
         }

@@ -2,6 +2,8 @@
 //! Every RPC authenticates against Postgres, so a revocation is effective on
 //! the next request on every replica.
 
+use std::sync::Arc;
+
 use chrono::Utc;
 use diesel_async::AsyncPgConnection;
 use tonic::metadata::MetadataMap;
@@ -10,17 +12,34 @@ use uuid::Uuid;
 use crate::db::StoreError;
 use identity_proto::v1::auth_service_server::AuthService;
 use identity_proto::v1::principal::Kind;
-use identity_proto::v1::{Principal, TenantCaller, WhoAmIRequest};
+use identity_proto::v1::{
+    Principal, ProvisioningPolicy, TenantCaller, TokenScope, WhoAmIRequest,
+};
 
 use crate::rpc::{record_tenant, traced};
 use crate::tenants;
+use crate::tenants::store::TenantRow;
 use crate::tokens;
 
-/// A tenant as the services address it.
+/// A tenant as the services address it, with the rules it provisions by,
+/// read once per request so a policy change applies to the next request.
 #[derive(Debug, Clone)]
 pub(crate) struct TenantRef {
     pub id: Uuid,
     pub slug: String,
+    pub scim_enabled: bool,
+    pub policy: Arc<ProvisioningPolicy>,
+}
+
+impl TenantRef {
+    pub(crate) fn of(row: &TenantRow) -> TenantRef {
+        TenantRef {
+            id: row.tenant_id,
+            slug: row.slug.clone(),
+            scim_enabled: row.scim_enabled,
+            policy: Arc::new(row.policy()),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -30,7 +49,35 @@ pub(crate) enum Caller {
         tenant: TenantRef,
         token_id: Uuid,
         token_name: String,
+        scope: TokenScope,
+        scim_override: bool,
     },
+}
+
+impl Caller {
+    /// Whether the call comes from an identity provider (a SCIM token).
+    pub(crate) fn is_scim(&self) -> bool {
+        matches!(
+            self,
+            Caller::Tenant {
+                scope: TokenScope::Scim,
+                ..
+            }
+        )
+    }
+
+    /// Whether the caller may change what the SCIM-managed lock protects:
+    /// the SCIM path itself, the operator, and service tokens granted it.
+    pub(crate) fn may_change_scim_managed(&self) -> bool {
+        match self {
+            Caller::Operator => true,
+            Caller::Tenant {
+                scope,
+                scim_override,
+                ..
+            } => *scope == TokenScope::Scim || *scim_override,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +128,7 @@ impl Authenticator {
             return Ok(Caller::Operator);
         }
         let tenant = tokens::parse_tenant(presented).ok_or(AuthError::Invalid)?;
-        let (token, slug) = tokens::store::find_by_hash(conn, tenant, &digest)
+        let (token, tenant) = tokens::store::find_by_hash(conn, tenant, &digest)
             .await?
             .ok_or(AuthError::Invalid)?;
         if token.revoked_at.is_some() {
@@ -91,10 +138,9 @@ impl Authenticator {
             return Err(AuthError::Expired);
         }
         Ok(Caller::Tenant {
-            tenant: TenantRef {
-                id: token.tenant_id,
-                slug,
-            },
+            tenant: TenantRef::of(&tenant),
+            scope: tokens::scope_of(&token.scope),
+            scim_override: token.scim_override,
             token_id: token.token_id,
             token_name: token.name,
         })
@@ -151,10 +197,7 @@ pub(crate) async fn tenant_scope(
             let row = tenants::store::find_by_slug(conn, requested)
                 .await?
                 .ok_or_else(|| AuthError::TenantNotFound(requested.to_owned()))?;
-            TenantRef {
-                id: row.tenant_id,
-                slug: row.slug,
-            }
+            TenantRef::of(&row)
         }
     };
     record_tenant(&tenant.slug);
@@ -186,12 +229,15 @@ impl AuthService for AuthApi {
                     tenant,
                     token_id,
                     token_name,
+                    scope,
+                    ..
                 } => {
                     record_tenant(&tenant.slug);
                     Kind::Tenant(TenantCaller {
                         tenant: tenant.slug,
                         token_id: token_id.to_string(),
                         token_name,
+                        scope: scope as i32,
                     })
                 }
             };

@@ -7,6 +7,8 @@ diesel::table! {
         display_name -> Text,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        scim_enabled -> Bool,
+        policy -> Jsonb,
     }
 }
 
@@ -20,6 +22,19 @@ diesel::table! {
         created_at -> Timestamptz,
         expires_at -> Timestamptz,
         revoked_at -> Nullable<Timestamptz>,
+        scope -> Text,
+        provider -> Text,
+        provider_display_name -> Text,
+        scim_override -> Bool,
+        last_used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    people (person_id) {
+        person_id -> Uuid,
+        email -> Text,
+        created_at -> Timestamptz,
     }
 }
 
@@ -49,6 +64,12 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         deleted_at -> Nullable<Timestamptz>,
+        person_id -> Nullable<Uuid>,
+        login_email -> Nullable<Text>,
+        source -> Text,
+        tenant_member -> Bool,
+        roles -> Array<Text>,
+        organizations -> Array<Text>,
     }
 }
 
@@ -63,6 +84,7 @@ diesel::table! {
         version -> Int8,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        synthetic -> Bool,
     }
 }
 
@@ -78,4 +100,12 @@ diesel::table! {
 diesel::joinable!(tokens -> tenants (tenant_id));
 diesel::joinable!(users -> tenants (tenant_id));
 diesel::joinable!(groups -> tenants (tenant_id));
-diesel::allow_tables_to_appear_in_same_query!(tenants, tokens, users, groups, group_members);
+diesel::joinable!(users -> people (person_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    tenants,
+    tokens,
+    users,
+    groups,
+    group_members,
+    people
+);

@@ -115,7 +115,7 @@ impl From<TenantError> for Status {
     fn from(err: TenantError) -> Self {
         let message = err.to_string();
         match err {
-            TenantError::InvalidSlug(_) => {
+            TenantError::InvalidSlug(_) | TenantError::InvalidValue(_) => {
                 client_error(Code::InvalidArgument, ErrorReason::InvalidValue, message)
             }
             TenantError::SlugTaken(_) => {

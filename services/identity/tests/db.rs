@@ -540,6 +540,7 @@ async fn tokens_authenticate_until_revoked_or_expired() {
         tenant: "tok".into(),
         name: name.into(),
         ttl,
+        ..IssueTokenRequest::default()
     };
     let dup = svc
         .tokens()

@@ -65,6 +65,7 @@ fn to_proto(row: GroupRow, tenant: &str) -> Group {
         etag: row.version.to_string(),
         create_time: Some(timestamp(row.created_at)),
         update_time: Some(timestamp(row.updated_at)),
+        synthetic: row.synthetic,
     }
 }
 

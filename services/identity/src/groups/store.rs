@@ -28,6 +28,8 @@ use crate::filter::{Sql, SqlFilter};
 use crate::paging::{self, Keyset, Page, Rows, Segment, Start};
 use crate::rpc::etag_matches;
 use crate::schema::{group_members, groups, users};
+use crate::tenants::policy::SYNTHETIC_GROUPS;
+use identity_proto::v1::ProvisioningPolicy;
 
 /// displayName is unique per tenant, case-insensitively.
 const DISPLAY_NAME_INDEX: &str = "groups_display_name_key";
@@ -43,6 +45,7 @@ pub(crate) struct GroupRow {
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub synthetic: bool,
 }
 
 impl GroupRow {
@@ -394,6 +397,40 @@ pub(crate) async fn delete(
         Ok(())
     })
     .await
+}
+
+/// Makes the tenant's synthetic groups exist when its policy keeps them (a
+/// group already named so becomes synthetic), and ordinary groups again
+/// when it does not.
+pub(crate) async fn ensure_synthetic(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    policy: &ProvisioningPolicy,
+) -> Result<(), StoreError> {
+    if !policy.synthetic_groups {
+        diesel::update(
+            groups::table
+                .filter(groups::tenant_id.eq(tenant))
+                .filter(groups::synthetic),
+        )
+        .set(groups::synthetic.eq(false))
+        .execute(conn)
+        .await?;
+        return Ok(());
+    }
+    for (name, _) in SYNTHETIC_GROUPS {
+        diesel::sql_query(
+            "INSERT INTO groups (tenant_id, group_id, display_name, synthetic) \
+             VALUES ($1, $2, $3, true) \
+             ON CONFLICT (tenant_id, lower(display_name)) DO UPDATE SET synthetic = true",
+        )
+        .bind::<sql_types::Uuid, _>(tenant)
+        .bind::<sql_types::Uuid, _>(Uuid::new_v4())
+        .bind::<Text, _>(name)
+        .execute(conn)
+        .await?;
+    }
+    Ok(())
 }
 
 /// What a list asks for.

@@ -1,5 +1,6 @@
 //! Tenants: the unit of isolation, named by a slug.
 
+pub(crate) mod policy;
 pub(crate) mod service;
 pub(crate) mod store;
 
@@ -14,6 +15,8 @@ pub enum TenantError {
     SlugTaken(String),
     #[error("tenant '{0}' not found")]
     NotFound(String),
+    #[error("{0}")]
+    InvalidValue(String),
     #[error(transparent)]
     Page(#[from] PageError),
     #[error(transparent)]

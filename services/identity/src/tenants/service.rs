@@ -4,12 +4,14 @@ use std::sync::Arc;
 
 use identity_proto::v1::tenant_service_server::TenantService;
 use identity_proto::v1::{
-    CreateTenantRequest, GetTenantRequest, ListTenantsRequest, ListTenantsResponse, Tenant,
+    CreateTenantRequest, DisableScimRequest, EnableScimRequest, EnableScimResponse,
+    GetTenantRequest, ListTenantsRequest, ListTenantsResponse, Tenant, UpdateTenantRequest,
 };
+use diesel_async::AsyncConnection;
 use tonic::{Request, Response, Status};
 
 use super::store::{self, TenantRow};
-use super::{TenantError, valid_slug};
+use super::{TenantError, policy, valid_slug};
 use crate::auth::{require_operator, tenant_scope};
 use crate::rpc::{DEFAULT_PAGE_SIZE, next_page_token, page_offset, page_size, timestamp, traced};
 use crate::server::AppState;
@@ -27,9 +29,12 @@ impl TenantApi {
 pub(crate) fn to_proto(row: TenantRow) -> Tenant {
     Tenant {
         id: row.tenant_id.to_string(),
+        policy: Some(row.policy()),
         slug: row.slug,
         display_name: row.display_name,
         create_time: Some(timestamp(row.created_at)),
+        update_time: Some(timestamp(row.updated_at)),
+        scim_enabled: row.scim_enabled,
     }
 }
 
@@ -97,5 +102,51 @@ impl TenantService for TenantApi {
             })
         })
         .await
+    }
+
+    async fn update_tenant(
+        &self,
+        request: Request<UpdateTenantRequest>,
+    ) -> Result<Response<Tenant>, Status> {
+        traced("UpdateTenant", async {
+            let (metadata, _, req) = request.into_parts();
+            let (mut conn, caller) = self.state.call(&metadata).await?;
+            require_operator(&caller)?;
+            let tenant = tenant_scope(&mut conn, &caller, &req.slug).await?;
+            let row = conn
+                .transaction(async |tx| {
+                    let current = store::lock(tx, tenant.id).await?;
+                    let display_name = req
+                        .display_name
+                        .as_deref()
+                        .map_or(current.display_name.as_str(), str::trim)
+                        .to_owned();
+                    let policy = match req.policy {
+                        Some(update) => policy::apply_update(current.policy(), update)?,
+                        None => current.policy(),
+                    };
+                    let row = store::update(tx, tenant.id, &display_name, &policy).await?;
+                    crate::groups::store::ensure_synthetic(tx, tenant.id, &policy).await?;
+                    Ok::<_, TenantError>(row)
+                })
+                .await?;
+            tracing::info!(policy = %row.policy, "tenant updated");
+            Ok(to_proto(row))
+        })
+        .await
+    }
+
+    async fn enable_scim(
+        &self,
+        _request: Request<EnableScimRequest>,
+    ) -> Result<Response<EnableScimResponse>, Status> {
+        Err(Status::unimplemented("EnableScim"))
+    }
+
+    async fn disable_scim(
+        &self,
+        _request: Request<DisableScimRequest>,
+    ) -> Result<Response<Tenant>, Status> {
+        Err(Status::unimplemented("DisableScim"))
     }
 }

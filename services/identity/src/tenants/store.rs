@@ -3,9 +3,11 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use identity_proto::v1::ProvisioningPolicy;
+use serde_json::Value as Json;
 use uuid::Uuid;
 
-use super::TenantError;
+use super::{TenantError, policy};
 use crate::db::{StoreError, is_unique_violation};
 use crate::schema::tenants;
 
@@ -18,6 +20,15 @@ pub(crate) struct TenantRow {
     pub slug: String,
     pub display_name: String,
     pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub scim_enabled: bool,
+    pub policy: Json,
+}
+
+impl TenantRow {
+    pub(crate) fn policy(&self) -> ProvisioningPolicy {
+        policy::from_json(&self.policy)
+    }
 }
 
 pub(crate) async fn insert(
@@ -53,6 +64,39 @@ pub(crate) async fn find_by_slug(
         .get_result(conn)
         .await
         .optional()?)
+}
+
+/// The tenant row locked for the rest of the transaction.
+pub(crate) async fn lock(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+) -> Result<TenantRow, StoreError> {
+    Ok(tenants::table
+        .filter(tenants::tenant_id.eq(tenant))
+        .select(TenantRow::as_select())
+        .for_update()
+        .get_result(conn)
+        .await?)
+}
+
+/// Writes the display name and policy.
+pub(crate) async fn update(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    display_name: &str,
+    policy: &ProvisioningPolicy,
+) -> Result<TenantRow, StoreError> {
+    Ok(
+        diesel::update(tenants::table.filter(tenants::tenant_id.eq(tenant)))
+            .set((
+                tenants::display_name.eq(display_name),
+                tenants::policy.eq(policy::to_json(policy)),
+                tenants::updated_at.eq(diesel::dsl::now),
+            ))
+            .returning(TenantRow::as_returning())
+            .get_result(conn)
+            .await?,
+    )
 }
 
 /// Up to `limit` tenants from `offset`, ordered by slug.

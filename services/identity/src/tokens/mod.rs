@@ -12,6 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::TryRngCore;
 use rand::rngs::OsRng;
 use sha2::{Digest, Sha256};
+use identity_proto::v1::TokenScope;
 use uuid::Uuid;
 
 use crate::db::StoreError;
@@ -81,6 +82,23 @@ pub(crate) fn parse_tenant(text: &str) -> Option<Uuid> {
         return None;
     }
     Uuid::try_parse(tenant_hex).ok()
+}
+
+/// The scope of a stored `tokens.scope`; anything unknown is a service token,
+/// the scope with less reach.
+pub(crate) fn scope_of(stored: &str) -> TokenScope {
+    match stored {
+        "scim" => TokenScope::Scim,
+        _ => TokenScope::Service,
+    }
+}
+
+/// The stored form of a scope.
+pub(crate) fn scope_name(scope: TokenScope) -> &'static str {
+    match scope {
+        TokenScope::Scim => "scim",
+        TokenScope::Service => "service",
+    }
 }
 
 pub(crate) fn digest(text: &str) -> [u8; 32] {

@@ -52,6 +52,11 @@ fn to_proto(row: TokenRow, tenant: &str) -> Token {
         create_time: Some(timestamp(row.created_at)),
         expire_time: Some(timestamp(row.expires_at)),
         revoke_time: row.revoked_at.map(timestamp),
+        scope: crate::tokens::scope_of(&row.scope) as i32,
+        provider: row.provider,
+        provider_display_name: row.provider_display_name,
+        last_use_time: row.last_used_at.map(timestamp),
+        scim_override: row.scim_override,
     }
 }
 

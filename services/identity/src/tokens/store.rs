@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::{NewSecret, TokenError};
 use crate::db::{StoreError, is_unique_violation};
 use crate::schema::{tenants, tokens};
+use crate::tenants::store::TenantRow;
 
 /// Live token names are unique per tenant (migration index name).
 const LIVE_NAME_INDEX: &str = "tokens_live_name_key";
@@ -23,6 +24,11 @@ pub(crate) struct TokenRow {
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    pub scope: String,
+    pub provider: String,
+    pub provider_display_name: String,
+    pub scim_override: bool,
+    pub last_used_at: Option<DateTime<Utc>>,
 }
 
 /// Which token to revoke.
@@ -117,18 +123,18 @@ pub(crate) async fn revoke(
     .await
 }
 
-/// The token with this hash in `tenant`, with the tenant's slug: one probe
-/// of the (tenant_id, token_hash) unique index.
+/// The token with this hash in `tenant`, with its tenant: one probe of the
+/// (tenant_id, token_hash) unique index.
 pub(crate) async fn find_by_hash(
     conn: &mut AsyncPgConnection,
     tenant: Uuid,
     hash: &[u8; 32],
-) -> Result<Option<(TokenRow, String)>, StoreError> {
+) -> Result<Option<(TokenRow, TenantRow)>, StoreError> {
     Ok(tokens::table
         .inner_join(tenants::table)
         .filter(tokens::tenant_id.eq(tenant))
         .filter(tokens::token_hash.eq(hash.as_slice()))
-        .select((TokenRow::as_select(), tenants::slug))
+        .select((TokenRow::as_select(), TenantRow::as_select()))
         .get_result(conn)
         .await
         .optional()?)

@@ -93,6 +93,12 @@ fn to_proto(
         update_time: Some(timestamp(row.updated_at)),
         delete_time: row.deleted_at.map(timestamp),
         groups,
+        login_email: row.login_email.unwrap_or_default(),
+        person_id: row.person_id.map(|id| id.to_string()).unwrap_or_default(),
+        tenant_member: row.tenant_member,
+        roles: row.roles,
+        organizations: row.organizations,
+        source: 0,
     }
 }
 

@@ -50,6 +50,12 @@ pub(crate) struct UserRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub deleted_at: Option<DateTime<Utc>>,
+    pub person_id: Option<Uuid>,
+    pub login_email: Option<String>,
+    pub source: String,
+    pub tenant_member: bool,
+    pub roles: Vec<String>,
+    pub organizations: Vec<String>,
 }
 
 impl UserRow {

@@ -170,7 +170,7 @@ impl TestService {
                 IssueTokenRequest {
                     tenant: slug.into(),
                     name: "test".into(),
-                    ttl: None,
+                    ..IssueTokenRequest::default()
                 },
             ))
             .await
