@@ -49,7 +49,9 @@ impl ScimType {
             ErrorReason::InvalidPath => Some(ScimType::InvalidPath),
             ErrorReason::InvalidValue => Some(ScimType::InvalidValue),
             ErrorReason::InvalidSyntax => Some(ScimType::InvalidSyntax),
-            ErrorReason::Mutability => Some(ScimType::Mutability),
+            // A rule of the tenant's policy (synthetic groups, the
+            // SCIM-managed lock) makes the target immutable for this request.
+            ErrorReason::Mutability | ErrorReason::PolicyViolation => Some(ScimType::Mutability),
             ErrorReason::NoTarget => Some(ScimType::NoTarget),
             ErrorReason::Uniqueness => Some(ScimType::Uniqueness),
             ErrorReason::InvalidCursor => Some(ScimType::InvalidCursor),
@@ -167,11 +169,11 @@ impl ScimError {
 
 impl From<tonic::Status> for ScimError {
     fn from(status: tonic::Status) -> Self {
-        let scim_type = status
+        let reason = status
             .get_details_error_info()
             .filter(|info| info.domain == identity_proto::ERROR_DOMAIN)
-            .and_then(|info| ErrorReason::from_str_name(&info.reason))
-            .and_then(ScimType::from_reason);
+            .and_then(|info| ErrorReason::from_str_name(&info.reason));
+        let scim_type = reason.and_then(ScimType::from_reason);
         let detail = status.message().to_owned();
         let http = match status.code() {
             Code::AlreadyExists => {
@@ -183,6 +185,10 @@ impl From<tonic::Status> for ScimError {
             }
             Code::NotFound => StatusCode::NOT_FOUND,
             Code::InvalidArgument => StatusCode::BAD_REQUEST,
+            // A policy refusal is the client's request, not its etag, at fault.
+            Code::FailedPrecondition if reason == Some(ErrorReason::PolicyViolation) => {
+                StatusCode::BAD_REQUEST
+            }
             Code::FailedPrecondition => StatusCode::PRECONDITION_FAILED,
             Code::Unauthenticated => StatusCode::UNAUTHORIZED,
             Code::PermissionDenied => StatusCode::FORBIDDEN,
@@ -301,6 +307,13 @@ mod tests {
                 412,
                 Some("preconditionFailed"),
             ),
+            (
+                Code::FailedPrecondition,
+                "POLICY_VIOLATION",
+                400,
+                Some("mutability"),
+            ),
+            (Code::AlreadyExists, "CLAIMED_ELSEWHERE", 409, Some("uniqueness")),
             (Code::Unauthenticated, "TOKEN_EXPIRED", 401, None),
             (Code::Unauthenticated, "TOKEN_INVALID", 401, None),
             (Code::PermissionDenied, "PERMISSION_DENIED", 403, None),

@@ -11,6 +11,7 @@ mod db;
 mod filter;
 mod groups;
 mod paging;
+mod people;
 mod patch;
 mod rpc;
 mod schema;

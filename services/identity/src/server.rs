@@ -49,9 +49,20 @@ impl AppState {
         metadata: &MetadataMap,
         tenant: &str,
     ) -> Result<(Conn<'_>, TenantRef), Status> {
+        let (conn, _, tenant) = self.scoped_call(metadata, tenant).await?;
+        Ok((conn, tenant))
+    }
+
+    /// As [`Self::tenant_call`], with the caller, for writes whose rules
+    /// depend on who makes them.
+    pub(crate) async fn scoped_call(
+        &self,
+        metadata: &MetadataMap,
+        tenant: &str,
+    ) -> Result<(Conn<'_>, Caller, TenantRef), Status> {
         let (mut conn, caller) = self.call(metadata).await?;
         let tenant = tenant_scope(&mut conn, &caller, tenant).await?;
-        Ok((conn, tenant))
+        Ok((conn, caller, tenant))
     }
 }
 

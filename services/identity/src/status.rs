@@ -163,6 +163,14 @@ impl From<UserError> for Status {
             UserError::InvalidValue(_) => {
                 client_error(Code::InvalidArgument, ErrorReason::InvalidValue, message)
             }
+            UserError::Claimed(_) => {
+                client_error(Code::AlreadyExists, ErrorReason::ClaimedElsewhere, message)
+            }
+            UserError::PolicyViolation(_) => client_error(
+                Code::FailedPrecondition,
+                ErrorReason::PolicyViolation,
+                message,
+            ),
             UserError::EtagMismatch { .. } => {
                 client_error(Code::FailedPrecondition, ErrorReason::EtagMismatch, message)
             }
@@ -188,6 +196,11 @@ impl From<GroupError> for Status {
             GroupError::UnknownMembers(_) | GroupError::InvalidValue(_) => {
                 client_error(Code::InvalidArgument, ErrorReason::InvalidValue, message)
             }
+            GroupError::PolicyViolation(_) => client_error(
+                Code::FailedPrecondition,
+                ErrorReason::PolicyViolation,
+                message,
+            ),
             GroupError::EtagMismatch { .. } => {
                 client_error(Code::FailedPrecondition, ErrorReason::EtagMismatch, message)
             }

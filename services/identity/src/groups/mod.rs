@@ -30,6 +30,9 @@ pub enum GroupError {
     UnknownMembers(Vec<String>),
     #[error("{0}")]
     InvalidValue(String),
+    /// The tenant's policy forbids the change; the message names the rule.
+    #[error("{0}")]
+    PolicyViolation(String),
     #[error("the group is at version {current}, not {given}: read it again")]
     EtagMismatch { given: String, current: i64 },
     #[error(transparent)]

@@ -9,6 +9,7 @@ use identity_proto::v1::{
     AddMembersRequest, CreateGroupRequest, DeleteGroupRequest, DeleteGroupResponse,
     GetGroupRequest, Group, GroupRef, ListGroupsRequest, ListGroupsResponse, ListMembersRequest,
     ListMembersResponse, ListUserGroupsRequest, ListUserGroupsResponse, Member, Name,
+    NamePolicy,
     PatchGroupRequest, RemoveMembersRequest, ReplaceGroupRequest,
 };
 use serde_json::Value as Json;
@@ -69,15 +70,16 @@ fn to_proto(row: GroupRow, tenant: &str) -> Group {
     }
 }
 
-/// A member's display: the user's full name, else their userName.
-fn member(row: MemberRow) -> Member {
+/// A member's display: the user's full name by the tenant's rule, else
+/// their userName.
+fn member(row: MemberRow, rule: NamePolicy) -> Member {
     let name = Name {
         given_name: row.given_name,
         family_name: row.family_name,
         formatted: row.name_formatted,
         ..Name::default()
     };
-    let display = full_name(&name, row.display_name.as_deref());
+    let display = full_name(&name, row.display_name.as_deref(), rule);
     Member {
         user_id: row.user_id.to_string(),
         display: if display.is_empty() {
@@ -280,7 +282,10 @@ impl GroupService for GroupApi {
                 _ => String::new(),
             };
             Ok(ListMembersResponse {
-                members: rows.into_iter().map(member).collect(),
+                members: rows
+                    .into_iter()
+                    .map(|row| member(row, tenant.policy.name_policy()))
+                    .collect(),
                 next_page_token,
             })
         })
@@ -334,6 +339,7 @@ mod tests {
 
     #[test]
     fn member_display_falls_back_to_user_name() {
+        let member = |row| member(row, NamePolicy::GivenFamilyFirst);
         assert_eq!(member(member_row(Some("Ada"), None)).display, "Ada");
         assert_eq!(member(member_row(None, Some("A. L."))).display, "A. L.");
         let bare = member(member_row(None, None));

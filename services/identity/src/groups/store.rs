@@ -155,6 +155,17 @@ async fn lock(
     Ok(row)
 }
 
+/// A synthetic group keeps its name: its role mapping hangs on it.
+fn keep_synthetic_name(row: &GroupRow, group: &GroupData) -> Result<(), GroupError> {
+    if row.synthetic && row.display_name != group.display_name {
+        return Err(GroupError::PolicyViolation(format!(
+            "synthetic_groups: '{}' is a synthetic group of this tenant and cannot be renamed",
+            row.display_name
+        )));
+    }
+    Ok(())
+}
+
 /// Adds the users `ids` (already checked by [`lock_users`]); returns how
 /// many were not members yet.
 async fn insert_members(
@@ -352,7 +363,8 @@ pub(crate) async fn replace(
 ) -> Result<GroupRow, GroupError> {
     conn.transaction(async |tx| {
         lock_users(tx, tenant, members).await?;
-        lock(tx, tenant, id, etag).await?;
+        let row = lock(tx, tenant, id, etag).await?;
+        keep_synthetic_name(&row, group)?;
         let delta =
             apply_changes(tx, tenant, id, &[MemberChange::Replace(members.to_vec())]).await?;
         update(tx, tenant, id, group, delta).await
@@ -372,6 +384,7 @@ pub(crate) async fn patch(
         lock_users(tx, tenant, &plan.added_ids()).await?;
         let row = lock(tx, tenant, id, etag).await?;
         let group = apply_attributes(id, &row.data(), &plan.attributes)?;
+        keep_synthetic_name(&row, &group)?;
         let delta = apply_changes(tx, tenant, id, &plan.members).await?;
         update(tx, tenant, id, &group, delta).await
     })
@@ -386,7 +399,14 @@ pub(crate) async fn delete(
     etag: &str,
 ) -> Result<(), GroupError> {
     conn.transaction(async |tx| {
-        lock(tx, tenant, id, etag).await?;
+        let row = lock(tx, tenant, id, etag).await?;
+        if row.synthetic {
+            return Err(GroupError::PolicyViolation(format!(
+                "synthetic_groups: '{}' is a synthetic group of this tenant and cannot be \
+                 deleted; turn the policy off first",
+                row.display_name
+            )));
+        }
         diesel::delete(
             groups::table
                 .filter(groups::tenant_id.eq(tenant))

@@ -2,10 +2,11 @@
 //! validation and the full-name rule. Storage is in `store`, the gRPC
 //! surface in `service`.
 
+pub(crate) mod policy;
 pub(crate) mod service;
 pub(crate) mod store;
 
-use identity_proto::v1::{Email, Name, User};
+use identity_proto::v1::{Email, Name, NamePolicy, User};
 use serde_json::{Map, Value as Json};
 use uuid::Uuid;
 
@@ -25,6 +26,13 @@ pub enum UserError {
     UserNameTaken(String),
     #[error("{0}")]
     InvalidValue(String),
+    /// Claim protection: the login email belongs to a person this tenant's
+    /// SCIM does not manage.
+    #[error("{0}")]
+    Claimed(String),
+    /// The tenant's policy forbids the change; the message names the rule.
+    #[error("{0}")]
+    PolicyViolation(String),
     #[error("the user is at version {current}, not {given}: read it again")]
     EtagMismatch { given: String, current: i64 },
     #[error(transparent)]
@@ -146,10 +154,6 @@ impl UserData {
         }
         Ok(())
     }
-
-    pub(crate) fn full_name(&self) -> String {
-        full_name(&self.name, self.display_name.as_deref())
-    }
 }
 
 /// A manager reference must be a user id.
@@ -158,25 +162,30 @@ pub(crate) fn parse_manager(value: &str) -> Result<Uuid, String> {
         .map_err(|_| format!("manager '{value}' is not a user of this tenant"))
 }
 
-/// Given and family name joined (either alone when one is missing), preferred
-/// over `name.formatted` (IdPs send stale ones), then the display name.
-pub(crate) fn full_name(name: &Name, display_name: Option<&str>) -> String {
-    let present = |s: &Option<String>| {
-        s.as_deref()
-            .map(str::trim)
+/// The name a person is shown by, under the tenant's rule: given and family
+/// name joined (either alone when one is missing), which IdPs keep fresher
+/// than `name.formatted`, or the display name first (Aptible's choice).
+pub(crate) fn full_name(name: &Name, display_name: Option<&str>, rule: NamePolicy) -> String {
+    let present = |s: Option<&str>| {
+        s.map(str::trim)
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
     };
-    let parts: Vec<String> = [present(&name.given_name), present(&name.family_name)]
-        .into_iter()
-        .flatten()
-        .collect();
-    if !parts.is_empty() {
-        return parts.join(" ");
+    let parts: Vec<String> = [
+        present(name.given_name.as_deref()),
+        present(name.family_name.as_deref()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let given_family = (!parts.is_empty()).then(|| parts.join(" "));
+    let formatted = present(name.formatted.as_deref());
+    let display = present(display_name);
+    match rule {
+        NamePolicy::GivenFamilyFirst => given_family.or(formatted).or(display),
+        NamePolicy::DisplayNameFirst => display.or(given_family).or(formatted),
     }
-    present(&name.formatted)
-        .or_else(|| present(&display_name.map(str::to_owned)))
-        .unwrap_or_default()
+    .unwrap_or_default()
 }
 
 /// An email as stored in `users.emails` and shown in SCIM documents.
@@ -238,6 +247,7 @@ mod tests {
 
     #[test]
     fn full_name_rule() {
+        let full_name = |n: &Name, d| full_name(n, d, NamePolicy::GivenFamilyFirst);
         let both = name(Some("Ada"), Some("Lovelace"), Some("Stale Name"));
         assert_eq!(full_name(&both, Some("ada")), "Ada Lovelace");
         assert_eq!(full_name(&name(Some("Ada"), None, Some("F")), None), "Ada");
@@ -254,6 +264,15 @@ mod tests {
             "Display"
         );
         assert_eq!(full_name(&Name::default(), None), "");
+    }
+
+    #[test]
+    fn display_name_first_rule() {
+        let full_name = |n: &Name, d| full_name(n, d, NamePolicy::DisplayNameFirst);
+        let both = name(Some("Ada"), Some("Lovelace"), Some("Stale"));
+        assert_eq!(full_name(&both, Some("Countess")), "Countess");
+        assert_eq!(full_name(&both, Some(" ")), "Ada Lovelace");
+        assert_eq!(full_name(&name(None, None, Some("F")), None), "F");
     }
 
     fn user(user_name: &str) -> User {

@@ -8,13 +8,13 @@ use identity_proto::v1::user_service_server::UserService;
 use identity_proto::v1::{
     CreateUserRequest, DeleteUserRequest, DeleteUserResponse, EnterpriseUser, GetUserRequest,
     GroupRef, ListUsersRequest, ListUsersResponse, Manager, Name, PatchUserRequest,
-    ReplaceUserRequest, User,
+    ReplaceUserRequest, User, UserSource,
 };
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::store::{self, ListQuery, UserRow};
-use super::{UserData, UserError};
+use super::store::{self, ListQuery, UserRow, WriteScope};
+use super::{UserData, UserError, policy};
 use crate::attr::Resource;
 use crate::auth::TenantRef;
 use crate::filter;
@@ -43,16 +43,28 @@ fn required_user(user: Option<User>) -> Result<User, UserError> {
     user.ok_or_else(|| UserError::InvalidValue("user is required".into()))
 }
 
-/// The proto user of a row, with `manager.display_name` from `managers`
-/// and the user's groups.
+/// The proto user of a row, with `manager.display_name` from `managers`,
+/// the user's groups and the access the tenant's policy derives from them.
 fn to_proto(
     row: UserRow,
-    tenant: &str,
+    tenant: &TenantRef,
     managers: &HashMap<Uuid, String>,
     groups: Vec<GroupRef>,
 ) -> User {
     let data = row.data();
-    let full_name = data.full_name();
+    let full_name = policy::display_full_name(&data, tenant.policy.name_policy());
+    let (roles, organizations) = policy::effective_access(
+        &tenant.policy,
+        row.tenant_member,
+        &row.roles,
+        &row.organizations,
+        &groups,
+    );
+    let source = if row.source == "scim" {
+        UserSource::Scim
+    } else {
+        UserSource::Direct
+    };
     let e = data.enterprise;
     let manager = data.manager_id.map(|id| Manager {
         value: id.to_string(),
@@ -70,7 +82,7 @@ fn to_proto(
         .any(|v| v.is_some());
     User {
         id: row.user_id.to_string(),
-        tenant: tenant.to_owned(),
+        tenant: tenant.slug.clone(),
         user_name: data.user_name,
         external_id: data.external_id,
         name: (data.name != Name::default()).then_some(data.name),
@@ -96,9 +108,9 @@ fn to_proto(
         login_email: row.login_email.unwrap_or_default(),
         person_id: row.person_id.map(|id| id.to_string()).unwrap_or_default(),
         tenant_member: row.tenant_member,
-        roles: row.roles,
-        organizations: row.organizations,
-        source: 0,
+        roles,
+        organizations,
+        source: source as i32,
     }
 }
 
@@ -110,7 +122,8 @@ async fn render(
     let mut manager_ids: Vec<Uuid> = rows.iter().filter_map(|r| r.manager_id).collect();
     manager_ids.sort_unstable();
     manager_ids.dedup();
-    let managers = store::manager_names(conn, tenant.id, &manager_ids).await?;
+    let managers =
+        store::manager_names(conn, tenant.id, &manager_ids, tenant.policy.name_policy()).await?;
     // One query for the groups of the whole page, never one per user.
     let user_ids: Vec<Uuid> = rows.iter().map(|r| r.user_id).collect();
     let mut groups = group_refs(conn, tenant.id, &user_ids).await?;
@@ -118,7 +131,7 @@ async fn render(
         .into_iter()
         .map(|row| {
             let user_groups = groups.remove(&row.user_id).unwrap_or_default();
-            to_proto(row, &tenant.slug, &managers, user_groups)
+            to_proto(row, tenant, &managers, user_groups)
         })
         .collect())
 }
@@ -196,9 +209,15 @@ impl UserService for UserApi {
     ) -> Result<Response<User>, Status> {
         traced("CreateUser", async {
             let (metadata, _, req) = request.into_parts();
-            let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
-            let user = UserData::from_proto(required_user(req.user)?)?;
-            let row = store::create(&mut conn, tenant.id, &user).await?;
+            let (mut conn, caller, tenant) =
+                self.state.scoped_call(&metadata, &req.tenant).await?;
+            let mut user = UserData::from_proto(required_user(req.user)?)?;
+            policy::prepare(&mut user, &tenant.policy)?;
+            let scope = WriteScope {
+                tenant: &tenant,
+                caller: &caller,
+            };
+            let row = store::create(&mut conn, &scope, &user).await?;
             render_one(&mut conn, &tenant, row).await
         })
         .await
@@ -210,11 +229,16 @@ impl UserService for UserApi {
     ) -> Result<Response<User>, Status> {
         traced("ReplaceUser", async {
             let (metadata, _, req) = request.into_parts();
-            let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
+            let (mut conn, caller, tenant) =
+                self.state.scoped_call(&metadata, &req.tenant).await?;
             let user = required_user(req.user)?;
             let id = parse_id(&user.id)?;
             let user = UserData::from_proto(user)?;
-            let row = store::replace(&mut conn, tenant.id, id, &req.etag, &user).await?;
+            let scope = WriteScope {
+                tenant: &tenant,
+                caller: &caller,
+            };
+            let row = store::replace(&mut conn, &scope, id, &req.etag, &user).await?;
             render_one(&mut conn, &tenant, row).await
         })
         .await
@@ -226,9 +250,14 @@ impl UserService for UserApi {
     ) -> Result<Response<User>, Status> {
         traced("PatchUser", async {
             let (metadata, _, req) = request.into_parts();
-            let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
+            let (mut conn, caller, tenant) =
+                self.state.scoped_call(&metadata, &req.tenant).await?;
             let id = parse_id(&req.id)?;
-            let row = store::patch(&mut conn, tenant.id, id, &req.etag, &req.operations).await?;
+            let scope = WriteScope {
+                tenant: &tenant,
+                caller: &caller,
+            };
+            let row = store::patch(&mut conn, &scope, id, &req.etag, &req.operations).await?;
             render_one(&mut conn, &tenant, row).await
         })
         .await
@@ -240,9 +269,14 @@ impl UserService for UserApi {
     ) -> Result<Response<DeleteUserResponse>, Status> {
         traced("DeleteUser", async {
             let (metadata, _, req) = request.into_parts();
-            let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
+            let (mut conn, caller, tenant) =
+                self.state.scoped_call(&metadata, &req.tenant).await?;
             let id = parse_id(&req.id)?;
-            store::delete(&mut conn, tenant.id, id, &req.etag).await?;
+            let scope = WriteScope {
+                tenant: &tenant,
+                caller: &caller,
+            };
+            store::delete(&mut conn, &scope, id, &req.etag).await?;
             Ok(DeleteUserResponse {})
         })
         .await

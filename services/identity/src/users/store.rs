@@ -8,12 +8,14 @@ use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use diesel::sql_types::{Nullable, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use identity_proto::v1::{Name, PatchOperation};
+use identity_proto::v1::{DeleteMode, DeprovisionAction, ExistingPersonPolicy, Name, NamePolicy, PatchOperation};
 use serde_json::{Map, Value as Json};
 use uuid::Uuid;
 
-use super::{Enterprise, UserData, UserError, email_from_json, email_to_json, full_name};
+use super::{Enterprise, UserData, UserError, email_from_json, email_to_json, full_name, policy};
+use crate::auth::{Caller, TenantRef};
 use crate::db::{StoreError, is_unique_violation};
+use crate::people;
 use crate::filter::{Sql, SqlFilter};
 use crate::groups;
 use crate::paging::{self, Keyset, Page, Rows, Segment, Start};
@@ -149,6 +151,28 @@ fn writable(user: &UserData) -> Writable<'_> {
     }
 }
 
+/// A user's place in the tenant, which the policy, not the client, decides.
+#[derive(Insertable, AsChangeset)]
+#[diesel(table_name = users, treat_none_as_null = true)]
+struct Standing<'a> {
+    person_id: Option<Uuid>,
+    login_email: Option<&'a str>,
+    source: &'a str,
+    tenant_member: bool,
+    roles: Vec<String>,
+    organizations: Vec<String>,
+}
+
+/// `users.source` of a user created over SCIM, which the SCIM-managed lock protects.
+const SOURCE_SCIM: &str = "scim";
+const SOURCE_DIRECT: &str = "direct";
+
+/// Who writes, and in which tenant under which policy.
+pub(crate) struct WriteScope<'a> {
+    pub tenant: &'a TenantRef,
+    pub caller: &'a Caller,
+}
+
 /// A userName clash reported by the unique index becomes UNIQUENESS.
 fn write_error(err: DieselError, user_name: &str) -> UserError {
     if is_unique_violation(&err, USER_NAME_INDEX) {
@@ -202,19 +226,56 @@ async fn check_manager(
     }
 }
 
+/// A new user under the tenant's policy (`user` already prepared by
+/// [`policy::prepare`]). A SCIM create of a person the tenant does not
+/// manage follows the claim policy: refused, or linked (a person who joined
+/// this tenant outside SCIM is adopted: their row becomes SCIM-managed).
 pub(crate) async fn create(
     conn: &mut AsyncPgConnection,
-    tenant: Uuid,
+    scope: &WriteScope<'_>,
     user: &UserData,
 ) -> Result<UserRow, UserError> {
+    let tenant = scope.tenant.id;
+    let policy = &*scope.tenant.policy;
     let id = Uuid::new_v4();
+    let login = policy::login_email(user, policy);
+    let source = if scope.caller.is_scim() {
+        SOURCE_SCIM
+    } else {
+        SOURCE_DIRECT
+    };
     conn.transaction(async |tx| {
+        let person = match &login {
+            Some(email) => Some(people::get_or_create(tx, email).await?),
+            None => None,
+        };
+        if let (Some(person), Some(email)) = (person, &login)
+            && scope.caller.is_scim()
+            && let Some(adopted) = claim(tx, scope, person, email, user).await?
+        {
+            return Ok(adopted);
+        }
         check_manager(tx, tenant, id, user.manager_id).await?;
+        let member = user.active
+            || policy.deprovision() != DeprovisionAction::DeprovisionRemoveMembership;
+        let (roles, organizations) = if member {
+            policy::default_access(policy)
+        } else {
+            (Vec::new(), Vec::new())
+        };
         diesel::insert_into(users::table)
             .values((
                 users::tenant_id.eq(tenant),
                 users::user_id.eq(id),
                 writable(user),
+                Standing {
+                    person_id: person,
+                    login_email: login.as_deref(),
+                    source,
+                    tenant_member: member,
+                    roles,
+                    organizations,
+                },
             ))
             .returning(UserRow::as_returning())
             .get_result(tx)
@@ -222,6 +283,49 @@ pub(crate) async fn create(
             .map_err(|e| write_error(e, &user.user_name))
     })
     .await
+}
+
+/// Claim protection for a SCIM create of `person`: the adopted row when the
+/// policy links a person who joined this tenant outside SCIM, `None` when
+/// the create may go on, an error when the policy refuses the claim.
+async fn claim(
+    tx: &mut AsyncPgConnection,
+    scope: &WriteScope<'_>,
+    person: Uuid,
+    email: &str,
+    user: &UserData,
+) -> Result<Option<UserRow>, UserError> {
+    let tenant = scope.tenant.id;
+    let memberships = people::memberships(tx, person).await?;
+    let joined_directly = memberships
+        .iter()
+        .find(|m| m.tenant_id == tenant && m.source == SOURCE_DIRECT);
+    match scope.tenant.policy.existing_person() {
+        ExistingPersonPolicy::ExistingPersonReject => {
+            if joined_directly.is_some() {
+                return Err(UserError::Claimed(format!(
+                    "'{email}' belongs to a person who joined this tenant outside SCIM; the \
+                     tenant's policy (existing_person=reject) refuses to let the identity \
+                     provider claim them"
+                )));
+            }
+            if memberships.iter().any(|m| m.tenant_id != tenant) {
+                return Err(UserError::Claimed(format!(
+                    "'{email}' belongs to a person who is a member of another tenant; the \
+                     tenant's policy (existing_person=reject) refuses to let the identity \
+                     provider claim them"
+                )));
+            }
+            Ok(None)
+        }
+        ExistingPersonPolicy::ExistingPersonLink => match joined_directly {
+            Some(existing) => {
+                let row = lock(tx, tenant, existing.user_id, "").await?;
+                Ok(Some(write(tx, scope, &row, user.clone(), SOURCE_SCIM).await?))
+            }
+            None => Ok(None),
+        },
+    }
 }
 
 pub(crate) async fn get(
@@ -271,6 +375,7 @@ async fn update(
     tenant: Uuid,
     id: Uuid,
     user: &UserData,
+    standing: Standing<'_>,
 ) -> Result<UserRow, UserError> {
     check_manager(conn, tenant, id, user.manager_id).await?;
     diesel::update(
@@ -280,6 +385,7 @@ async fn update(
     )
     .set((
         writable(user),
+        standing,
         users::version.eq(users::version + 1),
         users::updated_at.eq(diesel::dsl::now),
     ))
@@ -289,17 +395,76 @@ async fn update(
     .map_err(|e| write_error(e, &user.user_name))
 }
 
+/// Writes `user` over the locked row `old` under the tenant's policy:
+/// identifiers, required attributes, the SCIM-managed lock, the person
+/// link, and what `active` turning false or true does to the membership.
+async fn write(
+    tx: &mut AsyncPgConnection,
+    scope: &WriteScope<'_>,
+    old: &UserRow,
+    mut user: UserData,
+    source: &str,
+) -> Result<UserRow, UserError> {
+    let tenant = scope.tenant.id;
+    let policy = &*scope.tenant.policy;
+    let id = old.user_id;
+    policy::prepare(&mut user, policy)?;
+    policy::check_lock(
+        scope.tenant,
+        scope.caller,
+        old.source == SOURCE_SCIM,
+        &old.data(),
+        &user,
+    )?;
+    let login = policy::login_email(&user, policy);
+    let person = if login == old.login_email {
+        old.person_id
+    } else {
+        match &login {
+            Some(email) => Some(people::get_or_create(tx, email).await?),
+            None => None,
+        }
+    };
+    let deprovisioned = old.active && !user.active;
+    let action = policy.deprovision();
+    let (member, roles, organizations) =
+        if deprovisioned && action == DeprovisionAction::DeprovisionRemoveMembership {
+            (false, Vec::new(), Vec::new())
+        } else if user.active && !old.tenant_member {
+            let (roles, organizations) = policy::default_access(policy);
+            (true, roles, organizations)
+        } else {
+            (old.tenant_member, old.roles.clone(), old.organizations.clone())
+        };
+    if old.tenant_member && !member {
+        groups::store::remove_user(tx, tenant, id).await?;
+    }
+    let standing = Standing {
+        person_id: person,
+        login_email: login.as_deref(),
+        source,
+        tenant_member: member,
+        roles,
+        organizations,
+    };
+    let row = update(tx, tenant, id, &user, standing).await?;
+    if deprovisioned && action == DeprovisionAction::DeprovisionSoftDelete {
+        return tombstone(tx, tenant, &row).await;
+    }
+    Ok(row)
+}
+
 /// PUT: every writable attribute becomes what `user` says.
 pub(crate) async fn replace(
     conn: &mut AsyncPgConnection,
-    tenant: Uuid,
+    scope: &WriteScope<'_>,
     id: Uuid,
     etag: &str,
     user: &UserData,
 ) -> Result<UserRow, UserError> {
     conn.transaction(async |tx| {
-        lock(tx, tenant, id, etag).await?;
-        update(tx, tenant, id, user).await
+        let old = lock(tx, scope.tenant.id, id, etag).await?;
+        write(tx, scope, &old, user.clone(), &old.source).await
     })
     .await
 }
@@ -307,61 +472,104 @@ pub(crate) async fn replace(
 /// PATCH: all operations or none, on the row locked for this transaction.
 pub(crate) async fn patch(
     conn: &mut AsyncPgConnection,
-    tenant: Uuid,
+    scope: &WriteScope<'_>,
     id: Uuid,
     etag: &str,
     operations: &[PatchOperation],
 ) -> Result<UserRow, UserError> {
     conn.transaction(async |tx| {
-        let row = lock(tx, tenant, id, etag).await?;
-        let mut document = patch::to_document(id, &row.data());
+        let old = lock(tx, scope.tenant.id, id, etag).await?;
+        let mut document = patch::to_document(id, &old.data());
         patch::apply(&patch::USER, &mut document, operations)?;
         let user = patch::from_document(document)?;
-        update(tx, tenant, id, &user).await
+        write(tx, scope, &old, user, &old.source).await
     })
     .await
 }
 
-/// DELETE: keeps a tombstone whose userName and email addresses are
-/// replaced, so nothing reusable or personal stays in them, and removes the
-/// user's memberships.
+/// DELETE, as the tenant's policy says: a soft delete keeps a tombstone, a
+/// hard delete removes the row. Either way the memberships go.
 pub(crate) async fn delete(
     conn: &mut AsyncPgConnection,
-    tenant: Uuid,
+    scope: &WriteScope<'_>,
     id: Uuid,
     etag: &str,
 ) -> Result<(), UserError> {
+    let tenant = scope.tenant.id;
     conn.transaction(async |tx| {
         let row = lock(tx, tenant, id, etag).await?;
-        let placeholder = format!("deleted+{id}@invalid");
-        let emails: Vec<Json> = row
-            .data()
-            .emails
-            .into_iter()
-            .map(|mut email| {
-                email.value.clone_from(&placeholder);
-                email.display = None;
-                email_to_json(&email)
-            })
-            .collect();
-        diesel::update(
-            users::table
-                .filter(users::tenant_id.eq(tenant))
-                .filter(users::user_id.eq(id)),
-        )
-        .set((
-            users::user_name.eq(&placeholder),
-            users::emails.eq(Json::Array(emails)),
-            users::deleted_at.eq(diesel::dsl::now),
-            users::updated_at.eq(diesel::dsl::now),
-            users::version.eq(users::version + 1),
-        ))
-        .execute(tx)
-        .await?;
-        groups::store::remove_user(tx, tenant, id).await?;
+        policy::check_lock_membership(scope.tenant, scope.caller, row.source == SOURCE_SCIM)?;
+        match scope.tenant.policy.delete_mode() {
+            DeleteMode::Soft => {
+                tombstone(tx, tenant, &row).await?;
+            }
+            DeleteMode::Hard => {
+                groups::store::remove_user(tx, tenant, id).await?;
+                diesel::delete(
+                    users::table
+                        .filter(users::tenant_id.eq(tenant))
+                        .filter(users::user_id.eq(id)),
+                )
+                .execute(tx)
+                .await?;
+                if let Some(person) = row.person_id {
+                    people::forget_if_unlinked(tx, person).await?;
+                }
+            }
+        }
         Ok(())
     })
     .await
+}
+
+/// Turns the locked row into a tombstone: userName and email addresses are
+/// replaced, so nothing reusable or personal stays in them, the person link
+/// and memberships go.
+async fn tombstone(
+    tx: &mut AsyncPgConnection,
+    tenant: Uuid,
+    row: &UserRow,
+) -> Result<UserRow, UserError> {
+    let id = row.user_id;
+    let placeholder = format!("deleted+{id}@invalid");
+    let emails: Vec<Json> = row
+        .data()
+        .emails
+        .into_iter()
+        .map(|mut email| {
+            email.value.clone_from(&placeholder);
+            email.display = None;
+            email_to_json(&email)
+        })
+        .collect();
+    groups::store::remove_user(tx, tenant, id).await?;
+    let tombstone = diesel::update(
+        users::table
+            .filter(users::tenant_id.eq(tenant))
+            .filter(users::user_id.eq(id)),
+    )
+    .set((
+        users::user_name.eq(&placeholder),
+        users::emails.eq(Json::Array(emails)),
+        users::deleted_at.eq(diesel::dsl::now),
+        users::updated_at.eq(diesel::dsl::now),
+        users::version.eq(users::version + 1),
+        Standing {
+            person_id: None,
+            login_email: None,
+            source: &row.source,
+            tenant_member: false,
+            roles: Vec::new(),
+            organizations: Vec::new(),
+        },
+    ))
+    .returning(UserRow::as_returning())
+    .get_result(tx)
+    .await?;
+    if let Some(person) = row.person_id {
+        people::forget_if_unlinked(tx, person).await?;
+    }
+    Ok(tombstone)
 }
 
 /// What a list asks for.
@@ -447,6 +655,7 @@ pub(crate) async fn manager_names(
     conn: &mut AsyncPgConnection,
     tenant: Uuid,
     ids: &[Uuid],
+    rule: NamePolicy,
 ) -> Result<HashMap<Uuid, String>, StoreError> {
     if ids.is_empty() {
         return Ok(HashMap::new());
@@ -467,7 +676,7 @@ pub(crate) async fn manager_names(
                 formatted: row.name_formatted,
                 ..Name::default()
             };
-            (row.user_id, full_name(&name, row.display_name.as_deref()))
+            (row.user_id, full_name(&name, row.display_name.as_deref(), rule))
         })
         .collect())
 }

@@ -1,0 +1,68 @@
+//! People: one human across tenants, known by the address they sign in
+//! with. A user row is a person's membership of one tenant; claim protection
+//! asks which other memberships a person has.
+
+use diesel::prelude::*;
+use diesel::upsert::excluded;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use crate::db::StoreError;
+use crate::schema::{people, users};
+
+/// A live membership of a person.
+#[derive(Debug, Clone, Queryable)]
+pub(crate) struct Membership {
+    pub tenant_id: Uuid,
+    pub user_id: Uuid,
+    /// `users.source`: "scim" or "direct".
+    pub source: String,
+}
+
+/// The person signing in with `email` (lowercased by the caller), made on
+/// first sight. One statement, so concurrent first sightings agree.
+pub(crate) async fn get_or_create(
+    conn: &mut AsyncPgConnection,
+    email: &str,
+) -> Result<Uuid, StoreError> {
+    Ok(diesel::insert_into(people::table)
+        .values((people::person_id.eq(Uuid::new_v4()), people::email.eq(email)))
+        .on_conflict(people::email)
+        .do_update()
+        .set(people::email.eq(excluded(people::email)))
+        .returning(people::person_id)
+        .get_result(conn)
+        .await?)
+}
+
+/// The person's live memberships, locked against concurrent claims until
+/// the transaction ends.
+pub(crate) async fn memberships(
+    conn: &mut AsyncPgConnection,
+    person: Uuid,
+) -> Result<Vec<Membership>, StoreError> {
+    Ok(users::table
+        .filter(users::person_id.eq(person))
+        .filter(users::deleted_at.is_null())
+        .select((users::tenant_id, users::user_id, users::source))
+        .order((users::tenant_id, users::user_id))
+        .for_update()
+        .load(conn)
+        .await?)
+}
+
+/// Forgets a person nobody is linked to any more (after a hard delete), so
+/// no address outlives its last membership.
+pub(crate) async fn forget_if_unlinked(
+    conn: &mut AsyncPgConnection,
+    person: Uuid,
+) -> Result<(), StoreError> {
+    diesel::delete(
+        people::table.filter(people::person_id.eq(person)).filter(diesel::dsl::not(
+            diesel::dsl::exists(users::table.filter(users::person_id.eq(person))),
+        )),
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
