@@ -5,6 +5,7 @@
 mod client;
 mod error;
 mod output;
+mod policy;
 mod tenants;
 mod tokens;
 
@@ -24,6 +25,7 @@ use crate::output::OutputFormat;
     after_help = "Authenticate with the operator token (the service's IDENTITY_ADMIN_TOKEN) in \
                   IDENTITY_TOKEN.\n\nExamples:\n  \
                   identityctl tenants create acme --display-name \"Acme Corp\"\n  \
+                  identityctl tenants update acme --deprovision remove-membership\n  \
                   identityctl tokens issue --tenant acme --name okta --ttl 90d\n  \
                   identityctl tokens list --tenant acme --output json\n  \
                   identityctl tokens revoke --tenant acme --name okta"

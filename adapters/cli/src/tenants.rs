@@ -1,10 +1,13 @@
 //! `identityctl tenants ...`: TenantService calls and how tenants are shown.
 
 use clap::Subcommand;
-use identity_proto::v1::{CreateTenantRequest, GetTenantRequest, ListTenantsRequest, Tenant};
+use identity_proto::v1::{
+    CreateTenantRequest, GetTenantRequest, ListTenantsRequest, Tenant, UpdateTenantRequest,
+};
 use serde::Serialize;
 
 use crate::client::Connection;
+use crate::policy::{PolicyFlags, PolicyView};
 use crate::error::CliError;
 use crate::output::{self, OutputFormat};
 
@@ -23,10 +26,29 @@ pub enum TenantsCommand {
     },
     /// List every tenant. Needs the operator token.
     List,
-    /// Show one tenant. A tenant token may read its own tenant.
+    /// Show one tenant with its provisioning policy. A tenant token may read its own tenant.
     Get {
         /// The tenant's slug.
         slug: String,
+    },
+    /// Change a tenant's display name and provisioning policy. Needs the operator token.
+    ///
+    /// Only the flags given change; the rest of the policy keeps its value. The
+    /// service applies the new policy from the next request on.
+    #[command(after_help = "Examples:\n  \
+        identityctl tenants update acme --lowercase-identifiers true --deprovision soft-delete\n  \
+        identityctl tenants update acme --default-role member --name-policy display-name-first\n  \
+        identityctl tenants update acme --required-attributes email,given-name,family-name\n  \
+        identityctl tenants update acme --existing-person reject --synthetic-groups true\n  \
+        identityctl tenants update acme --group-role Engineering=developer --group-organization Engineering=R&D")]
+    Update {
+        /// The tenant's slug.
+        slug: String,
+        /// New human-readable name.
+        #[arg(long, value_name = "NAME")]
+        display_name: Option<String>,
+        #[command(flatten)]
+        policy: PolicyFlags,
     },
 }
 
@@ -37,6 +59,8 @@ struct TenantView {
     slug: String,
     display_name: String,
     create_time: Option<String>,
+    scim_enabled: bool,
+    policy: PolicyView,
 }
 
 impl From<Tenant> for TenantView {
@@ -46,6 +70,8 @@ impl From<Tenant> for TenantView {
             id: tenant.id,
             slug: tenant.slug,
             display_name: tenant.display_name,
+            scim_enabled: tenant.scim_enabled,
+            policy: PolicyView::from(tenant.policy.unwrap_or_default()),
         }
     }
 }
@@ -77,6 +103,22 @@ pub async fn run(
                 .map_err(|status| connection.rpc_error(status))?
                 .into_inner();
             print_one(TenantView::from(tenant), format, "tenant")
+        }
+        TenantsCommand::Update {
+            slug,
+            display_name,
+            policy,
+        } => {
+            let tenant = client
+                .update_tenant(UpdateTenantRequest {
+                    slug,
+                    display_name,
+                    policy: policy.to_update(),
+                })
+                .await
+                .map_err(|status| connection.rpc_error(status))?
+                .into_inner();
+            print_one(TenantView::from(tenant), format, "updated tenant")
         }
         TenantsCommand::List => {
             let mut tenants = Vec::new();
@@ -119,12 +161,15 @@ fn print_one(tenant: TenantView, format: OutputFormat, heading: &str) -> Result<
 }
 
 fn render_one(tenant: &TenantView) -> String {
-    output::fields(&[
+    let mut fields = vec![
         ("id", tenant.id.clone()),
         ("slug", tenant.slug.clone()),
         ("display name", tenant.display_name.clone()),
         ("created", tenant.create_time.clone().unwrap_or_default()),
-    ])
+        ("scim enabled", tenant.scim_enabled.to_string()),
+    ];
+    fields.extend(tenant.policy.fields());
+    output::fields(&fields)
 }
 
 fn render_list(tenants: &[TenantView]) -> String {
@@ -165,15 +210,13 @@ mod tests {
     #[test]
     fn json_uses_the_proto_field_names() {
         let json = serde_json::to_value(acme()).unwrap();
-        assert_eq!(
-            json,
-            serde_json::json!({
-                "id": "0b7c3f5e-0000-4000-8000-000000000001",
-                "slug": "acme",
-                "display_name": "Acme Corp",
-                "create_time": "2026-11-23T08:00:00Z",
-            })
-        );
+        assert_eq!(json["id"], "0b7c3f5e-0000-4000-8000-000000000001");
+        assert_eq!(json["slug"], "acme");
+        assert_eq!(json["display_name"], "Acme Corp");
+        assert_eq!(json["create_time"], "2026-11-23T08:00:00Z");
+        assert_eq!(json["scim_enabled"], false);
+        assert_eq!(json["policy"]["deprovision"], "suspend");
+        assert_eq!(json["policy"]["group_mappings"], serde_json::json!([]));
     }
 
     #[test]
