@@ -243,6 +243,43 @@ impl Stack {
             .secret
     }
 
+    /// Runs the `identityctl` binary at `bin` against this stack as the
+    /// operator with `--output json`, and returns the JSON it printed;
+    /// panics with its stderr when it fails.
+    pub async fn identityctl(&self, bin: &str, args: &[&str]) -> Value {
+        let output = self.identityctl_raw(bin, ADMIN_TOKEN, args).await;
+        assert!(
+            output.status.success(),
+            "identityctl {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!(
+                "identityctl {args:?} printed no JSON document ({e}): {}",
+                String::from_utf8_lossy(&output.stdout)
+            )
+        })
+    }
+
+    /// Runs the `identityctl` binary at `bin` with `token` and `--output json`.
+    pub async fn identityctl_raw(
+        &self,
+        bin: &str,
+        token: &str,
+        args: &[&str],
+    ) -> std::process::Output {
+        let mut command = std::process::Command::new(bin);
+        command
+            .args(args)
+            .args(["--output", "json"])
+            .env("IDENTITY_GRPC_URL", &self.grpc_url)
+            .env("IDENTITY_TOKEN", token);
+        tokio::task::spawn_blocking(move || command.output())
+            .await
+            .expect("identityctl thread")
+            .expect("run identityctl")
+    }
+
     /// A SCIM client for the given bearer token.
     pub fn scim<'a>(&'a self, token: &'a str) -> Scim<'a> {
         Scim { stack: self, token }

@@ -116,7 +116,9 @@ fn parse_mapping(text: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("expected GROUP=VALUE, got {text:?}"))?;
     let (group, target) = (group.trim(), target.trim());
     if group.is_empty() || target.is_empty() {
-        return Err(format!("expected GROUP=VALUE with both sides set, got {text:?}"));
+        return Err(format!(
+            "expected GROUP=VALUE with both sides set, got {text:?}"
+        ));
     }
     Ok((group.to_owned(), target.to_owned()))
 }
@@ -140,28 +142,27 @@ impl PolicyFlags {
             LoginEmail::UserName => LoginEmailSource::LoginEmailUserName as i32,
             LoginEmail::PrimaryEmail => LoginEmailSource::LoginEmailPrimaryEmail as i32,
         });
-        update.required_attributes = self.required_attributes.as_ref().map(|list| {
-            RequiredAttributes {
-                attributes: list
-                    .iter()
-                    .filter_map(|attribute| match attribute {
-                        Required::None => None,
-                        Required::Email => Some(RequiredAttribute::Email),
-                        Required::GivenName => Some(RequiredAttribute::GivenName),
-                        Required::FamilyName => Some(RequiredAttribute::FamilyName),
-                        Required::DisplayName => Some(RequiredAttribute::DisplayName),
-                        Required::ExternalId => Some(RequiredAttribute::ExternalId),
-                    })
-                    .map(|a| a as i32)
-                    .collect(),
-            }
-        });
+        update.required_attributes =
+            self.required_attributes
+                .as_ref()
+                .map(|list| RequiredAttributes {
+                    attributes: list
+                        .iter()
+                        .filter_map(|attribute| match attribute {
+                            Required::None => None,
+                            Required::Email => Some(RequiredAttribute::Email),
+                            Required::GivenName => Some(RequiredAttribute::GivenName),
+                            Required::FamilyName => Some(RequiredAttribute::FamilyName),
+                            Required::DisplayName => Some(RequiredAttribute::DisplayName),
+                            Required::ExternalId => Some(RequiredAttribute::ExternalId),
+                        })
+                        .map(|a| a as i32)
+                        .collect(),
+                });
         update.deprovision = self.deprovision.map(|action| match action {
             Deprovision::Suspend => DeprovisionAction::DeprovisionSuspend as i32,
             Deprovision::SoftDelete => DeprovisionAction::DeprovisionSoftDelete as i32,
-            Deprovision::RemoveMembership => {
-                DeprovisionAction::DeprovisionRemoveMembership as i32
-            }
+            Deprovision::RemoveMembership => DeprovisionAction::DeprovisionRemoveMembership as i32,
         });
         update.delete_mode = self.delete_mode.map(|mode| match mode {
             Delete::Soft => DeleteMode::Soft as i32,
@@ -317,9 +318,15 @@ impl PolicyView {
             .join("; ");
         vec![
             ("name policy", self.name_policy.to_owned()),
-            ("lowercase identifiers", self.lowercase_identifiers.to_string()),
+            (
+                "lowercase identifiers",
+                self.lowercase_identifiers.to_string(),
+            ),
             ("login email", self.login_email.to_owned()),
-            ("required attributes", or_none(&self.required_attributes.join(","))),
+            (
+                "required attributes",
+                or_none(&self.required_attributes.join(",")),
+            ),
             ("default role", or_none(&self.default_role)),
             ("default organization", or_none(&self.default_organization)),
             ("deprovision", self.deprovision.to_owned()),
@@ -345,10 +352,7 @@ mod tests {
     fn mappings_merge_by_group() {
         let flags = PolicyFlags {
             group_roles: vec![("Eng".into(), "developer".into())],
-            group_organizations: vec![
-                ("Eng".into(), "R&D".into()),
-                ("Sales".into(), "GTM".into()),
-            ],
+            group_organizations: vec![("Eng".into(), "R&D".into()), ("Sales".into(), "GTM".into())],
             ..PolicyFlags::default()
         };
         let update = flags.to_update().unwrap_or_default();
@@ -367,7 +371,10 @@ mod tests {
             ..PolicyFlags::default()
         };
         let update = flags.to_update().unwrap_or_default();
-        assert_eq!(update.required_attributes.map(|r| r.attributes), Some(vec![]));
+        assert_eq!(
+            update.required_attributes.map(|r| r.attributes),
+            Some(vec![])
+        );
     }
 
     #[test]

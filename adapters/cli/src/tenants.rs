@@ -7,9 +7,9 @@ use identity_proto::v1::{
 use serde::Serialize;
 
 use crate::client::Connection;
-use crate::policy::{PolicyFlags, PolicyView};
 use crate::error::CliError;
 use crate::output::{self, OutputFormat};
+use crate::policy::{PolicyFlags, PolicyView};
 
 #[derive(Debug, Subcommand)]
 pub enum TenantsCommand {

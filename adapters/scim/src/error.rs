@@ -313,7 +313,12 @@ mod tests {
                 400,
                 Some("mutability"),
             ),
-            (Code::AlreadyExists, "CLAIMED_ELSEWHERE", 409, Some("uniqueness")),
+            (
+                Code::AlreadyExists,
+                "CLAIMED_ELSEWHERE",
+                409,
+                Some("uniqueness"),
+            ),
             (Code::Unauthenticated, "TOKEN_EXPIRED", 401, None),
             (Code::Unauthenticated, "TOKEN_INVALID", 401, None),
             (Code::PermissionDenied, "PERMISSION_DENIED", 403, None),

@@ -12,9 +12,7 @@ use uuid::Uuid;
 use crate::db::StoreError;
 use identity_proto::v1::auth_service_server::AuthService;
 use identity_proto::v1::principal::Kind;
-use identity_proto::v1::{
-    Principal, ProvisioningPolicy, TenantCaller, TokenScope, WhoAmIRequest,
-};
+use identity_proto::v1::{Principal, ProvisioningPolicy, TenantCaller, TokenScope, WhoAmIRequest};
 
 use crate::rpc::{record_tenant, traced};
 use crate::tenants;

@@ -26,7 +26,10 @@ pub(crate) async fn get_or_create(
     email: &str,
 ) -> Result<Uuid, StoreError> {
     Ok(diesel::insert_into(people::table)
-        .values((people::person_id.eq(Uuid::new_v4()), people::email.eq(email)))
+        .values((
+            people::person_id.eq(Uuid::new_v4()),
+            people::email.eq(email),
+        ))
         .on_conflict(people::email)
         .do_update()
         .set(people::email.eq(excluded(people::email)))
@@ -58,9 +61,11 @@ pub(crate) async fn forget_if_unlinked(
     person: Uuid,
 ) -> Result<(), StoreError> {
     diesel::delete(
-        people::table.filter(people::person_id.eq(person)).filter(diesel::dsl::not(
-            diesel::dsl::exists(users::table.filter(users::person_id.eq(person))),
-        )),
+        people::table
+            .filter(people::person_id.eq(person))
+            .filter(diesel::dsl::not(diesel::dsl::exists(
+                users::table.filter(users::person_id.eq(person)),
+            ))),
     )
     .execute(conn)
     .await?;

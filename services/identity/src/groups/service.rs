@@ -8,8 +8,7 @@ use identity_proto::v1::group_service_server::GroupService;
 use identity_proto::v1::{
     AddMembersRequest, CreateGroupRequest, DeleteGroupRequest, DeleteGroupResponse,
     GetGroupRequest, Group, GroupRef, ListGroupsRequest, ListGroupsResponse, ListMembersRequest,
-    ListMembersResponse, ListUserGroupsRequest, ListUserGroupsResponse, Member, Name,
-    NamePolicy,
+    ListMembersResponse, ListUserGroupsRequest, ListUserGroupsResponse, Member, Name, NamePolicy,
     PatchGroupRequest, RemoveMembersRequest, ReplaceGroupRequest,
 };
 use serde_json::Value as Json;

@@ -55,12 +55,10 @@ pub(crate) fn from_json(document: &Json) -> ProvisioningPolicy {
         ..ProvisioningPolicy::default()
     };
     policy.set_name_policy(NamePolicy::from_str_name(text("name_policy")).unwrap_or_default());
-    policy.set_login_email(
-        LoginEmailSource::from_str_name(text("login_email")).unwrap_or_default(),
-    );
-    policy.set_deprovision(
-        DeprovisionAction::from_str_name(text("deprovision")).unwrap_or_default(),
-    );
+    policy
+        .set_login_email(LoginEmailSource::from_str_name(text("login_email")).unwrap_or_default());
+    policy
+        .set_deprovision(DeprovisionAction::from_str_name(text("deprovision")).unwrap_or_default());
     policy.set_delete_mode(DeleteMode::from_str_name(text("delete_mode")).unwrap_or_default());
     policy.set_existing_person(
         ExistingPersonPolicy::from_str_name(text("existing_person")).unwrap_or_default(),
@@ -113,7 +111,9 @@ pub(crate) fn apply_update(
         for value in required.attributes {
             let attribute = known(value, RequiredAttribute::try_from, "required_attributes")?;
             if attribute == RequiredAttribute::Unspecified {
-                return invalid("required_attributes: REQUIRED_ATTRIBUTE_UNSPECIFIED names nothing");
+                return invalid(
+                    "required_attributes: REQUIRED_ATTRIBUTE_UNSPECIFIED names nothing",
+                );
             }
             if !attributes.contains(&value) {
                 attributes.push(value);
@@ -171,7 +171,11 @@ pub(crate) fn apply_update(
 }
 
 /// An enum value this version knows, else INVALID_ARGUMENT naming the field.
-fn known<E, Err>(value: i32, parse: impl Fn(i32) -> Result<E, Err>, field: &str) -> Result<E, TenantError> {
+fn known<E, Err>(
+    value: i32,
+    parse: impl Fn(i32) -> Result<E, Err>,
+    field: &str,
+) -> Result<E, TenantError> {
     parse(value).map_err(|_| TenantError::InvalidValue(format!("{field}: unknown value {value}")))
 }
 
@@ -231,14 +235,20 @@ mod tests {
         let update = PolicyUpdate {
             lowercase_identifiers: Some(true),
             required_attributes: Some(RequiredAttributes {
-                attributes: vec![RequiredAttribute::Email as i32, RequiredAttribute::Email as i32],
+                attributes: vec![
+                    RequiredAttribute::Email as i32,
+                    RequiredAttribute::Email as i32,
+                ],
             }),
             ..PolicyUpdate::default()
         };
         let policy = apply_update(base, update).unwrap_or_else(|e| panic!("{e}"));
         assert!(policy.lowercase_identifiers);
         assert_eq!(policy.default_role, "member");
-        assert_eq!(policy.required_attributes, vec![RequiredAttribute::Email as i32]);
+        assert_eq!(
+            policy.required_attributes,
+            vec![RequiredAttribute::Email as i32]
+        );
     }
 
     #[test]

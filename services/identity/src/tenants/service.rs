@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
+use diesel_async::AsyncConnection;
 use identity_proto::v1::tenant_service_server::TenantService;
 use identity_proto::v1::{
     CreateTenantRequest, DisableScimRequest, EnableScimRequest, EnableScimResponse,
     GetTenantRequest, ListTenantsRequest, ListTenantsResponse, Tenant, UpdateTenantRequest,
 };
-use diesel_async::AsyncConnection;
 use tonic::{Request, Response, Status};
 
 use super::store::{self, TenantRow};

@@ -9,10 +9,10 @@ pub(crate) mod store;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use identity_proto::v1::TokenScope;
 use rand::TryRngCore;
 use rand::rngs::OsRng;
 use sha2::{Digest, Sha256};
-use identity_proto::v1::TokenScope;
 use uuid::Uuid;
 
 use crate::db::StoreError;

@@ -37,9 +37,7 @@ fn missing(user: &UserData, required: RequiredAttribute) -> Option<&'static str>
         RequiredAttribute::Unspecified => None,
         RequiredAttribute::Email => user.emails.is_empty().then_some("emails"),
         RequiredAttribute::GivenName => blank(&user.name.given_name).then_some("name.givenName"),
-        RequiredAttribute::FamilyName => {
-            blank(&user.name.family_name).then_some("name.familyName")
-        }
+        RequiredAttribute::FamilyName => blank(&user.name.family_name).then_some("name.familyName"),
         RequiredAttribute::DisplayName => blank(&user.display_name).then_some("displayName"),
         RequiredAttribute::ExternalId => blank(&user.external_id).then_some("externalId"),
     }
@@ -141,7 +139,11 @@ pub(crate) fn effective_access(
         let names_group = |key: &str| {
             key.eq_ignore_ascii_case(&group.display_name) || key.eq_ignore_ascii_case(&group.id)
         };
-        for mapping in policy.group_mappings.iter().filter(|m| names_group(&m.group)) {
+        for mapping in policy
+            .group_mappings
+            .iter()
+            .filter(|m| names_group(&m.group))
+        {
             if !mapping.role.is_empty() {
                 roles.push(mapping.role.clone());
             }
@@ -173,10 +175,7 @@ pub(crate) fn default_access(policy: &ProvisioningPolicy) -> (Vec<String>, Vec<S
             vec![value.to_owned()]
         }
     };
-    (
-        one(&policy.default_role),
-        one(&policy.default_organization),
-    )
+    (one(&policy.default_role), one(&policy.default_organization))
 }
 
 #[cfg(test)]
@@ -281,5 +280,17 @@ mod tests {
         assert_eq!(organizations, ["R&D"]);
         let (roles, _) = effective_access(&policy, false, &["member".into()], &[], &groups);
         assert!(roles.is_empty());
+
+        let by_id = ProvisioningPolicy {
+            group_mappings: vec![GroupMapping {
+                group: "g1".into(),
+                role: "developer".into(),
+                organization: String::new(),
+            }],
+            ..ProvisioningPolicy::default()
+        };
+        let (roles, organizations) = effective_access(&by_id, true, &[], &[], &groups);
+        assert_eq!(roles, ["developer"]);
+        assert!(organizations.is_empty());
     }
 }

@@ -209,8 +209,7 @@ impl UserService for UserApi {
     ) -> Result<Response<User>, Status> {
         traced("CreateUser", async {
             let (metadata, _, req) = request.into_parts();
-            let (mut conn, caller, tenant) =
-                self.state.scoped_call(&metadata, &req.tenant).await?;
+            let (mut conn, caller, tenant) = self.state.scoped_call(&metadata, &req.tenant).await?;
             let mut user = UserData::from_proto(required_user(req.user)?)?;
             policy::prepare(&mut user, &tenant.policy)?;
             let scope = WriteScope {
@@ -229,8 +228,7 @@ impl UserService for UserApi {
     ) -> Result<Response<User>, Status> {
         traced("ReplaceUser", async {
             let (metadata, _, req) = request.into_parts();
-            let (mut conn, caller, tenant) =
-                self.state.scoped_call(&metadata, &req.tenant).await?;
+            let (mut conn, caller, tenant) = self.state.scoped_call(&metadata, &req.tenant).await?;
             let user = required_user(req.user)?;
             let id = parse_id(&user.id)?;
             let user = UserData::from_proto(user)?;
@@ -250,8 +248,7 @@ impl UserService for UserApi {
     ) -> Result<Response<User>, Status> {
         traced("PatchUser", async {
             let (metadata, _, req) = request.into_parts();
-            let (mut conn, caller, tenant) =
-                self.state.scoped_call(&metadata, &req.tenant).await?;
+            let (mut conn, caller, tenant) = self.state.scoped_call(&metadata, &req.tenant).await?;
             let id = parse_id(&req.id)?;
             let scope = WriteScope {
                 tenant: &tenant,
@@ -269,8 +266,7 @@ impl UserService for UserApi {
     ) -> Result<Response<DeleteUserResponse>, Status> {
         traced("DeleteUser", async {
             let (metadata, _, req) = request.into_parts();
-            let (mut conn, caller, tenant) =
-                self.state.scoped_call(&metadata, &req.tenant).await?;
+            let (mut conn, caller, tenant) = self.state.scoped_call(&metadata, &req.tenant).await?;
             let id = parse_id(&req.id)?;
             let scope = WriteScope {
                 tenant: &tenant,

@@ -8,18 +8,20 @@ use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use diesel::sql_types::{Nullable, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use identity_proto::v1::{DeleteMode, DeprovisionAction, ExistingPersonPolicy, Name, NamePolicy, PatchOperation};
+use identity_proto::v1::{
+    DeleteMode, DeprovisionAction, ExistingPersonPolicy, Name, NamePolicy, PatchOperation,
+};
 use serde_json::{Map, Value as Json};
 use uuid::Uuid;
 
 use super::{Enterprise, UserData, UserError, email_from_json, email_to_json, full_name, policy};
 use crate::auth::{Caller, TenantRef};
 use crate::db::{StoreError, is_unique_violation};
-use crate::people;
 use crate::filter::{Sql, SqlFilter};
 use crate::groups;
 use crate::paging::{self, Keyset, Page, Rows, Segment, Start};
 use crate::patch;
+use crate::people;
 use crate::rpc::etag_matches;
 use crate::schema::users;
 
@@ -256,8 +258,8 @@ pub(crate) async fn create(
             return Ok(adopted);
         }
         check_manager(tx, tenant, id, user.manager_id).await?;
-        let member = user.active
-            || policy.deprovision() != DeprovisionAction::DeprovisionRemoveMembership;
+        let member =
+            user.active || policy.deprovision() != DeprovisionAction::DeprovisionRemoveMembership;
         let (roles, organizations) = if member {
             policy::default_access(policy)
         } else {
@@ -321,7 +323,9 @@ async fn claim(
         ExistingPersonPolicy::ExistingPersonLink => match joined_directly {
             Some(existing) => {
                 let row = lock(tx, tenant, existing.user_id, "").await?;
-                Ok(Some(write(tx, scope, &row, user.clone(), SOURCE_SCIM).await?))
+                Ok(Some(
+                    write(tx, scope, &row, user.clone(), SOURCE_SCIM).await?,
+                ))
             }
             None => Ok(None),
         },
@@ -434,7 +438,11 @@ async fn write(
             let (roles, organizations) = policy::default_access(policy);
             (true, roles, organizations)
         } else {
-            (old.tenant_member, old.roles.clone(), old.organizations.clone())
+            (
+                old.tenant_member,
+                old.roles.clone(),
+                old.organizations.clone(),
+            )
         };
     if old.tenant_member && !member {
         groups::store::remove_user(tx, tenant, id).await?;
@@ -676,7 +684,10 @@ pub(crate) async fn manager_names(
                 formatted: row.name_formatted,
                 ..Name::default()
             };
-            (row.user_id, full_name(&name, row.display_name.as_deref(), rule))
+            (
+                row.user_id,
+                full_name(&name, row.display_name.as_deref(), rule),
+            )
         })
         .collect())
 }

@@ -1,0 +1,509 @@
+//! Every provisioning-policy rule of the five vendor docs in
+//! ../shared/reference, end to end: the policy is set with the real
+//! `identityctl` binary, then the vendor's identity-provider traffic is
+//! replayed over HTTP through the real SCIM adapter, and the outcome is read
+//! back over gRPC, on a real Postgres database of the test's own.
+
+use identity_lifecycle_tests::{ADMIN_TOKEN, Stack, Tenant, USER_SCHEMA, json, user};
+use identity_proto::v1::{CreateUserRequest, GetUserRequest, User, UserSource};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+const IDENTITYCTL: &str = env!("CARGO_BIN_EXE_identityctl");
+
+/// Creates a tenant with a SCIM token and applies `policy` flags with
+/// `identityctl tenants update`, returning the tenant and the policy it printed.
+async fn tenant_with_policy(stack: &Stack, slug: &str, policy: &[&str]) -> (Tenant, Value) {
+    let tenant = stack.tenant(slug).await;
+    let mut args = vec!["tenants", "update", slug];
+    args.extend_from_slice(policy);
+    let updated = stack.identityctl(IDENTITYCTL, &args).await;
+    (tenant, updated["policy"].clone())
+}
+
+async fn grpc_user(stack: &Stack, tenant: &str, id: &str) -> User {
+    stack
+        .users(ADMIN_TOKEN)
+        .get_user(GetUserRequest {
+            tenant: tenant.into(),
+            id: id.into(),
+            show_deleted: true,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("GetUser {id}: {e}"))
+        .into_inner()
+}
+
+/// An Okta create (integration-wizard shape).
+fn okta_user(user_name: &str, given: &str, family: &str) -> Value {
+    json!({
+        "schemas": [USER_SCHEMA],
+        "userName": user_name,
+        "externalId": "00u1abcd",
+        "name": {"givenName": given, "familyName": family, "formatted": format!("{given} {family}")},
+        "emails": [{"primary": true, "value": user_name, "type": "work"}],
+        "password": "hunter2-Secret",
+        "locale": "en-US",
+        "groups": [],
+        "active": true
+    })
+}
+
+/// Okta's deactivation: a pathless replace of `active`.
+fn okta_active(active: bool) -> Value {
+    json!([{"op": "replace", "value": {"active": active}}])
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aviator_lowercased_identifiers_fresh_names_and_soft_delete_on_deactivation() {
+    let stack = Stack::start().await;
+    let (aviator, policy) = tenant_with_policy(
+        &stack,
+        "aviator",
+        &[
+            "--lowercase-identifiers",
+            "true",
+            "--name-policy",
+            "given-family-first",
+            "--deprovision",
+            "soft-delete",
+        ],
+    )
+    .await;
+    assert_eq!(policy["lowercase_identifiers"], true);
+    assert_eq!(policy["deprovision"], "soft-delete");
+    let scim = stack.scim(&aviator.token);
+
+    // userName is stored lowercased; Okta's stale name.formatted loses to given + family.
+    let mut body = okta_user("Ada.Lovelace@Example.COM", "Ada", "Lovelace");
+    body["name"]["formatted"] = json!("Ada Byron");
+    let created = scim.post("/Users", body).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(created.body["userName"], "ada.lovelace@example.com");
+    assert_eq!(
+        created.body["emails"][0]["value"],
+        "ada.lovelace@example.com"
+    );
+    let id = created.body["id"].as_str().unwrap_or_default().to_owned();
+    let ada = grpc_user(&stack, "aviator", &id).await;
+    assert_eq!(ada.full_name, "Ada Lovelace");
+    assert_eq!(ada.login_email, "ada.lovelace@example.com");
+
+    // name.formatted is the fallback when given and family are both empty.
+    let formatted_only = scim
+        .post(
+            "/Users",
+            json!({"schemas": [USER_SCHEMA], "userName": "grace@example.com",
+                   "name": {"formatted": "Grace Hopper"}}),
+        )
+        .await;
+    assert_eq!(formatted_only.status, StatusCode::CREATED);
+    let grace_id = formatted_only.body["id"].as_str().unwrap_or_default();
+    assert_eq!(
+        grpc_user(&stack, "aviator", grace_id).await.full_name,
+        "Grace Hopper"
+    );
+
+    // Okta's lookup before create matches whatever case it sends.
+    let found = scim
+        .filter_users("userName eq \"ADA.LOVELACE@EXAMPLE.COM\"")
+        .await;
+    assert_eq!(found.body["totalResults"], 1);
+
+    // Unassigning in Okta soft-deletes: gone from SCIM, address obfuscated.
+    let deactivated = scim
+        .patch(&format!("/Users/{id}"), okta_active(false))
+        .await;
+    assert_eq!(deactivated.status, StatusCode::OK, "{}", deactivated.body);
+    scim.get(&format!("/Users/{id}"))
+        .await
+        .assert_error(404, None);
+    let found = scim
+        .filter_users("userName eq \"ada.lovelace@example.com\"")
+        .await;
+    assert_eq!(found.body["totalResults"], 0);
+    let tombstone = grpc_user(&stack, "aviator", &id).await;
+    assert!(tombstone.delete_time.is_some());
+    assert!(
+        !tombstone.user_name.contains("ada"),
+        "{}",
+        tombstone.user_name
+    );
+    assert!(tombstone.emails.iter().all(|e| !e.value.contains("ada")));
+
+    // ... so the same address can be provisioned again.
+    let again = scim
+        .post(
+            "/Users",
+            okta_user("ada.lovelace@example.com", "Ada", "Lovelace"),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CREATED, "{}", again.body);
+    assert_ne!(again.body["id"], json!(id));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aptible_display_name_first_default_role_and_reversible_deactivation() {
+    let stack = Stack::start().await;
+    let (aptible, policy) = tenant_with_policy(
+        &stack,
+        "aptible",
+        &[
+            "--name-policy",
+            "display-name-first",
+            "--default-role",
+            "member",
+        ],
+    )
+    .await;
+    assert_eq!(policy["name_policy"], "display-name-first");
+    assert_eq!(policy["default_role"], "member");
+    let scim = stack.scim(&aptible.token);
+
+    let mut body = okta_user("ada@aptible.example", "Ada", "Lovelace");
+    body["displayName"] = json!("Countess of Lovelace");
+    let ada = scim.create_user(body).await;
+    let ada = grpc_user(&stack, "aptible", &ada).await;
+    assert_eq!(ada.full_name, "Countess of Lovelace");
+    assert_eq!(ada.roles, ["member"]);
+    assert_eq!(ada.source(), UserSource::Scim);
+
+    // Without a displayName, given + family.
+    let grace = scim
+        .create_user(okta_user("grace@aptible.example", "Grace", "Hopper"))
+        .await;
+    assert_eq!(
+        grpc_user(&stack, "aptible", &grace).await.full_name,
+        "Grace Hopper"
+    );
+
+    // Suspend is the default deprovisioning: reversible, the user stays readable.
+    let off = scim
+        .patch(&format!("/Users/{grace}"), okta_active(false))
+        .await;
+    assert_eq!(off.status, StatusCode::OK);
+    let read = scim.get(&format!("/Users/{grace}")).await;
+    assert_eq!(read.status, StatusCode::OK);
+    assert_eq!(read.body["active"], false);
+    let on = scim
+        .patch(&format!("/Users/{grace}"), okta_active(true))
+        .await;
+    assert_eq!(on.body["active"], true);
+    assert_eq!(grpc_user(&stack, "aptible", &grace).await.roles, ["member"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn accessiq_required_attributes_default_organization_and_group_mappings() {
+    let stack = Stack::start().await;
+    let (accessiq, policy) = tenant_with_policy(
+        &stack,
+        "accessiq",
+        &[
+            "--required-attributes",
+            "email,given-name,family-name",
+            "--default-organization",
+            "acme-hq",
+            "--group-organization",
+            "Sales=sales-emea",
+            "--group-role",
+            "Sales=seller",
+        ],
+    )
+    .await;
+    assert_eq!(
+        policy["required_attributes"],
+        json!(["email", "given-name", "family-name"])
+    );
+    let scim = stack.scim(&accessiq.token);
+
+    // A create missing a required attribute is refused, naming it, and creates nothing.
+    let mut no_family = user("jo@accessiq.example");
+    no_family["name"] = json!({"givenName": "Jo"});
+    let refused = scim.post("/Users", no_family).await;
+    refused.assert_error(400, Some("invalidValue"));
+    assert!(
+        refused.body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("name.familyName"),
+        "{}",
+        refused.body
+    );
+    let none = scim
+        .filter_users("userName eq \"jo@accessiq.example\"")
+        .await;
+    assert_eq!(none.body["totalResults"], 0);
+
+    // A complete user joins the default organization.
+    let jo = scim.create_user(user("jo@accessiq.example")).await;
+    let read = grpc_user(&stack, "accessiq", &jo).await;
+    assert_eq!(read.organizations, ["acme-hq"]);
+    assert!(read.roles.is_empty());
+
+    // An update that drops a required attribute is refused too, and changes nothing.
+    let mut no_email = user("jo@accessiq.example");
+    no_email.as_object_mut().map(|o| o.remove("emails"));
+    scim.put(&format!("/Users/{jo}"), no_email)
+        .await
+        .assert_error(400, Some("invalidValue"));
+    assert_eq!(grpc_user(&stack, "accessiq", &jo).await.emails.len(), 1);
+
+    // Okta Group Push: the mapped group's membership grants its organization and role.
+    let sales = scim
+        .post(
+            "/Groups",
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                   "displayName": "Sales", "members": []}),
+        )
+        .await;
+    assert_eq!(sales.status, StatusCode::CREATED);
+    let sales = sales.body["id"].as_str().unwrap_or_default().to_owned();
+    let added = scim
+        .patch(
+            &format!("/Groups/{sales}"),
+            json!([{"op": "add", "path": "members", "value": [{"value": jo, "display": "jo"}]}]),
+        )
+        .await;
+    assert!(added.status.is_success(), "{}", added.body);
+    let read = grpc_user(&stack, "accessiq", &jo).await;
+    assert_eq!(read.organizations, ["acme-hq", "sales-emea"]);
+    assert_eq!(read.roles, ["seller"]);
+    let removed = scim
+        .patch(
+            &format!("/Groups/{sales}"),
+            json!([{"op": "remove", "path": format!("members[value eq \"{jo}\"]")}]),
+        )
+        .await;
+    assert!(removed.status.is_success(), "{}", removed.body);
+    let read = grpc_user(&stack, "accessiq", &jo).await;
+    assert_eq!(read.organizations, ["acme-hq"]);
+    assert!(read.roles.is_empty());
+
+    // Deactivate, never delete (the default).
+    scim.patch(&format!("/Users/{jo}"), okta_active(false))
+        .await;
+    let read = scim.get(&format!("/Users/{jo}")).await;
+    assert_eq!(read.status, StatusCode::OK);
+    assert_eq!(read.body["active"], false);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aritma_entra_primary_email_is_the_login_email() {
+    let stack = Stack::start().await;
+    let (aritma, policy) =
+        tenant_with_policy(&stack, "aritma", &["--login-email", "primary-email"]).await;
+    assert_eq!(policy["login_email"], "primary-email");
+    let scim = stack.scim(&aritma.token);
+
+    // Entra's default mapping: userName is the UPN, the mail is emails[type eq "work"].
+    let created = scim
+        .post(
+            "/Users",
+            json!({
+                "schemas": [USER_SCHEMA],
+                "externalId": "jyoung",
+                "userName": "jyoung@contoso.onmicrosoft.com",
+                "active": true,
+                "displayName": "Jo Young",
+                "emails": [{"primary": true, "type": "work", "value": "Jo.Young@Contoso.com"}],
+                "name": {"formatted": "Jo Young", "familyName": "Young", "givenName": "Jo"}
+            }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(
+        grpc_user(&stack, "aritma", &id).await.login_email,
+        "jo.young@contoso.com"
+    );
+
+    // Entra changes the mail with its own PATCH dialect; the login email follows.
+    let changed = scim
+        .patch(
+            &format!("/Users/{id}"),
+            json!([{"op": "Replace", "path": "emails[type eq \"work\"].value",
+                    "value": "jo@contoso.com"}]),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    assert_eq!(
+        grpc_user(&stack, "aritma", &id).await.login_email,
+        "jo@contoso.com"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tuist_claim_protection_refuses_people_the_tenant_does_not_manage() {
+    let stack = Stack::start().await;
+    let (tuist, policy) =
+        tenant_with_policy(&stack, "tuist", &["--existing-person", "reject"]).await;
+    assert_eq!(policy["existing_person"], "reject");
+    let other = stack.tenant("other").await;
+    let scim = stack.scim(&tuist.token);
+
+    // A person provisioned by another tenant's identity provider.
+    let elsewhere = stack
+        .scim(&other.token)
+        .create_user(user("shared@example.com"))
+        .await;
+    let refused = scim.post("/Users", user("shared@example.com")).await;
+    refused.assert_error(409, Some("uniqueness"));
+    let detail = refused.body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("another tenant"), "{detail}");
+
+    // A person who joined this tenant outside SCIM (created by the operator).
+    let direct = stack
+        .users(ADMIN_TOKEN)
+        .create_user(CreateUserRequest {
+            tenant: "tuist".into(),
+            user: Some(User {
+                user_name: "direct@example.com".into(),
+                ..User::default()
+            }),
+        })
+        .await
+        .expect("operator creates a user")
+        .into_inner();
+    assert_eq!(direct.source(), UserSource::Direct);
+    let refused = scim.post("/Users", user("direct@example.com")).await;
+    refused.assert_error(409, Some("uniqueness"));
+    let detail = refused.body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("outside SCIM"), "{detail}");
+    assert_eq!(
+        grpc_user(&stack, "tuist", &direct.id).await.etag,
+        direct.etag
+    );
+
+    // Allowing links: the same creates succeed, linked to the existing people.
+    stack
+        .identityctl(
+            IDENTITYCTL,
+            &["tenants", "update", "tuist", "--existing-person", "link"],
+        )
+        .await;
+    let linked = scim.create_user(user("shared@example.com")).await;
+    assert_eq!(
+        grpc_user(&stack, "tuist", &linked).await.person_id,
+        grpc_user(&stack, "other", &elsewhere).await.person_id
+    );
+    let adopted = scim.post("/Users", user("direct@example.com")).await;
+    assert_eq!(adopted.status, StatusCode::CREATED, "{}", adopted.body);
+    assert_eq!(adopted.body["id"], json!(direct.id));
+    assert_eq!(
+        grpc_user(&stack, "tuist", &direct.id).await.source(),
+        UserSource::Scim
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tuist_deprovisioning_removes_the_membership_and_keeps_the_person() {
+    let stack = Stack::start().await;
+    let (tuist, _) = tenant_with_policy(
+        &stack,
+        "tuist",
+        &[
+            "--deprovision",
+            "remove-membership",
+            "--delete-mode",
+            "hard",
+            "--synthetic-groups",
+            "true",
+            "--default-role",
+            "viewer",
+        ],
+    )
+    .await;
+    let other = stack.tenant("other").await;
+    let scim = stack.scim(&tuist.token);
+
+    // The synthetic groups exist from the start (Okta's Import Groups finds them).
+    let admins = scim
+        .get("/Groups?filter=displayName%20eq%20%22Admins%22&excludedAttributes=members")
+        .await;
+    assert_eq!(admins.body["totalResults"], 1, "{}", admins.body);
+    let admins = admins.body["Resources"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let users_group = scim
+        .get("/Groups?filter=displayName%20eq%20%22Users%22")
+        .await;
+    assert_eq!(users_group.body["totalResults"], 1);
+
+    let ada = scim
+        .create_user(okta_user("ada@tuist.example", "Ada", "Lovelace"))
+        .await;
+    let shared_person = stack
+        .scim(&other.token)
+        .create_user(user("ada@tuist.example"))
+        .await;
+
+    // Membership of a synthetic group sets the role.
+    let added = scim
+        .patch(
+            &format!("/Groups/{admins}"),
+            json!([{"op": "add", "path": "members", "value": [{"value": ada}]}]),
+        )
+        .await;
+    assert!(added.status.is_success(), "{}", added.body);
+    assert_eq!(
+        grpc_user(&stack, "tuist", &ada).await.roles,
+        ["admin", "viewer"]
+    );
+
+    // Synthetic groups cannot be deleted or renamed.
+    scim.delete(&format!("/Groups/{admins}"))
+        .await
+        .assert_error(400, Some("mutability"));
+    scim.patch(
+        &format!("/Groups/{admins}"),
+        json!([{"op": "replace", "value": {"id": admins, "displayName": "Owners"}}]),
+    )
+    .await
+    .assert_error(400, Some("mutability"));
+    assert_eq!(
+        scim.get(&format!("/Groups/{admins}")).await.body["displayName"],
+        "Admins"
+    );
+
+    // Deprovisioning ends the membership: no roles, no groups; the person stays.
+    let before = grpc_user(&stack, "tuist", &ada).await;
+    let off = scim
+        .patch(&format!("/Users/{ada}"), okta_active(false))
+        .await;
+    assert_eq!(off.status, StatusCode::OK, "{}", off.body);
+    let after = grpc_user(&stack, "tuist", &ada).await;
+    assert!(!after.tenant_member);
+    assert!(after.roles.is_empty());
+    assert!(after.groups.is_empty());
+    assert_eq!(after.person_id, before.person_id);
+    assert_eq!(
+        scim.get(&format!("/Users/{ada}")).await.body["active"],
+        false
+    );
+
+    // Reactivation makes them a member again with the default role.
+    scim.patch(&format!("/Users/{ada}"), okta_active(true))
+        .await;
+    let back = grpc_user(&stack, "tuist", &ada).await;
+    assert!(back.tenant_member);
+    assert_eq!(back.roles, ["viewer"]);
+
+    // DELETE is hard here; the person's other tenant keeps them.
+    let deleted = scim.delete(&format!("/Users/{ada}")).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let gone = stack
+        .users(ADMIN_TOKEN)
+        .get_user(GetUserRequest {
+            tenant: "tuist".into(),
+            id: ada.clone(),
+            show_deleted: true,
+        })
+        .await
+        .expect_err("hard delete leaves no tombstone");
+    assert_eq!(gone.code(), tonic::Code::NotFound);
+    assert_eq!(
+        grpc_user(&stack, "other", &shared_person).await.person_id,
+        before.person_id
+    );
+}
