@@ -5,7 +5,9 @@
 //! back over gRPC, on a real Postgres database of the test's own.
 
 use identity_lifecycle_tests::{ADMIN_TOKEN, Stack, Tenant, USER_SCHEMA, json, user};
-use identity_proto::v1::{CreateUserRequest, GetUserRequest, User, UserSource};
+use identity_proto::v1::{
+    CreateUserRequest, DeleteUserRequest, GetUserRequest, ReplaceUserRequest, User, UserSource,
+};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -506,4 +508,112 @@ async fn tuist_deprovisioning_removes_the_membership_and_keeps_the_person() {
         grpc_user(&stack, "other", &shared_person).await.person_id,
         before.person_id
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aptible_scim_managed_users_change_only_through_scim() {
+    let stack = Stack::start().await;
+    let (aptible, policy) =
+        tenant_with_policy(&stack, "aptible", &["--scim-managed-lock", "true"]).await;
+    assert_eq!(policy["scim_managed_lock"], true);
+    let scim = stack.scim(&aptible.token);
+    let ada = scim.create_user(user("ada@aptible.example")).await;
+
+    let issue = |name: &'static str, extra: &'static [&'static str]| {
+        let stack = &stack;
+        async move {
+            let mut args = vec![
+                "tokens", "issue", "--tenant", "aptible", "--name", name, "--scope", "service",
+            ];
+            args.extend_from_slice(extra);
+            let issued = stack.identityctl(IDENTITYCTL, &args).await;
+            issued["secret"].as_str().unwrap_or_default().to_owned()
+        }
+    };
+    let billing = issue("billing", &[]).await;
+    let break_glass = issue("break-glass", &["--scim-override"]).await;
+
+    let replace = |token: String, user: User| {
+        let stack = &stack;
+        async move {
+            stack
+                .users(&token)
+                .replace_user(ReplaceUserRequest {
+                    tenant: String::new(),
+                    user: Some(user),
+                    etag: String::new(),
+                })
+                .await
+        }
+    };
+
+    // An internal service may not change the email of a SCIM-managed user ...
+    let current = grpc_user(&stack, "aptible", &ada).await;
+    let mut new_email = current.clone();
+    new_email.emails[0].value = "ada@elsewhere.example".into();
+    let refused = replace(billing.clone(), new_email.clone())
+        .await
+        .expect_err("the lock refuses an email change");
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        refused.message().contains("scim_managed_lock"),
+        "{}",
+        refused.message()
+    );
+    assert_eq!(grpc_user(&stack, "aptible", &ada).await.etag, current.etag);
+
+    // ... nor deactivate or remove them ...
+    let mut inactive = current.clone();
+    inactive.active = Some(false);
+    let refused = replace(billing.clone(), inactive)
+        .await
+        .expect_err("the lock refuses deactivation");
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    let refused = stack
+        .users(&billing)
+        .delete_user(DeleteUserRequest {
+            tenant: String::new(),
+            id: ada.clone(),
+            etag: String::new(),
+        })
+        .await
+        .expect_err("the lock refuses removal");
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+
+    // ... but may change what the lock does not protect.
+    let mut external = current.clone();
+    external.external_id = Some("crm-42".into());
+    let changed = replace(billing.clone(), external)
+        .await
+        .expect("externalId is not SCIM-managed")
+        .into_inner();
+    assert_eq!(changed.external_id.as_deref(), Some("crm-42"));
+
+    // A token with the override permission may, and so may the SCIM path.
+    let mut with_override = changed.clone();
+    with_override.emails[0].value = "ada@override.example".into();
+    replace(break_glass, with_override)
+        .await
+        .expect("scim_override lifts the lock");
+    let mut body = user("ada@aptible.example");
+    body["emails"] = json!([{"value": "ada@scim.example", "primary": true}]);
+    let put = scim.put(&format!("/Users/{ada}"), body).await;
+    assert_eq!(put.status, StatusCode::OK, "{}", put.body);
+
+    // With the policy off, the service token may change it too.
+    stack
+        .identityctl(
+            IDENTITYCTL,
+            &[
+                "tenants",
+                "update",
+                "aptible",
+                "--scim-managed-lock",
+                "false",
+            ],
+        )
+        .await;
+    replace(billing, new_email)
+        .await
+        .expect("no lock without the policy");
 }
