@@ -20,7 +20,9 @@ pub(crate) struct Membership {
 }
 
 /// The person signing in with `email` (lowercased by the caller), made on
-/// first sight. One statement, so concurrent first sightings agree.
+/// first sight. One statement, so concurrent first sightings agree; it
+/// locks the person's row until the transaction ends, which serialises
+/// every write that links a user to this person (and so every claim).
 pub(crate) async fn get_or_create(
     conn: &mut AsyncPgConnection,
     email: &str,
@@ -38,8 +40,8 @@ pub(crate) async fn get_or_create(
         .await?)
 }
 
-/// The person's live memberships, locked against concurrent claims until
-/// the transaction ends.
+/// The person's live memberships. Call it after [`get_or_create`], whose
+/// lock keeps new memberships of the person from appearing meanwhile.
 pub(crate) async fn memberships(
     conn: &mut AsyncPgConnection,
     person: Uuid,
@@ -49,7 +51,6 @@ pub(crate) async fn memberships(
         .filter(users::deleted_at.is_null())
         .select((users::tenant_id, users::user_id, users::source))
         .order((users::tenant_id, users::user_id))
-        .for_update()
         .load(conn)
         .await?)
 }
