@@ -287,6 +287,41 @@ async fn accessiq_required_attributes_default_organization_and_group_mappings() 
     let read = scim.get(&format!("/Users/{jo}")).await;
     assert_eq!(read.status, StatusCode::OK);
     assert_eq!(read.body["active"], false);
+
+    // A user from before the rule can still be deprovisioned; other updates
+    // must bring the missing attribute.
+    let set_required = |list: &'static str| {
+        let stack = &stack;
+        async move {
+            stack
+                .identityctl(
+                    IDENTITYCTL,
+                    &[
+                        "tenants",
+                        "update",
+                        "accessiq",
+                        "--required-attributes",
+                        list,
+                    ],
+                )
+                .await
+        }
+    };
+    set_required("none").await;
+    let legacy = scim
+        .create_user(json!({"schemas": [USER_SCHEMA], "userName": "legacy@accessiq.example"}))
+        .await;
+    set_required("email,given-name,family-name").await;
+    let off = scim
+        .patch(&format!("/Users/{legacy}"), okta_active(false))
+        .await;
+    assert_eq!(off.status, StatusCode::OK, "{}", off.body);
+    scim.patch(
+        &format!("/Users/{legacy}"),
+        json!([{"op": "replace", "path": "displayName", "value": "Legacy"}]),
+    )
+    .await
+    .assert_error(400, Some("invalidValue"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

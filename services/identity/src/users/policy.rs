@@ -14,12 +14,25 @@ use crate::tenants::policy::SYNTHETIC_GROUPS;
 /// Lowercases identifiers when the policy says so, then checks the
 /// attributes the policy requires.
 pub(crate) fn prepare(user: &mut UserData, policy: &ProvisioningPolicy) -> Result<(), UserError> {
+    normalize(user, policy);
+    check_required(user, policy)
+}
+
+/// Lowercases userName and email values when the policy says so.
+pub(crate) fn normalize(user: &mut UserData, policy: &ProvisioningPolicy) {
     if policy.lowercase_identifiers {
         user.user_name = user.user_name.to_lowercase();
         for email in &mut user.emails {
             email.value = email.value.to_lowercase();
         }
     }
+}
+
+/// Refuses a user without an attribute the policy requires, naming it.
+pub(crate) fn check_required(
+    user: &UserData,
+    policy: &ProvisioningPolicy,
+) -> Result<(), UserError> {
     for required in policy.required_attributes() {
         if let Some(attribute) = missing(user, required) {
             return Err(UserError::InvalidValue(format!(

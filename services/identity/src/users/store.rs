@@ -412,7 +412,14 @@ async fn write(
     let tenant = scope.tenant.id;
     let policy = &*scope.tenant.policy;
     let id = old.user_id;
-    policy::prepare(&mut user, policy)?;
+    policy::normalize(&mut user, policy);
+    // Turning `active` alone never fails on attributes a later policy
+    // requires: deprovisioning must always go through.
+    let mut same_but_active = old.data();
+    same_but_active.active = user.active;
+    if same_but_active != user {
+        policy::check_required(&user, policy)?;
+    }
     policy::check_lock(
         scope.tenant,
         scope.caller,
