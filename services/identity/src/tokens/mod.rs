@@ -9,10 +9,10 @@ pub(crate) mod store;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use identity_proto::v1::TokenScope;
 use rand::TryRngCore;
 use rand::rngs::OsRng;
 use sha2::{Digest, Sha256};
-use identity_proto::v1::TokenScope;
 use uuid::Uuid;
 
 use crate::db::StoreError;
@@ -39,6 +39,10 @@ pub enum TokenError {
     NameTaken(String),
     #[error("token not found")]
     NotFound,
+    /// A SCIM token asked for while the tenant has SCIM switched off:
+    /// DisableScim revoked them all and must not be undone behind its back.
+    #[error("SCIM is disabled for tenant '{0}': enable it (EnableScim) before issuing SCIM tokens")]
+    ScimDisabled(String),
     #[error("the operating system's random generator failed: {0}")]
     Random(String),
     #[error(transparent)]
