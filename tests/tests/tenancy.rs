@@ -49,7 +49,8 @@ async fn tenant_b_never_sees_or_changes_tenant_a() {
     assert_eq!(still.body["active"], true);
     assert_eq!(still.body["meta"]["version"], "W/\"1\"");
 
-    // Over gRPC, naming the other tenant is refused, and tenant tokens cannot manage tokens.
+    // Over gRPC, naming the other tenant is refused as unauthenticated (the
+    // token is no credential there), and tenant tokens cannot manage tokens.
     let denied = stack
         .users(&b.token)
         .get_user(GetUserRequest {
@@ -59,7 +60,11 @@ async fn tenant_b_never_sees_or_changes_tenant_a() {
         })
         .await
         .expect_err("tenant B must not read tenant A");
-    assert_eq!(denied.code(), Code::PermissionDenied);
+    assert_eq!(denied.code(), Code::Unauthenticated);
+    assert_eq!(
+        denied.message(),
+        format!("this token is not valid for tenant '{}'", a.slug)
+    );
     let denied = stack
         .users(&b.token)
         .list_users(ListUsersRequest {
@@ -68,7 +73,7 @@ async fn tenant_b_never_sees_or_changes_tenant_a() {
         })
         .await
         .expect_err("tenant B must not list tenant A");
-    assert_eq!(denied.code(), Code::PermissionDenied);
+    assert_eq!(denied.code(), Code::Unauthenticated);
     let denied = stack
         .tokens(&a.token)
         .issue_token(IssueTokenRequest {

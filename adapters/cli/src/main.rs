@@ -28,7 +28,9 @@ use crate::output::OutputFormat;
                   identityctl tenants update acme --deprovision remove-membership\n  \
                   identityctl tokens issue --tenant acme --name okta --ttl 90d\n  \
                   identityctl tokens list --tenant acme --output json\n  \
-                  identityctl tokens revoke --tenant acme --name okta"
+                  identityctl tokens revoke --tenant acme --name okta\n  \
+                  identityctl tenants disable-scim acme\n  \
+                  identityctl tenants enable-scim acme --token-name okta"
 )]
 struct Cli {
     /// gRPC address of the identity service (plaintext HTTP/2).
@@ -72,7 +74,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create, list and inspect tenants (the unit of isolation).
+    /// Create, list and inspect tenants (the unit of isolation); turn their SCIM on and off.
     #[command(subcommand)]
     Tenants(tenants::TenantsCommand),
     /// Issue, list and revoke a tenant's bearer tokens.

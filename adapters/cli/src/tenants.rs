@@ -2,7 +2,8 @@
 
 use clap::Subcommand;
 use identity_proto::v1::{
-    CreateTenantRequest, GetTenantRequest, ListTenantsRequest, Tenant, UpdateTenantRequest,
+    CreateTenantRequest, DisableScimRequest, EnableScimRequest, GetTenantRequest,
+    ListTenantsRequest, Tenant, UpdateTenantRequest,
 };
 use serde::Serialize;
 
@@ -10,6 +11,7 @@ use crate::client::Connection;
 use crate::error::CliError;
 use crate::output::{self, OutputFormat};
 use crate::policy::{PolicyFlags, PolicyView};
+use crate::tokens::{TokenView, render_with_secret};
 
 #[derive(Debug, Subcommand)]
 pub enum TenantsCommand {
@@ -24,9 +26,14 @@ pub enum TenantsCommand {
         #[arg(long, value_name = "NAME", default_value = "")]
         display_name: String,
     },
-    /// List every tenant. Needs the operator token.
+    /// List every tenant, with whether SCIM is enabled. Needs the operator token.
+    #[command(
+        after_help = "Examples:\n  identityctl tenants list\n  identityctl tenants list --output json"
+    )]
     List,
-    /// Show one tenant with its provisioning policy. A tenant token may read its own tenant.
+    /// Show one tenant, with whether SCIM is enabled and its provisioning policy. A tenant
+    /// token may read its own tenant.
+    #[command(after_help = "Example:\n  identityctl tenants get acme")]
     Get {
         /// The tenant's slug.
         slug: String,
@@ -49,6 +56,29 @@ pub enum TenantsCommand {
         display_name: Option<String>,
         #[command(flatten)]
         policy: PolicyFlags,
+    },
+    /// Turn SCIM on for a tenant and issue a fresh SCIM token, printing its secret once.
+    ///
+    /// The secret is printed alone on the last line of stdout (text output) or as
+    /// `secret` (JSON output). Fails, changing nothing, if a live token already has the
+    /// token name; pick another with --token-name. Needs the operator token.
+    #[command(after_help = "Examples:\n  identityctl tenants enable-scim acme\n  \
+                      SECRET=$(identityctl tenants enable-scim acme --token-name okta | tail -n 1)")]
+    EnableScim {
+        /// The tenant's slug.
+        slug: String,
+        /// Name of the SCIM token issued (unique among the tenant's live tokens).
+        #[arg(long, value_name = "NAME", default_value = "scim")]
+        token_name: String,
+    },
+    /// Turn SCIM off for a tenant and revoke all its SCIM tokens at once.
+    ///
+    /// Users, groups and service tokens are untouched; running it again changes
+    /// nothing. `enable-scim` turns SCIM back on with a new token. Needs the operator token.
+    #[command(after_help = "Example:\n  identityctl tenants disable-scim acme")]
+    DisableScim {
+        /// The tenant's slug.
+        slug: String,
     },
 }
 
@@ -74,6 +104,14 @@ impl From<Tenant> for TenantView {
             policy: PolicyView::from(tenant.policy.unwrap_or_default()),
         }
     }
+}
+
+/// What `enable-scim` answers: the tenant and its new token with the secret.
+#[derive(Debug, Serialize)]
+struct ScimEnabled {
+    tenant: TenantView,
+    token: TokenView,
+    secret: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -146,6 +184,51 @@ pub async fn run(
                 }
             }
         }
+        TenantsCommand::EnableScim { slug, token_name } => {
+            let enabled = client
+                .enable_scim(EnableScimRequest { slug, token_name })
+                .await
+                .map_err(|status| connection.rpc_error(status))?
+                .into_inner();
+            let enabled = ScimEnabled {
+                tenant: enabled
+                    .tenant
+                    .map(TenantView::from)
+                    .ok_or(CliError::IncompleteAnswer("EnableScim returned no tenant"))?,
+                token: enabled
+                    .token
+                    .map(TokenView::from)
+                    .ok_or(CliError::IncompleteAnswer("EnableScim returned no token"))?,
+                secret: enabled.secret,
+            };
+            match format {
+                OutputFormat::Json => output::print_json(&enabled),
+                OutputFormat::Text => {
+                    let heading = format!(
+                        "enabled SCIM for tenant {} and issued SCIM token {}",
+                        enabled.tenant.slug,
+                        enabled.token.name()
+                    );
+                    println!(
+                        "{}",
+                        render_with_secret(&heading, &enabled.token, &enabled.secret)
+                    );
+                    Ok(())
+                }
+            }
+        }
+        TenantsCommand::DisableScim { slug } => {
+            let tenant = client
+                .disable_scim(DisableScimRequest { slug })
+                .await
+                .map_err(|status| connection.rpc_error(status))?
+                .into_inner();
+            print_one(
+                TenantView::from(tenant),
+                format,
+                "disabled SCIM and revoked every SCIM token of tenant",
+            )
+        }
     }
 }
 
@@ -166,10 +249,14 @@ fn render_one(tenant: &TenantView) -> String {
         ("slug", tenant.slug.clone()),
         ("display name", tenant.display_name.clone()),
         ("created", tenant.create_time.clone().unwrap_or_default()),
-        ("scim enabled", tenant.scim_enabled.to_string()),
+        ("scim", on_off(tenant.scim_enabled).to_owned()),
     ];
     fields.extend(tenant.policy.fields());
     output::fields(&fields)
+}
+
+fn on_off(enabled: bool) -> &'static str {
+    if enabled { "enabled" } else { "disabled" }
 }
 
 fn render_list(tenants: &[TenantView]) -> String {
@@ -183,11 +270,12 @@ fn render_list(tenants: &[TenantView]) -> String {
                 t.slug.clone(),
                 t.id.clone(),
                 t.create_time.clone().unwrap_or_default(),
+                on_off(t.scim_enabled).to_owned(),
                 t.display_name.clone(),
             ]
         })
         .collect();
-    output::table(&["SLUG", "ID", "CREATED", "DISPLAY NAME"], &rows)
+    output::table(&["SLUG", "ID", "CREATED", "SCIM", "DISPLAY NAME"], &rows)
 }
 
 #[cfg(test)]
@@ -203,6 +291,7 @@ mod tests {
                 seconds: 1_795_420_800,
                 nanos: 0,
             }),
+            scim_enabled: true,
             ..Tenant::default()
         })
     }
@@ -214,7 +303,7 @@ mod tests {
         assert_eq!(json["slug"], "acme");
         assert_eq!(json["display_name"], "Acme Corp");
         assert_eq!(json["create_time"], "2026-11-23T08:00:00Z");
-        assert_eq!(json["scim_enabled"], false);
+        assert_eq!(json["scim_enabled"], true);
         assert_eq!(json["policy"]["deprovision"], "suspend");
         assert_eq!(json["policy"]["group_mappings"], serde_json::json!([]));
     }
@@ -225,6 +314,7 @@ mod tests {
         let mut lines = rendered.lines();
         assert!(lines.next().unwrap().starts_with("SLUG  ID"));
         assert!(lines.next().unwrap().starts_with("acme  0b7c3f5e-"));
+        assert!(rendered.contains("2026-11-23T08:00:00Z  enabled  Acme Corp"));
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! `identityctl tokens ...`: TokenService calls, `--ttl` parsing and how tokens
-//! are shown. Secrets appear only in the answer to `issue`.
+//! are shown. Secrets appear only in the answer to `issue` (and to
+//! `tenants enable-scim`, which shares the rendering here).
 
-use clap::{ArgGroup, Subcommand};
+use clap::{ArgGroup, Subcommand, ValueEnum};
 use identity_proto::v1::{
-    IssueTokenRequest, ListTokensRequest, RevokeTokenRequest, Token, revoke_token_request,
+    IssueTokenRequest, ListTokensRequest, RevokeTokenRequest, Token, TokenScope,
+    revoke_token_request,
 };
 use serde::Serialize;
 
@@ -19,9 +21,12 @@ pub enum TokensCommand {
     /// `secret` (JSON output); it is stored only as a hash and cannot be shown again.
     /// Several tokens may be live at once, so a tenant can rotate without a gap:
     /// issue a new one, switch the identity provider to it, then revoke the old one.
+    /// SCIM tokens are refused while the tenant has SCIM disabled.
     #[command(
         after_help = "Examples:\n  identityctl tokens issue --tenant acme --name okta\n  \
-                            SECRET=$(identityctl tokens issue --tenant acme --name entra --ttl 90d | tail -n 1)"
+                            SECRET=$(identityctl tokens issue --tenant acme --name entra --ttl 90d | tail -n 1)\n  \
+                            identityctl tokens issue --tenant acme --name entra-2 --provider azuread --provider-display-name \"Entra ID\"\n  \
+                            identityctl tokens issue --tenant acme --name hr-sync --scope service --scim-override"
     )]
     Issue {
         /// Slug of the tenant the token acts for.
@@ -34,8 +39,25 @@ pub enum TokensCommand {
         /// Default: the service's (365 days).
         #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
         ttl: Option<prost_types::Duration>,
+        /// Who uses the token: an identity provider (scim: the SCIM path, revoked by
+        /// `tenants disable-scim`) or an internal service (service).
+        #[arg(long, value_enum, default_value_t = ScopeArg::Scim)]
+        scope: ScopeArg,
+        /// Scheme name of the SSO provider the token is linked to, e.g. azuread.
+        #[arg(long, value_name = "SCHEME")]
+        provider: Option<String>,
+        /// Human-readable name of that provider, e.g. "Entra ID"; needs --provider.
+        #[arg(long, value_name = "NAME", requires = "provider")]
+        provider_display_name: Option<String>,
+        /// Let the token change SCIM-managed attributes despite the tenant's
+        /// SCIM-managed lock; service tokens only.
+        #[arg(long)]
+        scim_override: bool,
     },
-    /// List a tenant's tokens: id, name, prefix and dates, never secrets.
+    /// List a tenant's tokens: id, name, prefix, scope, provider and dates
+    /// (created, expires, last used, revoked), never secrets.
+    #[command(after_help = "Examples:\n  identityctl tokens list --tenant acme\n  \
+                      identityctl tokens list --tenant acme --show-revoked --output json")]
     List {
         /// Slug of the tenant.
         #[arg(long, value_name = "SLUG")]
@@ -63,28 +85,80 @@ pub enum TokensCommand {
     },
 }
 
-/// A token as printed; field names follow the proto so JSON output matches the API.
+/// `--scope`: the proto's TokenScope under the names operators type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScopeArg {
+    /// For an identity provider: the SCIM path.
+    Scim,
+    /// For an internal service: the same API, but not the SCIM path.
+    Service,
+}
+
+impl From<ScopeArg> for TokenScope {
+    fn from(scope: ScopeArg) -> Self {
+        match scope {
+            ScopeArg::Scim => TokenScope::Scim,
+            ScopeArg::Service => TokenScope::Service,
+        }
+    }
+}
+
+/// The `--scope` spelling of a token's scope.
+fn scope_label(scope: TokenScope) -> &'static str {
+    match scope {
+        TokenScope::Scim => "scim",
+        TokenScope::Service => "service",
+    }
+}
+
+/// A token as printed; field names follow the proto so JSON output matches the
+/// API. The scope is spelled as `--scope` takes it. There is no secret here.
 #[derive(Debug, Serialize)]
-struct TokenView {
+pub struct TokenView {
     id: String,
     tenant: String,
     name: String,
     prefix: String,
+    scope: &'static str,
+    provider: String,
+    provider_display_name: String,
+    scim_override: bool,
     create_time: Option<String>,
     expire_time: Option<String>,
+    last_use_time: Option<String>,
     revoke_time: Option<String>,
 }
 
 impl From<Token> for TokenView {
     fn from(token: Token) -> Self {
         Self {
+            scope: scope_label(token.scope()),
             create_time: output::timestamp(token.create_time.as_ref()),
             expire_time: output::timestamp(token.expire_time.as_ref()),
+            last_use_time: output::timestamp(token.last_use_time.as_ref()),
             revoke_time: output::timestamp(token.revoke_time.as_ref()),
             id: token.id,
             tenant: token.tenant,
             name: token.name,
             prefix: token.prefix,
+            provider: token.provider,
+            provider_display_name: token.provider_display_name,
+            scim_override: token.scim_override,
+        }
+    }
+}
+
+impl TokenView {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `azuread (Entra ID)`, `azuread`, or `-` when the token is not linked.
+    fn provider_label(&self) -> String {
+        match (self.provider.as_str(), self.provider_display_name.as_str()) {
+            ("", _) => "-".to_owned(),
+            (provider, "") => provider.to_owned(),
+            (provider, display) => format!("{provider} ({display})"),
         }
     }
 }
@@ -107,13 +181,24 @@ pub async fn run(
 ) -> Result<(), CliError> {
     let mut client = connection.tokens();
     match command {
-        TokensCommand::Issue { tenant, name, ttl } => {
+        TokensCommand::Issue {
+            tenant,
+            name,
+            ttl,
+            scope,
+            provider,
+            provider_display_name,
+            scim_override,
+        } => {
             let issued = client
                 .issue_token(IssueTokenRequest {
                     tenant,
                     name,
                     ttl,
-                    ..IssueTokenRequest::default()
+                    scope: TokenScope::from(scope).into(),
+                    provider: provider.unwrap_or_default(),
+                    provider_display_name: provider_display_name.unwrap_or_default(),
+                    scim_override,
                 })
                 .await
                 .map_err(|status| connection.rpc_error(status))?
@@ -187,29 +272,47 @@ pub async fn run(
 }
 
 fn render_fields(token: &TokenView) -> String {
-    output::fields(&[
+    let mut fields = vec![
         ("id", token.id.clone()),
         ("tenant", token.tenant.clone()),
         ("name", token.name.clone()),
         ("prefix", token.prefix.clone()),
+        ("scope", token.scope.to_owned()),
+        ("provider", token.provider_label()),
+    ];
+    if token.scim_override {
+        fields.push(("scim override", "yes".to_owned()));
+    }
+    fields.extend([
         ("created", token.create_time.clone().unwrap_or_default()),
         ("expires", token.expire_time.clone().unwrap_or_default()),
-        (
-            "revoked",
-            token.revoke_time.clone().unwrap_or_else(|| "-".to_owned()),
-        ),
-    ])
+        ("last used", or_dash(&token.last_use_time)),
+        ("revoked", or_dash(&token.revoke_time)),
+    ]);
+    output::fields(&fields)
+}
+
+fn or_dash(time: &Option<String>) -> String {
+    time.clone().unwrap_or_else(|| "-".to_owned())
 }
 
 /// Metadata first, the secret alone on the last line so `tail -n 1` extracts it.
-fn render_issued(issued: &IssuedToken) -> String {
+pub fn render_with_secret(heading: &str, token: &TokenView, secret: &str) -> String {
     format!(
-        "issued token {} for tenant {}\n{}\n\
-         The secret below is shown only this once; store it now:\n{}",
-        issued.token.name,
-        issued.token.tenant,
-        render_fields(&issued.token),
-        issued.secret
+        "{heading}\n{}\n\
+         The secret below is shown only this once; store it now:\n{secret}",
+        render_fields(token),
+    )
+}
+
+fn render_issued(issued: &IssuedToken) -> String {
+    render_with_secret(
+        &format!(
+            "issued token {} for tenant {}",
+            issued.token.name, issued.token.tenant
+        ),
+        &issued.token,
+        &issued.secret,
     )
 }
 
@@ -228,14 +331,27 @@ fn render_list(tenant: &str, tokens: &[TokenView], show_revoked: bool) -> String
                 t.id.clone(),
                 t.name.clone(),
                 t.prefix.clone(),
+                t.scope.to_owned(),
+                t.provider_label(),
                 t.create_time.clone().unwrap_or_default(),
                 t.expire_time.clone().unwrap_or_default(),
-                t.revoke_time.clone().unwrap_or_else(|| "-".to_owned()),
+                or_dash(&t.last_use_time),
+                or_dash(&t.revoke_time),
             ]
         })
         .collect();
     output::table(
-        &["ID", "NAME", "PREFIX", "CREATED", "EXPIRES", "REVOKED"],
+        &[
+            "ID",
+            "NAME",
+            "PREFIX",
+            "SCOPE",
+            "PROVIDER",
+            "CREATED",
+            "EXPIRES",
+            "LAST USED",
+            "REVOKED",
+        ],
         &rows,
     )
 }
@@ -350,9 +466,65 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         match parse(&["issue", "--tenant", "acme", "--name", "okta"]).unwrap() {
-            TokensCommand::Issue { ttl, .. } => assert!(ttl.is_none()),
+            TokensCommand::Issue { ttl, scope, .. } => {
+                assert!(ttl.is_none());
+                assert_eq!(scope, ScopeArg::Scim);
+            }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn issue_takes_scope_and_provider() {
+        match parse(&[
+            "issue",
+            "--tenant",
+            "acme",
+            "--name",
+            "entra",
+            "--scope",
+            "service",
+            "--provider",
+            "azuread",
+            "--provider-display-name",
+            "Entra ID",
+            "--scim-override",
+        ])
+        .unwrap()
+        {
+            TokensCommand::Issue {
+                scope,
+                provider,
+                provider_display_name,
+                scim_override,
+                ..
+            } => {
+                assert_eq!(TokenScope::from(scope), TokenScope::Service);
+                assert_eq!(provider.as_deref(), Some("azuread"));
+                assert_eq!(provider_display_name.as_deref(), Some("Entra ID"));
+                assert!(scim_override);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let orphan = parse(&[
+            "issue",
+            "--tenant",
+            "acme",
+            "--name",
+            "x",
+            "--provider-display-name",
+            "Entra ID",
+        ])
+        .unwrap_err();
+        assert_eq!(
+            orphan.kind(),
+            clap::error::ErrorKind::MissingRequiredArgument
+        );
+        let unknown = parse(&["issue", "--tenant", "a", "--name", "x", "--scope", "all"]);
+        assert_eq!(
+            unknown.unwrap_err().kind(),
+            clap::error::ErrorKind::InvalidValue
+        );
     }
 
     fn sample() -> IssuedToken {
@@ -368,6 +540,12 @@ mod tests {
                 }),
                 expire_time: None,
                 revoke_time: None,
+                provider: "azuread".into(),
+                provider_display_name: "Entra ID".into(),
+                last_use_time: Some(prost_types::Timestamp {
+                    seconds: 1_795_424_400,
+                    nanos: 0,
+                }),
                 ..Token::default()
             }),
             secret: "idl_secret".into(),
@@ -387,10 +565,24 @@ mod tests {
         let listed = render_list("acme", std::slice::from_ref(&issued.token), false);
         assert!(!listed.contains("idl_secret"));
         assert!(listed.contains("idl_AbCdEfGh"));
+        let mut lines = listed.lines();
+        assert!(lines.next().unwrap().contains("SCOPE  PROVIDER"));
+        let row = lines.next().unwrap();
+        assert!(
+            row.contains(" scim ") && row.contains(" azuread (Entra ID) "),
+            "{row}"
+        );
+        assert!(row.contains("2026-11-23T09:00:00Z"), "last used: {row}");
         let json = serde_json::to_string(&TokenList {
             tokens: vec![issued.token],
         })
         .unwrap();
         assert!(!json.contains("idl_secret"));
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let token = &value["tokens"][0];
+        assert_eq!(token["scope"], "scim");
+        assert_eq!(token["provider_display_name"], "Entra ID");
+        assert_eq!(token["last_use_time"], "2026-11-23T09:00:00Z");
+        assert_eq!(token["revoke_time"], serde_json::Value::Null);
     }
 }

@@ -29,6 +29,7 @@ use crate::error::{ScimError, ScimType};
 use crate::groups;
 use crate::http::{Bearer, ScimJson, bare_etag, scim_json, weak_etag};
 use crate::schema::{BASE_PATH, Resource};
+use crate::scope::Scope;
 use crate::users;
 
 pub const BULK_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
@@ -344,7 +345,7 @@ async fn run(state: &AppState, bearer: &Bearer, request: BulkRequest) -> Vec<Jso
         if result.is_err() {
             errors += 1;
         }
-        responses.push((index, operation_response(state, &op, result)));
+        responses.push((index, operation_response(bearer.scope(), &op, result)));
         if request.fail_on_errors.is_some_and(|limit| errors >= limit) {
             break;
         }
@@ -480,11 +481,7 @@ fn unresolved(reference: &str, why: &str) -> ScimError {
 /// One entry of the BulkResponse `Operations` (RFC 7644 §3.7.3): status as
 /// a string; `location` and `version` on success, `response` (a SCIM
 /// Error) on failure.
-fn operation_response(
-    state: &AppState,
-    op: &Operation,
-    result: Result<Outcome, ScimError>,
-) -> Json {
+fn operation_response(scope: &Scope, op: &Operation, result: Result<Outcome, ScimError>) -> Json {
     let mut out = Map::new();
     out.insert("method".into(), op.method_text.clone().into());
     if let Some(bulk_id) = &op.bulk_id {
@@ -496,7 +493,7 @@ fn operation_response(
                 "location".into(),
                 outcome
                     .resource
-                    .location(&state.base_url, &outcome.id)
+                    .location(&scope.base_url, &outcome.id)
                     .into(),
             );
             if let Some(etag) = outcome.etag {

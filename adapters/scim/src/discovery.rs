@@ -1,6 +1,7 @@
 //! Discovery endpoints (RFC 7644 §4): what this adapter implements, with every
 //! field present, since some clients turn features off when one is missing.
-//! They are public: they describe the server, not any tenant.
+//! They are public: they describe the server, not any tenant. Their
+//! locations point into the URL form that was called (see `scope`).
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -18,6 +19,7 @@ use crate::schema::{
     self, AttributeDef, BASE_PATH, CORE_ATTRIBUTES, CORE_GROUP, CORE_USER, DEFAULT_PAGE_SIZE,
     ENTERPRISE_ATTRIBUTES, ENTERPRISE_USER, GROUP_ATTRIBUTES, MAX_PAGE_SIZE, Resource,
 };
+use crate::scope::Scope;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -34,10 +36,10 @@ pub fn routes() -> Router<AppState> {
         .route(&format!("{BASE_PATH}/Schemas/{{urn}}"), get(schema_by_id))
 }
 
-async fn service_provider_config(State(state): State<AppState>) -> Response {
+async fn service_provider_config(State(state): State<AppState>, scope: Scope) -> Response {
     scim_json(
         StatusCode::OK,
-        &service_provider_config_body(&state.base_url, state.max_body_bytes),
+        &service_provider_config_body(&scope.base_url, state.max_body_bytes),
     )
 }
 
@@ -110,23 +112,20 @@ fn resource_type_body(resource: Resource, base_url: &str) -> Json {
     })
 }
 
-async fn resource_types(State(state): State<AppState>) -> Response {
+async fn resource_types(scope: Scope) -> Response {
     let bodies: Vec<Json> = RESOURCES
         .iter()
-        .map(|r| resource_type_body(*r, &state.base_url))
+        .map(|r| resource_type_body(*r, &scope.base_url))
         .collect();
     let total = i64::try_from(bodies.len()).unwrap_or(i64::MAX);
     list_response(&PageInfo::whole(total), bodies)
 }
 
-async fn resource_type(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-) -> Result<Response, ScimError> {
+async fn resource_type(scope: Scope, Path(name): Path<String>) -> Result<Response, ScimError> {
     RESOURCES
         .iter()
         .find(|r| r.name().eq_ignore_ascii_case(&name))
-        .map(|r| scim_json(StatusCode::OK, &resource_type_body(*r, &state.base_url)))
+        .map(|r| scim_json(StatusCode::OK, &resource_type_body(*r, &scope.base_url)))
         .ok_or_else(|| ScimError::not_found(format!("no resource type \"{name}\"")))
 }
 
@@ -187,17 +186,14 @@ fn attribute_body(def: &AttributeDef) -> Json {
     Json::Object(out)
 }
 
-async fn schemas(State(state): State<AppState>) -> Response {
-    let bodies = schema_bodies(&state.base_url);
+async fn schemas(scope: Scope) -> Response {
+    let bodies = schema_bodies(&scope.base_url);
     let total = i64::try_from(bodies.len()).unwrap_or(i64::MAX);
     list_response(&PageInfo::whole(total), bodies)
 }
 
-async fn schema_by_id(
-    State(state): State<AppState>,
-    Path(urn): Path<String>,
-) -> Result<Response, ScimError> {
-    schema_bodies(&state.base_url)
+async fn schema_by_id(scope: Scope, Path(urn): Path<String>) -> Result<Response, ScimError> {
+    schema_bodies(&scope.base_url)
         .into_iter()
         .find(|s| {
             s["id"]

@@ -62,7 +62,7 @@ pub async fn create_group(
 ) -> Result<Group, ScimError> {
     let (group, member_ids) = group_from_scim(body)?;
     let request = CreateGroupRequest {
-        tenant: String::new(),
+        tenant: bearer.tenant(),
         group: Some(group),
         member_ids,
     };
@@ -83,7 +83,7 @@ pub async fn replace_group(
     let (mut group, member_ids) = group_from_scim(body)?;
     group.id = id;
     let request = ReplaceGroupRequest {
-        tenant: String::new(),
+        tenant: bearer.tenant(),
         group: Some(group),
         member_ids,
         etag,
@@ -111,7 +111,7 @@ pub async fn patch_group(
         return Ok(group);
     }
     let request = PatchGroupRequest {
-        tenant: String::new(),
+        tenant: bearer.tenant(),
         id,
         operations,
         etag,
@@ -130,7 +130,7 @@ pub async fn delete_group(
     etag: String,
 ) -> Result<(), ScimError> {
     let request = DeleteGroupRequest {
-        tenant: String::new(),
+        tenant: bearer.tenant(),
         id,
         etag,
     };
@@ -159,7 +159,7 @@ pub fn listed(
     projection: &Projection,
 ) -> (Map<String, Json>, Option<MemberSource>) {
     (
-        projection.apply(group_to_scim(group, &state.base_url)),
+        projection.apply(group_to_scim(group, &bearer.scope().base_url)),
         member_source(state, bearer, group, projection),
     )
 }
@@ -216,7 +216,7 @@ async fn list_response_for(
     let params = ListParams::parse(Resource::Group, query)?;
     let projection = Projection::parse(Resource::Group, query)?;
     let request = ListGroupsRequest {
-        tenant: String::new(),
+        tenant: bearer.tenant(),
         filter: params.filter.clone(),
         page_size: params.count,
         offset: params.offset(),
@@ -287,7 +287,7 @@ async fn remove(
 
 async fn get_group(state: &AppState, bearer: &Bearer, id: String) -> Result<Group, ScimError> {
     let request = GetGroupRequest {
-        tenant: String::new(),
+        tenant: bearer.tenant(),
         id,
     };
     Ok(client(state)
@@ -310,7 +310,11 @@ fn member_source(
         return None;
     }
     let pages = MemberPages::new(client(state), bearer.clone(), group.id.clone());
-    Some(MemberSource::new(pages, rule, Arc::clone(&state.base_url)))
+    Some(MemberSource::new(
+        pages,
+        rule,
+        Arc::clone(&bearer.scope().base_url),
+    ))
 }
 
 /// One group as a response: its document, members streamed after it, the
@@ -323,7 +327,7 @@ async fn group_response(
     group: &Group,
     projection: &Projection,
 ) -> Result<Response, ScimError> {
-    let document = projection.apply(group_to_scim(group, &state.base_url));
+    let document = projection.apply(group_to_scim(group, &bearer.scope().base_url));
     let members = match member_source(state, &bearer, group, projection) {
         Some(source) => Some(source.prefetch().await?),
         None => None,
@@ -334,7 +338,7 @@ async fn group_response(
     if status == StatusCode::CREATED {
         insert_location(
             response.headers_mut(),
-            &Resource::Group.location(&state.base_url, &group.id),
+            &Resource::Group.location(&bearer.scope().base_url, &group.id),
         );
     }
     Ok(response)

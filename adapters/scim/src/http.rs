@@ -13,12 +13,18 @@ use tonic::metadata::{Ascii, MetadataValue};
 use crate::AppState;
 use crate::error::ScimError;
 use crate::schema;
+use crate::scope::Scope;
 
 /// The caller's `Authorization: Bearer` credential, forwarded unchanged to the
-/// service, which alone decides whether it is valid. No `Debug`: it must
-/// never reach a log. Cloned into streamed responses that page the service.
+/// service, which alone decides whether it is valid, together with the
+/// [`Scope`] it was presented in: the service checks the pair. No `Debug`:
+/// it must never reach a log. Cloned into streamed responses that page the
+/// service.
 #[derive(Clone)]
-pub struct Bearer(MetadataValue<Ascii>);
+pub struct Bearer {
+    token: MetadataValue<Ascii>,
+    scope: Scope,
+}
 
 impl Bearer {
     /// Wraps a gRPC message with the caller's credential as metadata.
@@ -26,11 +32,22 @@ impl Bearer {
         let mut request = tonic::Request::new(message);
         request
             .metadata_mut()
-            .insert("authorization", self.0.clone());
+            .insert("authorization", self.token.clone());
         request
     }
 
-    fn parse(headers: &HeaderMap) -> Result<Self, ScimError> {
+    /// The `tenant` of every gRPC request: the slug a tenant-addressed URL
+    /// names, else empty (the token's own tenant).
+    pub fn tenant(&self) -> String {
+        self.scope.tenant.to_string()
+    }
+
+    /// The tenant and location base of the request.
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    fn parse(headers: &HeaderMap, scope: Scope) -> Result<Self, ScimError> {
         let malformed =
             || ScimError::unauthorized("the Authorization header must be \"Bearer <token>\"");
         let header = headers
@@ -43,16 +60,17 @@ impl Bearer {
             return Err(malformed());
         }
         MetadataValue::try_from(format!("Bearer {token}"))
-            .map(Bearer)
+            .map(|token| Bearer { token, scope })
             .map_err(|_| malformed())
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Bearer {
+impl FromRequestParts<AppState> for Bearer {
     type Rejection = ScimError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ScimError> {
-        Bearer::parse(&parts.headers)
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ScimError> {
+        let Ok(scope) = Scope::from_request_parts(parts, state).await;
+        Bearer::parse(&parts.headers, scope)
     }
 }
 
@@ -256,9 +274,16 @@ mod tests {
         map
     }
 
+    fn plain() -> Scope {
+        Scope {
+            tenant: "".into(),
+            base_url: "https://h".into(),
+        }
+    }
+
     #[test]
     fn bearer_token_is_required() {
-        let auth = |v: &str| Bearer::parse(&headers(&[(header::AUTHORIZATION, v)]));
+        let auth = |v: &str| Bearer::parse(&headers(&[(header::AUTHORIZATION, v)]), plain());
         assert!(auth("Bearer idl_abc").is_ok());
         assert!(auth("bearer   idl_abc  ").is_ok());
         for bad in [
@@ -271,14 +296,20 @@ mod tests {
             let err = auth(bad).err().map(|e| e.status);
             assert_eq!(err, Some(StatusCode::UNAUTHORIZED), "{bad}");
         }
-        assert!(Bearer::parse(&HeaderMap::new()).is_err());
+        assert!(Bearer::parse(&HeaderMap::new(), plain()).is_err());
     }
 
     #[test]
     fn bearer_is_forwarded_as_metadata() {
-        let Ok(bearer) = Bearer::parse(&headers(&[(header::AUTHORIZATION, "BEARER tok")])) else {
+        let scope = Scope {
+            tenant: "acme".into(),
+            base_url: "https://h/tenants/acme".into(),
+        };
+        let Ok(bearer) = Bearer::parse(&headers(&[(header::AUTHORIZATION, "BEARER tok")]), scope)
+        else {
             panic!("valid header rejected")
         };
+        assert_eq!(bearer.tenant(), "acme");
         let request = bearer.request(());
         assert_eq!(
             request

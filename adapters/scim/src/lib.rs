@@ -1,6 +1,8 @@
 //! SCIM 2.0 adapter (RFC 7643/7644): turns SCIM HTTP/JSON requests into
 //! identity.v1 gRPC calls. It holds no state; every request carries the
 //! caller's bearer token to the identity service, which owns every rule.
+//! Every endpoint is served under `/scim/v2` (the token's tenant) and under
+//! `/tenants/{slug}/scim/v2` (the tenant the URL names; see `scope`).
 
 mod bulk;
 pub mod config;
@@ -16,6 +18,7 @@ pub mod patch;
 pub mod projection;
 mod resource;
 pub mod schema;
+mod scope;
 mod search;
 mod telemetry;
 mod users;
@@ -26,10 +29,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware;
+use axum::{Router, ServiceExt};
 use tonic::transport::{Channel, Endpoint};
+use tower::Layer;
+use tower::util::MapRequestLayer;
 
 use crate::error::ScimError;
 
@@ -97,7 +102,9 @@ pub async fn serve(
         listen = %local,
         public_url = %base_url,
         identity_grpc_url = %settings.identity_grpc_url,
-        "SCIM adapter serving under {}{}",
+        "SCIM adapter serving under {}{} and {}/tenants/{{slug}}{}",
+        base_url,
+        schema::BASE_PATH,
         base_url,
         schema::BASE_PATH,
     );
@@ -106,7 +113,10 @@ pub async fn serve(
         base_url: base_url.into(),
         max_body_bytes: settings.max_body_bytes,
     };
-    axum::serve(listener, router(state))
+    // Wrapped around the router, not layered into it: the tenant form must
+    // be rewritten before routing picks a route (see `scope`).
+    let app = MapRequestLayer::new(scope::address_tenant).layer(router(state));
+    axum::serve(listener, ServiceExt::<Request>::into_make_service(app))
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(StartupError::Serve)

@@ -82,7 +82,7 @@ impl MemberPages {
             return Ok(None);
         };
         let request = ListMembersRequest {
-            tenant: String::new(),
+            tenant: self.bearer.tenant(),
             group_id: self.group_id.clone(),
             page_size: Some(MEMBER_PAGE_SIZE),
             page_token: token.clone(),

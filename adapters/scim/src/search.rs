@@ -171,7 +171,7 @@ async fn search_all(
     let count = user_params.count.unwrap_or(DEFAULT_COUNT);
 
     let users_request = |order_by| ListUsersRequest {
-        tenant: String::new(),
+        tenant: bearer.tenant(),
         filter: user_params.filter.clone(),
         page_size: Some(count),
         offset,
@@ -194,7 +194,7 @@ async fn search_all(
 
     let remaining = count.saturating_sub(i32::try_from(users.len()).unwrap_or(i32::MAX));
     let groups_request = |order_by| ListGroupsRequest {
-        tenant: String::new(),
+        tenant: bearer.tenant(),
         filter: group_params.filter.clone(),
         page_size: Some(remaining.max(0)),
         offset: offset.saturating_sub(user_total).max(0),
@@ -222,7 +222,7 @@ async fn search_all(
     let mut entries: Vec<(Map<String, Json>, Option<MemberSource>)> = users
         .iter()
         .map(
-            |user| match users::projected(user, &state.base_url, &user_projection) {
+            |user| match users::projected(user, &bearer.scope().base_url, &user_projection) {
                 Json::Object(document) => (document, None),
                 _ => (Map::new(), None),
             },

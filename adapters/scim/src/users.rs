@@ -26,6 +26,7 @@ use crate::patch::{manager_id, parse_patch};
 use crate::projection::Projection;
 use crate::resource::{self, Meta};
 use crate::schema::{self, BASE_PATH, CORE_USER, ENTERPRISE_USER, Resource, boolean, object, text};
+use crate::scope::Scope;
 use crate::search::search_request;
 use crate::validate;
 
@@ -46,7 +47,7 @@ fn client(state: &AppState) -> UserServiceClient<Channel> {
 /// POST /Users and a bulk POST: the created user.
 pub async fn create_user(state: &AppState, bearer: &Bearer, body: Json) -> Result<User, ScimError> {
     let request = CreateUserRequest {
-        tenant: String::new(),
+        tenant: bearer.tenant(),
         user: Some(user_from_scim(body)?),
     };
     Ok(client(state)
@@ -66,7 +67,7 @@ pub async fn replace_user(
     let mut user = user_from_scim(body)?;
     user.id = id;
     let request = ReplaceUserRequest {
-        tenant: String::new(),
+        tenant: bearer.tenant(),
         user: Some(user),
         etag,
     };
@@ -93,7 +94,7 @@ pub async fn patch_user(
         user
     } else {
         let request = PatchUserRequest {
-            tenant: String::new(),
+            tenant: bearer.tenant(),
             id,
             operations,
             etag,
@@ -114,7 +115,7 @@ pub async fn delete_user(
     etag: String,
 ) -> Result<(), ScimError> {
     let request = DeleteUserRequest {
-        tenant: String::new(),
+        tenant: bearer.tenant(),
         id,
         etag,
     };
@@ -124,7 +125,7 @@ pub async fn delete_user(
 
 async fn get_user(state: &AppState, bearer: &Bearer, id: String) -> Result<User, ScimError> {
     let request = GetUserRequest {
-        tenant: String::new(),
+        tenant: bearer.tenant(),
         id,
         show_deleted: false,
     };
@@ -155,7 +156,7 @@ async fn create(
     let projection = Projection::parse(Resource::User, &query)?;
     let created = create_user(&state, &bearer, body).await?;
     Ok(resource_response(
-        &state,
+        bearer.scope(),
         StatusCode::CREATED,
         &created,
         &projection,
@@ -175,7 +176,7 @@ async fn fetch(
         return Ok(response);
     }
     Ok(resource_response(
-        &state,
+        bearer.scope(),
         StatusCode::OK,
         &user,
         &projection,
@@ -208,7 +209,7 @@ async fn list_response_for(
     let params = ListParams::parse(Resource::User, query)?;
     let projection = Projection::parse(Resource::User, query)?;
     let request = ListUsersRequest {
-        tenant: String::new(),
+        tenant: bearer.tenant(),
         filter: params.filter.clone(),
         page_size: params.count,
         offset: params.offset(),
@@ -220,7 +221,7 @@ async fn list_response_for(
     let resources: Vec<Json> = response
         .users
         .iter()
-        .map(|u| projected(u, &state.base_url, &projection))
+        .map(|u| projected(u, &bearer.scope().base_url, &projection))
         .collect();
     let page = params.page_info(
         response.total_size,
@@ -241,7 +242,7 @@ async fn replace(
     let projection = Projection::parse(Resource::User, &query)?;
     let user = replace_user(&state, &bearer, id, body, if_match(&headers)).await?;
     Ok(resource_response(
-        &state,
+        bearer.scope(),
         StatusCode::OK,
         &user,
         &projection,
@@ -259,7 +260,7 @@ async fn patch(
     let projection = Projection::parse(Resource::User, &query)?;
     let user = patch_user(&state, &bearer, id, body, if_match(&headers)).await?;
     Ok(resource_response(
-        &state,
+        bearer.scope(),
         StatusCode::OK,
         &user,
         &projection,
@@ -286,17 +287,17 @@ pub fn projected(user: &User, base_url: &str, projection: &Projection) -> Json {
 
 /// The resource with its `ETag`, plus `Location` when it was just created.
 fn resource_response(
-    state: &AppState,
+    scope: &Scope,
     status: StatusCode,
     user: &User,
     projection: &Projection,
 ) -> Response {
-    let mut response = scim_json(status, &projected(user, &state.base_url, projection));
+    let mut response = scim_json(status, &projected(user, &scope.base_url, projection));
     insert_etag(response.headers_mut(), &user.etag);
     if status == StatusCode::CREATED {
         insert_location(
             response.headers_mut(),
-            &Resource::User.location(&state.base_url, &user.id),
+            &Resource::User.location(&scope.base_url, &user.id),
         );
     }
     response

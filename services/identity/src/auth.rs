@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{TimeDelta, Utc};
 use diesel_async::AsyncPgConnection;
 use tonic::metadata::MetadataMap;
 use uuid::Uuid;
@@ -90,6 +90,11 @@ pub enum AuthError {
     Expired,
     #[error("{0}")]
     Denied(String),
+    /// A tenant token presented for another tenant. Unauthenticated, not
+    /// denied: for that tenant the credential is no credential at all, and
+    /// the SCIM edge must answer 401 so the IdP asks for the right token.
+    #[error("this token is not valid for tenant '{0}'")]
+    WrongTenant(String),
     #[error("the operator must name a tenant")]
     TenantRequired,
     #[error("tenant '{0}' not found")]
@@ -97,6 +102,10 @@ pub enum AuthError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+/// How stale `tokens.last_used_at` may get: it is rewritten at most this
+/// often per token, so authenticating stays a read on nearly every call.
+const LAST_USE_RESOLUTION: TimeDelta = TimeDelta::seconds(60);
 
 /// Checks bearer tokens. The operator token is kept only as its digest.
 pub(crate) struct Authenticator {
@@ -132,8 +141,20 @@ impl Authenticator {
         if token.revoked_at.is_some() {
             return Err(AuthError::Revoked);
         }
-        if token.expires_at <= Utc::now() {
+        let now = Utc::now();
+        if token.expires_at <= now {
             return Err(AuthError::Expired);
+        }
+        if token
+            .last_used_at
+            .is_none_or(|used| now - used > LAST_USE_RESOLUTION)
+        {
+            // Bookkeeping only: a failed write must not fail the call.
+            if let Err(error) =
+                tokens::store::touch_last_used(conn, token.tenant_id, token.token_id).await
+            {
+                tracing::warn!(token_id = %token.token_id, %error, "could not record the token's last use");
+            }
         }
         Ok(Caller::Tenant {
             tenant: TenantRef::of(&tenant),
@@ -182,9 +203,7 @@ pub(crate) async fn tenant_scope(
     let tenant = match caller {
         Caller::Tenant { tenant, .. } => {
             if !requested.is_empty() && requested != tenant.slug {
-                return Err(AuthError::Denied(format!(
-                    "this token belongs to another tenant than '{requested}'"
-                )));
+                return Err(AuthError::WrongTenant(requested.to_owned()));
             }
             tenant.clone()
         }

@@ -95,6 +95,9 @@ impl From<AuthError> for Status {
             AuthError::Expired => {
                 client_error(Code::Unauthenticated, ErrorReason::TokenExpired, message)
             }
+            AuthError::WrongTenant(_) => {
+                client_error(Code::Unauthenticated, ErrorReason::TokenInvalid, message)
+            }
             AuthError::Denied(_) => client_error(
                 Code::PermissionDenied,
                 ErrorReason::PermissionDenied,
@@ -125,6 +128,7 @@ impl From<TenantError> for Status {
                 client_error(Code::NotFound, ErrorReason::Unspecified, message)
             }
             TenantError::Page(e) => e.into(),
+            TenantError::Token(e) => e.into(),
             TenantError::Store(e) => e.into(),
         }
     }
@@ -141,6 +145,11 @@ impl From<TokenError> for Status {
                 client_error(Code::AlreadyExists, ErrorReason::Uniqueness, message)
             }
             TokenError::NotFound => client_error(Code::NotFound, ErrorReason::Unspecified, message),
+            TokenError::ScimDisabled(_) => client_error(
+                Code::FailedPrecondition,
+                ErrorReason::PolicyViolation,
+                message,
+            ),
             TokenError::Random(_) => {
                 tracing::error!(error = %message, "token generation failed");
                 Status::internal("internal error")
@@ -280,6 +289,21 @@ mod tests {
                 AuthError::Denied("x".into()).into(),
                 Code::PermissionDenied,
                 "PERMISSION_DENIED",
+            ),
+            (
+                AuthError::WrongTenant("acme".into()).into(),
+                Code::Unauthenticated,
+                "TOKEN_INVALID",
+            ),
+            (
+                TokenError::ScimDisabled("acme".into()).into(),
+                Code::FailedPrecondition,
+                "POLICY_VIOLATION",
+            ),
+            (
+                TenantError::Token(TokenError::NameTaken("scim".into())).into(),
+                Code::AlreadyExists,
+                "UNIQUENESS",
             ),
             (
                 GroupError::DisplayNameTaken("a".into()).into(),

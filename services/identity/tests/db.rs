@@ -146,7 +146,8 @@ async fn tenants_are_isolated() {
         .await;
     assert_eq!(delete.err().map(|s| s.code()), Some(Code::NotFound));
 
-    // Naming the other tenant is refused outright.
+    // Naming the other tenant is refused outright: the token is no
+    // credential there.
     let cross = svc
         .users()
         .list_users(call(
@@ -159,8 +160,12 @@ async fn tenants_are_isolated() {
         .await
         .err()
         .unwrap_or_else(|| panic!("cross-tenant list succeeded"));
-    assert_eq!(cross.code(), Code::PermissionDenied);
-    assert_eq!(reason(&cross), "PERMISSION_DENIED");
+    assert_eq!(cross.code(), Code::Unauthenticated);
+    assert_eq!(reason(&cross), "TOKEN_INVALID");
+    assert_eq!(
+        cross.message(),
+        "this token is not valid for tenant 'tenant-a'"
+    );
     let tenant = svc
         .tenants()
         .get_tenant(call(
@@ -170,7 +175,7 @@ async fn tenants_are_isolated() {
             },
         ))
         .await;
-    assert_eq!(tenant.err().map(|s| s.code()), Some(Code::PermissionDenied));
+    assert_eq!(tenant.err().map(|s| s.code()), Some(Code::Unauthenticated));
 
     // The same userName is free in the other tenant.
     svc.users()

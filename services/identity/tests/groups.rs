@@ -1005,7 +1005,7 @@ async fn group_writes_reads_filters_and_tenancy() {
         .await;
     assert_eq!(
         reason(&expect_err(cross, "naming another tenant")),
-        "PERMISSION_DENIED"
+        "TOKEN_INVALID"
     );
     let cross_add = f
         .svc

@@ -6,6 +6,7 @@ pub(crate) mod store;
 
 use crate::db::StoreError;
 use crate::rpc::PageError;
+use crate::tokens::TokenError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TenantError {
@@ -19,6 +20,9 @@ pub enum TenantError {
     InvalidValue(String),
     #[error(transparent)]
     Page(#[from] PageError),
+    /// Issuing the token EnableScim hands out failed.
+    #[error(transparent)]
+    Token(#[from] TokenError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

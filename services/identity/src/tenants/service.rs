@@ -6,7 +6,8 @@ use diesel_async::AsyncConnection;
 use identity_proto::v1::tenant_service_server::TenantService;
 use identity_proto::v1::{
     CreateTenantRequest, DisableScimRequest, EnableScimRequest, EnableScimResponse,
-    GetTenantRequest, ListTenantsRequest, ListTenantsResponse, Tenant, UpdateTenantRequest,
+    GetTenantRequest, ListTenantsRequest, ListTenantsResponse, Tenant, TokenScope,
+    UpdateTenantRequest,
 };
 use tonic::{Request, Response, Status};
 
@@ -15,6 +16,10 @@ use super::{TenantError, policy, valid_slug};
 use crate::auth::{require_operator, tenant_scope};
 use crate::rpc::{DEFAULT_PAGE_SIZE, next_page_token, page_offset, page_size, timestamp, traced};
 use crate::server::AppState;
+use crate::tokens::{self, store::NewToken};
+
+/// The name of the token EnableScim issues when the request names none.
+const DEFAULT_SCIM_TOKEN_NAME: &str = "scim";
 
 pub(crate) struct TenantApi {
     state: Arc<AppState>,
@@ -136,17 +141,80 @@ impl TenantService for TenantApi {
         .await
     }
 
+    /// Switching SCIM on and issuing its token is one transaction: either
+    /// the tenant is enabled with a fresh token or nothing changes (a live
+    /// token already holding the name is ALREADY_EXISTS, as on IssueToken).
     async fn enable_scim(
         &self,
-        _request: Request<EnableScimRequest>,
+        request: Request<EnableScimRequest>,
     ) -> Result<Response<EnableScimResponse>, Status> {
-        Err(Status::unimplemented("EnableScim"))
+        traced("EnableScim", async {
+            let (metadata, _, req) = request.into_parts();
+            let (mut conn, caller) = self.state.call(&metadata).await?;
+            require_operator(&caller)?;
+            let tenant = tenant_scope(&mut conn, &caller, &req.slug).await?;
+            let name = match req.token_name.trim() {
+                "" => DEFAULT_SCIM_TOKEN_NAME,
+                _ => req.token_name.as_str(),
+            };
+            let token = NewToken {
+                name,
+                scope: TokenScope::Scim,
+                provider: "",
+                provider_display_name: "",
+                scim_override: false,
+                expires_at: tokens::service::expires_at(None)?,
+            };
+            let secret = tokens::generate(tenant.id)?;
+            let (row, token) = conn
+                .transaction(async |tx| {
+                    let mut row = store::lock(tx, tenant.id).await?;
+                    if !row.scim_enabled {
+                        row = store::set_scim_enabled(tx, tenant.id, true).await?;
+                    }
+                    let token = tokens::store::insert(tx, tenant.id, &token, &secret).await?;
+                    Ok::<_, TenantError>((row, token))
+                })
+                .await?;
+            tracing::info!(
+                token_id = %token.token_id,
+                prefix = %token.prefix,
+                "SCIM enabled, token issued"
+            );
+            Ok(EnableScimResponse {
+                token: Some(tokens::service::to_proto(token, &row.slug)),
+                tenant: Some(to_proto(row)),
+                secret: secret.text,
+            })
+        })
+        .await
     }
 
+    /// Idempotent: on a tenant with SCIM already off it revokes whatever
+    /// SCIM token might still be live and changes nothing else.
     async fn disable_scim(
         &self,
-        _request: Request<DisableScimRequest>,
+        request: Request<DisableScimRequest>,
     ) -> Result<Response<Tenant>, Status> {
-        Err(Status::unimplemented("DisableScim"))
+        traced("DisableScim", async {
+            let (metadata, _, req) = request.into_parts();
+            let (mut conn, caller) = self.state.call(&metadata).await?;
+            require_operator(&caller)?;
+            let tenant = tenant_scope(&mut conn, &caller, &req.slug).await?;
+            let (row, revoked) = conn
+                .transaction(async |tx| {
+                    let mut row = store::lock(tx, tenant.id).await?;
+                    if row.scim_enabled {
+                        row = store::set_scim_enabled(tx, tenant.id, false).await?;
+                    }
+                    let revoked =
+                        tokens::store::revoke_scope(tx, tenant.id, TokenScope::Scim).await?;
+                    Ok::<_, TenantError>((row, revoked))
+                })
+                .await?;
+            tracing::info!(revoked, "SCIM disabled");
+            Ok(to_proto(row))
+        })
+        .await
     }
 }

@@ -99,6 +99,24 @@ pub(crate) async fn update(
     )
 }
 
+/// Switches SCIM on or off.
+pub(crate) async fn set_scim_enabled(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    enabled: bool,
+) -> Result<TenantRow, StoreError> {
+    Ok(
+        diesel::update(tenants::table.filter(tenants::tenant_id.eq(tenant)))
+            .set((
+                tenants::scim_enabled.eq(enabled),
+                tenants::updated_at.eq(diesel::dsl::now),
+            ))
+            .returning(TenantRow::as_returning())
+            .get_result(conn)
+            .await?,
+    )
+}
+
 /// Up to `limit` tenants from `offset`, ordered by slug.
 pub(crate) async fn list(
     conn: &mut AsyncPgConnection,

@@ -39,6 +39,10 @@ pub enum TokenError {
     NameTaken(String),
     #[error("token not found")]
     NotFound,
+    /// A SCIM token asked for while the tenant has SCIM switched off:
+    /// DisableScim revoked them all and must not be undone behind its back.
+    #[error("SCIM is disabled for tenant '{0}': enable it (EnableScim) before issuing SCIM tokens")]
+    ScimDisabled(String),
     #[error("the operating system's random generator failed: {0}")]
     Random(String),
     #[error(transparent)]

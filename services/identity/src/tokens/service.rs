@@ -3,21 +3,23 @@
 
 use std::sync::Arc;
 
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
+use diesel_async::AsyncConnection;
 use identity_proto::v1::revoke_token_request::Token as Which;
 use identity_proto::v1::token_service_server::TokenService;
 use identity_proto::v1::{
     IssueTokenRequest, IssueTokenResponse, ListTokensRequest, ListTokensResponse,
-    RevokeTokenRequest, Token,
+    RevokeTokenRequest, Token, TokenScope,
 };
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::store::{self, TokenRef, TokenRow};
+use super::store::{self, NewToken, TokenRef, TokenRow};
 use super::{TokenError, generate};
 use crate::auth::{TenantRef, require_operator, tenant_scope};
 use crate::rpc::{timestamp, traced};
 use crate::server::AppState;
+use crate::tenants;
 
 const DEFAULT_TTL_DAYS: i64 = 365;
 
@@ -43,7 +45,8 @@ impl TokenApi {
     }
 }
 
-fn to_proto(row: TokenRow, tenant: &str) -> Token {
+/// The API form of a token row: every field but the hash, which is never read.
+pub(crate) fn to_proto(row: TokenRow, tenant: &str) -> Token {
     Token {
         id: row.token_id.to_string(),
         tenant: tenant.to_owned(),
@@ -58,6 +61,47 @@ fn to_proto(row: TokenRow, tenant: &str) -> Token {
         last_use_time: row.last_used_at.map(timestamp),
         scim_override: row.scim_override,
     }
+}
+
+/// When a token issued now with the requested lifetime expires.
+pub(crate) fn expires_at(
+    requested: Option<prost_types::Duration>,
+) -> Result<DateTime<Utc>, TokenError> {
+    Utc::now()
+        .checked_add_signed(ttl(requested)?)
+        .ok_or_else(|| TokenError::InvalidValue("ttl is too long".into()))
+}
+
+/// The token an IssueToken request asks for, checked. A display name
+/// without a provider would name nothing; scim_override exempts a caller
+/// from the SCIM-managed lock, which only ever restricts non-SCIM callers,
+/// so it means something on service tokens only.
+fn new_token(req: &IssueTokenRequest) -> Result<NewToken<'_>, TokenError> {
+    if req.name.trim().is_empty() {
+        return Err(TokenError::InvalidValue("name is required".into()));
+    }
+    let scope = TokenScope::try_from(req.scope)
+        .map_err(|_| TokenError::InvalidValue(format!("unknown token scope {}", req.scope)))?;
+    let provider = req.provider.trim();
+    let provider_display_name = req.provider_display_name.trim();
+    if provider.is_empty() && !provider_display_name.is_empty() {
+        return Err(TokenError::InvalidValue(
+            "provider_display_name needs a provider".into(),
+        ));
+    }
+    if req.scim_override && scope != TokenScope::Service {
+        return Err(TokenError::InvalidValue(
+            "scim_override is only allowed on service tokens (TOKEN_SCOPE_SERVICE)".into(),
+        ));
+    }
+    Ok(NewToken {
+        name: &req.name,
+        scope,
+        provider,
+        provider_display_name,
+        scim_override: req.scim_override,
+        expires_at: expires_at(req.ttl)?,
+    })
 }
 
 /// Unset means 365 days; zero and negative lifetimes are refused.
@@ -81,15 +125,26 @@ impl TokenService for TokenApi {
         traced("IssueToken", async {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, tenant) = self.operator_on(&metadata, &req.tenant).await?;
-            if req.name.trim().is_empty() {
-                return Err(TokenError::InvalidValue("name is required".into()).into());
-            }
-            let expires_at = Utc::now()
-                .checked_add_signed(ttl(req.ttl)?)
-                .ok_or_else(|| TokenError::InvalidValue("ttl is too long".into()))?;
+            let token = new_token(&req)?;
             let secret = generate(tenant.id)?;
-            let row = store::insert(&mut conn, tenant.id, &req.name, expires_at, &secret).await?;
-            tracing::info!(token_id = %row.token_id, prefix = %row.prefix, "token issued");
+            // The tenant row stays locked until the insert commits, so a
+            // concurrent DisableScim either sees this token and revokes it or
+            // runs first and makes this check fail.
+            let row = conn
+                .transaction(async |tx| {
+                    let current = tenants::store::lock(tx, tenant.id).await?;
+                    if token.scope == TokenScope::Scim && !current.scim_enabled {
+                        return Err(TokenError::ScimDisabled(current.slug));
+                    }
+                    store::insert(tx, tenant.id, &token, &secret).await
+                })
+                .await?;
+            tracing::info!(
+                token_id = %row.token_id,
+                prefix = %row.prefix,
+                scope = %row.scope,
+                "token issued"
+            );
             Ok(IssueTokenResponse {
                 token: Some(to_proto(row, &tenant.slug)),
                 secret: secret.text,
@@ -146,6 +201,57 @@ impl TokenService for TokenApi {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn request(
+        scope: TokenScope,
+        provider: &str,
+        display: &str,
+        scim_override: bool,
+    ) -> IssueTokenRequest {
+        IssueTokenRequest {
+            tenant: "acme".into(),
+            name: "entra".into(),
+            scope: scope as i32,
+            provider: provider.into(),
+            provider_display_name: display.into(),
+            scim_override,
+            ttl: None,
+        }
+    }
+
+    #[test]
+    fn issue_request_rules() {
+        let linked = request(TokenScope::Scim, " azuread ", "Entra ID", false);
+        let token = new_token(&linked).map_err(|e| e.to_string());
+        assert_eq!(
+            token
+                .as_ref()
+                .map(|t| (t.scope, t.provider, t.provider_display_name)),
+            Ok((TokenScope::Scim, "azuread", "Entra ID"))
+        );
+        let days = token
+            .map(|t| (t.expires_at - Utc::now()).num_days())
+            .unwrap_or_default();
+        assert!((364..=365).contains(&days), "{days}");
+        assert!(new_token(&request(TokenScope::Service, "", "", true)).is_ok());
+        for bad in [
+            request(TokenScope::Scim, "", "Entra ID", false),
+            request(TokenScope::Scim, "azuread", "", true),
+            IssueTokenRequest {
+                scope: 7,
+                ..request(TokenScope::Scim, "", "", false)
+            },
+            IssueTokenRequest {
+                name: " ".into(),
+                ..request(TokenScope::Scim, "", "", false)
+            },
+        ] {
+            assert!(
+                matches!(new_token(&bad), Err(TokenError::InvalidValue(_))),
+                "{bad:?}"
+            );
+        }
+    }
 
     #[test]
     fn ttl_rules() {

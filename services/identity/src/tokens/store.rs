@@ -3,9 +3,10 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use identity_proto::v1::TokenScope;
 use uuid::Uuid;
 
-use super::{NewSecret, TokenError};
+use super::{NewSecret, TokenError, scope_name};
 use crate::db::{StoreError, is_unique_violation};
 use crate::schema::{tenants, tokens};
 use crate::tenants::store::TenantRow;
@@ -31,6 +32,16 @@ pub(crate) struct TokenRow {
     pub last_used_at: Option<DateTime<Utc>>,
 }
 
+/// What a new token row holds besides its secret.
+pub(crate) struct NewToken<'a> {
+    pub name: &'a str,
+    pub scope: TokenScope,
+    pub provider: &'a str,
+    pub provider_display_name: &'a str,
+    pub scim_override: bool,
+    pub expires_at: DateTime<Utc>,
+}
+
 /// Which token to revoke.
 pub(crate) enum TokenRef<'a> {
     Id(Uuid),
@@ -40,25 +51,28 @@ pub(crate) enum TokenRef<'a> {
 pub(crate) async fn insert(
     conn: &mut AsyncPgConnection,
     tenant: Uuid,
-    name: &str,
-    expires_at: DateTime<Utc>,
+    token: &NewToken<'_>,
     secret: &NewSecret,
 ) -> Result<TokenRow, TokenError> {
     diesel::insert_into(tokens::table)
         .values((
             tokens::tenant_id.eq(tenant),
             tokens::token_id.eq(Uuid::new_v4()),
-            tokens::name.eq(name),
+            tokens::name.eq(token.name),
             tokens::prefix.eq(&secret.prefix),
             tokens::token_hash.eq(secret.hash.as_slice()),
-            tokens::expires_at.eq(expires_at),
+            tokens::expires_at.eq(token.expires_at),
+            tokens::scope.eq(scope_name(token.scope)),
+            tokens::provider.eq(token.provider),
+            tokens::provider_display_name.eq(token.provider_display_name),
+            tokens::scim_override.eq(token.scim_override),
         ))
         .returning(TokenRow::as_returning())
         .get_result(conn)
         .await
         .map_err(|e| {
             if is_unique_violation(&e, LIVE_NAME_INDEX) {
-                TokenError::NameTaken(name.to_owned())
+                TokenError::NameTaken(token.name.to_owned())
             } else {
                 e.into()
             }
@@ -121,6 +135,44 @@ pub(crate) async fn revoke(
         }
     })
     .await
+}
+
+/// Revokes every live token of `scope` in `tenant` at once (DisableScim);
+/// returns how many were live.
+pub(crate) async fn revoke_scope(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    scope: TokenScope,
+) -> Result<usize, StoreError> {
+    Ok(diesel::update(
+        tokens::table
+            .filter(tokens::tenant_id.eq(tenant))
+            .filter(tokens::scope.eq(scope_name(scope)))
+            .filter(tokens::revoked_at.is_null()),
+    )
+    .set(tokens::revoked_at.eq(diesel::dsl::now))
+    .execute(conn)
+    .await?)
+}
+
+/// Records that the token authenticated a call, unless that was already
+/// recorded within the last minute: the condition makes concurrent callers
+/// write the row at most once a minute, never once per request.
+pub(crate) async fn touch_last_used(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    token: Uuid,
+) -> Result<(), StoreError> {
+    diesel::sql_query(
+        "UPDATE tokens SET last_used_at = now() \
+         WHERE tenant_id = $1 AND token_id = $2 \
+         AND (last_used_at IS NULL OR last_used_at < now() - interval '60 seconds')",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(tenant)
+    .bind::<diesel::sql_types::Uuid, _>(token)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// The token with this hash in `tenant`, with its tenant: one probe of the
