@@ -247,7 +247,9 @@ impl Stack {
     /// operator with `--output json`, and returns the JSON it printed;
     /// panics with its stderr when it fails.
     pub async fn identityctl(&self, bin: &str, args: &[&str]) -> Value {
-        let output = self.identityctl_raw(bin, ADMIN_TOKEN, args).await;
+        let mut args = args.to_vec();
+        args.extend(["--output", "json"]);
+        let output = self.identityctl_output(bin, ADMIN_TOKEN, &args).await;
         assert!(
             output.status.success(),
             "identityctl {args:?} failed: {}",
@@ -261,8 +263,10 @@ impl Stack {
         })
     }
 
-    /// Runs the `identityctl` binary at `bin` with `token` and `--output json`.
-    pub async fn identityctl_raw(
+    /// Runs the `identityctl` binary at `bin` against this stack's identity
+    /// service with IDENTITY_TOKEN = `token`, off the runtime's threads (the
+    /// stack runs on them and must keep answering).
+    pub async fn identityctl_output(
         &self,
         bin: &str,
         token: &str,
@@ -271,7 +275,6 @@ impl Stack {
         let mut command = std::process::Command::new(bin);
         command
             .args(args)
-            .args(["--output", "json"])
             .env("IDENTITY_GRPC_URL", &self.grpc_url)
             .env("IDENTITY_TOKEN", token);
         tokio::task::spawn_blocking(move || command.output())

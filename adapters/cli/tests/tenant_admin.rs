@@ -9,7 +9,7 @@
 //! Needs TEST_DATABASE_URL, an admin URL allowed to create databases;
 //! scripts/test sets it.
 
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -19,22 +19,11 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 /// Runs `identityctl ARGS` against the stack's identity service with
-/// IDENTITY_TOKEN = `token`, off the runtime's threads (the stack runs on
-/// them and must keep answering).
+/// IDENTITY_TOKEN = `token`.
 async fn ctl(stack: &Stack, token: &str, args: &[&str]) -> Output {
-    let url = stack.grpc_url.clone();
-    let token = token.to_owned();
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_identityctl"))
-            .args(&args)
-            .env("IDENTITY_GRPC_URL", url)
-            .env("IDENTITY_TOKEN", token)
-            .output()
-            .expect("run identityctl")
-    })
-    .await
-    .expect("identityctl thread")
+    stack
+        .identityctl_output(env!("CARGO_BIN_EXE_identityctl"), token, args)
+        .await
 }
 
 /// Runs a command as the operator and returns its stdout, failing on a non-zero exit.
@@ -49,9 +38,9 @@ async fn operator(stack: &Stack, args: &[&str]) -> String {
 }
 
 async fn operator_json(stack: &Stack, args: &[&str]) -> Value {
-    let mut args = args.to_vec();
-    args.extend(["--output", "json"]);
-    serde_json::from_str(&operator(stack, &args).await).expect("one JSON document on stdout")
+    stack
+        .identityctl(env!("CARGO_BIN_EXE_identityctl"), args)
+        .await
 }
 
 /// Runs a command as the operator that must fail; returns its one stderr line.
@@ -183,6 +172,14 @@ async fn aviator_disable_then_enable_scim_issues_a_fresh_token() {
     assert_eq!(by_service.into_inner().total_size, 1);
     assert!(listed_token(&stack, "aviator", "okta").await["revoke_time"].is_string());
     assert!(listed_token(&stack, "aviator", "billing").await["revoke_time"].is_null());
+    // Even a SCIM token whose revocation went missing is refused while SCIM is off.
+    stack
+        .query_strings("UPDATE tokens SET revoked_at = NULL WHERE name = 'okta'")
+        .await;
+    scim.get("/Users").await.assert_error(401, None);
+    stack
+        .query_strings("UPDATE tokens SET revoked_at = now() WHERE name = 'okta'")
+        .await;
     // Idempotent.
     let again = operator(&stack, &["tenants", "disable-scim", "aviator"]).await;
     assert!(

@@ -138,7 +138,10 @@ impl Authenticator {
         let (token, tenant) = tokens::store::find_by_hash(conn, tenant, &digest)
             .await?
             .ok_or(AuthError::Invalid)?;
-        if token.revoked_at.is_some() {
+        let scope = tokens::scope_of(&token.scope);
+        // DisableScim revokes SCIM tokens; the switch is checked as well, so
+        // no SCIM token outlives it whatever happened to the revocation.
+        if token.revoked_at.is_some() || (scope == TokenScope::Scim && !tenant.scim_enabled) {
             return Err(AuthError::Revoked);
         }
         let now = Utc::now();
@@ -158,7 +161,7 @@ impl Authenticator {
         }
         Ok(Caller::Tenant {
             tenant: TenantRef::of(&tenant),
-            scope: tokens::scope_of(&token.scope),
+            scope,
             scim_override: token.scim_override,
             token_id: token.token_id,
             token_name: token.name,
