@@ -192,6 +192,23 @@ async fn aptible_display_name_first_default_role_and_reversible_deactivation() {
         .await;
     assert_eq!(on.body["active"], true);
     assert_eq!(grpc_user(&stack, "aptible", &grace).await.roles, ["member"]);
+
+    // A soft DELETE leaves a tombstone internal services can still read.
+    stack
+        .identityctl(
+            IDENTITYCTL,
+            &["tenants", "update", "aptible", "--delete-mode", "soft"],
+        )
+        .await;
+    let deleted = scim.delete(&format!("/Users/{grace}")).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    scim.get(&format!("/Users/{grace}"))
+        .await
+        .assert_error(404, None);
+    let tombstone = grpc_user(&stack, "aptible", &grace).await;
+    assert!(tombstone.delete_time.is_some());
+    assert!(tombstone.person_id.is_empty());
+    assert!(!tombstone.user_name.contains("grace"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -205,10 +222,6 @@ async fn accessiq_required_attributes_default_organization_and_group_mappings() 
             "email,given-name,family-name",
             "--default-organization",
             "acme-hq",
-            "--group-organization",
-            "Sales=sales-emea",
-            "--group-role",
-            "Sales=seller",
         ],
     )
     .await;
@@ -260,6 +273,29 @@ async fn accessiq_required_attributes_default_organization_and_group_mappings() 
         .await;
     assert_eq!(sales.status, StatusCode::CREATED);
     let sales = sales.body["id"].as_str().unwrap_or_default().to_owned();
+    // Groups are named by displayName or by id.
+    let role_by_id = format!("{sales}=seller");
+    let updated = stack
+        .identityctl(
+            IDENTITYCTL,
+            &[
+                "tenants",
+                "update",
+                "accessiq",
+                "--group-organization",
+                "Sales=sales-emea",
+                "--group-role",
+                &role_by_id,
+            ],
+        )
+        .await;
+    assert_eq!(
+        updated["policy"]["group_mappings"],
+        json!([
+            {"group": sales, "role": "seller", "organization": ""},
+            {"group": "Sales", "role": "", "organization": "sales-emea"}
+        ])
+    );
     let added = scim
         .patch(
             &format!("/Groups/{sales}"),
