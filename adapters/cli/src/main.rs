@@ -1,6 +1,7 @@
 //! `identityctl`: the operators' client for the identity service's gRPC API
-//! (identity.v1). It manages tenants and the bearer tokens their identity
-//! providers use against the SCIM adapter.
+//! (identity.v1). It manages tenants, their provisioning policies and SCIM
+//! switch, and the bearer tokens their identity providers and internal
+//! services use.
 
 mod client;
 mod error;
@@ -17,7 +18,7 @@ use crate::client::Connection;
 use crate::error::CliError;
 use crate::output::OutputFormat;
 
-/// Manage tenants and their SCIM bearer tokens on the identity service.
+/// Manage tenants, their provisioning policies and their bearer tokens on the identity service.
 #[derive(Debug, Parser)]
 #[command(
     name = "identityctl",
@@ -74,7 +75,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create, list and inspect tenants (the unit of isolation); turn their SCIM on and off.
+    /// Create, list, inspect and update tenants (the unit of isolation) and their
+    /// provisioning policy; turn their SCIM on and off.
     #[command(subcommand)]
     Tenants(tenants::TenantsCommand),
     /// Issue, list and revoke a tenant's bearer tokens.
