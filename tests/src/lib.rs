@@ -98,6 +98,31 @@ async fn fresh_database() -> String {
 
 pub const ADMIN_TOKEN: &str = "e2e-operator-token-0123456789abcdef";
 
+/// Serves an identity service on `database` from a loopback socket; returns
+/// its gRPC URL and the sender that stops it.
+async fn spawn_service(database: &str) -> (String, oneshot::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind gRPC");
+    let url = format!("http://{}", listener.local_addr().expect("gRPC addr"));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let service = identity_service::serve(
+        identity_service::ServiceSettings {
+            database_url: database_url(&admin_database_url(), database),
+            admin_token: Some(ADMIN_TOKEN.to_string()),
+            pool_size: 4,
+        },
+        listener,
+        async move {
+            let _ = stopped.await;
+        },
+    );
+    tokio::spawn(async move {
+        if let Err(e) = service.await {
+            panic!("identity service failed: {e}");
+        }
+    });
+    (url, stop)
+}
+
 /// A running identity service + SCIM adapter on their own database.
 pub struct Stack {
     pub scim_base: String,
@@ -115,30 +140,10 @@ impl Stack {
 
     pub async fn start_with_body_limit(max_body_bytes: usize) -> Stack {
         let database = fresh_database().await;
-        let grpc_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind gRPC");
-        let grpc_addr = grpc_listener.local_addr().expect("gRPC addr");
+        let (grpc_url, stop_service) = spawn_service(&database).await;
         let scim_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind SCIM");
         let scim_addr = scim_listener.local_addr().expect("SCIM addr");
-        let grpc_url = format!("http://{grpc_addr}");
         let scim_public = format!("http://{scim_addr}");
-
-        let (stop_service, service_stopped) = oneshot::channel::<()>();
-        let service = identity_service::serve(
-            identity_service::ServiceSettings {
-                database_url: database_url(&admin_database_url(), &database),
-                admin_token: Some(ADMIN_TOKEN.to_string()),
-                pool_size: 4,
-            },
-            grpc_listener,
-            async move {
-                let _ = service_stopped.await;
-            },
-        );
-        tokio::spawn(async move {
-            if let Err(e) = service.await {
-                panic!("identity service failed: {e}");
-            }
-        });
 
         let (stop_adapter, adapter_stopped) = oneshot::channel::<()>();
         let adapter = scim_adapter::serve(
@@ -171,6 +176,14 @@ impl Stack {
         };
         stack.wait_ready().await;
         stack
+    }
+
+    /// A second identity service on this stack's database, as another
+    /// replica behind the same load balancer would be; stopped with the stack.
+    pub async fn start_replica(&mut self) -> Channel {
+        let (url, stop) = spawn_service(&self.database).await;
+        self.stop.push(stop);
+        Channel::from_shared(url).expect("gRPC url").connect_lazy()
     }
 
     async fn wait_ready(&self) {

@@ -13,8 +13,10 @@ use std::process::Output;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use identity_lifecycle_tests::{ADMIN_TOKEN, Reply, Scim, Stack, json, user};
-use identity_proto::v1::ListUsersRequest;
+use identity_lifecycle_tests::{ADMIN_TOKEN, Bearer, Reply, Scim, Stack, json, user};
+use identity_proto::v1::auth_service_client::AuthServiceClient;
+use identity_proto::v1::user_service_client::UserServiceClient;
+use identity_proto::v1::{CreateUserRequest, ListUsersRequest, User, WhoAmIRequest};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -461,4 +463,88 @@ async fn last_use_is_listed() {
     let first = stack.query_strings(stored).await;
     assert_eq!(stack.scim(&used).get("/Users").await.status, StatusCode::OK);
     assert_eq!(stack.query_strings(stored).await, first);
+}
+
+/// Revocation, the SCIM switch and policy changes hold on every replica from
+/// the next request on: replicas share nothing but Postgres.
+#[tokio::test]
+async fn changes_take_effect_on_every_replica_at_once() {
+    let mut stack = Stack::start().await;
+    let replica = stack.start_replica().await;
+    operator(&stack, &["tenants", "create", "replicas"]).await;
+    let issue = |name: &'static str, scope: &'static str| {
+        let stack = &stack;
+        async move {
+            secret_of(
+                &operator(
+                    stack,
+                    &[
+                        "tokens", "issue", "--tenant", "replicas", "--name", name, "--scope", scope,
+                    ],
+                )
+                .await,
+            )
+        }
+    };
+    let okta = issue("okta", "scim").await;
+    let entra = issue("entra", "scim").await;
+    let service = issue("billing", "service").await;
+    let who_am_i = |token: String| {
+        let replica = replica.clone();
+        async move {
+            AuthServiceClient::with_interceptor(replica, Bearer::new(&token))
+                .who_am_i(WhoAmIRequest {})
+                .await
+        }
+    };
+    who_am_i(okta.clone())
+        .await
+        .expect("the replica accepts a live token");
+
+    // Revoked through the first replica, refused by the other on the next call.
+    operator(
+        &stack,
+        &["tokens", "revoke", "--tenant", "replicas", "--name", "okta"],
+    )
+    .await;
+    let refused = who_am_i(okta.clone()).await.expect_err("revoked");
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    stack
+        .scim(&okta)
+        .get("/Users")
+        .await
+        .assert_error(401, None);
+
+    // A policy set through one replica applies on the other.
+    operator(
+        &stack,
+        &[
+            "tenants",
+            "update",
+            "replicas",
+            "--lowercase-identifiers",
+            "true",
+        ],
+    )
+    .await;
+    let created = UserServiceClient::with_interceptor(replica.clone(), Bearer::new(&service))
+        .create_user(CreateUserRequest {
+            tenant: String::new(),
+            user: Some(User {
+                user_name: "Ada@Replicas.Example".into(),
+                ..User::default()
+            }),
+        })
+        .await
+        .expect("the service token creates a user on the replica")
+        .into_inner();
+    assert_eq!(created.user_name, "ada@replicas.example");
+
+    // SCIM switched off through one replica: the other refuses SCIM tokens.
+    operator(&stack, &["tenants", "disable-scim", "replicas"]).await;
+    let refused = who_am_i(entra).await.expect_err("SCIM is off");
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    who_am_i(service)
+        .await
+        .expect("service tokens outlive the SCIM switch");
 }
