@@ -87,7 +87,9 @@ fn split_tenant_path(uri: &Uri) -> Option<(&str, PathAndQuery)> {
     let under_base = tail
         .strip_prefix(BASE_PATH)
         .is_some_and(|after| after.is_empty() || after.starts_with('/'));
-    if !(valid_slug(slug) && under_base) {
+    // A malformed slug is answered 404 without a call; the service decides
+    // whether a well-formed one names a tenant.
+    if !(identity_proto::is_valid_slug(slug) && under_base) {
         return None;
     }
     let path_and_query = match uri.query() {
@@ -97,16 +99,6 @@ fn split_tenant_path(uri: &Uri) -> Option<(&str, PathAndQuery)> {
     PathAndQuery::try_from(path_and_query)
         .ok()
         .map(|pq| (slug, pq))
-}
-
-/// The service's slug rule: lowercase letters, digits and '-', 2 to 63
-/// characters. Checked here only to answer a malformed one with 404
-/// without a call; the service decides whether the tenant exists.
-fn valid_slug(slug: &str) -> bool {
-    (2..=63).contains(&slug.len())
-        && slug
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 #[cfg(test)]

@@ -32,35 +32,3 @@ impl From<diesel::result::Error> for TenantError {
         TenantError::Store(err.into())
     }
 }
-
-/// The proto's rule: lowercase letters, digits and '-', 2 to 63 characters.
-pub(crate) fn valid_slug(slug: &str) -> bool {
-    (2..=63).contains(&slug.len())
-        && slug
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slugs() {
-        for ok in ["ab", "acme", "acme-2", "0-9", &"a".repeat(63)] {
-            assert!(valid_slug(ok), "{ok}");
-        }
-        for bad in [
-            "",
-            "a",
-            "Acme",
-            "acme_co",
-            "acme co",
-            "ac.me",
-            "é-x",
-            &"a".repeat(64),
-        ] {
-            assert!(!valid_slug(bad), "{bad}");
-        }
-    }
-}

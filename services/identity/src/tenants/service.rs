@@ -12,11 +12,12 @@ use identity_proto::v1::{
 use tonic::{Request, Response, Status};
 
 use super::store::{self, TenantRow};
-use super::{TenantError, policy, valid_slug};
+use super::{TenantError, policy};
 use crate::auth::{require_operator, tenant_scope};
 use crate::rpc::{DEFAULT_PAGE_SIZE, next_page_token, page_offset, page_size, timestamp, traced};
 use crate::server::AppState;
 use crate::tokens::{self, store::NewToken};
+use identity_proto::is_valid_slug;
 
 /// The name of the token EnableScim issues when the request names none.
 const DEFAULT_SCIM_TOKEN_NAME: &str = "scim";
@@ -54,7 +55,7 @@ impl TenantService for TenantApi {
             let (mut conn, caller) = self.state.call(&metadata).await?;
             require_operator(&caller)?;
             crate::rpc::record_tenant(&req.slug);
-            if !valid_slug(&req.slug) {
+            if !is_valid_slug(&req.slug) {
                 return Err(TenantError::InvalidSlug(req.slug).into());
             }
             let row = store::insert(&mut conn, &req.slug, req.display_name.trim()).await?;
