@@ -55,20 +55,34 @@ pub(crate) async fn memberships(
         .await?)
 }
 
-/// Forgets a person nobody is linked to any more (after a hard delete), so
-/// no address outlives its last membership.
+/// Forgets a person nobody is linked to any more (after a hard delete or a
+/// tombstone), so no address outlives its last membership. The person's row
+/// is locked first: a write linking a user to them holds that lock until it
+/// commits, so the check that follows (a new statement, a new snapshot)
+/// sees its user and the person stays.
 pub(crate) async fn forget_if_unlinked(
     conn: &mut AsyncPgConnection,
     person: Uuid,
 ) -> Result<(), StoreError> {
-    diesel::delete(
-        people::table
-            .filter(people::person_id.eq(person))
-            .filter(diesel::dsl::not(diesel::dsl::exists(
-                users::table.filter(users::person_id.eq(person)),
-            ))),
-    )
-    .execute(conn)
+    let locked: Option<Uuid> = people::table
+        .filter(people::person_id.eq(person))
+        .select(people::person_id)
+        .for_update()
+        .get_result(conn)
+        .await
+        .optional()?;
+    if locked.is_none() {
+        return Ok(());
+    }
+    let linked: bool = diesel::select(diesel::dsl::exists(
+        users::table.filter(users::person_id.eq(person)),
+    ))
+    .get_result(conn)
     .await?;
+    if !linked {
+        diesel::delete(people::table.filter(people::person_id.eq(person)))
+            .execute(conn)
+            .await?;
+    }
     Ok(())
 }
