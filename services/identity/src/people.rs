@@ -57,9 +57,10 @@ pub(crate) async fn memberships(
 
 /// Forgets a person nobody is linked to any more (after a hard delete or a
 /// tombstone), so no address outlives its last membership. The person's row
-/// is locked first: a write linking a user to them holds that lock until it
-/// commits, so the check that follows (a new statement, a new snapshot)
-/// sees its user and the person stays.
+/// is locked first, skipping it when a write that links a user to them holds
+/// it (that write keeps them): never a wait, so never a deadlock with such a
+/// write, and the check that follows (a new statement, a new snapshot) sees
+/// every committed link.
 pub(crate) async fn forget_if_unlinked(
     conn: &mut AsyncPgConnection,
     person: Uuid,
@@ -68,6 +69,7 @@ pub(crate) async fn forget_if_unlinked(
         .filter(people::person_id.eq(person))
         .select(people::person_id)
         .for_update()
+        .skip_locked()
         .get_result(conn)
         .await
         .optional()?;
