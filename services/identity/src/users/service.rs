@@ -8,7 +8,7 @@ use identity_proto::v1::user_service_server::UserService;
 use identity_proto::v1::{
     CreateUserRequest, DeleteUserRequest, DeleteUserResponse, EnterpriseUser, GetUserRequest,
     GroupRef, ListUsersRequest, ListUsersResponse, Manager, Name, PatchUserRequest,
-    ReplaceUserRequest, User, UserSource,
+    ReplaceUserRequest, User,
 };
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -60,11 +60,7 @@ fn to_proto(
         &row.organizations,
         &groups,
     );
-    let source = if row.source == "scim" {
-        UserSource::Scim
-    } else {
-        UserSource::Direct
-    };
+    let source = row.joined_by();
     let e = data.enterprise;
     let manager = data.manager_id.map(|id| Manager {
         value: id.to_string(),

@@ -10,6 +10,7 @@ use diesel::sql_types::{Nullable, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use identity_proto::v1::{
     DeleteMode, DeprovisionAction, ExistingPersonPolicy, Name, NamePolicy, PatchOperation,
+    UserSource,
 };
 use serde_json::{Map, Value as Json};
 use uuid::Uuid;
@@ -63,6 +64,16 @@ pub(crate) struct UserRow {
 }
 
 impl UserRow {
+    /// How the user joined the tenant; the SCIM-managed lock protects
+    /// users an identity provider created.
+    pub(crate) fn joined_by(&self) -> UserSource {
+        if self.source == SOURCE_SCIM {
+            UserSource::Scim
+        } else {
+            UserSource::Direct
+        }
+    }
+
     /// The writable content of the row.
     pub(crate) fn data(&self) -> UserData {
         let emails = match &self.emails {
@@ -165,7 +176,7 @@ struct Standing<'a> {
     organizations: Vec<String>,
 }
 
-/// `users.source` of a user created over SCIM, which the SCIM-managed lock protects.
+/// `users.source` values (see [`UserRow::joined_by`]).
 const SOURCE_SCIM: &str = "scim";
 const SOURCE_DIRECT: &str = "direct";
 
@@ -423,7 +434,7 @@ async fn write(
     policy::check_lock(
         scope.tenant,
         scope.caller,
-        old.source == SOURCE_SCIM,
+        old.joined_by() == UserSource::Scim,
         &old.data(),
         &user,
     )?;
@@ -513,7 +524,11 @@ pub(crate) async fn delete(
     let tenant = scope.tenant.id;
     conn.transaction(async |tx| {
         let row = lock(tx, tenant, id, etag).await?;
-        policy::check_lock_membership(scope.tenant, scope.caller, row.source == SOURCE_SCIM)?;
+        policy::check_lock_membership(
+            scope.tenant,
+            scope.caller,
+            row.joined_by() == UserSource::Scim,
+        )?;
         match scope.tenant.policy.delete_mode() {
             DeleteMode::Soft => {
                 tombstone(tx, tenant, &row).await?;
