@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use identity_proto::v1::tenant_service_client::TenantServiceClient;
 use identity_proto::v1::token_service_client::TokenServiceClient;
+use identity_proto::v1::user_service_client::UserServiceClient;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
@@ -86,6 +87,10 @@ impl Connection {
 
     pub fn tokens(&self) -> TokenServiceClient<AuthedChannel> {
         TokenServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+
+    pub fn users(&self) -> UserServiceClient<AuthedChannel> {
+        UserServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
     }
 
     /// Turns a failed call into the CLI's error, adding the missing-token hint.

@@ -23,6 +23,9 @@ pub enum CliError {
     #[error("the service sent an incomplete answer: {0}")]
     IncompleteAnswer(&'static str),
 
+    #[error("no user named {user_name:?} in tenant {tenant:?}")]
+    NoSuchUser { user_name: String, tenant: String },
+
     #[error("cannot encode the output as JSON: {0}")]
     Json(#[from] serde_json::Error),
 }

@@ -9,6 +9,7 @@ mod output;
 mod policy;
 mod tenants;
 mod tokens;
+mod users;
 
 use std::process::ExitCode;
 
@@ -27,6 +28,7 @@ use crate::output::OutputFormat;
                   IDENTITY_TOKEN.\n\nExamples:\n  \
                   identityctl tenants create acme --display-name \"Acme Corp\"\n  \
                   identityctl tenants update acme --deprovision remove-membership\n  \
+                  identityctl users get --tenant acme --user-name ada@example.com\n  \
                   identityctl tokens issue --tenant acme --name okta --ttl 90d\n  \
                   identityctl tokens list --tenant acme --output json\n  \
                   identityctl tokens revoke --tenant acme --name okta\n  \
@@ -74,11 +76,20 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// Show one user, by id or by userName, with what the tenant's policy made of it.
+    Get(users::GetUser),
+}
+
+#[derive(Debug, Subcommand)]
 enum Command {
     /// Create, list, inspect and update tenants (the unit of isolation) and their
     /// provisioning policy; turn their SCIM on and off.
     #[command(subcommand)]
     Tenants(tenants::TenantsCommand),
+    /// Read users as internal services see them: effective roles, membership, login email.
+    #[command(subcommand)]
+    Users(UsersCommand),
     /// Issue, list and revoke a tenant's bearer tokens.
     #[command(subcommand)]
     Tokens(tokens::TokensCommand),
@@ -101,6 +112,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Tenants(command) => tenants::run(command, &connection, cli.output).await,
         Command::Tokens(command) => tokens::run(command, &connection, cli.output).await,
+        Command::Users(UsersCommand::Get(command)) => {
+            users::get(command, &connection, cli.output).await
+        }
     }
 }
 

@@ -523,6 +523,43 @@ async fn tuist_deprovisioning_removes_the_membership_and_keeps_the_person() {
         grpc_user(&stack, "tuist", &ada).await.roles,
         ["admin", "viewer"]
     );
+    // Operators see the same with identityctl.
+    let shown = stack
+        .identityctl(
+            IDENTITYCTL,
+            &[
+                "users",
+                "get",
+                "--tenant",
+                "tuist",
+                "--user-name",
+                "ADA@tuist.example",
+            ],
+        )
+        .await;
+    assert_eq!(shown["id"], json!(ada));
+    assert_eq!(shown["roles"], json!(["admin", "viewer"]));
+    assert_eq!(shown["groups"], json!(["Admins"]));
+    assert_eq!(shown["source"], "scim");
+    let missing = stack
+        .identityctl_output(
+            IDENTITYCTL,
+            ADMIN_TOKEN,
+            &[
+                "users",
+                "get",
+                "--tenant",
+                "tuist",
+                "--user-name",
+                "nobody@tuist.example",
+            ],
+        )
+        .await;
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("no user named"),
+        "{missing:?}"
+    );
 
     // Synthetic groups cannot be deleted or renamed.
     scim.delete(&format!("/Groups/{admins}"))
@@ -547,6 +584,11 @@ async fn tuist_deprovisioning_removes_the_membership_and_keeps_the_person() {
     assert_eq!(off.status, StatusCode::OK, "{}", off.body);
     let after = grpc_user(&stack, "tuist", &ada).await;
     assert!(!after.tenant_member);
+    let shown = stack
+        .identityctl(IDENTITYCTL, &["users", "get", "--tenant", "tuist", &ada])
+        .await;
+    assert_eq!(shown["tenant_member"], false);
+    assert_eq!(shown["roles"], json!([]));
     assert!(after.roles.is_empty());
     assert!(after.groups.is_empty());
     assert_eq!(after.person_id, before.person_id);
