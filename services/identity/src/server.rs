@@ -18,7 +18,7 @@ use tonic::transport::Server;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::auth::{AuthApi, Authenticator, Caller, TenantRef, tenant_scope};
+use crate::auth::{AuthApi, Authenticator, Caller, TenantRef, require_operator, tenant_scope};
 use crate::db::{self, Conn, Pool};
 use crate::groups::service::GroupApi;
 use crate::tenants::service::TenantApi;
@@ -50,6 +50,19 @@ impl AppState {
         tenant: &str,
     ) -> Result<(Conn<'_>, TenantRef), Status> {
         let (conn, _, tenant) = self.scoped_call(metadata, tenant).await?;
+        Ok((conn, tenant))
+    }
+
+    /// A connection and the named tenant, for the operator only: tenant
+    /// administration and tokens.
+    pub(crate) async fn operator_call(
+        &self,
+        metadata: &MetadataMap,
+        tenant: &str,
+    ) -> Result<(Conn<'_>, TenantRef), Status> {
+        let (mut conn, caller) = self.call(metadata).await?;
+        require_operator(&caller)?;
+        let tenant = tenant_scope(&mut conn, &caller, tenant).await?;
         Ok((conn, tenant))
     }
 

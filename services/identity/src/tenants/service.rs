@@ -116,9 +116,7 @@ impl TenantService for TenantApi {
     ) -> Result<Response<Tenant>, Status> {
         traced("UpdateTenant", async {
             let (metadata, _, req) = request.into_parts();
-            let (mut conn, caller) = self.state.call(&metadata).await?;
-            require_operator(&caller)?;
-            let tenant = tenant_scope(&mut conn, &caller, &req.slug).await?;
+            let (mut conn, tenant) = self.state.operator_call(&metadata, &req.slug).await?;
             let row = conn
                 .transaction(async |tx| {
                     let current = store::lock(tx, tenant.id).await?;
@@ -151,9 +149,7 @@ impl TenantService for TenantApi {
     ) -> Result<Response<EnableScimResponse>, Status> {
         traced("EnableScim", async {
             let (metadata, _, req) = request.into_parts();
-            let (mut conn, caller) = self.state.call(&metadata).await?;
-            require_operator(&caller)?;
-            let tenant = tenant_scope(&mut conn, &caller, &req.slug).await?;
+            let (mut conn, tenant) = self.state.operator_call(&metadata, &req.slug).await?;
             let name = match req.token_name.trim() {
                 "" => DEFAULT_SCIM_TOKEN_NAME,
                 _ => req.token_name.as_str(),
@@ -199,9 +195,7 @@ impl TenantService for TenantApi {
     ) -> Result<Response<Tenant>, Status> {
         traced("DisableScim", async {
             let (metadata, _, req) = request.into_parts();
-            let (mut conn, caller) = self.state.call(&metadata).await?;
-            require_operator(&caller)?;
-            let tenant = tenant_scope(&mut conn, &caller, &req.slug).await?;
+            let (mut conn, tenant) = self.state.operator_call(&metadata, &req.slug).await?;
             let (row, revoked) = conn
                 .transaction(async |tx| {
                     let mut row = store::lock(tx, tenant.id).await?;

@@ -16,7 +16,6 @@ use uuid::Uuid;
 
 use super::store::{self, NewToken, TokenRef, TokenRow};
 use super::{TokenError, generate};
-use crate::auth::{TenantRef, require_operator, tenant_scope};
 use crate::rpc::{timestamp, traced};
 use crate::server::AppState;
 use crate::tenants;
@@ -30,18 +29,6 @@ pub(crate) struct TokenApi {
 impl TokenApi {
     pub(crate) fn new(state: Arc<AppState>) -> Self {
         TokenApi { state }
-    }
-
-    /// Operator only, acting on the named tenant.
-    async fn operator_on(
-        &self,
-        metadata: &tonic::metadata::MetadataMap,
-        tenant: &str,
-    ) -> Result<(crate::db::Conn<'_>, TenantRef), Status> {
-        let (mut conn, caller) = self.state.call(metadata).await?;
-        require_operator(&caller)?;
-        let tenant = tenant_scope(&mut conn, &caller, tenant).await?;
-        Ok((conn, tenant))
     }
 }
 
@@ -124,7 +111,7 @@ impl TokenService for TokenApi {
     ) -> Result<Response<IssueTokenResponse>, Status> {
         traced("IssueToken", async {
             let (metadata, _, req) = request.into_parts();
-            let (mut conn, tenant) = self.operator_on(&metadata, &req.tenant).await?;
+            let (mut conn, tenant) = self.state.operator_call(&metadata, &req.tenant).await?;
             let token = new_token(&req)?;
             let secret = generate(tenant.id)?;
             // The tenant row stays locked until the insert commits, so a
@@ -159,7 +146,7 @@ impl TokenService for TokenApi {
     ) -> Result<Response<ListTokensResponse>, Status> {
         traced("ListTokens", async {
             let (metadata, _, req) = request.into_parts();
-            let (mut conn, tenant) = self.operator_on(&metadata, &req.tenant).await?;
+            let (mut conn, tenant) = self.state.operator_call(&metadata, &req.tenant).await?;
             let rows = store::list(&mut conn, tenant.id, req.show_revoked).await?;
             Ok(ListTokensResponse {
                 tokens: rows
@@ -177,7 +164,7 @@ impl TokenService for TokenApi {
     ) -> Result<Response<Token>, Status> {
         traced("RevokeToken", async {
             let (metadata, _, req) = request.into_parts();
-            let (mut conn, tenant) = self.operator_on(&metadata, &req.tenant).await?;
+            let (mut conn, tenant) = self.state.operator_call(&metadata, &req.tenant).await?;
             let which = match &req.token {
                 // A malformed id names no token.
                 Some(Which::Id(id)) => {

@@ -206,13 +206,12 @@ impl UserService for UserApi {
         traced("CreateUser", async {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, caller, tenant) = self.state.scoped_call(&metadata, &req.tenant).await?;
-            let mut user = UserData::from_proto(required_user(req.user)?)?;
-            policy::prepare(&mut user, &tenant.policy)?;
+            let user = UserData::from_proto(required_user(req.user)?)?;
             let scope = WriteScope {
                 tenant: &tenant,
                 caller: &caller,
             };
-            let row = store::create(&mut conn, &scope, &user).await?;
+            let row = store::create(&mut conn, &scope, user).await?;
             render_one(&mut conn, &tenant, row).await
         })
         .await

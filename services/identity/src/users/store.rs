@@ -239,17 +239,18 @@ async fn check_manager(
     }
 }
 
-/// A new user under the tenant's policy (`user` already prepared by
-/// [`policy::prepare`]). A SCIM create of a person the tenant does not
+/// A new user under the tenant's policy. A SCIM create of a person the tenant does not
 /// manage follows the claim policy: refused, or linked (a person who joined
 /// this tenant outside SCIM is adopted: their row becomes SCIM-managed).
 pub(crate) async fn create(
     conn: &mut AsyncPgConnection,
     scope: &WriteScope<'_>,
-    user: &UserData,
+    mut user: UserData,
 ) -> Result<UserRow, UserError> {
     let tenant = scope.tenant.id;
     let policy = &*scope.tenant.policy;
+    policy::prepare(&mut user, policy)?;
+    let user = &user;
     let id = Uuid::new_v4();
     let login = policy::login_email(user, policy);
     let source = if scope.caller.is_scim() {
@@ -424,18 +425,21 @@ async fn write(
     let policy = &*scope.tenant.policy;
     let id = old.user_id;
     policy::normalize(&mut user, policy);
+    let before = old.data();
     // Turning `active` alone never fails on attributes a later policy
     // requires: deprovisioning must always go through.
-    let mut same_but_active = old.data();
-    same_but_active.active = user.active;
-    if same_but_active != user {
+    let only_active_changed = UserData {
+        active: before.active,
+        ..user.clone()
+    } == before;
+    if !only_active_changed {
         policy::check_required(&user, policy)?;
     }
     policy::check_lock(
         scope.tenant,
         scope.caller,
         old.joined_by() == UserSource::Scim,
-        &old.data(),
+        &before,
         &user,
     )?;
     let login = policy::login_email(&user, policy);
