@@ -5,6 +5,7 @@
 
 mod client;
 mod error;
+mod flags;
 mod output;
 mod policy;
 mod tenants;

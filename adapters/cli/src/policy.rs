@@ -2,7 +2,7 @@
 //! `tenants update` that change it, and how `tenants get` shows it. Flag
 //! values are the proto enum names in kebab case without their prefix.
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use identity_proto::v1::{
     DeleteMode, DeprovisionAction, ExistingPersonPolicy, GroupMapping, GroupMappings,
     LoginEmailSource, NamePolicy, PolicyUpdate, ProvisioningPolicy, RequiredAttribute,
@@ -68,46 +68,45 @@ pub struct PolicyFlags {
     pub scim_managed_lock: Option<bool>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum NameRule {
-    GivenFamilyFirst,
-    DisplayNameFirst,
-}
+crate::flags::flag_enum!(NameRule <=> NamePolicy {
+    GivenFamilyFirst = GivenFamilyFirst,
+    DisplayNameFirst = DisplayNameFirst,
+});
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LoginEmail {
-    UserName,
-    PrimaryEmail,
-}
+crate::flags::flag_enum!(LoginEmail <=> LoginEmailSource {
+    UserName = LoginEmailUserName,
+    PrimaryEmail = LoginEmailPrimaryEmail,
+});
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Required {
+crate::flags::flag_enum!(Required <=> RequiredAttribute {
     /// Clears the list.
-    None,
-    Email,
-    GivenName,
-    FamilyName,
-    DisplayName,
-    ExternalId,
-}
+    None = Unspecified,
+    Email = Email,
+    GivenName = GivenName,
+    FamilyName = FamilyName,
+    DisplayName = DisplayName,
+    ExternalId = ExternalId,
+});
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Deprovision {
-    Suspend,
-    SoftDelete,
-    RemoveMembership,
-}
+crate::flags::flag_enum!(Deprovision <=> DeprovisionAction {
+    Suspend = DeprovisionSuspend,
+    SoftDelete = DeprovisionSoftDelete,
+    RemoveMembership = DeprovisionRemoveMembership,
+});
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Delete {
-    Soft,
-    Hard,
-}
+crate::flags::flag_enum!(Delete <=> DeleteMode {
+    Soft = Soft,
+    Hard = Hard,
+});
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ExistingPerson {
-    Link,
-    Reject,
+crate::flags::flag_enum!(ExistingPerson <=> ExistingPersonPolicy {
+    Link = ExistingPersonLink,
+    Reject = ExistingPersonReject,
+});
+
+/// A flag value as the proto's enum number.
+fn number<F, P: From<F> + Into<i32>>(flag: F) -> i32 {
+    P::from(flag).into()
 }
 
 fn parse_mapping(text: &str) -> Result<(String, String), String> {
@@ -134,44 +133,21 @@ impl PolicyFlags {
             scim_managed_lock: self.scim_managed_lock,
             ..PolicyUpdate::default()
         };
-        update.name_policy = self.name_policy.map(|rule| match rule {
-            NameRule::GivenFamilyFirst => NamePolicy::GivenFamilyFirst as i32,
-            NameRule::DisplayNameFirst => NamePolicy::DisplayNameFirst as i32,
-        });
-        update.login_email = self.login_email.map(|source| match source {
-            LoginEmail::UserName => LoginEmailSource::LoginEmailUserName as i32,
-            LoginEmail::PrimaryEmail => LoginEmailSource::LoginEmailPrimaryEmail as i32,
-        });
+        update.name_policy = self.name_policy.map(number::<_, NamePolicy>);
+        update.login_email = self.login_email.map(number::<_, LoginEmailSource>);
         update.required_attributes =
             self.required_attributes
                 .as_ref()
                 .map(|list| RequiredAttributes {
                     attributes: list
                         .iter()
-                        .filter_map(|attribute| match attribute {
-                            Required::None => None,
-                            Required::Email => Some(RequiredAttribute::Email),
-                            Required::GivenName => Some(RequiredAttribute::GivenName),
-                            Required::FamilyName => Some(RequiredAttribute::FamilyName),
-                            Required::DisplayName => Some(RequiredAttribute::DisplayName),
-                            Required::ExternalId => Some(RequiredAttribute::ExternalId),
-                        })
-                        .map(|a| a as i32)
+                        .filter(|attribute| **attribute != Required::None)
+                        .map(|attribute| number::<_, RequiredAttribute>(*attribute))
                         .collect(),
                 });
-        update.deprovision = self.deprovision.map(|action| match action {
-            Deprovision::Suspend => DeprovisionAction::DeprovisionSuspend as i32,
-            Deprovision::SoftDelete => DeprovisionAction::DeprovisionSoftDelete as i32,
-            Deprovision::RemoveMembership => DeprovisionAction::DeprovisionRemoveMembership as i32,
-        });
-        update.delete_mode = self.delete_mode.map(|mode| match mode {
-            Delete::Soft => DeleteMode::Soft as i32,
-            Delete::Hard => DeleteMode::Hard as i32,
-        });
-        update.existing_person = self.existing_person.map(|policy| match policy {
-            ExistingPerson::Link => ExistingPersonPolicy::ExistingPersonLink as i32,
-            ExistingPerson::Reject => ExistingPersonPolicy::ExistingPersonReject as i32,
-        });
+        update.deprovision = self.deprovision.map(number::<_, DeprovisionAction>);
+        update.delete_mode = self.delete_mode.map(number::<_, DeleteMode>);
+        update.existing_person = self.existing_person.map(number::<_, ExistingPersonPolicy>);
         if self.clear_group_mappings
             || !self.group_roles.is_empty()
             || !self.group_organizations.is_empty()
@@ -219,15 +195,15 @@ impl PolicyFlags {
 /// A policy as printed: kebab-case values, the same words the flags take.
 #[derive(Debug, Serialize)]
 pub struct PolicyView {
-    name_policy: &'static str,
+    name_policy: String,
     lowercase_identifiers: bool,
-    login_email: &'static str,
-    required_attributes: Vec<&'static str>,
+    login_email: String,
+    required_attributes: Vec<String>,
     default_role: String,
     default_organization: String,
-    deprovision: &'static str,
-    delete_mode: &'static str,
-    existing_person: &'static str,
+    deprovision: String,
+    delete_mode: String,
+    existing_person: String,
     group_mappings: Vec<MappingView>,
     synthetic_groups: bool,
     scim_managed_lock: bool,
@@ -243,39 +219,16 @@ struct MappingView {
 impl From<ProvisioningPolicy> for PolicyView {
     fn from(policy: ProvisioningPolicy) -> Self {
         PolicyView {
-            name_policy: match policy.name_policy() {
-                NamePolicy::GivenFamilyFirst => "given-family-first",
-                NamePolicy::DisplayNameFirst => "display-name-first",
-            },
+            name_policy: crate::flags::label(NameRule::from(policy.name_policy())),
             lowercase_identifiers: policy.lowercase_identifiers,
-            login_email: match policy.login_email() {
-                LoginEmailSource::LoginEmailUserName => "user-name",
-                LoginEmailSource::LoginEmailPrimaryEmail => "primary-email",
-            },
+            login_email: crate::flags::label(LoginEmail::from(policy.login_email())),
             required_attributes: policy
                 .required_attributes()
-                .map(|attribute| match attribute {
-                    RequiredAttribute::Unspecified => "unspecified",
-                    RequiredAttribute::Email => "email",
-                    RequiredAttribute::GivenName => "given-name",
-                    RequiredAttribute::FamilyName => "family-name",
-                    RequiredAttribute::DisplayName => "display-name",
-                    RequiredAttribute::ExternalId => "external-id",
-                })
+                .map(|attribute| crate::flags::label(Required::from(attribute)))
                 .collect(),
-            deprovision: match policy.deprovision() {
-                DeprovisionAction::DeprovisionSuspend => "suspend",
-                DeprovisionAction::DeprovisionSoftDelete => "soft-delete",
-                DeprovisionAction::DeprovisionRemoveMembership => "remove-membership",
-            },
-            delete_mode: match policy.delete_mode() {
-                DeleteMode::Soft => "soft",
-                DeleteMode::Hard => "hard",
-            },
-            existing_person: match policy.existing_person() {
-                ExistingPersonPolicy::ExistingPersonLink => "link",
-                ExistingPersonPolicy::ExistingPersonReject => "reject",
-            },
+            deprovision: crate::flags::label(Deprovision::from(policy.deprovision())),
+            delete_mode: crate::flags::label(Delete::from(policy.delete_mode())),
+            existing_person: crate::flags::label(ExistingPerson::from(policy.existing_person())),
             group_mappings: policy
                 .group_mappings
                 .into_iter()
@@ -317,21 +270,21 @@ impl PolicyView {
             .collect::<Vec<_>>()
             .join("; ");
         vec![
-            ("name policy", self.name_policy.to_owned()),
+            ("name policy", self.name_policy.clone()),
             (
                 "lowercase identifiers",
                 self.lowercase_identifiers.to_string(),
             ),
-            ("login email", self.login_email.to_owned()),
+            ("login email", self.login_email.clone()),
             (
                 "required attributes",
                 or_none(&self.required_attributes.join(",")),
             ),
             ("default role", or_none(&self.default_role)),
             ("default organization", or_none(&self.default_organization)),
-            ("deprovision", self.deprovision.to_owned()),
-            ("delete mode", self.delete_mode.to_owned()),
-            ("existing person", self.existing_person.to_owned()),
+            ("deprovision", self.deprovision.clone()),
+            ("delete mode", self.delete_mode.clone()),
+            ("existing person", self.existing_person.clone()),
             ("group mappings", or_none(&mappings)),
             ("synthetic groups", self.synthetic_groups.to_string()),
             ("scim managed lock", self.scim_managed_lock.to_string()),
@@ -342,6 +295,7 @@ impl PolicyView {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::ValueEnum;
 
     #[test]
     fn no_flags_no_update() {
@@ -374,6 +328,25 @@ mod tests {
         assert_eq!(
             update.required_attributes.map(|r| r.attributes),
             Some(vec![])
+        );
+    }
+
+    #[test]
+    fn policies_print_as_the_flags_spell_them() {
+        let mut policy = ProvisioningPolicy {
+            required_attributes: vec![RequiredAttribute::GivenName as i32],
+            ..ProvisioningPolicy::default()
+        };
+        policy.set_deprovision(DeprovisionAction::DeprovisionRemoveMembership);
+        policy.set_login_email(LoginEmailSource::LoginEmailPrimaryEmail);
+        let view = PolicyView::from(policy);
+        assert_eq!(view.deprovision, "remove-membership");
+        assert_eq!(view.login_email, "primary-email");
+        assert_eq!(view.name_policy, "given-family-first");
+        assert_eq!(view.required_attributes, ["given-name"]);
+        assert_eq!(
+            Deprovision::from_str(&view.deprovision, false),
+            Ok(Deprovision::RemoveMembership)
         );
     }
 

@@ -2,7 +2,7 @@
 //! are shown. Secrets appear only in the answer to `issue` (and to
 //! `tenants enable-scim`, which shares the rendering here).
 
-use clap::{ArgGroup, Subcommand, ValueEnum};
+use clap::{ArgGroup, Subcommand};
 use identity_proto::v1::{
     IssueTokenRequest, ListTokensRequest, RevokeTokenRequest, Token, TokenScope,
     revoke_token_request,
@@ -85,31 +85,15 @@ pub enum TokensCommand {
     },
 }
 
-/// `--scope`: the proto's TokenScope under the names operators type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ScopeArg {
-    /// For an identity provider: the SCIM path.
-    Scim,
-    /// For an internal service: the same API, but not the SCIM path.
-    Service,
-}
-
-impl From<ScopeArg> for TokenScope {
-    fn from(scope: ScopeArg) -> Self {
-        match scope {
-            ScopeArg::Scim => TokenScope::Scim,
-            ScopeArg::Service => TokenScope::Service,
-        }
+crate::flags::flag_enum!(
+    /// `--scope`: the proto's TokenScope under the names operators type.
+    ScopeArg <=> TokenScope {
+        /// For an identity provider: the SCIM path.
+        Scim = Scim,
+        /// For an internal service: the same API, but not the SCIM path.
+        Service = Service,
     }
-}
-
-/// The `--scope` spelling of a token's scope.
-fn scope_label(scope: TokenScope) -> &'static str {
-    match scope {
-        TokenScope::Scim => "scim",
-        TokenScope::Service => "service",
-    }
-}
+);
 
 /// A token as printed; field names follow the proto so JSON output matches the
 /// API. The scope is spelled as `--scope` takes it. There is no secret here.
@@ -119,7 +103,7 @@ pub struct TokenView {
     tenant: String,
     name: String,
     prefix: String,
-    scope: &'static str,
+    scope: String,
     provider: String,
     provider_display_name: String,
     scim_override: bool,
@@ -132,7 +116,7 @@ pub struct TokenView {
 impl From<Token> for TokenView {
     fn from(token: Token) -> Self {
         Self {
-            scope: scope_label(token.scope()),
+            scope: crate::flags::label(ScopeArg::from(token.scope())),
             create_time: output::timestamp(token.create_time.as_ref()),
             expire_time: output::timestamp(token.expire_time.as_ref()),
             last_use_time: output::timestamp(token.last_use_time.as_ref()),
