@@ -6,7 +6,8 @@
 
 use identity_lifecycle_tests::{ADMIN_TOKEN, Stack, Tenant, USER_SCHEMA, json, user};
 use identity_proto::v1::{
-    CreateUserRequest, DeleteUserRequest, GetUserRequest, ReplaceUserRequest, User, UserSource,
+    CreateUserRequest, DeleteUserRequest, GetUserRequest, GroupMapping, GroupMappings,
+    PolicyUpdate, ReplaceUserRequest, UpdateTenantRequest, User, UserSource,
 };
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -729,4 +730,80 @@ async fn aptible_scim_managed_users_change_only_through_scim() {
     replace(billing, new_email)
         .await
         .expect("no lock without the policy");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_policy_updates_are_refused_and_change_nothing() {
+    let stack = Stack::start().await;
+    let (acme, before) = tenant_with_policy(&stack, "acme", &["--default-role", "member"]).await;
+    let update = |policy: PolicyUpdate| UpdateTenantRequest {
+        slug: "acme".into(),
+        display_name: None,
+        policy: Some(policy),
+    };
+
+    let unknown_enum = stack
+        .tenants(ADMIN_TOKEN)
+        .update_tenant(update(PolicyUpdate {
+            deprovision: Some(42),
+            ..PolicyUpdate::default()
+        }))
+        .await
+        .expect_err("an unknown deprovision value");
+    assert_eq!(unknown_enum.code(), tonic::Code::InvalidArgument);
+    assert!(
+        unknown_enum.message().contains("deprovision"),
+        "{}",
+        unknown_enum.message()
+    );
+
+    let empty_mapping = stack
+        .tenants(ADMIN_TOKEN)
+        .update_tenant(update(PolicyUpdate {
+            group_mappings: Some(GroupMappings {
+                mappings: vec![GroupMapping {
+                    group: "Sales".into(),
+                    ..GroupMapping::default()
+                }],
+            }),
+            ..PolicyUpdate::default()
+        }))
+        .await
+        .expect_err("a mapping that gives nothing");
+    assert_eq!(empty_mapping.code(), tonic::Code::InvalidArgument);
+
+    let by_tenant = stack
+        .tenants(&acme.token)
+        .update_tenant(update(PolicyUpdate {
+            scim_managed_lock: Some(false),
+            ..PolicyUpdate::default()
+        }))
+        .await
+        .expect_err("a tenant token cannot change its policy");
+    assert_eq!(by_tenant.code(), tonic::Code::PermissionDenied);
+
+    let unknown_tenant = stack
+        .tenants(ADMIN_TOKEN)
+        .update_tenant(UpdateTenantRequest {
+            slug: "nobody".into(),
+            ..UpdateTenantRequest::default()
+        })
+        .await
+        .expect_err("no such tenant");
+    assert_eq!(unknown_tenant.code(), tonic::Code::NotFound);
+
+    // identityctl refuses malformed flags before calling: a usage error.
+    let usage = stack
+        .identityctl_output(
+            IDENTITYCTL,
+            ADMIN_TOKEN,
+            &["tenants", "update", "acme", "--group-role", "Sales"],
+        )
+        .await;
+    assert_eq!(usage.status.code(), Some(2), "{usage:?}");
+
+    let after = stack
+        .identityctl(IDENTITYCTL, &["tenants", "get", "acme"])
+        .await;
+    assert_eq!(after["policy"], before);
 }
