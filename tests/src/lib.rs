@@ -10,7 +10,9 @@ use identity_proto::v1::{
     tenant_service_client::TenantServiceClient, token_service_client::TokenServiceClient,
     user_service_client::UserServiceClient,
 };
+use identity_service::ServiceSettings;
 use reqwest::{Method, StatusCode};
+use scim_adapter::AdapterSettings;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::{OnceCell, oneshot};
@@ -98,23 +100,24 @@ async fn fresh_database() -> String {
 
 pub const ADMIN_TOKEN: &str = "e2e-operator-token-0123456789abcdef";
 
-/// Serves an identity service on `database` from a loopback socket; returns
-/// its gRPC URL and the sender that stops it.
-async fn spawn_service(database: &str) -> (String, oneshot::Sender<()>) {
+/// The settings a test stack's identity service starts with.
+fn service_settings(database: &str) -> ServiceSettings {
+    ServiceSettings {
+        admin_token: Some(ADMIN_TOKEN.to_string()),
+        pool_size: 4,
+        ..ServiceSettings::new(database_url(&admin_database_url(), database))
+    }
+}
+
+/// Serves an identity service with `settings` from a loopback socket;
+/// returns its gRPC URL and the sender that stops it.
+async fn spawn_service(settings: ServiceSettings) -> (String, oneshot::Sender<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind gRPC");
     let url = format!("http://{}", listener.local_addr().expect("gRPC addr"));
     let (stop, stopped) = oneshot::channel::<()>();
-    let service = identity_service::serve(
-        identity_service::ServiceSettings {
-            database_url: database_url(&admin_database_url(), database),
-            admin_token: Some(ADMIN_TOKEN.to_string()),
-            pool_size: 4,
-        },
-        listener,
-        async move {
-            let _ = stopped.await;
-        },
-    );
+    let service = identity_service::serve(settings, listener, async move {
+        let _ = stopped.await;
+    });
     tokio::spawn(async move {
         if let Err(e) = service.await {
             panic!("identity service failed: {e}");
@@ -139,24 +142,32 @@ impl Stack {
     }
 
     pub async fn start_with_body_limit(max_body_bytes: usize) -> Stack {
+        Self::start_with(|_| {}, |adapter| adapter.max_body_bytes = max_body_bytes).await
+    }
+
+    /// A stack whose service and adapter settings the test adjusts from
+    /// the defaults the other tests run with.
+    pub async fn start_with(
+        service: impl FnOnce(&mut ServiceSettings),
+        adapter: impl FnOnce(&mut AdapterSettings),
+    ) -> Stack {
         let database = fresh_database().await;
-        let (grpc_url, stop_service) = spawn_service(&database).await;
+        let mut service_settings = service_settings(&database);
+        service(&mut service_settings);
+        let (grpc_url, stop_service) = spawn_service(service_settings).await;
         let scim_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind SCIM");
         let scim_addr = scim_listener.local_addr().expect("SCIM addr");
         let scim_public = format!("http://{scim_addr}");
 
         let (stop_adapter, adapter_stopped) = oneshot::channel::<()>();
-        let adapter = scim_adapter::serve(
-            scim_adapter::AdapterSettings {
-                identity_grpc_url: grpc_url.clone(),
-                public_url: Some(scim_public.clone()),
-                max_body_bytes,
-            },
-            scim_listener,
-            async move {
-                let _ = adapter_stopped.await;
-            },
-        );
+        let mut adapter_settings = AdapterSettings {
+            public_url: Some(scim_public.clone()),
+            ..AdapterSettings::new(grpc_url.clone())
+        };
+        adapter(&mut adapter_settings);
+        let adapter = scim_adapter::serve(adapter_settings, scim_listener, async move {
+            let _ = adapter_stopped.await;
+        });
         tokio::spawn(async move {
             if let Err(e) = adapter.await {
                 panic!("SCIM adapter failed: {e}");
@@ -181,7 +192,7 @@ impl Stack {
     /// A second identity service on this stack's database, as another
     /// replica behind the same load balancer would be; stopped with the stack.
     pub async fn start_replica(&mut self) -> Channel {
-        let (url, stop) = spawn_service(&self.database).await;
+        let (url, stop) = spawn_service(service_settings(&self.database)).await;
         self.stop.push(stop);
         Channel::from_shared(url).expect("gRPC url").connect_lazy()
     }
@@ -299,6 +310,27 @@ impl Stack {
     /// A SCIM client for the given bearer token.
     pub fn scim<'a>(&'a self, token: &'a str) -> Scim<'a> {
         Scim { stack: self, token }
+    }
+
+    /// Asserts that both servers still answer: the adapter's health check,
+    /// and a new tenant of its own provisioning and reading back a user.
+    /// Hostile-input tests call it after each hostile request.
+    pub async fn assert_serving(&self) {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let health = self.scim_base.replace("/scim/v2", "/healthz");
+        let reply = self.http.get(&health).send().await.expect("adapter alive");
+        assert_eq!(reply.status(), StatusCode::OK, "adapter health");
+        let slug = format!("bystander-{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        let tenant = self.tenant(&slug).await;
+        let scim = self.scim(&tenant.token);
+        let id = scim.create_user(user(&format!("ok@{slug}.example"))).await;
+        let read = scim.get(&format!("/Users/{id}")).await;
+        assert_eq!(
+            read.status,
+            StatusCode::OK,
+            "another tenant is served: {}",
+            read.body
+        );
     }
 
     /// Runs one SQL statement against this stack's database and returns the rows' first columns as text.

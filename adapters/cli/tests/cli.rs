@@ -71,9 +71,9 @@ impl Service {
             let url = format!("http://{}", listener.local_addr().expect("gRPC address"));
             let (stop, stopped) = oneshot::channel::<()>();
             let settings = identity_service::ServiceSettings {
-                database_url,
                 admin_token: Some(ADMIN_TOKEN.to_owned()),
                 pool_size: 4,
+                ..identity_service::ServiceSettings::new(database_url)
             };
             tokio::spawn(async move {
                 identity_service::serve(settings, listener, async move {

@@ -45,9 +45,9 @@ pub struct Config {
 impl Config {
     pub fn settings(&self) -> AdapterSettings {
         AdapterSettings {
-            identity_grpc_url: self.identity_grpc_url.clone(),
             public_url: self.public_url.clone(),
             max_body_bytes: self.max_body_bytes,
+            ..AdapterSettings::new(self.identity_grpc_url.clone())
         }
     }
 }

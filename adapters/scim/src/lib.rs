@@ -49,6 +49,17 @@ pub struct AdapterSettings {
     pub max_body_bytes: usize,
 }
 
+impl AdapterSettings {
+    /// The defaults every flag has, calling the identity service at `identity_grpc_url`.
+    pub fn new(identity_grpc_url: impl Into<String>) -> Self {
+        AdapterSettings {
+            identity_grpc_url: identity_grpc_url.into(),
+            public_url: None,
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
 /// Why the adapter could not start or keep serving. One line, no secrets.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {

@@ -34,6 +34,17 @@ pub struct ServiceSettings {
     pub pool_size: u32,
 }
 
+impl ServiceSettings {
+    /// The defaults every flag has, on this database, with no operator.
+    pub fn new(database_url: impl Into<String>) -> Self {
+        ServiceSettings {
+            database_url: database_url.into(),
+            admin_token: None,
+            pool_size: 16,
+        }
+    }
+}
+
 impl std::fmt::Debug for ServiceSettings {
     /// Secrets stay out of logs: the URL's password and the admin token are hidden.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -53,9 +53,9 @@ async fn run(cli: Cli) -> Result<(), StartupError> {
             reason: e.to_string(),
         })?;
     let settings = ServiceSettings {
-        database_url: cli.database_url,
         admin_token: cli.admin_token,
         pool_size: cli.db_pool_size,
+        ..ServiceSettings::new(cli.database_url)
     };
     serve(settings, listener, shutdown_signal()).await
 }

@@ -692,9 +692,8 @@ async fn migrate_runs_twice_on_a_current_thread_runtime() {
 #[tokio::test]
 async fn unreachable_database_is_one_line_without_password() {
     let settings = identity_service::ServiceSettings {
-        database_url: "postgres://app:hunter2@127.0.0.1:1/identity".into(),
-        admin_token: None,
         pool_size: 2,
+        ..identity_service::ServiceSettings::new("postgres://app:hunter2@127.0.0.1:1/identity")
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -108,9 +108,9 @@ impl TestService {
         let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
         let (tx, rx) = oneshot::channel::<()>();
         let settings = ServiceSettings {
-            database_url: db.url.clone(),
             admin_token: Some(OPERATOR.into()),
             pool_size: 8,
+            ..ServiceSettings::new(db.url.clone())
         };
         let task = tokio::spawn(identity_service::serve(settings, listener, async {
             let _ = rx.await;
