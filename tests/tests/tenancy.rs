@@ -2,8 +2,8 @@
 
 use identity_lifecycle_tests::*;
 use identity_proto::v1::{
-    GetUserRequest, IssueTokenRequest, ListTokensRequest, ListUsersRequest, RevokeTokenRequest,
-    revoke_token_request,
+    GetUserRequest, IssueTokenRequest, ListTokensRequest, ListUsersRequest, PolicyUpdate,
+    RevokeTokenRequest, UpdateTenantRequest, VerifiedDomains, revoke_token_request,
 };
 use reqwest::StatusCode;
 use tonic::Code;
@@ -40,7 +40,26 @@ async fn tenant_b_never_sees_or_changes_tenant_a() {
         0
     );
 
-    // The same userName is free in tenant B.
+    // The address is tenant A's person: B's identity provider may not claim
+    // it until B has verified the domain. Then the same userName is free in B.
+    scim_b
+        .post("/Users", user("shared@example.com"))
+        .await
+        .assert_error(409, Some("uniqueness"));
+    stack
+        .tenants(ADMIN_TOKEN)
+        .update_tenant(UpdateTenantRequest {
+            slug: b.slug.clone(),
+            policy: Some(PolicyUpdate {
+                verified_domains: Some(VerifiedDomains {
+                    domains: vec!["example.com".into()],
+                }),
+                ..PolicyUpdate::default()
+            }),
+            ..UpdateTenantRequest::default()
+        })
+        .await
+        .expect("the operator verifies B's domain");
     scim_b.create_user(user("shared@example.com")).await;
 
     // Tenant A's user is untouched.

@@ -6,7 +6,7 @@ use clap::Args;
 use identity_proto::v1::{
     DeleteMode, DeprovisionAction, ExistingPersonPolicy, GroupMapping, GroupMappings,
     LoginEmailSource, NamePolicy, PolicyUpdate, ProvisioningPolicy, RequiredAttribute,
-    RequiredAttributes,
+    RequiredAttributes, VerifiedDomains,
 };
 use serde::Serialize;
 
@@ -42,10 +42,17 @@ pub struct PolicyFlags {
     /// What DELETE does: keep an obfuscated tombstone (soft) or remove the row (hard).
     #[arg(long, value_enum, value_name = "MODE")]
     pub delete_mode: Option<Delete>,
-    /// A SCIM create for an address that belongs to a person this tenant's SCIM
-    /// does not manage: link to that person, or reject with 409 (Tuist).
+    /// A SCIM write (create, PUT, PATCH, bulk) that sets an address belonging
+    /// to a person this tenant's SCIM does not manage: link to that person
+    /// (a person of another tenant only under a verified domain), or reject
+    /// with 409 (Tuist).
     #[arg(long, value_enum, value_name = "POLICY")]
     pub existing_person: Option<ExistingPerson>,
+    /// Domains this tenant has proven it owns, comma-separated; `none` clears
+    /// the list. Under `--existing-person link`, SCIM may link to a person
+    /// of another tenant only when the address is in one of these domains.
+    #[arg(long, value_delimiter = ',', value_name = "DOMAINS")]
+    pub verified_domains: Option<Vec<String>>,
     /// Map a group (displayName or id) to a role, as GROUP=ROLE; repeatable.
     /// Any mapping flag replaces the whole mapping list.
     #[arg(long = "group-role", value_name = "GROUP=ROLE", value_parser = parse_mapping)]
@@ -148,6 +155,14 @@ impl PolicyFlags {
         update.deprovision = self.deprovision.map(number::<_, DeprovisionAction>);
         update.delete_mode = self.delete_mode.map(number::<_, DeleteMode>);
         update.existing_person = self.existing_person.map(number::<_, ExistingPersonPolicy>);
+        update.verified_domains = self.verified_domains.as_ref().map(|list| VerifiedDomains {
+            domains: list
+                .iter()
+                .map(|domain| domain.trim())
+                .filter(|domain| !domain.is_empty() && !domain.eq_ignore_ascii_case("none"))
+                .map(str::to_owned)
+                .collect(),
+        });
         if self.clear_group_mappings
             || !self.group_roles.is_empty()
             || !self.group_organizations.is_empty()
@@ -204,6 +219,7 @@ pub struct PolicyView {
     deprovision: String,
     delete_mode: String,
     existing_person: String,
+    verified_domains: Vec<String>,
     group_mappings: Vec<MappingView>,
     synthetic_groups: bool,
     scim_managed_lock: bool,
@@ -229,6 +245,7 @@ impl From<ProvisioningPolicy> for PolicyView {
             deprovision: crate::flags::label(Deprovision::from(policy.deprovision())),
             delete_mode: crate::flags::label(Delete::from(policy.delete_mode())),
             existing_person: crate::flags::label(ExistingPerson::from(policy.existing_person())),
+            verified_domains: policy.verified_domains,
             group_mappings: policy
                 .group_mappings
                 .into_iter()
@@ -285,6 +302,10 @@ impl PolicyView {
             ("deprovision", self.deprovision.clone()),
             ("delete mode", self.delete_mode.clone()),
             ("existing person", self.existing_person.clone()),
+            (
+                "verified domains",
+                or_none(&self.verified_domains.join(",")),
+            ),
             ("group mappings", or_none(&mappings)),
             ("synthetic groups", self.synthetic_groups.to_string()),
             ("scim managed lock", self.scim_managed_lock.to_string()),
@@ -329,6 +350,25 @@ mod tests {
             update.required_attributes.map(|r| r.attributes),
             Some(vec![])
         );
+    }
+
+    #[test]
+    fn verified_domains_flag_sets_or_clears_the_list() {
+        let flags = PolicyFlags {
+            verified_domains: Some(vec!["example.com".into(), " corp.example ".into()]),
+            ..PolicyFlags::default()
+        };
+        let update = flags.to_update().unwrap_or_default();
+        assert_eq!(
+            update.verified_domains.map(|d| d.domains),
+            Some(vec!["example.com".to_owned(), "corp.example".to_owned()])
+        );
+        let flags = PolicyFlags {
+            verified_domains: Some(vec!["none".into()]),
+            ..PolicyFlags::default()
+        };
+        let update = flags.to_update().unwrap_or_default();
+        assert_eq!(update.verified_domains.map(|d| d.domains), Some(vec![]));
     }
 
     #[test]

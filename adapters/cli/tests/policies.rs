@@ -422,8 +422,7 @@ async fn tuist_claim_protection_refuses_people_the_tenant_does_not_manage() {
         .await;
     let refused = scim.post("/Users", user("shared@example.com")).await;
     refused.assert_error(409, Some("uniqueness"));
-    let detail = refused.body["detail"].as_str().unwrap_or_default();
-    assert!(detail.contains("another tenant"), "{detail}");
+    let elsewhere_detail = refused.body["detail"].clone();
 
     // A person who joined this tenant outside SCIM (created by the operator).
     let direct = stack
@@ -441,25 +440,76 @@ async fn tuist_claim_protection_refuses_people_the_tenant_does_not_manage() {
     assert_eq!(direct.source(), UserSource::Direct);
     let refused = scim.post("/Users", user("direct@example.com")).await;
     refused.assert_error(409, Some("uniqueness"));
-    let detail = refused.body["detail"].as_str().unwrap_or_default();
-    assert!(detail.contains("outside SCIM"), "{detail}");
+    // One answer wherever the person is: an identity provider cannot tell
+    // whether an address exists in another tenant.
+    assert_eq!(refused.body["detail"], elsewhere_detail);
+    let detail = elsewhere_detail.as_str().unwrap_or_default();
+    assert!(!detail.contains("another tenant"), "{detail}");
+    assert!(!detail.contains("example.com"), "{detail}");
     assert_eq!(
         grpc_user(&stack, "tuist", &direct.id).await.etag,
         direct.etag
     );
 
-    // Allowing links: the same creates succeed, linked to the existing people.
+    // Every write that changes the login address is a claim: PATCH, PUT and
+    // bulk of a user the tenant does manage are refused alike, and change nothing.
+    let tmp = scim.create_user(user("tmp@tuist.example")).await;
+    let before = grpc_user(&stack, "tuist", &tmp).await;
+    let patched = scim
+        .patch(
+            &format!("/Users/{tmp}"),
+            json!([
+                {"op": "replace", "path": "userName", "value": "shared@example.com"},
+                {"op": "replace", "path": "emails[type eq \"work\"].value", "value": "shared@example.com"}
+            ]),
+        )
+        .await;
+    patched.assert_error(409, Some("uniqueness"));
+    assert_eq!(patched.body["detail"], elsewhere_detail);
+    scim.put(&format!("/Users/{tmp}"), user("direct@example.com"))
+        .await
+        .assert_error(409, Some("uniqueness"));
+    let bulk = scim
+        .post(
+            "/Bulk",
+            json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+                "Operations": [
+                    {"method": "PATCH", "path": format!("/Users/{tmp}"), "data": {
+                        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                        "Operations": [{"op": "replace", "path": "userName", "value": "shared@example.com"}]
+                    }},
+                    {"method": "POST", "path": "/Users", "bulkId": "b", "data": user("shared@example.com")}
+                ]
+            }),
+        )
+        .await;
+    assert_eq!(bulk.status, StatusCode::OK, "{}", bulk.body);
+    for operation in bulk.body["Operations"].as_array().into_iter().flatten() {
+        assert_eq!(operation["status"], "409", "{operation}");
+    }
+    let after = grpc_user(&stack, "tuist", &tmp).await;
+    assert_eq!(after.etag, before.etag);
+    assert_eq!(after.user_name, "tmp@tuist.example");
+    assert_eq!(after.person_id, before.person_id);
+
+    // Linking without a verified domain: the tenant's own direct user is
+    // adopted, but another tenant's person is refused exactly as by reject.
     stack
         .identityctl(
             IDENTITYCTL,
             &["tenants", "update", "tuist", "--existing-person", "link"],
         )
         .await;
-    let linked = scim.create_user(user("shared@example.com")).await;
-    assert_eq!(
-        grpc_user(&stack, "tuist", &linked).await.person_id,
-        grpc_user(&stack, "other", &elsewhere).await.person_id
-    );
+    let refused = scim.post("/Users", user("shared@example.com")).await;
+    refused.assert_error(409, Some("uniqueness"));
+    assert_eq!(refused.body["detail"], elsewhere_detail);
+    scim.patch(
+        &format!("/Users/{tmp}"),
+        json!([{"op": "replace", "path": "userName", "value": "shared@example.com"}]),
+    )
+    .await
+    .assert_error(409, Some("uniqueness"));
     let adopted = scim.post("/Users", user("direct@example.com")).await;
     assert_eq!(adopted.status, StatusCode::CREATED, "{}", adopted.body);
     assert_eq!(adopted.body["id"], json!(direct.id));
@@ -467,6 +517,43 @@ async fn tuist_claim_protection_refuses_people_the_tenant_does_not_manage() {
         grpc_user(&stack, "tuist", &direct.id).await.source(),
         UserSource::Scim
     );
+
+    // Under a verified domain the same writes link to the existing person.
+    let updated = stack
+        .identityctl(
+            IDENTITYCTL,
+            &[
+                "tenants",
+                "update",
+                "tuist",
+                "--verified-domains",
+                "Example.com,tuist.example",
+            ],
+        )
+        .await;
+    assert_eq!(
+        updated["policy"]["verified_domains"],
+        json!(["example.com", "tuist.example"])
+    );
+    let renamed = scim
+        .patch(
+            &format!("/Users/{tmp}"),
+            json!([{"op": "replace", "path": "userName", "value": "shared@example.com"}]),
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.body);
+    assert_eq!(
+        grpc_user(&stack, "tuist", &tmp).await.person_id,
+        grpc_user(&stack, "other", &elsewhere).await.person_id
+    );
+    // A domain that is not verified stays protected.
+    stack
+        .scim(&other.token)
+        .create_user(user("kept@other.example"))
+        .await;
+    scim.post("/Users", user("kept@other.example"))
+        .await
+        .assert_error(409, Some("uniqueness"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -507,10 +594,21 @@ async fn tuist_deprovisioning_removes_the_membership_and_keeps_the_person() {
     let ada = scim
         .create_user(okta_user("ada@tuist.example", "Ada", "Lovelace"))
         .await;
+    // The same person in another tenant, where the operator added them
+    // (an identity provider could not: tuist.example is not its domain).
     let shared_person = stack
-        .scim(&other.token)
-        .create_user(user("ada@tuist.example"))
-        .await;
+        .users(ADMIN_TOKEN)
+        .create_user(CreateUserRequest {
+            tenant: other.slug.clone(),
+            user: Some(User {
+                user_name: "ada@tuist.example".into(),
+                ..User::default()
+            }),
+        })
+        .await
+        .expect("operator adds the person to another tenant")
+        .into_inner()
+        .id;
 
     // Membership of a synthetic group sets the role.
     let added = scim

@@ -172,7 +172,7 @@ impl From<UserError> for Status {
             UserError::InvalidValue(_) => {
                 client_error(Code::InvalidArgument, ErrorReason::InvalidValue, message)
             }
-            UserError::Claimed(_) => {
+            UserError::Claimed => {
                 client_error(Code::AlreadyExists, ErrorReason::ClaimedElsewhere, message)
             }
             UserError::PolicyViolation(_) => client_error(

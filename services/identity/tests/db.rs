@@ -177,12 +177,13 @@ async fn tenants_are_isolated() {
         .await;
     assert_eq!(tenant.err().map(|s| s.code()), Some(Code::Unauthenticated));
 
-    // The same userName is free in the other tenant.
+    // The same userName is free in the other tenant. (The operator adds it:
+    // claim protection keeps B's identity provider from claiming A's person.)
     svc.users()
         .create_user(call(
-            &b,
+            OPERATOR,
             CreateUserRequest {
-                tenant: String::new(),
+                tenant: "tenant-b".into(),
                 user: Some(user("SHARED@example.com")),
             },
         ))

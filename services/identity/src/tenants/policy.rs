@@ -36,6 +36,7 @@ pub(crate) fn to_json(policy: &ProvisioningPolicy) -> Json {
             .collect::<Vec<_>>(),
         "synthetic_groups": policy.synthetic_groups,
         "scim_managed_lock": policy.scim_managed_lock,
+        "verified_domains": policy.verified_domains,
     })
 }
 
@@ -87,6 +88,14 @@ pub(crate) fn from_json(document: &Json) -> ProvisioningPolicy {
                 organization: field("organization").to_owned(),
             }
         })
+        .collect();
+    policy.verified_domains = map
+        .get("verified_domains")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Json::as_str)
+        .map(str::to_owned)
         .collect();
     policy
 }
@@ -167,7 +176,44 @@ pub(crate) fn apply_update(
     if let Some(value) = update.scim_managed_lock {
         policy.scim_managed_lock = value;
     }
+    if let Some(verified) = update.verified_domains {
+        if verified.domains.len() > MAX_VERIFIED_DOMAINS {
+            return Err(TenantError::InvalidValue(format!(
+                "verified_domains: at most {MAX_VERIFIED_DOMAINS} domains"
+            )));
+        }
+        let mut domains: Vec<String> = Vec::new();
+        for domain in verified.domains {
+            let domain = domain.trim().trim_start_matches('@').to_ascii_lowercase();
+            if !is_domain_name(&domain) {
+                return Err(TenantError::InvalidValue(format!(
+                    "verified_domains: '{domain}' is not a domain name such as example.com"
+                )));
+            }
+            if !domains.contains(&domain) {
+                domains.push(domain);
+            }
+        }
+        policy.verified_domains = domains;
+    }
     Ok(policy)
+}
+
+/// More would be a sign of a mistake, and every claim check reads the list.
+const MAX_VERIFIED_DOMAINS: usize = 100;
+
+/// A DNS name of at least two labels: letters, digits and inner hyphens,
+/// 1–63 characters a label, 253 in all.
+fn is_domain_name(domain: &str) -> bool {
+    let label_ok = |label: &str| {
+        (1..=63).contains(&label.len())
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    domain.len() <= 253 && domain.contains('.') && domain.split('.').all(label_ok)
 }
 
 /// An enum value this version knows, else INVALID_ARGUMENT naming the field.
@@ -182,7 +228,7 @@ fn known<E, Err>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use identity_proto::v1::{GroupMappings, RequiredAttributes};
+    use identity_proto::v1::{GroupMappings, RequiredAttributes, VerifiedDomains};
 
     #[test]
     fn default_policy_is_the_empty_document() {
@@ -203,6 +249,7 @@ mod tests {
             }],
             synthetic_groups: true,
             scim_managed_lock: true,
+            verified_domains: vec!["example.com".into()],
             ..ProvisioningPolicy::default()
         };
         policy.set_name_policy(NamePolicy::DisplayNameFirst);
@@ -268,5 +315,47 @@ mod tests {
             ..PolicyUpdate::default()
         };
         assert!(apply_update(ProvisioningPolicy::default(), empty_mapping).is_err());
+        for bad in [
+            "",
+            "localhost",
+            "exa mple.com",
+            "-a.com",
+            "a..com",
+            "ex_ample.com",
+        ] {
+            let update = PolicyUpdate {
+                verified_domains: Some(VerifiedDomains {
+                    domains: vec![bad.into()],
+                }),
+                ..PolicyUpdate::default()
+            };
+            assert!(
+                apply_update(ProvisioningPolicy::default(), update).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn verified_domains_are_normalised() {
+        let update = PolicyUpdate {
+            verified_domains: Some(VerifiedDomains {
+                domains: vec![
+                    " Example.COM ".into(),
+                    "@example.com".into(),
+                    "corp.example.org".into(),
+                ],
+            }),
+            ..PolicyUpdate::default()
+        };
+        let policy =
+            apply_update(ProvisioningPolicy::default(), update).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(policy.verified_domains, ["example.com", "corp.example.org"]);
+        let cleared = PolicyUpdate {
+            verified_domains: Some(VerifiedDomains::default()),
+            ..PolicyUpdate::default()
+        };
+        let policy = apply_update(policy, cleared).unwrap_or_else(|e| panic!("{e}"));
+        assert!(policy.verified_domains.is_empty());
     }
 }

@@ -27,9 +27,13 @@ pub enum UserError {
     #[error("{0}")]
     InvalidValue(String),
     /// Claim protection: the login email belongs to a person this tenant's
-    /// SCIM does not manage.
-    #[error("{0}")]
-    Claimed(String),
+    /// SCIM does not manage. One message whatever the reason, so it never
+    /// tells whether an address exists in another tenant.
+    #[error(
+        "the login address belongs to a person this tenant's identity provider does not \
+         manage, and the tenant's policy does not let it claim them"
+    )]
+    Claimed,
     /// The tenant's policy forbids the change; the message names the rule.
     #[error("{0}")]
     PolicyViolation(String),

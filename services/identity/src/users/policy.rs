@@ -73,6 +73,14 @@ pub(crate) fn login_email(user: &UserData, policy: &ProvisioningPolicy) -> Optio
         .filter(|s| !s.is_empty())
 }
 
+/// Whether the domain of the login address `email` (lowercase) is one the
+/// tenant has verified; an address without a domain never is.
+pub(crate) fn in_verified_domain(email: &str, policy: &ProvisioningPolicy) -> bool {
+    email
+        .rsplit_once('@')
+        .is_some_and(|(_, domain)| policy.verified_domains.iter().any(|d| d == domain))
+}
+
 /// The full name by the tenant's name rule.
 pub(crate) fn display_full_name(user: &UserData, policy: NamePolicy) -> String {
     full_name(&user.name, user.display_name.as_deref(), policy)

@@ -240,8 +240,9 @@ async fn check_manager(
 }
 
 /// A new user under the tenant's policy. A SCIM create of a person the tenant does not
-/// manage follows the claim policy: refused, or linked (a person who joined
-/// this tenant outside SCIM is adopted: their row becomes SCIM-managed).
+/// manage follows the claim policy (see [`claim`]): refused, or linked (a
+/// person who joined this tenant outside SCIM is adopted: their row becomes
+/// SCIM-managed).
 pub(crate) async fn create(
     conn: &mut AsyncPgConnection,
     scope: &WriteScope<'_>,
@@ -265,9 +266,10 @@ pub(crate) async fn create(
         };
         if let (Some(person), Some(email)) = (person, &login)
             && scope.caller.is_scim()
-            && let Some(adopted) = claim(tx, scope, person, email, user).await?
+            && let Claim::Adopt(existing) = claim(tx, scope, person, email, None).await?
         {
-            return Ok(adopted);
+            let row = lock(tx, tenant, existing, "").await?;
+            return write(tx, scope, &row, user.clone(), SOURCE_SCIM).await;
         }
         check_manager(tx, tenant, id, user.manager_id).await?;
         let member =
@@ -299,49 +301,84 @@ pub(crate) async fn create(
     .await
 }
 
-/// Claim protection for a SCIM create of `person`: the adopted row when the
-/// policy links a person who joined this tenant outside SCIM, `None` when
-/// the create may go on, an error when the policy refuses the claim.
+/// What claim protection lets a SCIM write do with a person.
+enum Claim {
+    /// Link the user to the person (or keep them linked).
+    Link,
+    /// Adopt this user of the tenant, who joined outside SCIM: the create
+    /// becomes a write over their row.
+    Adopt(Uuid),
+}
+
+/// Why claim protection refused, for the service's debug log only: the
+/// identity provider gets one answer whatever the reason, so it cannot
+/// learn whether an address exists in another tenant.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    JoinedOutsideScim,
+    MemberOfAnotherTenant,
+    DomainNotVerified,
+}
+
+/// Claim protection for a SCIM write that gives `user` (None on create) the
+/// login address `email` of `person`, under the tenant's policy:
+/// - `reject` refuses when the person joined this tenant outside SCIM or is
+///   a member of another tenant;
+/// - `link` links, adopting on create a user who joined this tenant outside
+///   SCIM, but links to a member of another tenant only when the address's
+///   domain is one of the tenant's verified domains; otherwise it refuses
+///   as `reject` does.
+///
+/// The person's row is locked (by [`people::get_or_create`]), so no
+/// membership appears meanwhile.
 async fn claim(
     tx: &mut AsyncPgConnection,
     scope: &WriteScope<'_>,
     person: Uuid,
     email: &str,
-    user: &UserData,
-) -> Result<Option<UserRow>, UserError> {
+    user: Option<Uuid>,
+) -> Result<Claim, UserError> {
     let tenant = scope.tenant.id;
+    let policy = &*scope.tenant.policy;
     let memberships = people::memberships(tx, person).await?;
-    let joined_directly = memberships
-        .iter()
-        .find(|m| m.tenant_id == tenant && m.source == SOURCE_DIRECT);
-    match scope.tenant.policy.existing_person() {
-        ExistingPersonPolicy::ExistingPersonReject => {
-            if joined_directly.is_some() {
-                return Err(UserError::Claimed(format!(
-                    "'{email}' belongs to a person who joined this tenant outside SCIM; the \
-                     tenant's policy (existing_person=reject) refuses to let the identity \
-                     provider claim them"
-                )));
-            }
-            if memberships.iter().any(|m| m.tenant_id != tenant) {
-                return Err(UserError::Claimed(format!(
-                    "'{email}' belongs to a person who is a member of another tenant; the \
-                     tenant's policy (existing_person=reject) refuses to let the identity \
-                     provider claim them"
-                )));
-            }
-            Ok(None)
+    let others = memberships.iter().filter(|m| Some(m.user_id) != user);
+    let mut joined_directly = None;
+    let mut elsewhere = false;
+    for membership in others {
+        if membership.tenant_id != tenant {
+            elsewhere = true;
+        } else if membership.source == SOURCE_DIRECT {
+            joined_directly = Some(membership.user_id);
         }
-        ExistingPersonPolicy::ExistingPersonLink => match joined_directly {
-            Some(existing) => {
-                let row = lock(tx, tenant, existing.user_id, "").await?;
-                Ok(Some(
-                    write(tx, scope, &row, user.clone(), SOURCE_SCIM).await?,
-                ))
-            }
-            None => Ok(None),
-        },
     }
+    let refusal = match policy.existing_person() {
+        ExistingPersonPolicy::ExistingPersonReject if joined_directly.is_some() => {
+            Some(Refusal::JoinedOutsideScim)
+        }
+        ExistingPersonPolicy::ExistingPersonReject if elsewhere => {
+            Some(Refusal::MemberOfAnotherTenant)
+        }
+        ExistingPersonPolicy::ExistingPersonLink
+            if elsewhere && !policy::in_verified_domain(email, policy) =>
+        {
+            Some(Refusal::DomainNotVerified)
+        }
+        _ => None,
+    };
+    if let Some(reason) = refusal {
+        tracing::debug!(
+            tenant = %scope.tenant.slug,
+            %person,
+            ?reason,
+            policy = policy.existing_person().as_str_name(),
+            "claim refused"
+        );
+        return Err(UserError::Claimed);
+    }
+    Ok(match joined_directly {
+        Some(existing) if user.is_none() => Claim::Adopt(existing),
+        _ => Claim::Link,
+    })
 }
 
 pub(crate) async fn get(
@@ -447,7 +484,14 @@ async fn write(
         old.person_id
     } else {
         match &login {
-            Some(email) => Some(people::get_or_create(tx, email).await?),
+            Some(email) => {
+                let person = people::get_or_create(tx, email).await?;
+                // A new address is a claim as much as a create is.
+                if scope.caller.is_scim() && old.person_id != Some(person) {
+                    claim(tx, scope, person, email, Some(id)).await?;
+                }
+                Some(person)
+            }
             None => None,
         }
     };
