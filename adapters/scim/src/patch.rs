@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use identity_proto::v1::{AttributePath, PatchOperation, patch_operation::Op};
 use serde_json::{Map, Value as Json};
 
+use crate::bounds::{self, MAX_PATCH_OPERATIONS};
 use crate::error::ScimError;
 use crate::filter;
 use crate::schema::{self, Kind, PathTarget, Resource, Returned};
@@ -28,6 +29,12 @@ pub fn parse_patch(resource: Resource, body: Json) -> Result<Vec<PatchOperation>
             ));
         }
     };
+    if operations.len() > MAX_PATCH_OPERATIONS {
+        return Err(ScimError::invalid_value(format!(
+            "the request has {} operations; at most {MAX_PATCH_OPERATIONS} are accepted",
+            operations.len()
+        )));
+    }
     let mut out = Vec::new();
     for (index, operation) in operations.iter().enumerate() {
         out.extend(parse_operation(resource, operation).map_err(|e| ScimError {
@@ -87,9 +94,9 @@ fn parse_operation(resource: Resource, operation: &Json) -> Result<Vec<PatchOper
             )),
         };
     };
-    match filter::parse_path(resource, path)
-        .map_err(|e| ScimError::invalid_path(format!("invalid path \"{path}\": {e}")))?
-    {
+    match filter::parse_path(resource, path).map_err(|e| {
+        ScimError::invalid_path(format!("invalid path \"{}\": {e}", bounds::printable(path)))
+    })? {
         PathTarget::Schema(schema) => match (op, value) {
             (Op::Remove, _) if !schema.is_empty() => {
                 let known = resource.extensions().iter().find(|(urn, _)| *urn == schema);
