@@ -1355,6 +1355,40 @@ mod tests {
         assert!(user_path(&format!("emails[{}", "(".repeat(5000))).is_err());
     }
 
+    /// The deepest filters the parser accepts stay decodable by the service,
+    /// far from prost's recursion limit of 100.
+    #[test]
+    fn deepest_filters_stay_decodable() {
+        use identity_proto::v1::ListUsersRequest;
+        use prost::Message;
+        let alternating: String = (0..MAX_FILTER_DEPTH)
+            .map(|i| {
+                if i % 2 == 0 {
+                    "userName pr and ("
+                } else {
+                    "userName pr or ("
+                }
+            })
+            .collect();
+        let innermost = "(".repeat(MAX_FILTER_DEPTH - 2);
+        for text in [
+            format!("{alternating}userName pr{}", ")".repeat(MAX_FILTER_DEPTH)),
+            format!("{}userName pr", "not ".repeat(MAX_FILTER_DEPTH)),
+            format!(
+                "emails[{innermost}value pr and (type pr or value pr){}]",
+                ")".repeat(MAX_FILTER_DEPTH - 2)
+            ),
+        ] {
+            let filter = user_filter(&text).map_err(|e| format!("{text}: {e}"));
+            let request = ListUsersRequest {
+                filter: Some(filter.expect("at the limit")),
+                ..Default::default()
+            };
+            let decoded = ListUsersRequest::decode(request.encode_to_vec().as_slice());
+            assert_eq!(decoded.ok(), Some(request), "{text}");
+        }
+    }
+
     #[test]
     fn terms_and_length_are_bounded() {
         let terms = |n: usize| vec!["userName pr"; n].join(" or ");

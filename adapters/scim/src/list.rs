@@ -241,6 +241,23 @@ mod tests {
     }
 
     #[test]
+    fn sort_by_and_cursor_lengths_are_bounded() {
+        let scim_type = |pairs: &[(&str, &str)]| params(pairs).err().and_then(|e| e.scim_type);
+        let long_sort = "a".repeat(MAX_PATH_BYTES + 1);
+        assert_eq!(
+            scim_type(&[("sortBy", &long_sort)]),
+            Some(crate::error::ScimType::InvalidPath)
+        );
+        assert!(params(&[("sortBy", &"a".repeat(MAX_PATH_BYTES))]).is_ok());
+        let long_cursor = "a".repeat(MAX_CURSOR_BYTES + 1);
+        assert_eq!(
+            scim_type(&[("cursor", &long_cursor)]),
+            Some(crate::error::ScimType::InvalidCursor)
+        );
+        assert!(params(&[("cursor", &"a".repeat(MAX_CURSOR_BYTES))]).is_ok());
+    }
+
+    #[test]
     fn list_parameters() {
         assert_eq!(
             params(&[]),

@@ -420,6 +420,25 @@ mod tests {
         Projection::parse(resource, &query)
     }
 
+    #[test]
+    fn attribute_lists_are_bounded() {
+        let names = |n: usize| vec!["userName"; n].join(",");
+        for parameter in ["attributes", "excludedAttributes"] {
+            assert!(
+                projection(Resource::User, &[(parameter, &names(MAX_ATTRIBUTE_NAMES))]).is_ok()
+            );
+            let error = projection(
+                Resource::User,
+                &[(parameter, &names(MAX_ATTRIBUTE_NAMES + 1))],
+            )
+            .expect_err("too many names");
+            assert_eq!(error.scim_type, Some(ScimType::InvalidPath));
+            let long = "a".repeat(MAX_PATH_BYTES + 1);
+            let error = projection(Resource::User, &[(parameter, &long)]).expect_err("too long");
+            assert_eq!(error.scim_type, Some(ScimType::InvalidPath));
+        }
+    }
+
     fn user(pairs: &[(&str, &str)]) -> Json {
         let Ok(projection) = projection(Resource::User, pairs) else {
             panic!("valid projection rejected: {pairs:?}")
