@@ -354,6 +354,19 @@ async fn nul_characters_are_refused_naming_the_attribute() {
         .await
         .assert_error(400, Some("invalidValue"));
     stack.assert_serving().await;
+    for target in ["/Users/a%00b", "/Groups/a%00b"] {
+        scim.get(target).await.assert_error(404, None);
+    }
+    for target in [
+        "/Users?sortBy=name%00x",
+        "/Users?sortBy=urn:example%00x:attr",
+        "/Users?attributes=urn:example%00x:attr",
+    ] {
+        scim.get(target)
+            .await
+            .assert_error(400, Some("invalidPath"));
+    }
+    stack.assert_serving().await;
     assert_eq!(user_count(&stack, "acme").await, "1");
     assert_eq!(scim.get(&path).await.body, before, "nothing changed");
 }

@@ -156,6 +156,11 @@ fn sort_order(resource: Resource, query: &ScimQuery) -> Result<Option<SortOrder>
             sort_by.len()
         )));
     }
+    if sort_by.contains('\0') {
+        return Err(ScimError::invalid_path(
+            "sortBy contains a NUL character, which no attribute name has",
+        ));
+    }
     match schema::parse_attr_path(resource, sort_by) {
         Some(PathTarget::Attribute(path)) => Ok(Some(SortOrder {
             path: Some(path),

@@ -211,6 +211,11 @@ fn selectors(
             name.len()
         )));
     }
+    if names.iter().any(|name| name.contains('\0')) {
+        return Err(ScimError::invalid_path(format!(
+            "{parameter}: a name contains a NUL character, which no attribute name has"
+        )));
+    }
     names
         .into_iter()
         .map(|name| match schema::parse_attr_path(resource, name) {
