@@ -3,6 +3,8 @@
 //! reach prost's decode recursion limit (100) in the service, or carry
 //! text Postgres cannot store.
 
+use std::rc::Rc;
+
 use serde_json::Value as Json;
 
 use crate::error::ScimError;
@@ -33,37 +35,81 @@ pub const MAX_JSON_DEPTH: usize = 24;
 
 /// Checks a parsed request body: nesting depth (`invalidSyntax`) and NUL
 /// characters in keys or strings (`invalidValue`, naming where). Iterative,
-/// so the check itself cannot overflow the stack.
+/// so the check itself cannot overflow the stack; linear, as each value
+/// links to its parent and a path is spelled out only for the error.
 pub fn check_json(body: &Json) -> Result<(), ScimError> {
-    // (value, depth of the value, its path for messages)
-    let mut pending: Vec<(&Json, usize, String)> = vec![(body, 1, String::new())];
-    while let Some((value, depth, path)) = pending.pop() {
+    let mut pending: Vec<(&Json, usize, Option<Rc<Step>>)> = vec![(body, 1, None)];
+    while let Some((value, depth, at)) = pending.pop() {
         match value {
             Json::Object(map) => {
                 too_deep(depth)?;
                 for (key, inner) in map {
-                    let inner_path = if path.is_empty() {
-                        key.clone()
-                    } else {
-                        format!("{path}.{key}")
-                    };
+                    let step = Step::new(&at, Segment::Key(key.as_str()));
                     if key.contains('\0') {
-                        return Err(nul(&inner_path));
+                        return Err(nul(&step));
                     }
-                    pending.push((inner, depth + 1, inner_path));
+                    pending.push((inner, depth + 1, Some(step)));
                 }
             }
             Json::Array(items) => {
                 too_deep(depth)?;
                 for (index, inner) in items.iter().enumerate() {
-                    pending.push((inner, depth + 1, format!("{path}[{index}]")));
+                    pending.push((
+                        inner,
+                        depth + 1,
+                        Some(Step::new(&at, Segment::Index(index))),
+                    ));
                 }
             }
-            Json::String(text) if text.contains('\0') => return Err(nul(&path)),
+            Json::String(text) if text.contains('\0') => {
+                return Err(at.map_or_else(|| nul_at("the body"), |step| nul(&step)));
+            }
             _ => {}
         }
     }
     Ok(())
+}
+
+/// One step of the path from the body to a value.
+struct Step<'a> {
+    parent: Option<Rc<Step<'a>>>,
+    segment: Segment<'a>,
+}
+
+enum Segment<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+impl<'a> Step<'a> {
+    fn new(parent: &Option<Rc<Step<'a>>>, segment: Segment<'a>) -> Rc<Step<'a>> {
+        Rc::new(Step {
+            parent: parent.clone(),
+            segment,
+        })
+    }
+
+    /// `emails[0].value`, `urn:…:User.department`.
+    fn spell(&self) -> String {
+        let mut segments = vec![&self.segment];
+        let mut parent = self.parent.as_deref();
+        while let Some(step) = parent {
+            segments.push(&step.segment);
+            parent = step.parent.as_deref();
+        }
+        let mut out = String::new();
+        for segment in segments.into_iter().rev() {
+            match segment {
+                Segment::Key(key) if out.is_empty() => out.push_str(key),
+                Segment::Key(key) => {
+                    out.push('.');
+                    out.push_str(key);
+                }
+                Segment::Index(index) => out.push_str(&format!("[{index}]")),
+            }
+        }
+        out
+    }
 }
 
 fn too_deep(depth: usize) -> Result<(), ScimError> {
@@ -75,8 +121,11 @@ fn too_deep(depth: usize) -> Result<(), ScimError> {
     Ok(())
 }
 
-fn nul(path: &str) -> ScimError {
-    let path = if path.is_empty() { "the body" } else { path };
+fn nul(step: &Step) -> ScimError {
+    nul_at(&step.spell())
+}
+
+fn nul_at(path: &str) -> ScimError {
     ScimError::invalid_value(format!(
         "{}: contains a NUL character, which cannot be stored",
         printable(path)
