@@ -317,6 +317,17 @@ async fn deep_json_bodies_are_refused_and_the_limit_goes_through() {
         .map(|ops| ops.iter().filter_map(|o| o["status"].as_str()).collect())
         .unwrap_or_default();
     assert_eq!(statuses, ["201", "200"], "{}", reply.body);
+
+    // /Bulk's own limit on operations.
+    let op = json!({"method": "DELETE", "path": "/Users/unknown"});
+    scim.post(
+        "/Bulk",
+        json!({"schemas": [BULK_SCHEMA], "Operations": vec![op; 1001]}),
+    )
+    .await
+    .assert_error(413, None);
+    stack.assert_serving().await;
+    assert_eq!(user_count(&stack, "acme").await, "2");
 }
 
 #[tokio::test]

@@ -28,9 +28,10 @@ pub const MAX_CURSOR_BYTES: usize = 1024;
 /// Most operations in one PATCH request.
 pub const MAX_PATCH_OPERATIONS: usize = 1000;
 /// Deepest JSON request body; every object and array is a level, the body
-/// itself the first. A resource needs 3 levels less in a PATCH value and 6
-/// less in a PATCH inside /Bulk. JSON costs at most two protobuf levels
-/// per level, so 24 stays far below prost's 100.
+/// itself the first. The PatchOp and BulkRequest envelopes take 3 levels
+/// each (6 for a PATCH inside /Bulk), so a resource of 16 levels fits in
+/// every request. A JSON level costs at most two protobuf levels, so 24
+/// stays far below prost's 100.
 pub const MAX_JSON_DEPTH: usize = 24;
 
 /// Checks a parsed request body: nesting depth (`invalidSyntax`) and NUL
