@@ -13,6 +13,7 @@ use identity_proto::v1::{
 use prost_types::value::Kind as ValueKind;
 use serde_json::Value as Json;
 
+use crate::bounds::{MAX_FILTER_BYTES, MAX_FILTER_DEPTH, MAX_FILTER_TERMS, MAX_PATCH_PATH_BYTES};
 use crate::schema::{self, Kind, PathTarget, Resource};
 
 /// A syntax error and the 1-based character position it was found at.
@@ -32,7 +33,7 @@ impl std::error::Error for FilterError {}
 
 /// Parses a whole filter expression over attributes of `resource`.
 pub fn parse_filter(resource: Resource, text: &str) -> Result<Filter, FilterError> {
-    let mut parser = Parser::new(resource, text)?;
+    let mut parser = Parser::new(resource, text, MAX_FILTER_BYTES)?;
     if parser.tokens.is_empty() {
         return Err(parser.error_at(0, "the filter is empty"));
     }
@@ -44,7 +45,7 @@ pub fn parse_filter(resource: Resource, text: &str) -> Result<Filter, FilterErro
 /// Parses a PATCH path: `[urn:]attr[.sub]` or `[urn:]attr[filter][.sub]`.
 /// A path naming a whole schema (the enterprise URN alone) is returned as such.
 pub fn parse_path(resource: Resource, text: &str) -> Result<PathTarget, FilterError> {
-    let mut parser = Parser::new(resource, text)?;
+    let mut parser = Parser::new(resource, text, MAX_PATCH_PATH_BYTES)?;
     let Some(Token {
         kind: Tok::Word(word),
         offset,
@@ -63,7 +64,8 @@ pub fn parse_path(resource: Resource, text: &str) -> Result<PathTarget, FilterEr
     if !path.sub_attribute.is_empty() {
         return Err(parser.error_at(offset, "a value filter must follow the attribute itself"));
     }
-    parser.next();
+    let bracket = parser.next().map_or(0, |t| t.offset);
+    parser.enter(bracket)?;
     let inner = parser.parse_or(Some(&path))?;
     parser.expect(Tok::RBracket, "']'")?;
     if let Some(token) = parser.next() {
@@ -127,6 +129,11 @@ struct Parser {
     pos: usize,
     /// Character count of the input, for "at the end" errors.
     len: usize,
+    /// Levels entered so far (parentheses, `not`, value filters), checked
+    /// against [`MAX_FILTER_DEPTH`] before each recursion.
+    depth: usize,
+    /// Comparisons parsed so far, bounded by [`MAX_FILTER_TERMS`].
+    terms: usize,
 }
 
 fn tokenize(text: &str) -> Result<Vec<Token>, FilterError> {
@@ -264,13 +271,58 @@ fn is_keyword(tok: Option<&Tok>, keyword: &str) -> bool {
 }
 
 impl Parser {
-    fn new(resource: Resource, text: &str) -> Result<Self, FilterError> {
+    /// Refuses text longer than `max_bytes` and NUL characters (which no
+    /// stored value can hold) before tokenizing.
+    fn new(resource: Resource, text: &str, max_bytes: usize) -> Result<Self, FilterError> {
+        if text.len() > max_bytes {
+            return Err(FilterError {
+                position: 1,
+                message: format!(
+                    "the text is {} bytes long; at most {max_bytes} are accepted",
+                    text.len()
+                ),
+            });
+        }
+        let tokens = tokenize(text)?;
+        let nul = tokens.iter().find(|t| match &t.kind {
+            Tok::Word(w) | Tok::Str(w) => w.contains('\0'),
+            _ => false,
+        });
+        if let Some(token) = nul {
+            return Err(FilterError {
+                position: token.offset + 1,
+                message: "a NUL character cannot be stored or matched".into(),
+            });
+        }
         Ok(Parser {
             resource,
-            tokens: tokenize(text)?,
+            tokens,
             pos: 0,
             len: text.chars().count(),
+            depth: 0,
+            terms: 0,
         })
+    }
+
+    /// Enters one nesting level at `offset`, or refuses past the limit.
+    fn enter(&mut self, offset: usize) -> Result<(), FilterError> {
+        if self.depth >= MAX_FILTER_DEPTH {
+            return Err(self.error_at(
+                offset,
+                format!("nesting is deeper than {MAX_FILTER_DEPTH} levels"),
+            ));
+        }
+        self.depth += 1;
+        Ok(())
+    }
+
+    /// Counts one comparison at `offset`, or refuses past the limit.
+    fn count_term(&mut self, offset: usize) -> Result<(), FilterError> {
+        if self.terms >= MAX_FILTER_TERMS {
+            return Err(self.error_at(offset, format!("more than {MAX_FILTER_TERMS} comparisons")));
+        }
+        self.terms += 1;
+        Ok(())
     }
 
     fn peek(&self) -> Option<&Tok> {
@@ -345,8 +397,10 @@ impl Parser {
             && !matches!(self.tokens.get(self.pos + 1).map(|t| &t.kind),
                          Some(Tok::Word(w)) if operator(w).is_some());
         if is_not {
+            self.enter(self.tokens[self.pos].offset)?;
             self.pos += 1;
             let inner = self.parse_not(scope)?;
+            self.depth -= 1;
             return Ok(Filter {
                 expression: Some(filter::Expression::Not(Box::new(inner))),
             });
@@ -360,9 +414,11 @@ impl Parser {
         };
         let word = match token.kind {
             Tok::LParen => {
+                self.enter(token.offset)?;
                 self.pos += 1;
                 let inner = self.parse_or(scope)?;
                 self.expect(Tok::RParen, "')'")?;
+                self.depth -= 1;
                 return Ok(inner);
             }
             Tok::Word(word) => word,
@@ -390,9 +446,11 @@ impl Parser {
                     "a value filter must follow the attribute itself",
                 ));
             }
+            self.enter(self.tokens[self.pos].offset)?;
             self.pos += 1;
             let inner = self.parse_or(Some(&path))?;
             self.expect(Tok::RBracket, "']'")?;
+            self.depth -= 1;
             return Ok(Filter {
                 expression: Some(filter::Expression::ValuePath(Box::new(ValuePath {
                     path: Some(Box::new(path)),
@@ -405,6 +463,7 @@ impl Parser {
             _ => None,
         }
         .ok_or_else(|| self.unexpected(&format!("an operator after '{word}'")))?;
+        self.count_term(token.offset)?;
         self.pos += 1;
         let value = if op == comparison::Operator::Pr {
             None
@@ -1244,11 +1303,196 @@ mod tests {
         tree(prop_oneof![4 => comparison, 1 => value_path()].boxed())
     }
 
+    fn comparisons(tree: &Filter) -> usize {
+        match &tree.expression {
+            Some(filter::Expression::Comparison(_)) => 1,
+            Some(filter::Expression::And(l) | filter::Expression::Or(l)) => {
+                l.operands.iter().map(comparisons).sum()
+            }
+            Some(filter::Expression::Not(inner)) => comparisons(inner),
+            Some(filter::Expression::ValuePath(v)) => v.filter.as_deref().map_or(0, comparisons),
+            None => 0,
+        }
+    }
+
+    /// Deepest nesting of a parsed filter, counted as the parser does.
+    fn depth(tree: &Filter) -> usize {
+        match &tree.expression {
+            Some(filter::Expression::And(l) | filter::Expression::Or(l)) => {
+                l.operands.iter().map(depth).max().unwrap_or(0)
+            }
+            Some(filter::Expression::Not(inner)) => 1 + depth(inner),
+            Some(filter::Expression::ValuePath(v)) => 1 + v.filter.as_deref().map_or(0, depth),
+            _ => 0,
+        }
+    }
+
+    #[test]
+    fn nesting_is_bounded_at_any_depth() {
+        let deep = |levels: usize| {
+            format!(
+                "{}userName eq \"x\"{}",
+                "(".repeat(levels),
+                ")".repeat(levels)
+            )
+        };
+        assert!(user_filter(&deep(MAX_FILTER_DEPTH)).is_ok());
+        for levels in [MAX_FILTER_DEPTH + 1, 100, 4000] {
+            let error = user_filter(&deep(levels)).expect_err("too deep");
+            assert!(error.message.contains("nesting"), "{error}");
+        }
+        let error = user_filter(&"(".repeat(MAX_FILTER_BYTES)).expect_err("too deep");
+        assert!(error.message.contains("nesting"), "{error}");
+        assert!(user_filter(&"(".repeat(100_000)).is_err());
+        let nots = |n: usize| format!("{}userName pr", "not ".repeat(n));
+        assert!(user_filter(&nots(MAX_FILTER_DEPTH)).is_ok());
+        assert!(user_filter(&nots(MAX_FILTER_DEPTH + 1)).is_err());
+        // The value filter's bracket is a level too.
+        let path = |n: usize| format!("emails[{}value pr{}]", "(".repeat(n), ")".repeat(n));
+        assert!(user_path(&path(MAX_FILTER_DEPTH - 1)).is_ok());
+        let error = user_path(&path(MAX_FILTER_DEPTH)).expect_err("too deep");
+        assert!(error.message.contains("nesting"), "{error}");
+        assert!(user_path(&format!("emails[{}", "(".repeat(5000))).is_err());
+    }
+
+    /// The deepest filters the parser accepts stay decodable by the service,
+    /// far from prost's recursion limit of 100.
+    #[test]
+    fn deepest_filters_stay_decodable() {
+        use identity_proto::v1::ListUsersRequest;
+        use prost::Message;
+        let alternating: String = (0..MAX_FILTER_DEPTH)
+            .map(|i| {
+                if i % 2 == 0 {
+                    "userName pr and ("
+                } else {
+                    "userName pr or ("
+                }
+            })
+            .collect();
+        let innermost = "(".repeat(MAX_FILTER_DEPTH - 2);
+        for text in [
+            format!("{alternating}userName pr{}", ")".repeat(MAX_FILTER_DEPTH)),
+            format!("{}userName pr", "not ".repeat(MAX_FILTER_DEPTH)),
+            format!(
+                "emails[{innermost}value pr and (type pr or value pr){}]",
+                ")".repeat(MAX_FILTER_DEPTH - 2)
+            ),
+        ] {
+            let filter = user_filter(&text).map_err(|e| format!("{text}: {e}"));
+            let request = ListUsersRequest {
+                filter: Some(filter.expect("at the limit")),
+                ..Default::default()
+            };
+            let decoded = ListUsersRequest::decode(request.encode_to_vec().as_slice());
+            assert_eq!(decoded.ok(), Some(request), "{text}");
+        }
+    }
+
+    #[test]
+    fn terms_and_length_are_bounded() {
+        let terms = |n: usize| vec!["userName pr"; n].join(" or ");
+        assert!(user_filter(&terms(MAX_FILTER_TERMS)).is_ok());
+        let error = user_filter(&terms(MAX_FILTER_TERMS + 1)).expect_err("too many");
+        assert!(error.message.contains("comparisons"), "{error}");
+        let long = format!("userName eq \"{}\"", "x".repeat(MAX_FILTER_BYTES));
+        let error = user_filter(&long).expect_err("too long");
+        assert!(error.message.contains("bytes long"), "{error}");
+        let long_path = format!("emails[value eq \"{}\"]", "x".repeat(MAX_PATCH_PATH_BYTES));
+        assert!(user_path(&long_path).is_err());
+    }
+
+    #[test]
+    fn nul_is_refused_in_values_and_words() {
+        for text in [
+            "userName eq \"a\\u0000b\"",
+            "userName eq a\u{0}b",
+            "userName\u{0} pr",
+        ] {
+            let error = user_filter(text).expect_err("nul");
+            assert!(error.message.contains("NUL"), "{error}");
+        }
+        assert!(user_path("emails[value eq \"\\u0000\"]").is_err());
+    }
+
+    /// Runs `work` on a thread with a small stack (the fuzz checks that no
+    /// input recurses without bound); a panic fails the caller, an overflow
+    /// aborts the test binary.
+    fn on_small_stack<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+        std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(work)
+            .expect("spawn a fuzz thread")
+            .join()
+            .expect("the parser panicked")
+    }
+
+    /// Openers that each add one level, and what closes them; mostly bare
+    /// parentheses, so that thousands of levels fit in the length limit.
+    fn nesting() -> impl Strategy<Value = Vec<(&'static str, &'static str)>> {
+        let opener = prop_oneof![
+            6 => Just(("(", ")")),
+            1 => Just(("not ", "")),
+            1 => Just(("not (", ")")),
+            1 => Just(("(userName pr and ", ")")),
+            1 => Just(("(userName pr or not ", ")")),
+        ];
+        prop_oneof![
+            prop::collection::vec(opener.clone(), 0..=MAX_FILTER_DEPTH + 2),
+            prop::collection::vec(opener, 0..6000),
+        ]
+    }
+
     proptest! {
+        #[test]
+        fn fuzz_filter_text(text in r#"([a-zA-Z.:\[\]()" \\u0-9]|not |and |or | eq | pr|emails\[){0,400}"#) {
+            on_small_stack(move || {
+                let _ = user_filter(&text);
+                let _ = user_path(&text);
+                let _ = parse_filter(Resource::Group, &text);
+            });
+        }
+
+        #[test]
+        fn fuzz_deep_nesting(
+            levels in nesting(),
+            close in any::<bool>(),
+            in_value_filter in any::<bool>(),
+        ) {
+            let open: String = levels.iter().map(|(o, _)| *o).collect();
+            let shut: String = if close {
+                levels.iter().rev().map(|(_, c)| *c).collect()
+            } else {
+                String::new()
+            };
+            let (text, depth_limit) = if in_value_filter {
+                (format!("emails[{open}value pr{shut}]"), MAX_FILTER_DEPTH - 1)
+            } else {
+                (format!("{open}userName pr{shut}"), MAX_FILTER_DEPTH)
+            };
+            let path_text = format!("{text}.type");
+            let (filter, path) = on_small_stack(move || {
+                (user_filter(&text), user_path(&path_text))
+            });
+            if let Ok(tree) = &filter {
+                prop_assert!(depth(tree) <= MAX_FILTER_DEPTH);
+                prop_assert!(comparisons(tree) <= MAX_FILTER_TERMS);
+            }
+            if levels.len() > depth_limit {
+                prop_assert!(filter.is_err());
+                prop_assert!(path.is_err() || !in_value_filter);
+            }
+        }
+
         #[test]
         fn printed_trees_parse_back_equal(tree in user_tree()) {
             let text = FilterText::new(Resource::User, &tree).to_string();
-            prop_assert_eq!(user_filter(&text), Ok(tree), "{}", text);
+            if comparisons(&tree) > MAX_FILTER_TERMS {
+                let error = user_filter(&text).expect_err("too many terms");
+                prop_assert!(error.message.contains("comparisons"), "{}", error);
+            } else {
+                prop_assert_eq!(user_filter(&text), Ok(tree), "{}", text);
+            }
         }
 
         #[test]

@@ -132,9 +132,11 @@ impl FromRequest<AppState> for ScimJson {
         if json_media_type == Some(false) && !looks_like_json(&bytes) {
             return Err(ScimError::unsupported_media_type());
         }
-        serde_json::from_slice(&bytes).map(ScimJson).map_err(|e| {
+        let body = serde_json::from_slice(&bytes).map_err(|e| {
             ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}"))
-        })
+        })?;
+        crate::bounds::check_json(&body)?;
+        Ok(ScimJson(body))
     }
 }
 

@@ -4,6 +4,7 @@
 //! Every endpoint is served under `/scim/v2` (the token's tenant) and under
 //! `/tenants/{slug}/scim/v2` (the tenant the URL names; see `scope`).
 
+pub mod bounds;
 mod bulk;
 pub mod config;
 mod discovery;

@@ -9,6 +9,7 @@ use axum::response::Response;
 use identity_proto::v1::{Filter, SortOrder};
 use serde_json::{Map, Value as Json, json};
 
+use crate::bounds::{self, MAX_CURSOR_BYTES, MAX_PATH_BYTES};
 use crate::error::ScimError;
 use crate::filter::parse_filter;
 use crate::http::{ScimQuery, scim_json};
@@ -119,9 +120,10 @@ impl ListParams {
 /// RFC 9865 §2: cursors are made of URL-unreserved characters (RFC 3986
 /// §2.3); anything else cannot be one of ours.
 fn cursor_text(cursor: &str) -> Result<String, ScimError> {
-    let valid = cursor
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~'));
+    let valid = cursor.len() <= MAX_CURSOR_BYTES
+        && cursor
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~'));
     if valid {
         Ok(cursor.to_owned())
     } else {
@@ -148,13 +150,25 @@ fn sort_order(resource: Resource, query: &ScimQuery) -> Result<Option<SortOrder>
     let Some(sort_by) = query.get("sortBy").filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
+    if sort_by.len() > MAX_PATH_BYTES {
+        return Err(ScimError::invalid_path(format!(
+            "sortBy is {} bytes long; at most {MAX_PATH_BYTES} are accepted",
+            sort_by.len()
+        )));
+    }
+    if sort_by.contains('\0') {
+        return Err(ScimError::invalid_path(
+            "sortBy contains a NUL character, which no attribute name has",
+        ));
+    }
     match schema::parse_attr_path(resource, sort_by) {
         Some(PathTarget::Attribute(path)) => Ok(Some(SortOrder {
             path: Some(path),
             descending,
         })),
         _ => Err(ScimError::invalid_path(format!(
-            "sortBy \"{sort_by}\" is not an attribute path"
+            "sortBy \"{}\" is not an attribute path",
+            bounds::printable(sort_by)
         ))),
     }
 }
@@ -229,6 +243,23 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         ListParams::parse(Resource::User, &ScimQuery(owned))
+    }
+
+    #[test]
+    fn sort_by_and_cursor_lengths_are_bounded() {
+        let scim_type = |pairs: &[(&str, &str)]| params(pairs).err().and_then(|e| e.scim_type);
+        let long_sort = "a".repeat(MAX_PATH_BYTES + 1);
+        assert_eq!(
+            scim_type(&[("sortBy", &long_sort)]),
+            Some(crate::error::ScimType::InvalidPath)
+        );
+        assert!(params(&[("sortBy", &"a".repeat(MAX_PATH_BYTES))]).is_ok());
+        let long_cursor = "a".repeat(MAX_CURSOR_BYTES + 1);
+        assert_eq!(
+            scim_type(&[("cursor", &long_cursor)]),
+            Some(crate::error::ScimType::InvalidCursor)
+        );
+        assert!(params(&[("cursor", &"a".repeat(MAX_CURSOR_BYTES))]).is_ok());
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use identity_proto::v1::{AttributePath, PatchOperation, patch_operation::Op};
 use serde_json::{Map, Value as Json};
 
+use crate::bounds::{self, MAX_PATCH_OPERATIONS};
 use crate::error::ScimError;
 use crate::filter;
 use crate::schema::{self, Kind, PathTarget, Resource, Returned};
@@ -28,6 +29,12 @@ pub fn parse_patch(resource: Resource, body: Json) -> Result<Vec<PatchOperation>
             ));
         }
     };
+    if operations.len() > MAX_PATCH_OPERATIONS {
+        return Err(ScimError::invalid_value(format!(
+            "the request has {} operations; at most {MAX_PATCH_OPERATIONS} are accepted",
+            operations.len()
+        )));
+    }
     let mut out = Vec::new();
     for (index, operation) in operations.iter().enumerate() {
         out.extend(parse_operation(resource, operation).map_err(|e| ScimError {
@@ -87,9 +94,9 @@ fn parse_operation(resource: Resource, operation: &Json) -> Result<Vec<PatchOper
             )),
         };
     };
-    match filter::parse_path(resource, path)
-        .map_err(|e| ScimError::invalid_path(format!("invalid path \"{path}\": {e}")))?
-    {
+    match filter::parse_path(resource, path).map_err(|e| {
+        ScimError::invalid_path(format!("invalid path \"{}\": {e}", bounds::printable(path)))
+    })? {
         PathTarget::Schema(schema) => match (op, value) {
             (Op::Remove, _) if !schema.is_empty() => {
                 let known = resource.extensions().iter().find(|(urn, _)| *urn == schema);
@@ -945,6 +952,159 @@ mod tests {
             ),
         ] {
             assert_eq!(scim_type(ops.clone()), Some(expected), "{ops}");
+        }
+    }
+
+    #[test]
+    fn operation_count_is_bounded() {
+        let op = json!({"op": "replace", "path": "displayName", "value": "x"});
+        let body = |n: usize| json!({"Operations": vec![op.clone(); n]});
+        assert_eq!(
+            parse_patch(Resource::User, body(MAX_PATCH_OPERATIONS))
+                .map(|ops| ops.len())
+                .ok(),
+            Some(MAX_PATCH_OPERATIONS)
+        );
+        let error = parse_patch(Resource::User, body(MAX_PATCH_OPERATIONS + 1))
+            .expect_err("too many operations");
+        assert_eq!(error.scim_type, Some(crate::error::ScimType::InvalidValue));
+    }
+
+    mod fuzz {
+        use super::*;
+        use crate::bounds::check_json;
+        use identity_proto::v1::PatchUserRequest;
+        use proptest::prelude::*;
+        use prost::Message;
+
+        /// JSON of any shape, a little deeper than bodies may be.
+        fn json_value() -> impl Strategy<Value = Json> {
+            let leaf = prop_oneof![
+                Just(Json::Null),
+                any::<bool>().prop_map(Json::from),
+                any::<i64>().prop_map(Json::from),
+                "[a-zA-Z0-9@. \u{0}]{0,12}".prop_map(Json::from),
+                prop::sample::select(vec!["True", "False", "work", "x@example.com"])
+                    .prop_map(Json::from),
+            ];
+            leaf.prop_recursive(30, 120, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Json::Array),
+                    prop::collection::vec((key(), inner), 0..4)
+                        .prop_map(|pairs| Json::Object(pairs.into_iter().collect())),
+                ]
+            })
+        }
+
+        /// Attribute names, URNs, dotted and filtered paths, and noise.
+        fn key() -> impl Strategy<Value = String> {
+            prop_oneof![
+                prop::sample::select(vec![
+                    "userName",
+                    "name",
+                    "name.givenName",
+                    "emails",
+                    "emails[type eq \"work\"].value",
+                    "emails[(((value pr)))]",
+                    "members",
+                    "members[value eq \"x\"]",
+                    "manager",
+                    "active",
+                    "schemas",
+                    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+                    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager",
+                    "urn:example:ext",
+                    "value",
+                    "op",
+                    "path",
+                ])
+                .prop_map(str::to_owned),
+                r#"[a-zA-Z.:\[\]()" ]{0,16}"#,
+            ]
+        }
+
+        fn operation() -> impl Strategy<Value = Json> {
+            let op = prop_oneof![
+                prop::sample::select(vec!["add", "Replace", "REMOVE", "delete"])
+                    .prop_map(Json::from),
+                json_value(),
+            ];
+            let path = prop_oneof![
+                Just(None),
+                key().prop_map(|k| Some(Json::from(k))),
+                json_value().prop_map(Some),
+            ];
+            (op, path, prop::option::of(json_value())).prop_map(|(op, path, value)| {
+                let mut map = Map::new();
+                map.insert("op".into(), op);
+                if let Some(path) = path {
+                    map.insert("path".into(), path);
+                }
+                if let Some(value) = value {
+                    map.insert("value".into(), value);
+                }
+                Json::Object(map)
+            })
+        }
+
+        /// An extension value nested `levels` deep, objects and arrays mixed.
+        fn deep_value() -> impl Strategy<Value = Json> {
+            (0..40usize, key(), any::<bool>()).prop_map(|(levels, key, arrays)| {
+                (0..levels).fold(Json::from("leaf"), |inner, level| {
+                    if arrays && level % 2 == 1 {
+                        Json::Array(vec![inner])
+                    } else {
+                        json!({ key.clone(): inner })
+                    }
+                })
+            })
+        }
+
+        fn document() -> impl Strategy<Value = Json> {
+            prop_oneof![
+                4 => prop::collection::vec(operation(), 0..6)
+                    .prop_map(|ops| json!({"schemas": [schema::PATCH_OP], "Operations": ops})),
+                2 => deep_value().prop_map(|value| json!({"Operations": [
+                    {"op": "add", "value": {"urn:example:ext": value.clone()}},
+                    {"op": "replace", "path": "urn:example:ext:attr", "value": value},
+                ]})),
+                1 => json_value(),
+            ]
+        }
+
+        /// Runs on a small stack, as the parsers must not recurse without bound.
+        fn on_small_stack<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+            std::thread::Builder::new()
+                .stack_size(256 * 1024)
+                .spawn(work)
+                .expect("spawn a fuzz thread")
+                .join()
+                .expect("the PATCH parser panicked")
+        }
+
+        proptest! {
+            /// What the adapter does with a PATCH body: the body checks, then
+            /// the typed operations, for either resource type.
+            #[test]
+            fn fuzz_patch_document(body in document()) {
+                let text = body.to_string();
+                let outcome = on_small_stack(move || {
+                    let Ok(body) = serde_json::from_str::<Json>(&text) else {
+                        return None;
+                    };
+                    check_json(&body).ok()?;
+                    let user = parse_patch(Resource::User, body.clone()).ok();
+                    let group = parse_patch(Resource::Group, body).ok();
+                    Some([user, group])
+                });
+                // What passes the adapter's checks stays decodable by the
+                // service: far from prost's recursion limit.
+                for operations in outcome.into_iter().flatten().flatten() {
+                    let request = PatchUserRequest { operations, ..Default::default() };
+                    let decoded = PatchUserRequest::decode(request.encode_to_vec().as_slice());
+                    prop_assert_eq!(decoded.as_ref().ok(), Some(&request), "{:?}", decoded);
+                }
+            }
         }
     }
 }

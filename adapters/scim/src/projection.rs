@@ -15,6 +15,7 @@
 
 use serde_json::{Map, Value as Json};
 
+use crate::bounds::{MAX_ATTRIBUTE_NAMES, MAX_PATH_BYTES};
 use crate::error::ScimError;
 use crate::http::ScimQuery;
 use crate::schema::{self, AttributeDef, PathTarget, Resource, Returned};
@@ -192,11 +193,31 @@ fn selectors(
     query: &ScimQuery,
     parameter: &str,
 ) -> Result<Vec<Selector>, ScimError> {
-    query
+    let names: Vec<&str> = query
         .all(parameter)
         .flat_map(|value| value.split(','))
         .map(str::trim)
         .filter(|name| !name.is_empty())
+        .take(MAX_ATTRIBUTE_NAMES + 1)
+        .collect();
+    if names.len() > MAX_ATTRIBUTE_NAMES {
+        return Err(ScimError::invalid_path(format!(
+            "{parameter} names more than {MAX_ATTRIBUTE_NAMES} attributes"
+        )));
+    }
+    if let Some(name) = names.iter().find(|name| name.len() > MAX_PATH_BYTES) {
+        return Err(ScimError::invalid_path(format!(
+            "{parameter}: a name is {} bytes long; at most {MAX_PATH_BYTES} are accepted",
+            name.len()
+        )));
+    }
+    if names.iter().any(|name| name.contains('\0')) {
+        return Err(ScimError::invalid_path(format!(
+            "{parameter}: a name contains a NUL character, which no attribute name has"
+        )));
+    }
+    names
+        .into_iter()
         .map(|name| match schema::parse_attr_path(resource, name) {
             Some(PathTarget::Schema(urn)) => Ok(Selector::Schema(urn)),
             Some(PathTarget::Attribute(path)) => Ok(Selector::Attribute {
@@ -402,6 +423,25 @@ mod tests {
                 .collect(),
         );
         Projection::parse(resource, &query)
+    }
+
+    #[test]
+    fn attribute_lists_are_bounded() {
+        let names = |n: usize| vec!["userName"; n].join(",");
+        for parameter in ["attributes", "excludedAttributes"] {
+            assert!(
+                projection(Resource::User, &[(parameter, &names(MAX_ATTRIBUTE_NAMES))]).is_ok()
+            );
+            let error = projection(
+                Resource::User,
+                &[(parameter, &names(MAX_ATTRIBUTE_NAMES + 1))],
+            )
+            .expect_err("too many names");
+            assert_eq!(error.scim_type, Some(ScimType::InvalidPath));
+            let long = "a".repeat(MAX_PATH_BYTES + 1);
+            let error = projection(Resource::User, &[(parameter, &long)]).expect_err("too long");
+            assert_eq!(error.scim_type, Some(ScimType::InvalidPath));
+        }
     }
 
     fn user(pairs: &[(&str, &str)]) -> Json {
