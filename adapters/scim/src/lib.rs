@@ -271,6 +271,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_panicking_handler_answers_a_scim_500() {
+        use axum::body::Body;
+        use axum::routing::get;
+        use tower::ServiceExt;
+
+        async fn boom() -> &'static str {
+            panic!("handler bug")
+        }
+        let app = Router::new()
+            .route("/boom", get(boom))
+            .layer(CatchPanicLayer::custom(panic_response));
+        let request = axum::http::Request::get("/boom").body(Body::empty());
+        let response = match request {
+            Ok(request) => app.oneshot(request).await,
+            Err(e) => panic!("request: {e}"),
+        };
+        let Ok(response) = response;
+        assert_eq!(
+            response.status(),
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR
+        );
+        let body = axum::body::to_bytes(response.into_body(), 4096).await;
+        let body: serde_json::Value = body
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        assert_eq!(body["status"], "500");
+        assert_eq!(body["schemas"][0], schema::ERROR);
+    }
+
+    #[tokio::test]
     async fn grpc_url_must_be_http() {
         let timeout = Duration::from_secs(1);
         assert!(channel("http://127.0.0.1:50051", timeout).is_ok());
