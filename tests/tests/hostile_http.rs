@@ -121,6 +121,50 @@ async fn oversized_bodies_are_answered_413_not_reset() {
     stack.assert_serving().await;
 }
 
+/// curl, with and without `Expect: 100-continue`, with Content-Length and
+/// chunked, reads the 413 and exits cleanly.
+#[tokio::test]
+async fn curl_reads_the_413() {
+    let limit = 256 * 1024;
+    let stack = Stack::start_with_body_limit(limit).await;
+    let acme = stack.tenant("acme").await;
+    let file = std::env::temp_dir().join(format!("hostile-http-{}.json", stack.database));
+    std::fs::write(&file, big_user(4 * limit)).expect("write the body file");
+    let url = stack.scim(&acme.token).url("/Users");
+    for headers in [
+        &["Expect:"][..],
+        &["Expect: 100-continue"],
+        &["Expect:", "Transfer-Encoding: chunked"],
+        &["Expect: 100-continue", "Transfer-Encoding: chunked"],
+    ] {
+        let mut command = std::process::Command::new("curl");
+        command.args(["-sS", "--max-time", "30", "-o", "-", "-w", "\n%{http_code}"]);
+        command.args(["-H", &format!("Authorization: Bearer {}", acme.token)]);
+        command.args(["-H", "Content-Type: application/scim+json"]);
+        for header in headers {
+            command.args(["-H", header]);
+        }
+        command.args(["--data-binary", &format!("@{}", file.display()), &url]);
+        let output = tokio::task::spawn_blocking(move || command.output())
+            .await
+            .expect("curl thread")
+            .expect("curl is installed");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{headers:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(stdout.ends_with("\n413"), "{headers:?}: {stdout:.300}");
+        assert!(
+            stdout.contains(r#""status":"413""#),
+            "{headers:?}: {stdout:.300}"
+        );
+    }
+    let _ = std::fs::remove_file(&file);
+    stack.assert_serving().await;
+}
+
 #[tokio::test]
 async fn oversized_heads_get_431() {
     let stack = Stack::start_with(|_| {}, |adapter| adapter.max_header_bytes = 8 * 1024).await;
