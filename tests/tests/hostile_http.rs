@@ -40,6 +40,25 @@ async fn read_to_close(socket: &mut TcpStream) -> std::io::Result<String> {
     Ok(String::from_utf8_lossy(&answer).into_owned())
 }
 
+/// Reads one `/healthz` answer from a kept-alive connection.
+async fn read_health(socket: &mut TcpStream) -> String {
+    let mut answer = Vec::new();
+    let mut chunk = [0; 1024];
+    while !answer.ends_with(b"ok\n") {
+        let read = tokio::time::timeout(HANG_GUARD, socket.read(&mut chunk))
+            .await
+            .expect("answered")
+            .expect("read");
+        assert!(
+            read > 0,
+            "closed early: {}",
+            String::from_utf8_lossy(&answer)
+        );
+        answer.extend_from_slice(&chunk[..read]);
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 fn post_head(stack: &Stack, token: &str, framing: &str) -> String {
     format!(
         "POST /scim/v2/Users HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
@@ -215,20 +234,20 @@ async fn slow_heads_are_cut_off_while_others_are_served() {
         "{answer:.200}"
     );
 
-    // On a kept-alive connection the idle timeout (600 s) does not shield a
-    // slow second head: the header read timeout runs from its first byte.
+    // On a kept-alive connection, waiting for the next request longer than
+    // the header read timeout is fine (the idle timeout, 600 s, applies);
+    // but a slow head is cut off 1 s after its first byte.
     let mut kept = TcpStream::connect(scim_addr(&stack))
         .await
         .expect("connect");
-    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .expect("write");
-    let mut first = vec![0; 1024];
-    let read = tokio::time::timeout(HANG_GUARD, kept.read(&mut first))
-        .await
-        .expect("answered")
-        .expect("read");
-    assert!(first[..read].starts_with(b"HTTP/1.1 200"));
+    for _ in 0..2 {
+        kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let answer = read_health(&mut kept).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer:.200}");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
     kept.write_all(b"GET /healthz HTTP/1.1\r\nHo")
         .await
         .expect("write");
