@@ -63,7 +63,10 @@ impl Limits {
             return invalid("SCIM_MAX_HEADER_BYTES", "it must be at least 1024");
         }
         if settings.max_connections == 0 || settings.max_connections > Semaphore::MAX_PERMITS {
-            return invalid("SCIM_MAX_CONNECTIONS", "it must be at least 1");
+            return invalid(
+                "SCIM_MAX_CONNECTIONS",
+                "it must be at least 1 and below 2^61",
+            );
         }
         Ok(Limits {
             header_read_timeout: settings.header_read_timeout,
@@ -373,4 +376,33 @@ fn expects_continue(request: &Request<Incoming>) -> bool {
         .headers()
         .get(header::EXPECT)
         .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_are_checked() {
+        let valid = AdapterSettings::new("http://127.0.0.1:50051");
+        assert!(Limits::from_settings(&valid).is_ok());
+        let broken: [fn(&mut AdapterSettings); 5] = [
+            |s| s.header_read_timeout = Duration::ZERO,
+            |s| s.idle_timeout = Duration::ZERO,
+            |s| s.grpc_timeout = Duration::ZERO,
+            |s| s.max_header_bytes = 100,
+            |s| s.max_connections = 0,
+        ];
+        for (index, breaks) in broken.into_iter().enumerate() {
+            let mut settings = valid.clone();
+            breaks(&mut settings);
+            assert!(
+                matches!(
+                    Limits::from_settings(&settings),
+                    Err(StartupError::InvalidLimit { .. })
+                ),
+                "case {index}"
+            );
+        }
+    }
 }
