@@ -1,6 +1,7 @@
 //! Command line and environment of the `scim-adapter` binary.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
@@ -37,6 +38,31 @@ pub struct Config {
     #[arg(long, env = "SCIM_MAX_BODY_BYTES", default_value_t = 1_048_576)]
     pub max_body_bytes: usize,
 
+    /// Deadline of every gRPC call to the identity service, e.g. 15s or
+    /// 500ms; a call past it is answered 504 with Retry-After.
+    #[arg(long, env = "SCIM_GRPC_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
+    pub grpc_timeout: Duration,
+
+    /// Time a client has to send a whole request head, from the accept or
+    /// from the head's first byte; past it the connection is closed.
+    #[arg(long, env = "SCIM_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// Time a keep-alive connection may wait for its next request before
+    /// it is closed.
+    #[arg(long, env = "SCIM_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Largest request head (request line and headers), in bytes; larger
+    /// ones get 431 and the connection is closed.
+    #[arg(long, env = "SCIM_MAX_HEADER_BYTES", default_value_t = 65_536)]
+    pub max_header_bytes: usize,
+
+    /// Connections served at once; further ones wait in the listen backlog
+    /// until one closes.
+    #[arg(long, env = "SCIM_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
     /// Log line format. Levels come from RUST_LOG (default "info").
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -47,9 +73,32 @@ impl Config {
         AdapterSettings {
             public_url: self.public_url.clone(),
             max_body_bytes: self.max_body_bytes,
+            grpc_timeout: self.grpc_timeout,
+            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
+            max_header_bytes: self.max_header_bytes,
+            max_connections: self.max_connections,
             ..AdapterSettings::new(self.identity_grpc_url.clone())
         }
     }
+}
+
+/// A duration as whole seconds (`15s`, or a bare `15`) or milliseconds
+/// (`500ms`).
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.strip_suffix("ms") {
+        Some(number) => (number, Duration::from_millis as fn(u64) -> Duration),
+        None => (
+            text.strip_suffix('s').unwrap_or(text),
+            Duration::from_secs as fn(u64) -> Duration,
+        ),
+    };
+    number
+        .trim()
+        .parse::<u64>()
+        .map(unit)
+        .map_err(|_| format!("{text:?} is not a duration such as 15s or 500ms"))
 }
 
 /// Installs the global subscriber; RUST_LOG filters, default "info".
@@ -90,5 +139,64 @@ mod tests {
         let config = config.map(|c| (c.listen_addr.port(), c.max_body_bytes, c.log_format));
         assert_eq!(config.ok(), Some((9000, 10, LogFormat::Json)));
         assert!(Config::try_parse_from(["scim-adapter", "--listen-addr", "nope"]).is_err());
+    }
+
+    #[test]
+    fn limits_have_defaults_and_parse() {
+        let defaults = Config::try_parse_from(["scim-adapter"]).map(|c| c.settings());
+        let new = AdapterSettings::new("http://127.0.0.1:50051");
+        let defaults = defaults.ok();
+        assert_eq!(
+            defaults.as_ref().map(|s| (
+                s.grpc_timeout,
+                s.header_read_timeout,
+                s.idle_timeout,
+                s.max_header_bytes,
+                s.max_connections
+            )),
+            Some((
+                new.grpc_timeout,
+                new.header_read_timeout,
+                new.idle_timeout,
+                new.max_header_bytes,
+                new.max_connections
+            ))
+        );
+        let config = Config::try_parse_from([
+            "scim-adapter",
+            "--grpc-timeout",
+            "500ms",
+            "--header-read-timeout",
+            "2",
+            "--idle-timeout",
+            "30s",
+            "--max-header-bytes",
+            "8192",
+            "--max-connections",
+            "8",
+        ])
+        .map(|c| c.settings());
+        assert_eq!(
+            config.ok().map(|s| (
+                s.grpc_timeout,
+                s.header_read_timeout,
+                s.idle_timeout,
+                s.max_header_bytes,
+                s.max_connections
+            )),
+            Some((
+                Duration::from_millis(500),
+                Duration::from_secs(2),
+                Duration::from_secs(30),
+                8192,
+                8
+            ))
+        );
+        for bad in ["soon", "-1s", "1.5s", ""] {
+            assert!(
+                Config::try_parse_from(["scim-adapter", "--grpc-timeout", bad]).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

@@ -26,6 +26,9 @@ pub enum ScimType {
     /// A stale `If-Match`. RFC 7644 has no scimType for 412; this is the
     /// name the ETag section (§3.14) uses for the condition.
     PreconditionFailed,
+    /// RFC 7644 §3.12: the answer would be too large or the request asks
+    /// for more than a limit allows.
+    TooMany,
 }
 
 impl ScimType {
@@ -40,6 +43,7 @@ impl ScimType {
             ScimType::Uniqueness => "uniqueness",
             ScimType::InvalidCursor => "invalidCursor",
             ScimType::PreconditionFailed => "preconditionFailed",
+            ScimType::TooMany => "tooMany",
         }
     }
 
@@ -55,17 +59,27 @@ impl ScimType {
             ErrorReason::NoTarget => Some(ScimType::NoTarget),
             ErrorReason::Uniqueness => Some(ScimType::Uniqueness),
             ErrorReason::InvalidCursor => Some(ScimType::InvalidCursor),
+            ErrorReason::TooMany => Some(ScimType::TooMany),
             _ => None,
         }
     }
 }
 
-/// A SCIM Error response: HTTP status, optional `scimType`, and a `detail`.
+/// `Retry-After` of a 429 when the service names no delay: a rate or
+/// concurrency limit frees up quickly.
+const RETRY_RATE_LIMITED_SECS: u64 = 1;
+/// `Retry-After` of a 503 or 504 when the service names no delay: long
+/// enough for a restart or a lock to clear, short enough for provisioning.
+const RETRY_UNAVAILABLE_SECS: u64 = 2;
+
+/// A SCIM Error response: HTTP status, optional `scimType`, a `detail`, and
+/// for answers that invite a retry (429, 503, 504) the `Retry-After` seconds.
 #[derive(Debug, PartialEq, Eq)]
 pub struct ScimError {
     pub status: StatusCode,
     pub scim_type: Option<ScimType>,
     pub detail: String,
+    pub retry_after: Option<u64>,
 }
 
 impl ScimError {
@@ -74,6 +88,14 @@ impl ScimError {
             status,
             scim_type,
             detail: detail.into(),
+            retry_after: None,
+        }
+    }
+
+    fn retry_after(self, seconds: u64) -> Self {
+        ScimError {
+            retry_after: Some(seconds),
+            ..self
         }
     }
 
@@ -152,6 +174,26 @@ impl ScimError {
             None,
             "the identity service is unavailable; retry later",
         )
+        .retry_after(RETRY_UNAVAILABLE_SECS)
+    }
+
+    /// The identity service did not answer within the call's deadline.
+    pub fn timed_out() -> Self {
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            None,
+            "the identity service did not answer in time; retry later",
+        )
+        .retry_after(RETRY_UNAVAILABLE_SECS)
+    }
+
+    /// A handler panicked: the request failed, the server lives on.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            "internal error in the SCIM adapter",
+        )
     }
 
     pub fn body(&self) -> serde_json::Value {
@@ -174,7 +216,18 @@ impl From<tonic::Status> for ScimError {
             .filter(|info| info.domain == identity_proto::ERROR_DOMAIN)
             .and_then(|info| ErrorReason::from_str_name(&info.reason));
         let scim_type = reason.and_then(ScimType::from_reason);
+        let retry_after = retry_after(&status);
         let detail = status.message().to_owned();
+        if reason == Some(ErrorReason::TooMany) || status.code() == Code::OutOfRange {
+            // OutOfRange is tonic's own "decoded message length too large".
+            tracing::warn!(code = ?status.code(), message = status.message(), "answer too large");
+            let detail = if reason == Some(ErrorReason::TooMany) {
+                or_default(detail, TOO_MANY)
+            } else {
+                TOO_MANY.to_owned()
+            };
+            return Self::new(StatusCode::BAD_REQUEST, Some(ScimType::TooMany), detail);
+        }
         let http = match status.code() {
             Code::AlreadyExists => {
                 return Self::new(
@@ -192,11 +245,26 @@ impl From<tonic::Status> for ScimError {
             Code::FailedPrecondition => StatusCode::PRECONDITION_FAILED,
             Code::Unauthenticated => StatusCode::UNAUTHORIZED,
             Code::PermissionDenied => StatusCode::FORBIDDEN,
-            Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+            Code::ResourceExhausted => {
+                let fallback = "too many requests for this tenant; retry later";
+                return Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    None,
+                    or_default(detail, fallback),
+                )
+                .retry_after(retry_after.unwrap_or(RETRY_RATE_LIMITED_SECS));
+            }
             Code::Unavailable => {
                 // Transport messages name internal addresses; keep them in the log.
                 tracing::warn!(code = ?status.code(), message = status.message(), "identity service unavailable");
-                return Self::unavailable();
+                return Self::unavailable()
+                    .retry_after(retry_after.unwrap_or(RETRY_UNAVAILABLE_SECS));
+            }
+            // The service's deadline passed, or tonic's own ("Timeout expired").
+            Code::DeadlineExceeded | Code::Cancelled => {
+                tracing::warn!(code = ?status.code(), message = status.message(), "identity service timed out");
+                return Self::timed_out()
+                    .retry_after(retry_after.unwrap_or(RETRY_UNAVAILABLE_SECS));
             }
             code => {
                 tracing::error!(?code, message = status.message(), "identity service failed");
@@ -215,6 +283,18 @@ impl From<tonic::Status> for ScimError {
         let fallback = http.canonical_reason().unwrap_or("request failed");
         Self::new(http, scim_type, or_default(detail, fallback))
     }
+}
+
+/// The detail of a `tooMany` answer that the service did not word itself.
+const TOO_MANY: &str = "the answer would be too large to send; ask for fewer resources (a smaller count) or fewer attributes";
+
+/// The whole seconds of the service's `retry-after` metadata, if valid.
+fn retry_after(status: &tonic::Status) -> Option<u64> {
+    status
+        .metadata()
+        .get("retry-after")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.trim().parse().ok())
 }
 
 fn or_default(detail: String, fallback: &str) -> String {
@@ -236,6 +316,11 @@ impl IntoResponse for ScimError {
             self.body().to_string(),
         )
             .into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -324,6 +409,12 @@ mod tests {
             (Code::PermissionDenied, "PERMISSION_DENIED", 403, None),
             (Code::Unavailable, "", 503, None),
             (Code::ResourceExhausted, "", 429, None),
+            (Code::ResourceExhausted, "RATE_LIMITED", 429, None),
+            (Code::DeadlineExceeded, "", 504, None),
+            (Code::Cancelled, "", 504, None),
+            (Code::OutOfRange, "", 400, Some("tooMany")),
+            (Code::InvalidArgument, "TOO_MANY", 400, Some("tooMany")),
+            (Code::FailedPrecondition, "TOO_MANY", 400, Some("tooMany")),
             (Code::Internal, "", 500, None),
             (Code::Unknown, "", 500, None),
             (Code::DataLoss, "", 500, None),
@@ -334,6 +425,62 @@ mod tests {
             assert_eq!(err.scim_type.map(ScimType::as_str), scim_type, "{code:?}");
             assert!(!err.detail.is_empty());
         }
+    }
+
+    #[test]
+    fn retryable_answers_carry_retry_after() {
+        let header = |err: ScimError| {
+            let response = err.into_response();
+            let value = response.headers().get(header::RETRY_AFTER).cloned();
+            (
+                response.status().as_u16(),
+                value.map(|v| v.to_str().map(str::to_owned).ok()),
+            )
+        };
+        let mut limited = status(Code::ResourceExhausted, "RATE_LIMITED");
+        limited.metadata_mut().insert(
+            "retry-after",
+            tonic::metadata::MetadataValue::from_static("7"),
+        );
+        assert_eq!(
+            header(ScimError::from(limited)),
+            (429, Some(Some("7".into())))
+        );
+        let defaults = [
+            (tonic::Status::resource_exhausted(""), 429, "1"),
+            (tonic::Status::unavailable("connection refused"), 503, "2"),
+            (tonic::Status::deadline_exceeded("deadline"), 504, "2"),
+            (tonic::Status::cancelled("Timeout expired"), 504, "2"),
+        ];
+        for (status, http, seconds) in defaults {
+            assert_eq!(
+                header(ScimError::from(status)),
+                (http, Some(Some(seconds.into())))
+            );
+        }
+        let mut garbled = tonic::Status::unavailable("");
+        garbled.metadata_mut().insert(
+            "retry-after",
+            tonic::metadata::MetadataValue::from_static("soon"),
+        );
+        assert_eq!(
+            header(ScimError::from(garbled)),
+            (503, Some(Some("2".into())))
+        );
+        assert_eq!(header(ScimError::not_found("x")), (404, None));
+    }
+
+    #[test]
+    fn too_large_answers_say_why() {
+        let err = ScimError::from(tonic::Status::out_of_range(
+            "Error, decoded message length too large: found 5000000 bytes, the limit is: 4194304 bytes",
+        ));
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert_eq!(err.scim_type, Some(ScimType::TooMany));
+        assert!(err.detail.contains("count"), "{}", err.detail);
+        assert!(!err.detail.contains("4194304"), "{}", err.detail);
+        let err = ScimError::from(status(Code::InvalidArgument, "TOO_MANY"));
+        assert_eq!(err.detail, "msg");
     }
 
     #[test]

@@ -21,6 +21,7 @@ use serde_json::{Map, Value as Json};
 use tonic::transport::Channel;
 
 use crate::AppState;
+use crate::MAX_MESSAGE_BYTES;
 use crate::error::ScimError;
 use crate::http::{
     Bearer, ScimJson, ScimQuery, check_if_match, if_match, insert_etag, insert_location,
@@ -34,11 +35,6 @@ use crate::resource::{self, Meta};
 use crate::schema::{self, BASE_PATH, CORE_GROUP, Resource, text};
 use crate::search::search_request;
 use crate::validate;
-
-/// Largest GroupService answer accepted. A ListMembers page of 5000 is far
-/// below it even with long names; the default 4 MiB would not leave that
-/// margin for a page of 1000 groups with large attribute bags.
-const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

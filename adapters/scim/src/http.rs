@@ -2,6 +2,8 @@
 //! lenient JSON body extractor, query parameters, `If-Match`/`ETag`, and SCIM
 //! JSON responses.
 
+use std::time::Duration;
+
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
@@ -15,6 +17,11 @@ use crate::error::ScimError;
 use crate::schema;
 use crate::scope::Scope;
 
+/// Metadata marking a call made on behalf of the public SCIM edge (see the
+/// contract's header).
+const EDGE_HEADER: &str = "x-identity-edge";
+const EDGE_SCIM: &str = "scim";
+
 /// The caller's `Authorization: Bearer` credential, forwarded unchanged to the
 /// service, which alone decides whether it is valid, together with the
 /// [`Scope`] it was presented in: the service checks the pair. No `Debug`:
@@ -24,15 +31,23 @@ use crate::scope::Scope;
 pub struct Bearer {
     token: MetadataValue<Ascii>,
     scope: Scope,
+    /// The deadline every call made for this request carries.
+    timeout: Duration,
 }
 
 impl Bearer {
-    /// Wraps a gRPC message with the caller's credential as metadata.
+    /// Wraps a gRPC message with the caller's credential, the SCIM edge
+    /// marker (the service then accepts SCIM tenant tokens only) and a
+    /// deadline (the service stops working when it passes).
     pub fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
         request
             .metadata_mut()
             .insert("authorization", self.token.clone());
+        request
+            .metadata_mut()
+            .insert(EDGE_HEADER, MetadataValue::from_static(EDGE_SCIM));
+        request.set_timeout(self.timeout);
         request
     }
 
@@ -47,7 +62,7 @@ impl Bearer {
         &self.scope
     }
 
-    fn parse(headers: &HeaderMap, scope: Scope) -> Result<Self, ScimError> {
+    fn parse(headers: &HeaderMap, scope: Scope, timeout: Duration) -> Result<Self, ScimError> {
         let malformed =
             || ScimError::unauthorized("the Authorization header must be \"Bearer <token>\"");
         let header = headers
@@ -60,7 +75,11 @@ impl Bearer {
             return Err(malformed());
         }
         MetadataValue::try_from(format!("Bearer {token}"))
-            .map(|token| Bearer { token, scope })
+            .map(|token| Bearer {
+                token,
+                scope,
+                timeout,
+            })
             .map_err(|_| malformed())
     }
 }
@@ -70,7 +89,7 @@ impl FromRequestParts<AppState> for Bearer {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ScimError> {
         let Ok(scope) = Scope::from_request_parts(parts, state).await;
-        Bearer::parse(&parts.headers, scope)
+        Bearer::parse(&parts.headers, scope, state.grpc_timeout)
     }
 }
 
@@ -120,6 +139,11 @@ impl FromRequest<AppState> for ScimJson {
             .headers()
             .get(header::CONTENT_TYPE)
             .map(|value| is_json_media_type(value.to_str().unwrap_or_default()));
+        // Refused before any byte is read: a client waiting on
+        // `Expect: 100-continue` then never sends the body.
+        if declared_length(request.headers()).is_some_and(|length| length > state.max_body_bytes) {
+            return Err(ScimError::payload_too_large(state.max_body_bytes));
+        }
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(|rejection| {
@@ -138,6 +162,17 @@ impl FromRequest<AppState> for ScimJson {
         crate::bounds::check_json(&body)?;
         Ok(ScimJson(body))
     }
+}
+
+/// The `Content-Length` the client announced, if it is a number.
+fn declared_length(headers: &HeaderMap) -> Option<usize> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn is_json_media_type(value: &str) -> bool {
@@ -285,7 +320,13 @@ mod tests {
 
     #[test]
     fn bearer_token_is_required() {
-        let auth = |v: &str| Bearer::parse(&headers(&[(header::AUTHORIZATION, v)]), plain());
+        let auth = |v: &str| {
+            Bearer::parse(
+                &headers(&[(header::AUTHORIZATION, v)]),
+                plain(),
+                Duration::from_secs(1),
+            )
+        };
         assert!(auth("Bearer idl_abc").is_ok());
         assert!(auth("bearer   idl_abc  ").is_ok());
         for bad in [
@@ -298,7 +339,7 @@ mod tests {
             let err = auth(bad).err().map(|e| e.status);
             assert_eq!(err, Some(StatusCode::UNAUTHORIZED), "{bad}");
         }
-        assert!(Bearer::parse(&HeaderMap::new(), plain()).is_err());
+        assert!(Bearer::parse(&HeaderMap::new(), plain(), Duration::from_secs(1)).is_err());
     }
 
     #[test]
@@ -307,8 +348,12 @@ mod tests {
             tenant: "acme".into(),
             base_url: "https://h/tenants/acme".into(),
         };
-        let Ok(bearer) = Bearer::parse(&headers(&[(header::AUTHORIZATION, "BEARER tok")]), scope)
-        else {
+        let timeout = Duration::from_millis(1500);
+        let Ok(bearer) = Bearer::parse(
+            &headers(&[(header::AUTHORIZATION, "BEARER tok")]),
+            scope,
+            timeout,
+        ) else {
             panic!("valid header rejected")
         };
         assert_eq!(bearer.tenant(), "acme");
@@ -320,6 +365,28 @@ mod tests {
                 .map(|v| v.to_str().ok()),
             Some(Some("Bearer tok"))
         );
+        let metadata = request.metadata();
+        assert_eq!(
+            metadata.get("x-identity-edge").map(|v| v.to_str().ok()),
+            Some(Some("scim"))
+        );
+        assert_eq!(
+            metadata.get("grpc-timeout").map(|v| v.to_str().ok()),
+            Some(Some("1500000u"))
+        );
+    }
+
+    #[test]
+    fn declared_length_is_read() {
+        assert_eq!(
+            declared_length(&headers(&[(header::CONTENT_LENGTH, "42")])),
+            Some(42)
+        );
+        assert_eq!(
+            declared_length(&headers(&[(header::CONTENT_LENGTH, "x")])),
+            None
+        );
+        assert_eq!(declared_length(&HeaderMap::new()), None);
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod resource;
 pub mod schema;
 mod scope;
 mod search;
+mod server;
 mod telemetry;
 mod users;
 pub mod validate;
@@ -30,12 +31,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use axum::{Router, ServiceExt};
+use axum::response::{IntoResponse, Response};
 use tonic::transport::{Channel, Endpoint};
 use tower::Layer;
 use tower::util::MapRequestLayer;
+use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::error::ScimError;
 
@@ -48,6 +51,19 @@ pub struct AdapterSettings {
     pub public_url: Option<String>,
     /// Largest request body accepted; larger ones get 413.
     pub max_body_bytes: usize,
+    /// Deadline of every gRPC call made for a request.
+    pub grpc_timeout: Duration,
+    /// How long a client may take to send a request head, counted from
+    /// when the server waits for one (accept, or the end of the previous
+    /// response); past it the connection is closed.
+    pub header_read_timeout: Duration,
+    /// A connection on which no byte moves either way for this long while
+    /// a request is under way is closed.
+    pub idle_timeout: Duration,
+    /// Largest request head (request line and headers); larger ones get 431.
+    pub max_header_bytes: usize,
+    /// Connections served at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 impl AdapterSettings {
@@ -57,6 +73,11 @@ impl AdapterSettings {
             identity_grpc_url: identity_grpc_url.into(),
             public_url: None,
             max_body_bytes: 1024 * 1024,
+            grpc_timeout: Duration::from_secs(15),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_header_bytes: 64 * 1024,
+            max_connections: 1024,
         }
     }
 }
@@ -70,6 +91,11 @@ pub enum StartupError {
     InvalidPublicUrl { url: String },
     #[error("invalid SCIM_MAX_BODY_BYTES: it must be at least 1")]
     InvalidBodyLimit,
+    #[error("invalid {name}: {reason}")]
+    InvalidLimit {
+        name: &'static str,
+        reason: &'static str,
+    },
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -77,8 +103,6 @@ pub enum StartupError {
     },
     #[error("cannot read the listening address: {0}")]
     LocalAddr(std::io::Error),
-    #[error("the HTTP server failed: {0}")]
-    Serve(std::io::Error),
 }
 
 /// Shared by every handler; cheap to clone.
@@ -90,12 +114,21 @@ struct AppState {
     /// Public base URL without a trailing slash.
     base_url: Arc<str>,
     max_body_bytes: usize,
+    /// The deadline each gRPC call carries (see `http::Bearer`).
+    grpc_timeout: Duration,
 }
 
 /// A fresh connection attempt must not hold a request for long.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Upper bound for any single call to the identity service.
-const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The channel's own bound lies this far past the calls' deadline, so the
+/// service's DEADLINE_EXCEEDED normally answers first and the channel only
+/// catches a service that never answers.
+const CHANNEL_TIMEOUT_MARGIN: Duration = Duration::from_secs(1);
+/// Largest gRPC answer any client of the adapter decodes. The service sizes
+/// pages to a few MiB; this leaves room for a page of 1000 groups or 5000
+/// members with large attribute bags, and larger answers become 400
+/// `tooMany` (see `error`).
+pub(crate) const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
 
 /// Serves SCIM on `listener` until `shutdown` completes, then drains
 /// in-flight requests.
@@ -107,7 +140,8 @@ pub async fn serve(
     if settings.max_body_bytes == 0 {
         return Err(StartupError::InvalidBodyLimit);
     }
-    let channel = channel(&settings.identity_grpc_url)?;
+    let limits = server::Limits::from_settings(&settings)?;
+    let channel = channel(&settings.identity_grpc_url, settings.grpc_timeout)?;
     let local = listener.local_addr().map_err(StartupError::LocalAddr)?;
     let base_url = base_url(settings.public_url.as_deref(), local)?;
     tracing::info!(
@@ -124,17 +158,16 @@ pub async fn serve(
         channel,
         base_url: base_url.into(),
         max_body_bytes: settings.max_body_bytes,
+        grpc_timeout: settings.grpc_timeout,
     };
     // Wrapped around the router, not layered into it: the tenant form must
     // be rewritten before routing picks a route (see `scope`).
     let app = MapRequestLayer::new(scope::address_tenant).layer(router(state));
-    axum::serve(listener, ServiceExt::<Request>::into_make_service(app))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(StartupError::Serve)
+    server::serve(listener, app, limits, shutdown).await;
+    Ok(())
 }
 
-fn channel(url: &str) -> Result<Channel, StartupError> {
+fn channel(url: &str, grpc_timeout: Duration) -> Result<Channel, StartupError> {
     let invalid = |reason: String| StartupError::InvalidGrpcUrl {
         url: url.to_owned(),
         reason,
@@ -146,7 +179,7 @@ fn channel(url: &str) -> Result<Channel, StartupError> {
     }
     Ok(endpoint
         .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(CALL_TIMEOUT)
+        .timeout(grpc_timeout.saturating_add(CHANNEL_TIMEOUT_MARGIN))
         .connect_lazy())
 }
 
@@ -187,8 +220,21 @@ fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn(telemetry::trace_request))
         .with_state(state)
+}
+
+/// A handler that panics fails its request with a SCIM 500; the connection
+/// and the server live on. The payload is logged: it names the bug.
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("non-text panic payload");
+    tracing::error!(panic = message, "a request handler panicked");
+    ScimError::internal().into_response()
 }
 
 async fn not_found() -> ScimError {
@@ -226,12 +272,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_panicking_handler_answers_a_scim_500() {
+        use axum::body::Body;
+        use axum::routing::get;
+        use tower::ServiceExt;
+
+        async fn boom() -> &'static str {
+            panic!("handler bug")
+        }
+        let app = Router::new()
+            .route("/boom", get(boom))
+            .layer(CatchPanicLayer::custom(panic_response));
+        let request = axum::http::Request::get("/boom").body(Body::empty());
+        let response = match request {
+            Ok(request) => app.oneshot(request).await,
+            Err(e) => panic!("request: {e}"),
+        };
+        let Ok(response) = response;
+        assert_eq!(
+            response.status(),
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR
+        );
+        let body = axum::body::to_bytes(response.into_body(), 4096).await;
+        let body: serde_json::Value = body
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        assert_eq!(body["status"], "500");
+        assert_eq!(body["schemas"][0], schema::ERROR);
+    }
+
+    #[tokio::test]
     async fn grpc_url_must_be_http() {
-        assert!(channel("http://127.0.0.1:50051").is_ok());
+        let timeout = Duration::from_secs(1);
+        assert!(channel("http://127.0.0.1:50051", timeout).is_ok());
         assert!(matches!(
-            channel("127.0.0.1:50051"),
+            channel("127.0.0.1:50051", timeout),
             Err(StartupError::InvalidGrpcUrl { .. })
         ));
-        assert!(channel("not a url").is_err());
+        assert!(channel("not a url", timeout).is_err());
     }
 }

@@ -16,6 +16,7 @@ use serde_json::{Map, Value as Json};
 use tonic::transport::Channel;
 
 use crate::AppState;
+use crate::MAX_MESSAGE_BYTES;
 use crate::error::ScimError;
 use crate::http::{
     Bearer, ScimJson, ScimQuery, check_if_match, if_match, insert_etag, insert_location,
@@ -41,7 +42,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 fn client(state: &AppState) -> UserServiceClient<Channel> {
-    UserServiceClient::new(state.channel.clone())
+    UserServiceClient::new(state.channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES)
 }
 
 /// POST /Users and a bulk POST: the created user.
