@@ -2,10 +2,11 @@
 
 use std::time::Duration;
 
+use diesel::ConnectionError;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel_async::AsyncPgConnection;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, PoolError};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, PoolError};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::StartupError;
@@ -28,23 +29,91 @@ pub(crate) type Conn<'a> =
 pub enum StoreError {
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
+    /// A deadlock or serialization failure: running the transaction again
+    /// may succeed.
+    #[error("the request collided with concurrent changes; retry it")]
+    Conflict(String),
+    /// Cancelled by `statement_timeout`: the database was too slow or a
+    /// lock was held too long.
+    #[error("the database did not answer in time; retry later")]
+    TimedOut(String),
     #[error("database error: {0}")]
     Internal(String),
 }
+
+/// Postgres reports these with SQLSTATEs that diesel folds into
+/// `DatabaseErrorKind::Unknown`, so only the (server-side English) message
+/// tells them apart: 40P01 and 57014.
+const DEADLOCK_MESSAGE: &str = "deadlock detected";
+const STATEMENT_TIMEOUT_MESSAGE: &str = "canceling statement due to statement timeout";
 
 impl From<DieselError> for StoreError {
     fn from(err: DieselError) -> Self {
         match &err {
             DieselError::DatabaseError(
-                DatabaseErrorKind::UnableToSendCommand
-                | DatabaseErrorKind::ClosedConnection
-                | DatabaseErrorKind::SerializationFailure,
+                DatabaseErrorKind::UnableToSendCommand | DatabaseErrorKind::ClosedConnection,
                 _,
             ) => StoreError::Unavailable(err.to_string()),
+            DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
+                StoreError::Conflict(err.to_string())
+            }
+            DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)
+                if info.message() == DEADLOCK_MESSAGE =>
+            {
+                StoreError::Conflict(err.to_string())
+            }
+            DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)
+                if info.message() == STATEMENT_TIMEOUT_MESSAGE =>
+            {
+                StoreError::TimedOut(err.to_string())
+            }
             _ => StoreError::Internal(err.to_string()),
         }
     }
 }
+
+/// A domain error that may wrap a [`StoreError`], so a write can be
+/// retried when only a collision with another transaction failed it.
+pub(crate) trait MaybeConflict {
+    fn is_conflict(&self) -> bool;
+}
+
+impl MaybeConflict for StoreError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, StoreError::Conflict(_))
+    }
+}
+
+impl MaybeConflict for crate::users::UserError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, crate::users::UserError::Store(e) if e.is_conflict())
+    }
+}
+
+impl MaybeConflict for crate::groups::GroupError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, crate::groups::GroupError::Store(e) if e.is_conflict())
+    }
+}
+
+/// Runs a whole write transaction (an expression yielding a future of
+/// `Result<_, E: MaybeConflict>`), and once more if it lost a deadlock or a
+/// serialization conflict: Postgres rolled it back, so a second run starts
+/// clean. A second conflict is answered (UNAVAILABLE with retry-after).
+/// A macro, not a function taking a closure: the expression borrows the
+/// connection afresh on each run, and the RPC future stays `Send`.
+macro_rules! retry_conflict {
+    ($write:expr) => {
+        match $write.await {
+            Err(err) if $crate::db::MaybeConflict::is_conflict(&err) => {
+                tracing::debug!("write collided with a concurrent transaction: retrying once");
+                $write.await
+            }
+            done => done,
+        }
+    };
+}
+pub(crate) use retry_conflict;
 
 impl From<bb8::RunError<PoolError>> for StoreError {
     fn from(err: bb8::RunError<PoolError>) -> Self {
@@ -70,14 +139,38 @@ pub(crate) fn is_unique_violation(err: &DieselError, index: &str) -> bool {
 
 /// Opens the pool after one direct connection, whose error explains what is
 /// wrong where a pool would only time out.
-pub(crate) async fn connect_pool(database_url: &str, size: u32) -> Result<Pool, StartupError> {
+/// Every connection gets `statement_timeout`, so no statement outlives an
+/// abandoned request by more than that.
+pub(crate) async fn connect_pool(
+    database_url: &str,
+    size: u32,
+    statement_timeout: Duration,
+) -> Result<Pool, StartupError> {
     if size == 0 {
         return Err(StartupError::Config(
             "the database pool size must be at least 1".into(),
         ));
     }
+    let timeout_ms = statement_timeout.as_millis();
+    if timeout_ms == 0 {
+        return Err(StartupError::Config(
+            "the statement timeout must be at least 1ms".into(),
+        ));
+    }
     establish(database_url).await?;
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(database_url);
+    let mut config = ManagerConfig::<AsyncPgConnection>::default();
+    config.custom_setup = Box::new(move |url| {
+        Box::pin(async move {
+            let mut conn = AsyncPgConnection::establish(url).await?;
+            let set = format!("SET statement_timeout = {timeout_ms}");
+            diesel_async::SimpleAsyncConnection::batch_execute(&mut conn, &set)
+                .await
+                .map_err(|e| ConnectionError::CouldntSetupConfiguration(e))?;
+            Ok(conn)
+        })
+    });
+    let manager =
+        AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(database_url, config);
     Pool::builder()
         .max_size(size)
         .connection_timeout(CHECKOUT_TIMEOUT)
