@@ -165,7 +165,7 @@ pub(crate) async fn connect_pool(
             let set = format!("SET statement_timeout = {timeout_ms}");
             diesel_async::SimpleAsyncConnection::batch_execute(&mut conn, &set)
                 .await
-                .map_err(|e| ConnectionError::CouldntSetupConfiguration(e))?;
+                .map_err(ConnectionError::CouldntSetupConfiguration)?;
             Ok(conn)
         })
     });
@@ -331,6 +331,125 @@ fn password(database_url: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+
+    fn admin_url() -> String {
+        std::env::var("TEST_DATABASE_URL")
+            .unwrap_or_else(|_| panic!("TEST_DATABASE_URL is not set: these tests need Postgres"))
+    }
+
+    async fn connect() -> AsyncPgConnection {
+        AsyncPgConnection::establish(&admin_url())
+            .await
+            .unwrap_or_else(|e| panic!("connect: {e}"))
+    }
+
+    /// Takes advisory lock `second` while holding `first`, then ends the
+    /// transaction (a deadlock victim must roll back to free the other).
+    async fn lock_both(
+        mut conn: AsyncPgConnection,
+        first: i64,
+        second: i64,
+        both_hold_first: std::sync::Arc<tokio::sync::Barrier>,
+    ) -> Result<usize, DieselError> {
+        conn.batch_execute(&format!("BEGIN; SELECT pg_advisory_xact_lock({first})"))
+            .await?;
+        both_hold_first.wait().await;
+        let taken = diesel::sql_query(format!("SELECT pg_advisory_xact_lock({second})"))
+            .execute(&mut conn)
+            .await;
+        let end = if taken.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        conn.batch_execute(end).await?;
+        taken
+    }
+
+    #[tokio::test]
+    async fn a_real_deadlock_is_a_conflict() {
+        let a = 0x7e57_0000_0000 + i64::from(rand::random::<u32>());
+        let b = a + 1;
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+        let one = tokio::spawn(lock_both(connect().await, a, b, barrier.clone()));
+        let two = tokio::spawn(lock_both(connect().await, b, a, barrier));
+        let results = [one.await, two.await].map(|r| r.unwrap_or_else(|e| panic!("{e}")));
+        let errors: Vec<StoreError> = results
+            .into_iter()
+            .filter_map(Result::err)
+            .map(StoreError::from)
+            .collect();
+        assert_eq!(errors.len(), 1, "exactly one deadlock victim: {errors:?}");
+        assert!(errors[0].is_conflict(), "{errors:?}");
+    }
+
+    #[tokio::test]
+    async fn a_statement_timeout_is_timed_out() {
+        let mut conn = connect().await;
+        conn.batch_execute("SET statement_timeout = 50")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let err = diesel::sql_query("SELECT pg_sleep(30)")
+            .execute(&mut conn)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("pg_sleep(30) outlived a 50ms statement timeout"));
+        assert!(matches!(StoreError::from(err), StoreError::TimedOut(_)));
+    }
+
+    #[derive(diesel::QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        statement_timeout: String,
+    }
+
+    #[tokio::test]
+    async fn every_pooled_connection_has_the_statement_timeout() {
+        let pool = connect_pool(&admin_url(), 2, Duration::from_millis(1234))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut first = conn(&pool).await.unwrap_or_else(|e| panic!("{e}"));
+        let mut second = conn(&pool).await.unwrap_or_else(|e| panic!("{e}"));
+        for conn in [&mut first, &mut second] {
+            let shown: Setting = diesel::sql_query("SHOW statement_timeout")
+                .get_result(&mut **conn)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(shown.statement_timeout, "1234ms");
+        }
+    }
+
+    #[tokio::test]
+    async fn conflicts_are_retried_once() {
+        let runs = std::sync::atomic::AtomicU32::new(0);
+        let write = |fail_until: u32| {
+            let run = runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            async move {
+                if run < fail_until {
+                    Err(StoreError::Conflict("deadlock detected".into()))
+                } else {
+                    Ok(run)
+                }
+            }
+        };
+        assert!(matches!(retry_conflict!(write(1)), Ok(1)));
+        runs.store(0, std::sync::atomic::Ordering::Relaxed);
+        assert!(matches!(
+            retry_conflict!(write(5)),
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(
+            std::sync::atomic::AtomicU32::load(&runs, std::sync::atomic::Ordering::Relaxed),
+            2
+        );
+        runs.store(0, std::sync::atomic::Ordering::Relaxed);
+        let internal = retry_conflict!(async {
+            runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Err::<(), _>(StoreError::Internal("syntax".into()))
+        });
+        assert!(matches!(internal, Err(StoreError::Internal(_))));
+        assert_eq!(
+            std::sync::atomic::AtomicU32::load(&runs, std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+    }
 
     #[test]
     fn target_never_shows_credentials() {
