@@ -43,10 +43,15 @@ pub(crate) struct Cli {
     pub(crate) request_timeout: Duration,
 
     /// Requests one tenant's tokens may have in flight at once; more wait
-    /// up to 100ms, then get RESOURCE_EXHAUSTED
+    /// (see --tenant-queue-timeout), then get RESOURCE_EXHAUSTED
     #[arg(long, env = "IDENTITY_TENANT_MAX_CONCURRENT_REQUESTS", default_value_t = 8,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) tenant_max_concurrent_requests: u32,
+
+    /// How long a request over its tenant's cap waits for a slot
+    #[arg(long, env = "IDENTITY_TENANT_QUEUE_TIMEOUT", default_value = "5s",
+          value_parser = parse_duration)]
+    pub(crate) tenant_queue_timeout: Duration,
 
     /// Calls per second one tenant token may make on average; 0 means no limit
     #[arg(long, env = "IDENTITY_TOKEN_RATE_LIMIT", default_value_t = 0)]
@@ -156,6 +161,7 @@ mod tests {
             cli.tenant_max_concurrent_requests,
             defaults.tenant_max_concurrent_requests
         );
+        assert_eq!(cli.tenant_queue_timeout, defaults.tenant_queue_timeout);
         assert_eq!(
             token_rate(cli.token_rate_limit, cli.token_rate_burst),
             defaults.token_rate

@@ -45,6 +45,9 @@ pub struct ServiceSettings {
     pub request_timeout: Duration,
     /// Requests one tenant's tokens may have in flight at once.
     pub tenant_max_concurrent_requests: u32,
+    /// How long a request over its tenant's cap waits for a slot before it
+    /// is refused; it holds no database connection meanwhile.
+    pub tenant_queue_timeout: Duration,
     /// Per-token rate limit; `None` (the default) means no limit.
     pub token_rate: Option<TokenRate>,
 }
@@ -67,6 +70,7 @@ impl ServiceSettings {
             statement_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             tenant_max_concurrent_requests: 8,
+            tenant_queue_timeout: Duration::from_secs(5),
             token_rate: None,
         }
     }
@@ -86,6 +90,7 @@ impl std::fmt::Debug for ServiceSettings {
                 "tenant_max_concurrent_requests",
                 &self.tenant_max_concurrent_requests,
             )
+            .field("tenant_queue_timeout", &self.tenant_queue_timeout)
             .field("token_rate", &self.token_rate)
             .finish()
     }

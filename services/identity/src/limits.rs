@@ -15,10 +15,6 @@ use uuid::Uuid;
 
 use crate::TokenRate;
 
-/// How long a request over its tenant's cap waits for a slot before it is
-/// refused: absorbs a short burst without letting a queue build up.
-const PERMIT_WAIT: Duration = Duration::from_millis(100);
-
 /// Tenants whose slots are kept while idle; past this many the idle ones
 /// are dropped, so memory follows the tenants busy right now.
 const IDLE_TENANTS_KEPT: usize = 1024;
@@ -51,19 +47,21 @@ impl LimitError {
 
 pub(crate) struct Limits {
     tenant_cap: u32,
+    queue_timeout: Duration,
     slots: Mutex<HashMap<Uuid, Arc<Semaphore>>>,
     rate: Option<DefaultKeyedRateLimiter<Uuid>>,
 }
 
 impl Limits {
     /// `tenant_cap` 0 is refused by the caller's settings check.
-    pub(crate) fn new(tenant_cap: u32, rate: Option<TokenRate>) -> Limits {
+    pub(crate) fn new(tenant_cap: u32, queue_timeout: Duration, rate: Option<TokenRate>) -> Limits {
         let rate = rate.and_then(|rate| {
             let burst = NonZeroU32::new(rate.burst.max(1))?;
             Quota::with_period(rate.period).map(|q| q.allow_burst(burst))
         });
         Limits {
             tenant_cap: tenant_cap.max(1),
+            queue_timeout,
             slots: Mutex::new(HashMap::new()),
             rate: rate.map(DefaultKeyedRateLimiter::keyed),
         }
@@ -93,7 +91,7 @@ impl Limits {
         let slots = self.slots_of(tenant);
         let permit = match slots.clone().try_acquire_owned() {
             Ok(permit) => Ok(permit),
-            Err(_) => tokio::time::timeout(PERMIT_WAIT, slots.acquire_owned())
+            Err(_) => tokio::time::timeout(self.queue_timeout, slots.acquire_owned())
                 .await
                 .map_err(|_| ())
                 .and_then(|acquired| acquired.map_err(|_| ())),
@@ -128,7 +126,7 @@ mod tests {
 
     #[tokio::test]
     async fn idle_tenants_are_forgotten_busy_ones_kept() {
-        let limits = Limits::new(1, None);
+        let limits = Limits::new(1, Duration::from_millis(1), None);
         let busy = Uuid::new_v4();
         let held = limits.admit(busy).await;
         assert!(held.is_ok());
@@ -147,6 +145,7 @@ mod tests {
     fn rate_refuses_past_the_burst() {
         let limits = Limits::new(
             1,
+            Duration::from_millis(1),
             Some(TokenRate {
                 period: Duration::from_secs(3600),
                 burst: 2,
@@ -162,7 +161,7 @@ mod tests {
 
     #[test]
     fn no_rate_means_no_limit() {
-        let limits = Limits::new(1, None);
+        let limits = Limits::new(1, Duration::from_millis(1), None);
         let token = Uuid::new_v4();
         assert!((0..1000).all(|_| limits.check_rate(token).is_ok()));
     }

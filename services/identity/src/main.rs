@@ -59,6 +59,7 @@ async fn run(cli: Cli) -> Result<(), StartupError> {
         statement_timeout: cli.statement_timeout,
         request_timeout: cli.request_timeout,
         tenant_max_concurrent_requests: cli.tenant_max_concurrent_requests,
+        tenant_queue_timeout: cli.tenant_queue_timeout,
         token_rate: token_rate(cli.token_rate_limit, cli.token_rate_burst),
         ..ServiceSettings::new(cli.database_url)
     };

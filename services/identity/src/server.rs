@@ -151,7 +151,11 @@ pub async fn serve(
         pool: pool.clone(),
         auth_pool,
         auth: Authenticator::new(settings.admin_token.as_deref()),
-        limits: Limits::new(settings.tenant_max_concurrent_requests, settings.token_rate),
+        limits: Limits::new(
+            settings.tenant_max_concurrent_requests,
+            settings.tenant_queue_timeout,
+            settings.token_rate,
+        ),
     });
     let (reporter, health) = tonic_health::server::health_reporter();
     set_health(&reporter, ServingStatus::Serving).await;

@@ -212,6 +212,7 @@ async fn a_statement_timeout_answers_unavailable_and_leaves_nothing_running() {
 async fn a_tenant_at_its_cap_is_refused_while_another_is_served() {
     let service = TestService::start_with(|settings| {
         settings.tenant_max_concurrent_requests = 2;
+        settings.tenant_queue_timeout = Duration::from_millis(50);
     })
     .await;
     let noisy = service.tenant_with_token("noisy").await;
