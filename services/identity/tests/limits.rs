@@ -339,3 +339,45 @@ async fn bogus_tokens_are_refused_while_every_work_connection_is_busy() {
         .unwrap_or_else(|e| panic!("the slow call finishes: {e}"));
     service.stop().await;
 }
+
+#[tokio::test]
+async fn a_call_past_the_server_bound_is_ended_and_its_statement_cancelled() {
+    let service = TestService::start_with(|settings| {
+        settings.request_timeout = Duration::from_millis(200);
+        settings.statement_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let token = service.tenant_with_token("acme").await;
+    let locker = lock_users(service.database_url()).await;
+    let observer = connect(service.database_url()).await;
+
+    // No client deadline: the server's own bound ends the call (tonic
+    // answers CANCELLED "Timeout expired").
+    let ended = service
+        .users()
+        .list_users(call(&token, list("")))
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("listed users through an exclusive lock"));
+    assert_eq!(ended.code(), Code::Cancelled, "{ended:?}");
+    // The abandoned statement is then ended by statement_timeout, while
+    // the lock is still held.
+    for _ in 0..500 {
+        if waiting_on_locks(&observer).await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(waiting_on_locks(&observer).await, 0);
+
+    locker
+        .batch_execute("COMMIT")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    service
+        .users()
+        .list_users(call(&token, list("")))
+        .await
+        .unwrap_or_else(|e| panic!("served once the lock is gone: {e}"));
+    service.stop().await;
+}
