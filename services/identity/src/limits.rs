@@ -1,11 +1,14 @@
 //! Fairness: a cap on each tenant's requests in flight, so one noisy
 //! identity provider cannot take every pooled connection, and an optional
 //! per-token rate limit. Both only apply to tenant tokens: the operator is
-//! one trusted caller and is never throttled.
+//! one trusted caller and is never throttled. And a bound on every call.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::num::NonZeroU32;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
@@ -25,6 +28,75 @@ const RATE_KEYS_KEPT: usize = 10_000;
 
 /// The wait suggested to a refused caller when no better figure is known.
 const BUSY_RETRY_AFTER_SECS: u64 = 1;
+
+/// A call ended by the server-wide bound (`--request-timeout`).
+#[derive(Debug, thiserror::Error)]
+#[error("the call took longer than the server allows ({limit_ms} ms): retry later")]
+pub struct RequestTimedOut {
+    pub limit_ms: u128,
+}
+
+/// Ends any call that runs longer than `limit`, whatever deadline its
+/// caller sent. Its error is a `Status`, which tonic answers as it is;
+/// tonic's own deadline (the caller's `grpc-timeout`) wraps this one.
+#[derive(Clone)]
+pub(crate) struct RequestBound {
+    pub(crate) limit: Duration,
+}
+
+impl<S> tower::Layer<S> for RequestBound {
+    type Service = Bounded<S>;
+
+    fn layer(&self, inner: S) -> Bounded<S> {
+        Bounded {
+            inner,
+            limit: self.limit,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct Bounded<S> {
+    inner: S,
+    limit: Duration,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<S, R> tower::Service<R> for Bounded<S>
+where
+    S: tower::Service<R>,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        let call = self.inner.call(request);
+        let limit = self.limit;
+        Box::pin(async move {
+            match tokio::time::timeout(limit, call).await {
+                Ok(answer) => answer.map_err(Into::into),
+                Err(_) => {
+                    tracing::debug!(
+                        limit_ms = limit.as_millis(),
+                        "refused: call ran past the server's request timeout"
+                    );
+                    let status = tonic::Status::from(RequestTimedOut {
+                        limit_ms: limit.as_millis(),
+                    });
+                    Err(Box::new(status) as BoxError)
+                }
+            }
+        })
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum LimitError {

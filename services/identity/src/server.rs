@@ -23,7 +23,7 @@ use tonic_health::server::HealthReporter;
 use crate::auth::{AuthApi, Authenticator, Caller, TenantRef, require_operator, tenant_scope};
 use crate::db::{self, Conn, Pool};
 use crate::groups::service::GroupApi;
-use crate::limits::Limits;
+use crate::limits::{Limits, RequestBound};
 use crate::tenants::service::TenantApi;
 use crate::tokens::service::TokenApi;
 use crate::users::service::UserApi;
@@ -163,10 +163,13 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "identity service listening");
     }
-    // tonic also ends a call at the caller's own `grpc-timeout` when that
-    // is sooner; either way the call is dropped and answered CANCELLED.
+    // tonic ends a call at the caller's own `grpc-timeout` (CANCELLED, to
+    // a caller who has already gone); the server-wide bound answers
+    // DEADLINE_EXCEEDED with `retry-after`.
     let result = Server::builder()
-        .timeout(settings.request_timeout)
+        .layer(RequestBound {
+            limit: settings.request_timeout,
+        })
         .add_service(health)
         .add_service(UserServiceServer::new(UserApi::new(state.clone())))
         .add_service(GroupServiceServer::new(GroupApi::new(state.clone())))

@@ -13,7 +13,7 @@ use crate::auth::AuthError;
 use crate::db::StoreError;
 use crate::filter::FilterError;
 use crate::groups::GroupError;
-use crate::limits::LimitError;
+use crate::limits::{LimitError, RequestTimedOut};
 use crate::patch::PatchError;
 use crate::rpc::PageError;
 use crate::sort::SortError;
@@ -50,6 +50,15 @@ impl From<LimitError> for Status {
                 err.to_string(),
             ),
             retry_after,
+        )
+    }
+}
+
+impl From<RequestTimedOut> for Status {
+    fn from(err: RequestTimedOut) -> Self {
+        with_retry_after(
+            Status::deadline_exceeded(err.to_string()),
+            UNAVAILABLE_RETRY_AFTER_SECS,
         )
     }
 }
