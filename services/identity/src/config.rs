@@ -54,7 +54,8 @@ pub(crate) struct Cli {
     pub(crate) tenant_queue_timeout: Duration,
 
     /// Calls per second one tenant token may make on average; 0 means no limit
-    #[arg(long, env = "IDENTITY_TOKEN_RATE_LIMIT", default_value_t = 0)]
+    #[arg(long, env = "IDENTITY_TOKEN_RATE_LIMIT", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub(crate) token_rate_limit: u32,
 
     /// Calls one tenant token may make at once before the rate limit applies
