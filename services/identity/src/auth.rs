@@ -1,6 +1,7 @@
 //! Who is calling: the operator (IDENTITY_ADMIN_TOKEN) or a tenant token.
 //! Every RPC authenticates against Postgres, so a revocation is effective on
-//! the next request on every replica.
+//! the next request on every replica. Lookups use a pool of their own, so
+//! a flood of bogus tokens never holds the connections that do the work.
 
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use diesel_async::AsyncPgConnection;
 use tonic::metadata::MetadataMap;
 use uuid::Uuid;
 
-use crate::db::StoreError;
+use crate::db::{self, Pool, StoreError};
 use identity_proto::v1::auth_service_server::AuthService;
 use identity_proto::v1::principal::Kind;
 use identity_proto::v1::{Principal, ProvisioningPolicy, TenantCaller, TokenScope, WhoAmIRequest};
@@ -90,6 +91,10 @@ pub enum AuthError {
     Expired,
     #[error("{0}")]
     Denied(String),
+    /// The operator or a service token on the public SCIM edge, where only
+    /// an identity provider's SCIM token may be used.
+    #[error("this credential is not accepted on the SCIM edge")]
+    NotOnEdge,
     /// A tenant token presented for another tenant. Unauthenticated, not
     /// denied: for that tenant the credential is no credential at all, and
     /// the SCIM edge must answer 401 so the IdP asks for the right token.
@@ -120,11 +125,14 @@ impl Authenticator {
         }
     }
 
+    /// Takes a connection of `pool` only for a well-formed tenant token:
+    /// the operator and malformed texts never touch the database.
     pub(crate) async fn authenticate(
         &self,
-        conn: &mut AsyncPgConnection,
+        pool: &Pool,
         metadata: &MetadataMap,
     ) -> Result<Caller, AuthError> {
+        let on_edge = from_scim_edge(metadata);
         let presented = bearer(metadata).ok_or(AuthError::Missing)?;
         let digest = tokens::digest(presented);
         if self
@@ -132,21 +140,37 @@ impl Authenticator {
             .as_ref()
             .is_some_and(|operator| digests_equal(operator, &digest))
         {
+            if on_edge {
+                tracing::debug!("refused: the operator credential on the SCIM edge");
+                return Err(AuthError::NotOnEdge);
+            }
             return Ok(Caller::Operator);
         }
-        let tenant = tokens::parse_tenant(presented).ok_or(AuthError::Invalid)?;
-        let (token, tenant) = tokens::store::find_by_hash(conn, tenant, &digest)
-            .await?
-            .ok_or(AuthError::Invalid)?;
+        let Some(tenant) = tokens::parse_tenant(presented) else {
+            tracing::debug!("refused: not a well-formed tenant token");
+            return Err(AuthError::Invalid);
+        };
+        let mut conn = db::conn(pool).await?;
+        let Some((token, tenant)) = tokens::store::find_by_hash(&mut conn, tenant, &digest).await?
+        else {
+            tracing::debug!(tenant_id = %tenant, "refused: no such token in the tenant it names");
+            return Err(AuthError::Invalid);
+        };
         let scope = tokens::scope_of(&token.scope);
         // DisableScim revokes SCIM tokens; the switch is checked as well, so
         // no SCIM token outlives it whatever happened to the revocation.
         if token.revoked_at.is_some() || (scope == TokenScope::Scim && !tenant.scim_enabled) {
+            tracing::debug!(token_id = %token.token_id, revoked = token.revoked_at.is_some(), "refused: token revoked or SCIM disabled");
             return Err(AuthError::Revoked);
         }
         let now = Utc::now();
         if token.expires_at <= now {
+            tracing::debug!(token_id = %token.token_id, "refused: token expired");
             return Err(AuthError::Expired);
+        }
+        if on_edge && scope != TokenScope::Scim {
+            tracing::debug!(token_id = %token.token_id, "refused: a service token on the SCIM edge");
+            return Err(AuthError::NotOnEdge);
         }
         if token
             .last_used_at
@@ -154,7 +178,7 @@ impl Authenticator {
         {
             // Bookkeeping only: a failed write must not fail the call.
             if let Err(error) =
-                tokens::store::touch_last_used(conn, token.tenant_id, token.token_id).await
+                tokens::store::touch_last_used(&mut conn, token.tenant_id, token.token_id).await
             {
                 tracing::warn!(token_id = %token.token_id, %error, "could not record the token's last use");
             }
@@ -167,6 +191,15 @@ impl Authenticator {
             token_name: token.name,
         })
     }
+}
+
+/// Whether the call carries `x-identity-edge: scim`: made on behalf of the
+/// public SCIM edge, where only SCIM tokens are accepted.
+fn from_scim_edge(metadata: &MetadataMap) -> bool {
+    metadata
+        .get("x-identity-edge")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("scim"))
 }
 
 /// The token of an `authorization: Bearer <token>` header; the scheme is
@@ -286,6 +319,16 @@ mod tests {
         assert_eq!(bearer(&metadata("non-token")), None);
         assert_eq!(bearer(&metadata("Bearer ")), None);
         assert_eq!(bearer(&MetadataMap::new()), None);
+    }
+
+    #[test]
+    fn edge_marker() {
+        let mut map = MetadataMap::new();
+        assert!(!from_scim_edge(&map));
+        map.insert("x-identity-edge", MetadataValue::from_static("other"));
+        assert!(!from_scim_edge(&map));
+        map.insert("x-identity-edge", MetadataValue::from_static("SCIM"));
+        assert!(from_scim_edge(&map));
     }
 
     #[test]

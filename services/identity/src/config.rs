@@ -1,6 +1,7 @@
 //! Command line and environment: every setting has a flag and an env var.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -25,6 +26,43 @@ pub(crate) struct Cli {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) db_pool_size: u32,
 
+    /// Database connections reserved for token lookups, apart from the pool
+    /// that does the work
+    #[arg(long, env = "IDENTITY_AUTH_POOL_SIZE", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) auth_pool_size: u32,
+
+    /// Postgres statement_timeout of every connection (e.g. 10s, 500ms, 2m)
+    #[arg(long, env = "IDENTITY_STATEMENT_TIMEOUT", default_value = "10s",
+          value_parser = parse_duration)]
+    pub(crate) statement_timeout: Duration,
+
+    /// Longest time any call may run, whatever deadline its caller sent
+    #[arg(long, env = "IDENTITY_REQUEST_TIMEOUT", default_value = "30s",
+          value_parser = parse_duration)]
+    pub(crate) request_timeout: Duration,
+
+    /// Requests one tenant's tokens may have in flight at once; more wait
+    /// (see --tenant-queue-timeout), then get RESOURCE_EXHAUSTED
+    #[arg(long, env = "IDENTITY_TENANT_MAX_CONCURRENT_REQUESTS", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) tenant_max_concurrent_requests: u32,
+
+    /// How long a request over its tenant's cap waits for a slot
+    #[arg(long, env = "IDENTITY_TENANT_QUEUE_TIMEOUT", default_value = "5s",
+          value_parser = parse_duration)]
+    pub(crate) tenant_queue_timeout: Duration,
+
+    /// Calls per second one tenant token may make on average; 0 means no limit
+    #[arg(long, env = "IDENTITY_TOKEN_RATE_LIMIT", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub(crate) token_rate_limit: u32,
+
+    /// Calls one tenant token may make at once before the rate limit applies
+    #[arg(long, env = "IDENTITY_TOKEN_RATE_BURST", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) token_rate_burst: u32,
+
     /// Log output format (verbosity comes from RUST_LOG, default "info")
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,
@@ -45,6 +83,29 @@ pub(crate) enum LogFormat {
     Json,
 }
 
+/// A positive duration: a number with unit `ms`, `s` or `m`; a bare number
+/// means seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration such as 10s, 500ms or 2m"))?;
+    let duration = match unit.trim() {
+        "ms" => Duration::from_millis(number),
+        "" | "s" => Duration::from_secs(number),
+        "m" => Duration::from_secs(number.saturating_mul(60)),
+        other => return Err(format!("unknown unit '{other}': use ms, s or m")),
+    };
+    if duration.is_zero() {
+        return Err("the duration must be positive".into());
+    }
+    Ok(duration)
+}
+
 /// Clap's multi-line error as one line: its message without usage hints.
 pub(crate) fn one_line(rendered: &str) -> String {
     rendered
@@ -58,6 +119,14 @@ pub(crate) fn one_line(rendered: &str) -> String {
         .to_owned()
 }
 
+/// The per-token rate of the flags: `per_second` 0 means no limit.
+pub(crate) fn token_rate(per_second: u32, burst: u32) -> Option<identity_service::TokenRate> {
+    (per_second > 0).then(|| identity_service::TokenRate {
+        period: Duration::from_secs(1) / per_second,
+        burst,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,6 +135,50 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("5h").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn defaults_match_the_settings_constructor() {
+        let cli = Cli::try_parse_from(["identity-service", "--database-url", "postgres://x/y"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let defaults = identity_service::ServiceSettings::new("postgres://x/y");
+        assert_eq!(cli.db_pool_size, defaults.pool_size);
+        assert_eq!(cli.auth_pool_size, defaults.auth_pool_size);
+        assert_eq!(cli.statement_timeout, defaults.statement_timeout);
+        assert_eq!(cli.request_timeout, defaults.request_timeout);
+        assert_eq!(
+            cli.tenant_max_concurrent_requests,
+            defaults.tenant_max_concurrent_requests
+        );
+        assert_eq!(cli.tenant_queue_timeout, defaults.tenant_queue_timeout);
+        assert_eq!(
+            token_rate(cli.token_rate_limit, cli.token_rate_burst),
+            defaults.token_rate
+        );
+    }
+
+    #[test]
+    fn token_rate_from_flags() {
+        assert_eq!(token_rate(0, 20), None);
+        assert_eq!(
+            token_rate(4, 20),
+            Some(identity_service::TokenRate {
+                period: Duration::from_millis(250),
+                burst: 20
+            })
+        );
     }
 
     #[test]

@@ -2,10 +2,11 @@
 
 use std::time::Duration;
 
+use diesel::ConnectionError;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel_async::AsyncPgConnection;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, PoolError};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, PoolError};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::StartupError;
@@ -28,23 +29,91 @@ pub(crate) type Conn<'a> =
 pub enum StoreError {
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
+    /// A deadlock or serialization failure: running the transaction again
+    /// may succeed.
+    #[error("the request collided with concurrent changes; retry it")]
+    Conflict(String),
+    /// Cancelled by `statement_timeout`: the database was too slow or a
+    /// lock was held too long.
+    #[error("the database did not answer in time; retry later")]
+    TimedOut(String),
     #[error("database error: {0}")]
     Internal(String),
 }
+
+/// Postgres reports these with SQLSTATEs that diesel folds into
+/// `DatabaseErrorKind::Unknown`, so only the (server-side English) message
+/// tells them apart: 40P01 and 57014.
+const DEADLOCK_MESSAGE: &str = "deadlock detected";
+const STATEMENT_TIMEOUT_MESSAGE: &str = "canceling statement due to statement timeout";
 
 impl From<DieselError> for StoreError {
     fn from(err: DieselError) -> Self {
         match &err {
             DieselError::DatabaseError(
-                DatabaseErrorKind::UnableToSendCommand
-                | DatabaseErrorKind::ClosedConnection
-                | DatabaseErrorKind::SerializationFailure,
+                DatabaseErrorKind::UnableToSendCommand | DatabaseErrorKind::ClosedConnection,
                 _,
             ) => StoreError::Unavailable(err.to_string()),
+            DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
+                StoreError::Conflict(err.to_string())
+            }
+            DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)
+                if info.message() == DEADLOCK_MESSAGE =>
+            {
+                StoreError::Conflict(err.to_string())
+            }
+            DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)
+                if info.message() == STATEMENT_TIMEOUT_MESSAGE =>
+            {
+                StoreError::TimedOut(err.to_string())
+            }
             _ => StoreError::Internal(err.to_string()),
         }
     }
 }
+
+/// A domain error that may wrap a [`StoreError`], so a write can be
+/// retried when only a collision with another transaction failed it.
+pub(crate) trait MaybeConflict {
+    fn is_conflict(&self) -> bool;
+}
+
+impl MaybeConflict for StoreError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, StoreError::Conflict(_))
+    }
+}
+
+impl MaybeConflict for crate::users::UserError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, crate::users::UserError::Store(e) if e.is_conflict())
+    }
+}
+
+impl MaybeConflict for crate::groups::GroupError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, crate::groups::GroupError::Store(e) if e.is_conflict())
+    }
+}
+
+/// Runs a whole write transaction (an expression yielding a future of
+/// `Result<_, E: MaybeConflict>`), and once more if it lost a deadlock or a
+/// serialization conflict: Postgres rolled it back, so a second run starts
+/// clean. A second conflict is answered (UNAVAILABLE with retry-after).
+/// A macro, not a function taking a closure: the expression borrows the
+/// connection afresh on each run, and the RPC future stays `Send`.
+macro_rules! retry_conflict {
+    ($write:expr) => {
+        match $write.await {
+            Err(err) if $crate::db::MaybeConflict::is_conflict(&err) => {
+                tracing::debug!("write collided with a concurrent transaction: retrying once");
+                $write.await
+            }
+            done => done,
+        }
+    };
+}
+pub(crate) use retry_conflict;
 
 impl From<bb8::RunError<PoolError>> for StoreError {
     fn from(err: bb8::RunError<PoolError>) -> Self {
@@ -70,14 +139,38 @@ pub(crate) fn is_unique_violation(err: &DieselError, index: &str) -> bool {
 
 /// Opens the pool after one direct connection, whose error explains what is
 /// wrong where a pool would only time out.
-pub(crate) async fn connect_pool(database_url: &str, size: u32) -> Result<Pool, StartupError> {
+/// Every connection gets `statement_timeout`, so no statement outlives an
+/// abandoned request by more than that.
+pub(crate) async fn connect_pool(
+    database_url: &str,
+    size: u32,
+    statement_timeout: Duration,
+) -> Result<Pool, StartupError> {
     if size == 0 {
         return Err(StartupError::Config(
             "the database pool size must be at least 1".into(),
         ));
     }
+    let timeout_ms = statement_timeout.as_millis();
+    if timeout_ms == 0 {
+        return Err(StartupError::Config(
+            "the statement timeout must be at least 1ms".into(),
+        ));
+    }
     establish(database_url).await?;
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(database_url);
+    let mut config = ManagerConfig::<AsyncPgConnection>::default();
+    config.custom_setup = Box::new(move |url| {
+        Box::pin(async move {
+            let mut conn = AsyncPgConnection::establish(url).await?;
+            let set = format!("SET statement_timeout = {timeout_ms}");
+            diesel_async::SimpleAsyncConnection::batch_execute(&mut conn, &set)
+                .await
+                .map_err(ConnectionError::CouldntSetupConfiguration)?;
+            Ok(conn)
+        })
+    });
+    let manager =
+        AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(database_url, config);
     Pool::builder()
         .max_size(size)
         .connection_timeout(CHECKOUT_TIMEOUT)
@@ -238,6 +331,125 @@ fn password(database_url: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+
+    fn admin_url() -> String {
+        std::env::var("TEST_DATABASE_URL")
+            .unwrap_or_else(|_| panic!("TEST_DATABASE_URL is not set: these tests need Postgres"))
+    }
+
+    async fn connect() -> AsyncPgConnection {
+        AsyncPgConnection::establish(&admin_url())
+            .await
+            .unwrap_or_else(|e| panic!("connect: {e}"))
+    }
+
+    /// Takes advisory lock `second` while holding `first`, then ends the
+    /// transaction (a deadlock victim must roll back to free the other).
+    async fn lock_both(
+        mut conn: AsyncPgConnection,
+        first: i64,
+        second: i64,
+        both_hold_first: std::sync::Arc<tokio::sync::Barrier>,
+    ) -> Result<usize, DieselError> {
+        conn.batch_execute(&format!("BEGIN; SELECT pg_advisory_xact_lock({first})"))
+            .await?;
+        both_hold_first.wait().await;
+        let taken = diesel::sql_query(format!("SELECT pg_advisory_xact_lock({second})"))
+            .execute(&mut conn)
+            .await;
+        let end = if taken.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        conn.batch_execute(end).await?;
+        taken
+    }
+
+    #[tokio::test]
+    async fn a_real_deadlock_is_a_conflict() {
+        let a = 0x7e57_0000_0000 + i64::from(rand::random::<u32>());
+        let b = a + 1;
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+        let one = tokio::spawn(lock_both(connect().await, a, b, barrier.clone()));
+        let two = tokio::spawn(lock_both(connect().await, b, a, barrier));
+        let results = [one.await, two.await].map(|r| r.unwrap_or_else(|e| panic!("{e}")));
+        let errors: Vec<StoreError> = results
+            .into_iter()
+            .filter_map(Result::err)
+            .map(StoreError::from)
+            .collect();
+        assert_eq!(errors.len(), 1, "exactly one deadlock victim: {errors:?}");
+        assert!(errors[0].is_conflict(), "{errors:?}");
+    }
+
+    #[tokio::test]
+    async fn a_statement_timeout_is_timed_out() {
+        let mut conn = connect().await;
+        conn.batch_execute("SET statement_timeout = 50")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let err = diesel::sql_query("SELECT pg_sleep(30)")
+            .execute(&mut conn)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("pg_sleep(30) outlived a 50ms statement timeout"));
+        assert!(matches!(StoreError::from(err), StoreError::TimedOut(_)));
+    }
+
+    #[derive(diesel::QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        statement_timeout: String,
+    }
+
+    #[tokio::test]
+    async fn every_pooled_connection_has_the_statement_timeout() {
+        let pool = connect_pool(&admin_url(), 2, Duration::from_millis(1234))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut first = conn(&pool).await.unwrap_or_else(|e| panic!("{e}"));
+        let mut second = conn(&pool).await.unwrap_or_else(|e| panic!("{e}"));
+        for conn in [&mut first, &mut second] {
+            let shown: Setting = diesel::sql_query("SHOW statement_timeout")
+                .get_result(&mut **conn)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(shown.statement_timeout, "1234ms");
+        }
+    }
+
+    #[tokio::test]
+    async fn conflicts_are_retried_once() {
+        let runs = std::sync::atomic::AtomicU32::new(0);
+        let write = |fail_until: u32| {
+            let run = runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            async move {
+                if run < fail_until {
+                    Err(StoreError::Conflict("deadlock detected".into()))
+                } else {
+                    Ok(run)
+                }
+            }
+        };
+        assert!(matches!(retry_conflict!(write(1)), Ok(1)));
+        runs.store(0, std::sync::atomic::Ordering::Relaxed);
+        assert!(matches!(
+            retry_conflict!(write(5)),
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(
+            std::sync::atomic::AtomicU32::load(&runs, std::sync::atomic::Ordering::Relaxed),
+            2
+        );
+        runs.store(0, std::sync::atomic::Ordering::Relaxed);
+        let internal = retry_conflict!(async {
+            runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Err::<(), _>(StoreError::Internal("syntax".into()))
+        });
+        assert!(matches!(internal, Err(StoreError::Internal(_))));
+        assert_eq!(
+            std::sync::atomic::AtomicU32::load(&runs, std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+    }
 
     #[test]
     fn target_never_shows_credentials() {

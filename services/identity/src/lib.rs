@@ -10,6 +10,7 @@ mod catalog;
 mod db;
 mod filter;
 mod groups;
+mod limits;
 mod paging;
 mod patch;
 mod people;
@@ -22,6 +23,8 @@ mod tenants;
 mod tokens;
 mod users;
 
+use std::time::Duration;
+
 pub use db::migrate;
 pub use server::serve;
 
@@ -32,6 +35,28 @@ pub struct ServiceSettings {
     /// The operator credential; `None` means no operator exists.
     pub admin_token: Option<String>,
     pub pool_size: u32,
+    /// Connections reserved for token lookups, so a flood of bogus tokens
+    /// waits on these and never on the connections that do the work.
+    pub auth_pool_size: u32,
+    /// Postgres `statement_timeout` of every pooled connection: an
+    /// abandoned request stops running in the database after this long.
+    pub statement_timeout: Duration,
+    /// The longest any call may run, whatever deadline its caller sent.
+    pub request_timeout: Duration,
+    /// Requests one tenant's tokens may have in flight at once.
+    pub tenant_max_concurrent_requests: u32,
+    /// How long a request over its tenant's cap waits for a slot before it
+    /// is refused; it holds no database connection meanwhile.
+    pub tenant_queue_timeout: Duration,
+    /// Per-token rate limit; `None` (the default) means no limit.
+    pub token_rate: Option<TokenRate>,
+}
+
+/// A token may make `burst` calls at once, then one per `period`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TokenRate {
+    pub period: Duration,
+    pub burst: u32,
 }
 
 impl ServiceSettings {
@@ -41,6 +66,12 @@ impl ServiceSettings {
             database_url: database_url.into(),
             admin_token: None,
             pool_size: 16,
+            auth_pool_size: 4,
+            statement_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            tenant_max_concurrent_requests: 8,
+            tenant_queue_timeout: Duration::from_secs(5),
+            token_rate: None,
         }
     }
 }
@@ -52,6 +83,15 @@ impl std::fmt::Debug for ServiceSettings {
             .field("database", &db::redacted_target(&self.database_url))
             .field("admin_token", &self.admin_token.as_ref().map(|_| "<set>"))
             .field("pool_size", &self.pool_size)
+            .field("auth_pool_size", &self.auth_pool_size)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field(
+                "tenant_max_concurrent_requests",
+                &self.tenant_max_concurrent_requests,
+            )
+            .field("tenant_queue_timeout", &self.tenant_queue_timeout)
+            .field("token_rate", &self.token_rate)
             .finish()
     }
 }

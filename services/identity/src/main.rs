@@ -8,7 +8,7 @@ use clap::Parser;
 use identity_service::{ServiceSettings, StartupError, migrate, serve};
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{Cli, Command, LogFormat, one_line};
+use crate::config::{Cli, Command, LogFormat, one_line, token_rate};
 
 mod config;
 
@@ -55,6 +55,12 @@ async fn run(cli: Cli) -> Result<(), StartupError> {
     let settings = ServiceSettings {
         admin_token: cli.admin_token,
         pool_size: cli.db_pool_size,
+        auth_pool_size: cli.auth_pool_size,
+        statement_timeout: cli.statement_timeout,
+        request_timeout: cli.request_timeout,
+        tenant_max_concurrent_requests: cli.tenant_max_concurrent_requests,
+        tenant_queue_timeout: cli.tenant_queue_timeout,
+        token_rate: token_rate(cli.token_rate_limit, cli.token_rate_burst),
         ..ServiceSettings::new(cli.database_url)
     };
     serve(settings, listener, shutdown_signal()).await

@@ -1,16 +1,18 @@
 //! The gRPC server: shared state, service wiring, health and shutdown.
 
 use std::future::Future;
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::Duration;
 
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use identity_proto::v1::auth_service_server::AuthServiceServer;
 use identity_proto::v1::group_service_server::GroupServiceServer;
 use identity_proto::v1::tenant_service_server::TenantServiceServer;
 use identity_proto::v1::token_service_server::TokenServiceServer;
 use identity_proto::v1::user_service_server::UserServiceServer;
 use tokio::net::TcpListener;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::Status;
 use tonic::metadata::MetadataMap;
@@ -21,6 +23,7 @@ use tonic_health::server::HealthReporter;
 use crate::auth::{AuthApi, Authenticator, Caller, TenantRef, require_operator, tenant_scope};
 use crate::db::{self, Conn, Pool};
 use crate::groups::service::GroupApi;
+use crate::limits::{Limits, RequestBound};
 use crate::tenants::service::TenantApi;
 use crate::tokens::service::TokenApi;
 use crate::users::service::UserApi;
@@ -32,15 +35,52 @@ const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 /// What every service shares.
 pub(crate) struct AppState {
     pool: Pool,
+    auth_pool: Pool,
     auth: Authenticator,
+    limits: Limits,
+}
+
+/// A pooled connection for the work of one admitted request; it holds the
+/// request's slot among its tenant's concurrent requests until dropped.
+pub(crate) struct WorkConn<'a> {
+    conn: Conn<'a>,
+    _slot: Option<OwnedSemaphorePermit>,
+}
+
+impl Deref for WorkConn<'_> {
+    type Target = AsyncPgConnection;
+
+    fn deref(&self) -> &AsyncPgConnection {
+        &self.conn
+    }
+}
+
+impl DerefMut for WorkConn<'_> {
+    fn deref_mut(&mut self) -> &mut AsyncPgConnection {
+        &mut self.conn
+    }
 }
 
 impl AppState {
-    /// A connection and the authenticated caller.
-    pub(crate) async fn call(&self, metadata: &MetadataMap) -> Result<(Conn<'_>, Caller), Status> {
-        let mut conn = db::conn(&self.pool).await?;
-        let caller = self.auth.authenticate(&mut conn, metadata).await?;
-        Ok((conn, caller))
+    /// Authenticates (on the auth pool), admits the caller under its
+    /// tenant's cap and its token's rate, and only then takes a connection
+    /// for the work.
+    pub(crate) async fn call(
+        &self,
+        metadata: &MetadataMap,
+    ) -> Result<(WorkConn<'_>, Caller), Status> {
+        let caller = self.auth.authenticate(&self.auth_pool, metadata).await?;
+        let slot = match &caller {
+            Caller::Operator => None,
+            Caller::Tenant {
+                tenant, token_id, ..
+            } => {
+                self.limits.check_rate(*token_id)?;
+                Some(self.limits.admit(tenant.id).await?)
+            }
+        };
+        let conn = db::conn(&self.pool).await?;
+        Ok((WorkConn { conn, _slot: slot }, caller))
     }
 
     /// A connection and the tenant the caller may act on as `tenant`.
@@ -48,7 +88,7 @@ impl AppState {
         &self,
         metadata: &MetadataMap,
         tenant: &str,
-    ) -> Result<(Conn<'_>, TenantRef), Status> {
+    ) -> Result<(WorkConn<'_>, TenantRef), Status> {
         let (conn, _, tenant) = self.scoped_call(metadata, tenant).await?;
         Ok((conn, tenant))
     }
@@ -59,7 +99,7 @@ impl AppState {
         &self,
         metadata: &MetadataMap,
         tenant: &str,
-    ) -> Result<(Conn<'_>, TenantRef), Status> {
+    ) -> Result<(WorkConn<'_>, TenantRef), Status> {
         let (mut conn, caller) = self.call(metadata).await?;
         require_operator(&caller)?;
         let tenant = tenant_scope(&mut conn, &caller, tenant).await?;
@@ -72,7 +112,7 @@ impl AppState {
         &self,
         metadata: &MetadataMap,
         tenant: &str,
-    ) -> Result<(Conn<'_>, Caller, TenantRef), Status> {
+    ) -> Result<(WorkConn<'_>, Caller, TenantRef), Status> {
         let (mut conn, caller) = self.call(metadata).await?;
         let tenant = tenant_scope(&mut conn, &caller, tenant).await?;
         Ok((conn, caller, tenant))
@@ -87,13 +127,35 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
-    let pool = db::connect_pool(&settings.database_url, settings.pool_size).await?;
+    if settings.tenant_max_concurrent_requests == 0 {
+        return Err(StartupError::Config(
+            "the per-tenant concurrent request cap must be at least 1".into(),
+        ));
+    }
+    let pool = db::connect_pool(
+        &settings.database_url,
+        settings.pool_size,
+        settings.statement_timeout,
+    )
+    .await?;
+    let auth_pool = db::connect_pool(
+        &settings.database_url,
+        settings.auth_pool_size,
+        settings.statement_timeout,
+    )
+    .await?;
     if settings.admin_token.as_deref().is_none_or(str::is_empty) {
         tracing::warn!("IDENTITY_ADMIN_TOKEN is not set: no operator can manage tenants or tokens");
     }
     let state = Arc::new(AppState {
         pool: pool.clone(),
+        auth_pool,
         auth: Authenticator::new(settings.admin_token.as_deref()),
+        limits: Limits::new(
+            settings.tenant_max_concurrent_requests,
+            settings.tenant_queue_timeout,
+            settings.token_rate,
+        ),
     });
     let (reporter, health) = tonic_health::server::health_reporter();
     set_health(&reporter, ServingStatus::Serving).await;
@@ -101,7 +163,13 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "identity service listening");
     }
+    // tonic ends a call at the caller's own `grpc-timeout` (CANCELLED, to
+    // a caller who has already gone); the server-wide bound answers
+    // DEADLINE_EXCEEDED with `retry-after`.
     let result = Server::builder()
+        .layer(RequestBound {
+            limit: settings.request_timeout,
+        })
         .add_service(health)
         .add_service(UserServiceServer::new(UserApi::new(state.clone())))
         .add_service(GroupServiceServer::new(GroupApi::new(state.clone())))

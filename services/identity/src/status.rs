@@ -13,6 +13,7 @@ use crate::auth::AuthError;
 use crate::db::StoreError;
 use crate::filter::FilterError;
 use crate::groups::GroupError;
+use crate::limits::{LimitError, RequestTimedOut};
 use crate::patch::PatchError;
 use crate::rpc::PageError;
 use crate::sort::SortError;
@@ -29,10 +30,53 @@ fn client_error(code: Code, reason: ErrorReason, message: String) -> Status {
     )
 }
 
+/// The wait suggested with UNAVAILABLE: the database is slow or busy, and
+/// a prompt retry usually finds it free.
+const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 1;
+
+/// Adds `retry-after` metadata (whole seconds), as the contract defines.
+fn with_retry_after(mut status: Status, seconds: u64) -> Status {
+    status.metadata_mut().insert("retry-after", seconds.into());
+    status
+}
+
+impl From<LimitError> for Status {
+    fn from(err: LimitError) -> Self {
+        let retry_after = err.retry_after();
+        with_retry_after(
+            client_error(
+                Code::ResourceExhausted,
+                ErrorReason::RateLimited,
+                err.to_string(),
+            ),
+            retry_after,
+        )
+    }
+}
+
+impl From<RequestTimedOut> for Status {
+    fn from(err: RequestTimedOut) -> Self {
+        with_retry_after(
+            Status::deadline_exceeded(err.to_string()),
+            UNAVAILABLE_RETRY_AFTER_SECS,
+        )
+    }
+}
+
 impl From<StoreError> for Status {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::Unavailable(_) => Status::unavailable(err.to_string()),
+            StoreError::Unavailable(_) => with_retry_after(
+                Status::unavailable(err.to_string()),
+                UNAVAILABLE_RETRY_AFTER_SECS,
+            ),
+            StoreError::Conflict(ref detail) | StoreError::TimedOut(ref detail) => {
+                tracing::debug!(error = %detail, "database refused the work for now");
+                with_retry_after(
+                    Status::unavailable(err.to_string()),
+                    UNAVAILABLE_RETRY_AFTER_SECS,
+                )
+            }
             // Details stay in the log (see rpc::traced); clients see no internals.
             StoreError::Internal(detail) => {
                 tracing::error!(error = %detail, "database error");
@@ -89,7 +133,7 @@ impl From<AuthError> for Status {
     fn from(err: AuthError) -> Self {
         let message = err.to_string();
         match err {
-            AuthError::Missing | AuthError::Invalid | AuthError::Revoked => {
+            AuthError::Missing | AuthError::Invalid | AuthError::Revoked | AuthError::NotOnEdge => {
                 client_error(Code::Unauthenticated, ErrorReason::TokenInvalid, message)
             }
             AuthError::Expired => {
@@ -291,6 +335,21 @@ mod tests {
                 "PERMISSION_DENIED",
             ),
             (
+                AuthError::NotOnEdge.into(),
+                Code::Unauthenticated,
+                "TOKEN_INVALID",
+            ),
+            (
+                LimitError::TenantBusy { retry_after: 1 }.into(),
+                Code::ResourceExhausted,
+                "RATE_LIMITED",
+            ),
+            (
+                LimitError::TokenRate { retry_after: 7 }.into(),
+                Code::ResourceExhausted,
+                "RATE_LIMITED",
+            ),
+            (
                 AuthError::WrongTenant("acme".into()).into(),
                 Code::Unauthenticated,
                 "TOKEN_INVALID",
@@ -356,10 +415,26 @@ mod tests {
         }
     }
 
+    fn retry_after(status: &Status) -> Option<&str> {
+        status.metadata().get("retry-after")?.to_str().ok()
+    }
+
     #[test]
     fn server_side_failures_are_not_client_errors() {
         let down: Status = StoreError::Unavailable("connection refused".into()).into();
         assert_eq!(down.code(), Code::Unavailable);
+        assert_eq!(retry_after(&down), Some("1"));
+        for busy in [
+            StoreError::Conflict("deadlock detected".into()),
+            StoreError::TimedOut("canceling statement".into()),
+        ] {
+            let status: Status = busy.into();
+            assert_eq!(status.code(), Code::Unavailable);
+            assert_eq!(retry_after(&status), Some("1"));
+            assert!(!status.message().contains("canceling"));
+        }
+        let limited: Status = LimitError::TokenRate { retry_after: 7 }.into();
+        assert_eq!(retry_after(&limited), Some("7"));
         let bug: Status = StoreError::Internal("syntax error at $1".into()).into();
         assert_eq!(bug.code(), Code::Internal);
         assert!(!bug.message().contains("syntax"));

@@ -19,7 +19,7 @@ use super::patch::{self, GroupPatch, MemberChange};
 use super::store::{self, GroupRow, ListQuery, MemberRow};
 use super::{GroupData, GroupError, parse_member_ids};
 use crate::attr::Resource;
-use crate::db::StoreError;
+use crate::db::{StoreError, retry_conflict};
 use crate::filter;
 use crate::paging::Keyset;
 use crate::rpc::{keyset_after, keyset_page_size, page_size, timestamp, traced};
@@ -169,7 +169,7 @@ impl GroupService for GroupApi {
             let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
             let group = GroupData::from_proto(required_group(req.group)?)?;
             let members = parse_member_ids(&req.member_ids)?;
-            let row = store::create(&mut conn, tenant.id, &group, &members).await?;
+            let row = retry_conflict!(store::create(&mut conn, tenant.id, &group, &members))?;
             Ok(to_proto(row, &tenant.slug))
         })
         .await
@@ -186,7 +186,9 @@ impl GroupService for GroupApi {
             let id = parse_id(&group.id)?;
             let group = GroupData::from_proto(group)?;
             let members = parse_member_ids(&req.member_ids)?;
-            let row = store::replace(&mut conn, tenant.id, id, &req.etag, &group, &members).await?;
+            let row = retry_conflict!(store::replace(
+                &mut conn, tenant.id, id, &req.etag, &group, &members
+            ))?;
             Ok(to_proto(row, &tenant.slug))
         })
         .await
@@ -201,7 +203,7 @@ impl GroupService for GroupApi {
             let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
             let id = parse_id(&req.id)?;
             let plan = patch::plan(&req.operations).map_err(GroupError::from)?;
-            let row = store::patch(&mut conn, tenant.id, id, &req.etag, &plan).await?;
+            let row = retry_conflict!(store::patch(&mut conn, tenant.id, id, &req.etag, &plan))?;
             Ok(to_proto(row, &tenant.slug))
         })
         .await
@@ -215,7 +217,7 @@ impl GroupService for GroupApi {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
             let id = parse_id(&req.id)?;
-            store::delete(&mut conn, tenant.id, id, &req.etag).await?;
+            retry_conflict!(store::delete(&mut conn, tenant.id, id, &req.etag))?;
             Ok(DeleteGroupResponse {})
         })
         .await
@@ -233,7 +235,7 @@ impl GroupService for GroupApi {
                 attributes: Vec::new(),
                 members: vec![MemberChange::Add(parse_member_ids(&req.user_ids)?)],
             };
-            let row = store::patch(&mut conn, tenant.id, id, "", &plan).await?;
+            let row = retry_conflict!(store::patch(&mut conn, tenant.id, id, "", &plan))?;
             Ok(to_proto(row, &tenant.slug))
         })
         .await
@@ -251,7 +253,7 @@ impl GroupService for GroupApi {
                 attributes: Vec::new(),
                 members: vec![MemberChange::Remove(parse_member_ids(&req.user_ids)?)],
             };
-            let row = store::patch(&mut conn, tenant.id, id, "", &plan).await?;
+            let row = retry_conflict!(store::patch(&mut conn, tenant.id, id, "", &plan))?;
             Ok(to_proto(row, &tenant.slug))
         })
         .await

@@ -17,6 +17,7 @@ use super::store::{self, ListQuery, UserRow, WriteScope};
 use super::{UserData, UserError, policy};
 use crate::attr::Resource;
 use crate::auth::TenantRef;
+use crate::db::retry_conflict;
 use crate::filter;
 use crate::groups::service::group_refs;
 use crate::paging::Keyset;
@@ -211,7 +212,7 @@ impl UserService for UserApi {
                 tenant: &tenant,
                 caller: &caller,
             };
-            let row = store::create(&mut conn, &scope, user).await?;
+            let row = retry_conflict!(store::create(&mut conn, &scope, user.clone()))?;
             render_one(&mut conn, &tenant, row).await
         })
         .await
@@ -231,7 +232,7 @@ impl UserService for UserApi {
                 tenant: &tenant,
                 caller: &caller,
             };
-            let row = store::replace(&mut conn, &scope, id, &req.etag, &user).await?;
+            let row = retry_conflict!(store::replace(&mut conn, &scope, id, &req.etag, &user))?;
             render_one(&mut conn, &tenant, row).await
         })
         .await
@@ -249,7 +250,13 @@ impl UserService for UserApi {
                 tenant: &tenant,
                 caller: &caller,
             };
-            let row = store::patch(&mut conn, &scope, id, &req.etag, &req.operations).await?;
+            let row = retry_conflict!(store::patch(
+                &mut conn,
+                &scope,
+                id,
+                &req.etag,
+                &req.operations
+            ))?;
             render_one(&mut conn, &tenant, row).await
         })
         .await
@@ -267,7 +274,7 @@ impl UserService for UserApi {
                 tenant: &tenant,
                 caller: &caller,
             };
-            store::delete(&mut conn, &scope, id, &req.etag).await?;
+            retry_conflict!(store::delete(&mut conn, &scope, id, &req.etag))?;
             Ok(DeleteUserResponse {})
         })
         .await

@@ -98,6 +98,11 @@ pub struct TestService {
 
 impl TestService {
     pub async fn start() -> TestService {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A service whose settings the test adjusts from the defaults.
+    pub async fn start_with(adjust: impl FnOnce(&mut ServiceSettings)) -> TestService {
         let db = TestDb::create().await;
         identity_service::migrate(&db.url)
             .await
@@ -107,11 +112,12 @@ impl TestService {
             .unwrap_or_else(|e| panic!("bind failed: {e}"));
         let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
         let (tx, rx) = oneshot::channel::<()>();
-        let settings = ServiceSettings {
+        let mut settings = ServiceSettings {
             admin_token: Some(OPERATOR.into()),
             pool_size: 8,
             ..ServiceSettings::new(db.url.clone())
         };
+        adjust(&mut settings);
         let task = tokio::spawn(identity_service::serve(settings, listener, async {
             let _ = rx.await;
         }));
@@ -126,6 +132,11 @@ impl TestService {
             task: Some(task),
             _db: db,
         }
+    }
+
+    /// The URL of the service's database, for the test's own connections.
+    pub fn database_url(&self) -> &str {
+        &self._db.url
     }
 
     pub fn users(&self) -> UserServiceClient<Channel> {
