@@ -1,6 +1,8 @@
-//! SCIM schema names shared by filter compilation and PATCH application.
+//! SCIM schema names shared by filter compilation and PATCH application,
+//! and the bounds every stored resource keeps.
 
 use identity_proto::v1::AttributePath;
+use serde_json::{Map, Value as Json};
 
 pub(crate) const CORE_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub(crate) const GROUP_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -93,6 +95,124 @@ pub(crate) fn canonical<'a>(candidates: &[&'a str], key: &str) -> Option<&'a str
         .iter()
         .copied()
         .find(|c| c.eq_ignore_ascii_case(key))
+}
+
+/// Values one multi-valued attribute may hold (emails, phoneNumbers, any
+/// array in an extension): far above what a person has, small enough that
+/// every PATCH over them stays cheap.
+pub(crate) const MAX_VALUES: usize = 1000;
+
+/// Bytes of one stored resource as JSON: far above a real user or group,
+/// small enough that a page of them fits a gRPC message.
+pub(crate) const MAX_RESOURCE_BYTES: usize = 256 * 1024;
+
+/// Levels of objects and arrays inside one attribute's value: a decoded
+/// resource must stay well within prost's recursion limit on every reader.
+pub(crate) const MAX_VALUE_DEPTH: usize = 16;
+
+/// Refuses text Postgres cannot store: `text` and `jsonb` reject U+0000.
+pub(crate) fn check_text(what: &str, text: &str) -> Result<(), String> {
+    if text.contains('\0') {
+        Err(format!(
+            "{what} contains a NUL character, which cannot be stored"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// [`check_text`] on an optional value.
+pub(crate) fn check_optional(what: &str, text: Option<&str>) -> Result<(), String> {
+    text.map_or(Ok(()), |text| check_text(what, text))
+}
+
+/// Checks every attribute of a bag (NUL in names and strings, number of
+/// values, nesting) and returns its size as JSON.
+pub(crate) fn check_bag(bag: &Map<String, Json>) -> Result<usize, String> {
+    let mut path = Vec::new();
+    check_object(bag, &mut path, 0)?;
+    Ok(json_len(bag))
+}
+
+fn check_object<'a>(
+    object: &'a Map<String, Json>,
+    path: &mut Vec<&'a str>,
+    depth: usize,
+) -> Result<(), String> {
+    for (key, value) in object {
+        path.push(key);
+        check_text(&format!("the attribute name '{}'", path.join(".")), key)?;
+        check_json(value, path, depth)?;
+        path.pop();
+    }
+    Ok(())
+}
+
+fn check_json<'a>(value: &'a Json, path: &mut Vec<&'a str>, depth: usize) -> Result<(), String> {
+    let nested = |path: &[&str]| {
+        format!(
+            "{} is nested more than {MAX_VALUE_DEPTH} levels deep",
+            path.join(".")
+        )
+    };
+    match value {
+        Json::String(text) => check_text(&path.join("."), text),
+        Json::Array(items) => {
+            if items.len() > MAX_VALUES {
+                return Err(too_many_values(&path.join("."), items.len()));
+            }
+            if depth >= MAX_VALUE_DEPTH {
+                return Err(nested(path));
+            }
+            items
+                .iter()
+                .try_for_each(|item| check_json(item, path, depth + 1))
+        }
+        Json::Object(object) => {
+            if depth >= MAX_VALUE_DEPTH {
+                return Err(nested(path));
+            }
+            check_object(object, path, depth + 1)
+        }
+        Json::Null | Json::Bool(_) | Json::Number(_) => Ok(()),
+    }
+}
+
+/// The answer to a multi-valued attribute over [`MAX_VALUES`].
+pub(crate) fn too_many_values(what: &str, count: usize) -> String {
+    format!("{what} has {count} values; at most {MAX_VALUES} are allowed")
+}
+
+/// The answer to a resource over [`MAX_RESOURCE_BYTES`].
+pub(crate) fn check_resource_size(what: &str, bytes: usize) -> Result<(), String> {
+    if bytes > MAX_RESOURCE_BYTES {
+        Err(format!(
+            "the {what} would take {bytes} bytes; at most {MAX_RESOURCE_BYTES} are allowed"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Bytes of `value` serialized as JSON, counted without building the text.
+pub(crate) fn json_len(value: &Map<String, Json>) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // A counter never fails and a JSON map always serializes; were it to
+    // fail anyway, the size counts as over every limit.
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
+    }
 }
 
 #[cfg(test)]

@@ -23,18 +23,23 @@ use diesel::sql_types::{Bool, Text, Timestamptz};
 use identity_proto::v1::comparison::Operator;
 use identity_proto::v1::filter::Expression as Expr;
 use identity_proto::v1::{AttributePath, Comparison, Filter, ValuePath};
+use prost_types::value::Kind as ValueKind;
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::attr::{
-    CORE_URN, ENTERPRISE_URN, GROUP_URN, Resource, Schema, attribute_parts, display_path,
-    element_attribute, schema_of,
+    CORE_URN, ENTERPRISE_URN, GROUP_URN, Resource, Schema, attribute_parts, check_text,
+    display_path, element_attribute, schema_of,
 };
 use crate::catalog::{self, BagAttr, user_bag_attribute};
 
 /// Deeper trees are refused; no IdP sends anything close.
-const MAX_DEPTH: usize = 32;
+pub(crate) const MAX_DEPTH: usize = 32;
+
+/// Comparisons one filter may hold; no IdP sends anything close, and each
+/// one costs SQL text and a bound parameter.
+pub(crate) const MAX_TERMS: usize = 64;
 
 /// Why a filter cannot be compiled; the message names the culprit.
 #[derive(Debug, thiserror::Error)]
@@ -194,8 +199,68 @@ impl<ST> ValidGrouping<()> for Sql<ST> {
     type IsAggregate = is_aggregate::Never;
 }
 
+/// Checks a filter's bounds without recursing, before anything walks it:
+/// nesting depth, number of comparisons, and NUL in its attribute names and
+/// string values (Postgres refuses NUL in a parameter).
+pub(crate) fn check_bounds(filter: &Filter) -> Result<(), String> {
+    let mut pending = vec![(filter, 0_usize)];
+    let mut terms = 0;
+    while let Some((filter, depth)) = pending.pop() {
+        if depth > MAX_DEPTH {
+            return Err(format!(
+                "the filter is nested more than {MAX_DEPTH} levels deep"
+            ));
+        }
+        let path = match filter.expression.as_ref() {
+            None => None,
+            Some(Expr::Comparison(c)) => {
+                terms += 1;
+                if terms > MAX_TERMS {
+                    return Err(format!("the filter has more than {MAX_TERMS} comparisons"));
+                }
+                if let Some(ValueKind::StringValue(text)) =
+                    c.value.as_ref().and_then(|v| v.kind.as_ref())
+                {
+                    check_text("a filter value", text)?;
+                }
+                c.path.as_deref()
+            }
+            Some(Expr::And(l) | Expr::Or(l)) => {
+                pending.extend(l.operands.iter().map(|f| (f, depth + 1)));
+                None
+            }
+            Some(Expr::Not(inner)) => {
+                pending.push((inner, depth + 1));
+                None
+            }
+            Some(Expr::ValuePath(vp)) => {
+                if let Some(inner) = vp.filter.as_deref() {
+                    pending.push((inner, depth + 1));
+                }
+                vp.path.as_deref()
+            }
+        };
+        if let Some(path) = path {
+            check_path_text(path)?;
+            if let Some(inner) = path.value_filter.as_deref() {
+                pending.push((inner, depth + 1));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses NUL in the names of a path (they reach SQL as parameters).
+pub(crate) fn check_path_text(path: &AttributePath) -> Result<(), String> {
+    for name in [&path.schema, &path.attribute, &path.sub_attribute] {
+        check_text("an attribute name", name)?;
+    }
+    Ok(())
+}
+
 /// Compiles `filter` to SQL over `users` or over `groups`.
 pub(crate) fn compile(filter: &Filter, resource: Resource) -> Result<SqlFilter, FilterError> {
+    check_bounds(filter).map_err(FilterError)?;
     let mut compiler = Compiler {
         out: Sql::from_pieces(Vec::new()),
         resource,

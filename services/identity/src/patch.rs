@@ -19,6 +19,7 @@ use crate::attr::{
     schema_of,
 };
 use crate::catalog::{BagAttr, USER_BAG, canonical_user_bag};
+use crate::filter;
 use crate::users::{Enterprise, UserData, email_from_json, email_to_json, parse_manager};
 
 /// Why a PATCH request cannot be applied; each maps to a SCIM `scimType`.
@@ -364,11 +365,23 @@ pub(crate) fn apply(
             .map(identity_proto::value_to_json)
             .filter(|v| !v.is_null());
         match &operation.path {
-            Some(path) => apply_at(schema, doc, op, path, value)?,
+            Some(path) => {
+                check_path_bounds(path)?;
+                apply_at(schema, doc, op, path, value)?
+            }
             None => apply_pathless(schema, doc, op, value)?,
         }
     }
     Ok(())
+}
+
+/// A PATCH path's value filter has the bounds of a list filter, checked
+/// before it is evaluated; past them the path is invalid.
+pub(crate) fn check_path_bounds(path: &AttributePath) -> Result<(), PatchError> {
+    match path.value_filter.as_deref() {
+        Some(filter) => filter::check_bounds(filter).map_err(PatchError::InvalidPath),
+        None => Ok(()),
+    }
 }
 
 /// A pathless add/replace sets each attribute of its object value.
