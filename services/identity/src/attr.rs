@@ -139,9 +139,22 @@ fn check_object<'a>(
     path: &mut Vec<&'a str>,
     depth: usize,
 ) -> Result<(), String> {
+    if object.len() > MAX_VALUES {
+        let what = if path.is_empty() {
+            "the resource".to_owned()
+        } else {
+            path.join(".")
+        };
+        return Err(format!(
+            "{what} has {} attributes; at most {MAX_VALUES} are allowed",
+            object.len()
+        ));
+    }
     for (key, value) in object {
         path.push(key);
-        check_text(&format!("the attribute name '{}'", path.join(".")), key)?;
+        if key.contains('\0') {
+            return check_text(&format!("the attribute name '{}'", path.join(".")), key);
+        }
         check_json(value, path, depth)?;
         path.pop();
     }
@@ -196,22 +209,31 @@ pub(crate) fn check_resource_size(what: &str, bytes: usize) -> Result<(), String
 
 /// Bytes of `value` serialized as JSON, counted without building the text.
 pub(crate) fn json_len(value: &Map<String, Json>) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    counted(|count| serde_json::to_writer(count, value))
+}
+
+/// [`json_len`] of any JSON value.
+pub(crate) fn value_len(value: &Json) -> usize {
+    counted(|count| serde_json::to_writer(count, value))
+}
+
+/// Bytes written by `write`; a failure counts as over every limit.
+fn counted(write: impl FnOnce(&mut Count) -> serde_json::Result<()>) -> usize {
     let mut count = Count(0);
-    // A counter never fails and a JSON map always serializes; were it to
-    // fail anyway, the size counts as over every limit.
-    match serde_json::to_writer(&mut count, value) {
+    match write(&mut count) {
         Ok(()) => count.0,
         Err(_) => usize::MAX,
+    }
+}
+
+struct Count(usize);
+impl std::io::Write for Count {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -226,6 +248,37 @@ mod tests {
             sub_attribute: sub.into(),
             value_filter: None,
         }
+    }
+
+    #[test]
+    fn bags_are_bounded() {
+        let bag = |value: Json| match value {
+            Json::Object(map) => map,
+            _ => panic!("object expected"),
+        };
+        let ok = bag(serde_json::json!({"urn:x": {"a": ["b", {"c": 1}]}}));
+        assert_eq!(check_bag(&ok).ok(), Some(json_len(&ok)));
+        let nul = check_bag(&bag(serde_json::json!({"urn:x": {"a": ["\u{0}"]}})));
+        assert_eq!(
+            nul.err().as_deref(),
+            Some("urn:x.a contains a NUL character, which cannot be stored")
+        );
+        let nul_key = check_bag(&bag(serde_json::json!({"urn:x": {"a\u{0}": 1}})));
+        assert!(nul_key.is_err_and(|e| e.contains("attribute name 'urn:x.a")));
+        let many = check_bag(&bag(serde_json::json!({"roles": vec![1; MAX_VALUES + 1]})));
+        assert_eq!(
+            many.err().as_deref(),
+            Some("roles has 1001 values; at most 1000 are allowed")
+        );
+        let mut deep = Json::from(1);
+        for _ in 0..MAX_VALUE_DEPTH {
+            deep = Json::Array(vec![deep]);
+        }
+        assert!(check_bag(&bag(serde_json::json!({"x": deep.clone()}))).is_ok());
+        let too_deep = check_bag(&bag(serde_json::json!({"x": [deep]})));
+        assert!(too_deep.is_err_and(|e| e.contains("nested more than 16 levels")));
+        assert!(check_resource_size("user", MAX_RESOURCE_BYTES).is_ok());
+        assert!(check_resource_size("user", MAX_RESOURCE_BYTES + 1).is_err());
     }
 
     #[test]

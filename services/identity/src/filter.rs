@@ -265,7 +265,7 @@ pub(crate) fn compile(filter: &Filter, resource: Resource) -> Result<SqlFilter, 
         out: Sql::from_pieces(Vec::new()),
         resource,
     };
-    compiler.filter(filter, Scope::Row, 0)?;
+    compiler.filter(filter, Scope::Row)?;
     Ok(compiler.out)
 }
 
@@ -726,22 +726,20 @@ impl Compiler {
         self.out.push(&o.sql);
     }
 
-    fn filter(&mut self, filter: &Filter, scope: Scope, depth: usize) -> Result<(), FilterError> {
-        if depth > MAX_DEPTH {
-            return Err(invalid("the filter is nested too deeply"));
-        }
+    /// Recursion is safe: [`check_bounds`] has bounded the depth.
+    fn filter(&mut self, filter: &Filter, scope: Scope) -> Result<(), FilterError> {
         match filter.expression.as_ref() {
             None => Err(invalid("empty filter expression")),
             Some(Expr::Comparison(c)) => self.comparison(c, scope),
-            Some(Expr::And(l)) => self.logical(&l.operands, " AND ", scope, depth),
-            Some(Expr::Or(l)) => self.logical(&l.operands, " OR ", scope, depth),
+            Some(Expr::And(l)) => self.logical(&l.operands, " AND ", scope),
+            Some(Expr::Or(l)) => self.logical(&l.operands, " OR ", scope),
             Some(Expr::Not(inner)) => {
                 self.sql("NOT (");
-                self.filter(inner, scope, depth + 1)?;
+                self.filter(inner, scope)?;
                 self.sql(")");
                 Ok(())
             }
-            Some(Expr::ValuePath(vp)) => self.value_path(vp, scope, depth),
+            Some(Expr::ValuePath(vp)) => self.value_path(vp, scope),
         }
     }
 
@@ -750,7 +748,6 @@ impl Compiler {
         operands: &[Filter],
         joiner: &str,
         scope: Scope,
-        depth: usize,
     ) -> Result<(), FilterError> {
         if operands.is_empty() {
             return Err(invalid("'and'/'or' needs operands"));
@@ -760,18 +757,13 @@ impl Compiler {
             if i > 0 {
                 self.sql(joiner);
             }
-            self.filter(operand, scope, depth + 1)?;
+            self.filter(operand, scope)?;
         }
         self.sql(")");
         Ok(())
     }
 
-    fn value_path(
-        &mut self,
-        vp: &ValuePath,
-        scope: Scope,
-        depth: usize,
-    ) -> Result<(), FilterError> {
+    fn value_path(&mut self, vp: &ValuePath, scope: Scope) -> Result<(), FilterError> {
         let path = vp
             .path
             .as_ref()
@@ -797,7 +789,7 @@ impl Compiler {
             .as_ref()
             .ok_or_else(|| invalid(format!("{}[...] needs a filter", multi.name())))?;
         self.sql(&multi.exists());
-        self.filter(inner, Scope::Element(multi), depth + 1)?;
+        self.filter(inner, Scope::Element(multi))?;
         self.sql(")");
         Ok(())
     }
@@ -1515,7 +1507,39 @@ mod tests {
         for _ in 0..40 {
             deep = not(deep);
         }
-        assert!(error(&deep).contains("deeply"));
+        assert!(error(&deep).contains("levels deep"));
+    }
+
+    #[test]
+    fn bounds_are_checked_before_compiling() {
+        let terms = |n: usize| {
+            or((0..n)
+                .map(|_| cmp("userName", Operator::Eq, "x".into()))
+                .collect())
+        };
+        assert!(check_bounds(&terms(MAX_TERMS)).is_ok());
+        assert!(error(&terms(MAX_TERMS + 1)).contains("more than 64 comparisons"));
+        let mut deep = cmp("userName", Operator::Eq, "x".into());
+        for _ in 0..MAX_DEPTH {
+            deep = not(deep);
+        }
+        assert!(check_bounds(&deep).is_ok());
+        assert!(error(&not(deep)).contains("more than 32 levels deep"));
+        let nul = error(&cmp("userName", Operator::Eq, "a\u{0}b".into()));
+        assert!(
+            nul.contains("a filter value contains a NUL character"),
+            "{nul}"
+        );
+        let nul_name = error(&cmp("user\u{0}Name", Operator::Pr, Json::Null));
+        assert!(
+            nul_name.contains("attribute name contains a NUL"),
+            "{nul_name}"
+        );
+        let mut in_value_path = cmp("type", Operator::Eq, "w\u{0}".into());
+        for _ in 0..3 {
+            in_value_path = and(vec![in_value_path]);
+        }
+        assert!(error(&value_path("emails", in_value_path)).contains("NUL"));
     }
 
     #[test]
