@@ -128,6 +128,11 @@ impl TestService {
         }
     }
 
+    /// The URL of this test's own database, for seeding what is not under test.
+    pub fn database_url(&self) -> &str {
+        &self._db.url
+    }
+
     pub fn users(&self) -> UserServiceClient<Channel> {
         UserServiceClient::new(self.channel.clone())
     }
