@@ -232,7 +232,10 @@ impl Keyset {
         let id = Uuid::from_slice(&payload[2..18]).map_err(|_| malformed())?;
         let value = match (payload[18], &payload[19..]) {
             (0, []) => None,
-            (1, text) => Some(String::from_utf8(text.to_vec()).map_err(|_| malformed())?),
+            // A NUL never comes from a stored key: Postgres cannot hold it.
+            (1, text) if !text.contains(&0) => {
+                Some(String::from_utf8(text.to_vec()).map_err(|_| malformed())?)
+            }
             _ => return Err(malformed()),
         };
         let position = Position { value, id };
@@ -488,6 +491,19 @@ mod tests {
     }
 
     const ID9: &str = "00000000-0000-0000-0000-000000000009";
+
+    #[test]
+    fn forged_tokens_with_nul_are_malformed() {
+        let k = keyset("userName", false);
+        let token = k.token(
+            false,
+            &Position {
+                value: Some("a\u{0}".into()),
+                id: Uuid::from_u128(1),
+            },
+        );
+        assert!(matches!(k.start(0, &token), Err(PageError::Cursor(_))));
+    }
 
     #[test]
     fn pages_fit_their_byte_budget_and_continue_where_they_stop() {
