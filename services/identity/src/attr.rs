@@ -134,6 +134,15 @@ pub(crate) fn check_bag(bag: &Map<String, Json>) -> Result<usize, String> {
     Ok(json_len(bag))
 }
 
+/// [`check_bag`]'s checks on the value of one PATCH operation at `what`,
+/// before it is applied: nothing oversized is ever walked or copied.
+pub(crate) fn check_value(what: &str, value: &Json) -> Result<(), String> {
+    match value {
+        Json::Object(object) if what.is_empty() => check_object(object, &mut Vec::new(), 0),
+        value => check_json(value, &mut vec![what], 0),
+    }
+}
+
 fn check_object<'a>(
     object: &'a Map<String, Json>,
     path: &mut Vec<&'a str>,

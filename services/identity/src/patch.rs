@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::attr::{
     ENTERPRISE_URN, MAX_RESOURCE_BYTES, MAX_VALUES, Resource, Schema, attribute_parts, canonical,
-    display_path, element_attribute, schema_of, too_many_values, value_len,
+    check_value, display_path, element_attribute, schema_of, too_many_values, value_len,
 };
 use crate::catalog::{BagAttr, USER_BAG, canonical_user_bag};
 use crate::filter;
@@ -366,6 +366,14 @@ pub(crate) fn apply(
             .clone()
             .map(identity_proto::value_to_json)
             .filter(|v| !v.is_null());
+        let label = operation
+            .path
+            .as_ref()
+            .map(display_path)
+            .unwrap_or_default();
+        if let Some(value) = &value {
+            check_value(&label, value).map_err(PatchError::InvalidValue)?;
+        }
         match &operation.path {
             Some(path) => {
                 check_path_bounds(path)?;
@@ -401,7 +409,6 @@ fn apply_pathless(
             "an operation without a path needs an object value".into(),
         ));
     };
-    check_attribute_count("the operation's value", object.len())?;
     for (key, value) in object {
         let path = pathless_key(&key);
         apply_at(schema, doc, op, &path, Some(value).filter(|v| !v.is_null()))?;
@@ -899,12 +906,6 @@ fn remove(
                     Json::Array(v) => v,
                     single => vec![single],
                 };
-                if unwanted.len() > MAX_VALUES {
-                    return Err(PatchError::InvalidValue(format!(
-                        "'{}': a remove names at most {MAX_VALUES} values, as many as an attribute holds",
-                        target.label
-                    )));
-                }
                 let unwanted = Selectors::new(&unwanted);
                 items.retain(|item| !unwanted.select(item));
             }
@@ -1267,6 +1268,55 @@ mod tests {
 
     fn ok(start: &UserData, ops: &[PatchOperation]) -> UserData {
         run(start, ops).unwrap_or_else(|e| panic!("patch failed: {e}"))
+    }
+
+    #[test]
+    fn operation_values_are_bounded_before_they_apply() {
+        let apply_one = |operation: PatchOperation| {
+            let mut doc = to_document(id(), &user());
+            apply(&USER, &mut doc, &[operation]).map(|()| doc)
+        };
+        let tags = json!(vec!["t"; MAX_VALUES + 1]);
+        let err = apply_one(op(Op::Replace, Some(path("urn:x", "tags", "")), Some(tags)));
+        assert!(
+            matches!(&err, Err(PatchError::InvalidValue(m)) if m == "urn:x:tags has 1001 values; at most 1000 are allowed"),
+            "{err:?}"
+        );
+        let unwanted: Vec<Json> = (0..=MAX_VALUES).map(|i| json!({"value": i})).collect();
+        let err = apply_one(op(
+            Op::Remove,
+            Some(path("", "emails", "")),
+            Some(json!(unwanted)),
+        ));
+        assert!(matches!(err, Err(PatchError::InvalidValue(_))), "{err:?}");
+        let err = apply_one(op(Op::Add, None, Some(json!({"urn:x": {"k": "\u{0}"}}))));
+        assert!(
+            matches!(&err, Err(PatchError::InvalidValue(m)) if m.starts_with("urn:x.k contains a NUL")),
+            "{err:?}"
+        );
+        // Copies of a value into every selected element are bounded too.
+        let mut many = user();
+        many.emails = (0..100)
+            .map(|i| Email {
+                value: format!("a{i}@x"),
+                ..Email::default()
+            })
+            .collect();
+        let mut doc = to_document(id(), &many);
+        let big = json!("d".repeat(MAX_RESOURCE_BYTES / 50));
+        let err = apply(
+            &USER,
+            &mut doc,
+            &[op(
+                Op::Replace,
+                Some(path("", "emails", "display")),
+                Some(big),
+            )],
+        );
+        assert!(
+            matches!(&err, Err(PatchError::InvalidValue(m)) if m.contains("100 copies")),
+            "{err:?}"
+        );
     }
 
     #[test]
