@@ -286,6 +286,16 @@ mod tests {
         assert!(check_bag(&bag(serde_json::json!({"x": deep.clone()}))).is_ok());
         let too_deep = check_bag(&bag(serde_json::json!({"x": [deep]})));
         assert!(too_deep.is_err_and(|e| e.contains("nested more than 16 levels")));
+        let wide: Map<String, Json> = (0..=MAX_VALUES)
+            .map(|i| (format!("k{i}"), Json::from(i)))
+            .collect();
+        let wide_bag = check_bag(&wide);
+        assert!(
+            wide_bag
+                .is_err_and(|e| e == "the resource has 1001 attributes; at most 1000 are allowed")
+        );
+        let nested = check_bag(&bag(serde_json::json!({"urn:x": wide})));
+        assert!(nested.is_err_and(|e| e.starts_with("urn:x has 1001 attributes")));
         assert!(check_resource_size("user", MAX_RESOURCE_BYTES).is_ok());
         assert!(check_resource_size("user", MAX_RESOURCE_BYTES + 1).is_err());
     }
