@@ -23,18 +23,23 @@ use diesel::sql_types::{Bool, Text, Timestamptz};
 use identity_proto::v1::comparison::Operator;
 use identity_proto::v1::filter::Expression as Expr;
 use identity_proto::v1::{AttributePath, Comparison, Filter, ValuePath};
+use prost_types::value::Kind as ValueKind;
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::attr::{
-    CORE_URN, ENTERPRISE_URN, GROUP_URN, Resource, Schema, attribute_parts, display_path,
-    element_attribute, schema_of,
+    CORE_URN, ENTERPRISE_URN, GROUP_URN, Resource, Schema, attribute_parts, check_text,
+    display_path, element_attribute, schema_of,
 };
 use crate::catalog::{self, BagAttr, user_bag_attribute};
 
 /// Deeper trees are refused; no IdP sends anything close.
-const MAX_DEPTH: usize = 32;
+pub(crate) const MAX_DEPTH: usize = 32;
+
+/// Comparisons one filter may hold; no IdP sends anything close, and each
+/// one costs SQL text and a bound parameter.
+pub(crate) const MAX_TERMS: usize = 64;
 
 /// Why a filter cannot be compiled; the message names the culprit.
 #[derive(Debug, thiserror::Error)]
@@ -194,13 +199,73 @@ impl<ST> ValidGrouping<()> for Sql<ST> {
     type IsAggregate = is_aggregate::Never;
 }
 
+/// Checks a filter's bounds without recursing, before anything walks it:
+/// nesting depth, number of comparisons, and NUL in its attribute names and
+/// string values (Postgres refuses NUL in a parameter).
+pub(crate) fn check_bounds(filter: &Filter) -> Result<(), String> {
+    let mut pending = vec![(filter, 0_usize)];
+    let mut terms = 0;
+    while let Some((filter, depth)) = pending.pop() {
+        if depth > MAX_DEPTH {
+            return Err(format!(
+                "the filter is nested more than {MAX_DEPTH} levels deep"
+            ));
+        }
+        let path = match filter.expression.as_ref() {
+            None => None,
+            Some(Expr::Comparison(c)) => {
+                terms += 1;
+                if terms > MAX_TERMS {
+                    return Err(format!("the filter has more than {MAX_TERMS} comparisons"));
+                }
+                if let Some(ValueKind::StringValue(text)) =
+                    c.value.as_ref().and_then(|v| v.kind.as_ref())
+                {
+                    check_text("a filter value", text)?;
+                }
+                c.path.as_deref()
+            }
+            Some(Expr::And(l) | Expr::Or(l)) => {
+                pending.extend(l.operands.iter().map(|f| (f, depth + 1)));
+                None
+            }
+            Some(Expr::Not(inner)) => {
+                pending.push((inner, depth + 1));
+                None
+            }
+            Some(Expr::ValuePath(vp)) => {
+                if let Some(inner) = vp.filter.as_deref() {
+                    pending.push((inner, depth + 1));
+                }
+                vp.path.as_deref()
+            }
+        };
+        if let Some(path) = path {
+            check_path_text(path)?;
+            if let Some(inner) = path.value_filter.as_deref() {
+                pending.push((inner, depth + 1));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses NUL in the names of a path (they reach SQL as parameters).
+pub(crate) fn check_path_text(path: &AttributePath) -> Result<(), String> {
+    for name in [&path.schema, &path.attribute, &path.sub_attribute] {
+        check_text("an attribute name", name)?;
+    }
+    Ok(())
+}
+
 /// Compiles `filter` to SQL over `users` or over `groups`.
 pub(crate) fn compile(filter: &Filter, resource: Resource) -> Result<SqlFilter, FilterError> {
+    check_bounds(filter).map_err(FilterError)?;
     let mut compiler = Compiler {
         out: Sql::from_pieces(Vec::new()),
         resource,
     };
-    compiler.filter(filter, Scope::Row, 0)?;
+    compiler.filter(filter, Scope::Row)?;
     Ok(compiler.out)
 }
 
@@ -661,22 +726,20 @@ impl Compiler {
         self.out.push(&o.sql);
     }
 
-    fn filter(&mut self, filter: &Filter, scope: Scope, depth: usize) -> Result<(), FilterError> {
-        if depth > MAX_DEPTH {
-            return Err(invalid("the filter is nested too deeply"));
-        }
+    /// Recursion is safe: [`check_bounds`] has bounded the depth.
+    fn filter(&mut self, filter: &Filter, scope: Scope) -> Result<(), FilterError> {
         match filter.expression.as_ref() {
             None => Err(invalid("empty filter expression")),
             Some(Expr::Comparison(c)) => self.comparison(c, scope),
-            Some(Expr::And(l)) => self.logical(&l.operands, " AND ", scope, depth),
-            Some(Expr::Or(l)) => self.logical(&l.operands, " OR ", scope, depth),
+            Some(Expr::And(l)) => self.logical(&l.operands, " AND ", scope),
+            Some(Expr::Or(l)) => self.logical(&l.operands, " OR ", scope),
             Some(Expr::Not(inner)) => {
                 self.sql("NOT (");
-                self.filter(inner, scope, depth + 1)?;
+                self.filter(inner, scope)?;
                 self.sql(")");
                 Ok(())
             }
-            Some(Expr::ValuePath(vp)) => self.value_path(vp, scope, depth),
+            Some(Expr::ValuePath(vp)) => self.value_path(vp, scope),
         }
     }
 
@@ -685,7 +748,6 @@ impl Compiler {
         operands: &[Filter],
         joiner: &str,
         scope: Scope,
-        depth: usize,
     ) -> Result<(), FilterError> {
         if operands.is_empty() {
             return Err(invalid("'and'/'or' needs operands"));
@@ -695,18 +757,13 @@ impl Compiler {
             if i > 0 {
                 self.sql(joiner);
             }
-            self.filter(operand, scope, depth + 1)?;
+            self.filter(operand, scope)?;
         }
         self.sql(")");
         Ok(())
     }
 
-    fn value_path(
-        &mut self,
-        vp: &ValuePath,
-        scope: Scope,
-        depth: usize,
-    ) -> Result<(), FilterError> {
+    fn value_path(&mut self, vp: &ValuePath, scope: Scope) -> Result<(), FilterError> {
         let path = vp
             .path
             .as_ref()
@@ -732,7 +789,7 @@ impl Compiler {
             .as_ref()
             .ok_or_else(|| invalid(format!("{}[...] needs a filter", multi.name())))?;
         self.sql(&multi.exists());
-        self.filter(inner, Scope::Element(multi), depth + 1)?;
+        self.filter(inner, Scope::Element(multi))?;
         self.sql(")");
         Ok(())
     }
@@ -1450,7 +1507,39 @@ mod tests {
         for _ in 0..40 {
             deep = not(deep);
         }
-        assert!(error(&deep).contains("deeply"));
+        assert!(error(&deep).contains("levels deep"));
+    }
+
+    #[test]
+    fn bounds_are_checked_before_compiling() {
+        let terms = |n: usize| {
+            or((0..n)
+                .map(|_| cmp("userName", Operator::Eq, "x".into()))
+                .collect())
+        };
+        assert!(check_bounds(&terms(MAX_TERMS)).is_ok());
+        assert!(error(&terms(MAX_TERMS + 1)).contains("more than 64 comparisons"));
+        let mut deep = cmp("userName", Operator::Eq, "x".into());
+        for _ in 0..MAX_DEPTH {
+            deep = not(deep);
+        }
+        assert!(check_bounds(&deep).is_ok());
+        assert!(error(&not(deep)).contains("more than 32 levels deep"));
+        let nul = error(&cmp("userName", Operator::Eq, "a\u{0}b".into()));
+        assert!(
+            nul.contains("a filter value contains a NUL character"),
+            "{nul}"
+        );
+        let nul_name = error(&cmp("user\u{0}Name", Operator::Pr, Json::Null));
+        assert!(
+            nul_name.contains("attribute name contains a NUL"),
+            "{nul_name}"
+        );
+        let mut in_value_path = cmp("type", Operator::Eq, "w\u{0}".into());
+        for _ in 0..3 {
+            in_value_path = and(vec![in_value_path]);
+        }
+        assert!(error(&value_path("emails", in_value_path)).contains("NUL"));
     }
 
     #[test]

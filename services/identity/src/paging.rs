@@ -57,12 +57,66 @@ pub(crate) struct Segment {
     pub offset: i64,
 }
 
+/// Bytes of encoded items one page carries at most (besides at least one
+/// item): below the 4 MiB a gRPC client decodes by default, with room for
+/// the response's other fields.
+pub(crate) const PAGE_BYTES: usize = 3 * 1024 * 1024;
+
 /// A page of rows and the tokens of its neighbours ("" when none).
 #[derive(Debug)]
 pub(crate) struct Page<R> {
     pub rows: Vec<R>,
     pub next_page_token: String,
     pub previous_page_token: String,
+    /// Where each row sits, for tokens of a page cut by [`Page::fit`].
+    positions: Vec<Position>,
+    /// Read after its start (else before it, nearest first).
+    forward: bool,
+}
+
+impl<R> Page<R> {
+    /// Cuts `items` (this page's rows rendered, in the same order) to at
+    /// most [`PAGE_BYTES`] of `encoded_len`, keeping at least one item and
+    /// those nearest the page's start, and moves the token on the cut side
+    /// to the last item kept. Nothing is skipped or repeated: the next
+    /// (or, read backwards, the previous) page starts where this one ends.
+    pub(crate) fn fit<T>(
+        &mut self,
+        keyset: &Keyset,
+        items: &mut Vec<T>,
+        encoded_len: impl Fn(&T) -> usize,
+    ) {
+        let fitting = |sizes: &mut dyn Iterator<Item = usize>| {
+            let mut total = 0_usize;
+            sizes
+                .take_while(|size| {
+                    total = total.saturating_add(*size);
+                    total <= PAGE_BYTES
+                })
+                .count()
+                .max(1)
+        };
+        if self.forward {
+            let keep = fitting(&mut items.iter().map(&encoded_len));
+            if keep < items.len() {
+                items.truncate(keep);
+                self.positions.truncate(keep);
+                if let Some(last) = self.positions.last() {
+                    self.next_page_token = keyset.token(false, last);
+                }
+            }
+        } else {
+            let keep = fitting(&mut items.iter().rev().map(&encoded_len));
+            if keep < items.len() {
+                let cut = items.len() - keep;
+                items.drain(..cut);
+                self.positions.drain(..cut.min(self.positions.len()));
+                if let Some(first) = self.positions.first() {
+                    self.previous_page_token = keyset.token(true, first);
+                }
+            }
+        }
+    }
 }
 
 /// How a store reads the rows of one segment.
@@ -178,7 +232,10 @@ impl Keyset {
         let id = Uuid::from_slice(&payload[2..18]).map_err(|_| malformed())?;
         let value = match (payload[18], &payload[19..]) {
             (0, []) => None,
-            (1, text) => Some(String::from_utf8(text.to_vec()).map_err(|_| malformed())?),
+            // A NUL never comes from a stored key: Postgres cannot hold it.
+            (1, text) if !text.contains(&0) => {
+                Some(String::from_utf8(text.to_vec()).map_err(|_| malformed())?)
+            }
             _ => return Err(malformed()),
         };
         let position = Position { value, id };
@@ -341,6 +398,8 @@ pub(crate) async fn page<S: Rows>(
             rows: Vec::new(),
             next_page_token: String::new(),
             previous_page_token: String::new(),
+            positions: Vec::new(),
+            forward: true,
         });
     }
     // One row more than asked tells whether the direction read goes on.
@@ -380,10 +439,13 @@ pub(crate) async fn page<S: Rows>(
         Some(position) if wanted => keyset.token(before, position),
         _ => String::new(),
     };
+    let (rows, positions) = rows.into_iter().unzip();
     Ok(Page {
         next_page_token: token(after, false, last.as_ref()),
         previous_page_token: token(before, true, first.as_ref()),
-        rows: rows.into_iter().map(|(row, _)| row).collect(),
+        rows,
+        positions,
+        forward,
     })
 }
 
@@ -429,6 +491,65 @@ mod tests {
     }
 
     const ID9: &str = "00000000-0000-0000-0000-000000000009";
+
+    #[test]
+    fn forged_tokens_with_nul_are_malformed() {
+        let k = keyset("userName", false);
+        let token = k.token(
+            false,
+            &Position {
+                value: Some("a\u{0}".into()),
+                id: Uuid::from_u128(1),
+            },
+        );
+        assert!(matches!(k.start(0, &token), Err(PageError::Cursor(_))));
+    }
+
+    #[test]
+    fn pages_fit_their_byte_budget_and_continue_where_they_stop() {
+        let k = keyset("userName", false);
+        let position = |n: u128| Position {
+            value: Some(format!("u{n}")),
+            id: Uuid::from_u128(n),
+        };
+        let page = |forward: bool| Page {
+            rows: Vec::<()>::new(),
+            next_page_token: "next".into(),
+            previous_page_token: "previous".into(),
+            positions: (1..=5).map(position).collect(),
+            forward,
+        };
+        let mib = |_: &u128| 1024 * 1024;
+
+        let mut forward = page(true);
+        let mut items: Vec<u128> = (1..=5).collect();
+        forward.fit(&k, &mut items, mib);
+        assert_eq!(items, [1, 2, 3]);
+        assert_eq!(forward.previous_page_token, "previous");
+        assert_eq!(
+            k.start(0, &forward.next_page_token).ok(),
+            Some(Start::After(position(3)))
+        );
+
+        let mut backward = page(false);
+        let mut items: Vec<u128> = (1..=5).collect();
+        backward.fit(&k, &mut items, mib);
+        assert_eq!(items, [3, 4, 5]);
+        assert_eq!(backward.next_page_token, "next");
+        assert_eq!(
+            k.start(0, &backward.previous_page_token).ok(),
+            Some(Start::Before(position(3)))
+        );
+
+        let mut huge = page(true);
+        let mut items: Vec<u128> = (1..=5).collect();
+        huge.fit(&k, &mut items, |_| 5 * 1024 * 1024);
+        assert_eq!(items, [1], "at least one item");
+        let mut small = page(true);
+        let mut items: Vec<u128> = (1..=5).collect();
+        small.fit(&k, &mut items, |_| 10);
+        assert_eq!((items.len(), small.next_page_token.as_str()), (5, "next"));
+    }
 
     #[test]
     fn tokens_round_trip_and_refuse_tampering() {

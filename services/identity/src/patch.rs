@@ -7,6 +7,8 @@
 //! and bag attributes. A [`PatchSchema`] says which attributes a resource type
 //! types; groups use the same engine for everything but their members.
 
+use std::collections::{HashMap, HashSet};
+
 use identity_proto::v1::comparison::Operator;
 use identity_proto::v1::filter::Expression as Expr;
 use identity_proto::v1::patch_operation::Op;
@@ -15,10 +17,11 @@ use serde_json::{Map, Value as Json};
 use uuid::Uuid;
 
 use crate::attr::{
-    ENTERPRISE_URN, Resource, Schema, attribute_parts, canonical, display_path, element_attribute,
-    schema_of,
+    ENTERPRISE_URN, MAX_RESOURCE_BYTES, MAX_VALUES, Resource, Schema, attribute_parts, canonical,
+    check_value, display_path, element_attribute, schema_of, too_many_values, value_len,
 };
 use crate::catalog::{BagAttr, USER_BAG, canonical_user_bag};
+use crate::filter;
 use crate::users::{Enterprise, UserData, email_from_json, email_to_json, parse_manager};
 
 /// Why a PATCH request cannot be applied; each maps to a SCIM `scimType`.
@@ -363,12 +366,32 @@ pub(crate) fn apply(
             .clone()
             .map(identity_proto::value_to_json)
             .filter(|v| !v.is_null());
+        let label = operation
+            .path
+            .as_ref()
+            .map(display_path)
+            .unwrap_or_default();
+        if let Some(value) = &value {
+            check_value(&label, value).map_err(PatchError::InvalidValue)?;
+        }
         match &operation.path {
-            Some(path) => apply_at(schema, doc, op, path, value)?,
+            Some(path) => {
+                check_path_bounds(path)?;
+                apply_at(schema, doc, op, path, value)?
+            }
             None => apply_pathless(schema, doc, op, value)?,
         }
     }
     Ok(())
+}
+
+/// A PATCH path's value filter has the bounds of a list filter, checked
+/// before it is evaluated; past them the path is invalid.
+pub(crate) fn check_path_bounds(path: &AttributePath) -> Result<(), PatchError> {
+    match path.value_filter.as_deref() {
+        Some(filter) => filter::check_bounds(filter).map_err(PatchError::InvalidPath),
+        None => Ok(()),
+    }
 }
 
 /// A pathless add/replace sets each attribute of its object value.
@@ -583,15 +606,63 @@ fn last_key(target: &Target) -> &str {
 /// Merges `new` into `existing`; known sub-attribute names are canonicalised
 /// and null removes.
 fn merge(existing: &mut Map<String, Json>, new: Map<String, Json>, subs: Option<&[&'static str]>) {
+    // Each key's stored spelling, looked up once per new key, not by a scan.
+    let mut spelled: HashMap<String, String> = HashMap::with_capacity(existing.len());
+    for key in existing.keys() {
+        spelled
+            .entry(key.to_ascii_lowercase())
+            .or_insert_with(|| key.clone());
+    }
     for (key, value) in new {
-        let key = subs
-            .and_then(|s| canonical(s, &key))
-            .map_or_else(|| existing_key(Some(existing), &key), str::to_owned);
+        let key = match subs.and_then(|s| canonical(s, &key)) {
+            Some(known) => known.to_owned(),
+            None => spelled
+                .entry(key.to_ascii_lowercase())
+                .or_insert(key)
+                .clone(),
+        };
         if value.is_null() {
+            spelled.remove(&key.to_ascii_lowercase());
             existing.remove(&key);
         } else {
             existing.insert(key, value);
         }
+    }
+}
+
+/// Refuses an object that would hold more attributes than any resource may.
+fn check_attribute_count(what: &str, count: usize) -> Result<(), PatchError> {
+    if count > MAX_VALUES {
+        Err(PatchError::InvalidValue(format!(
+            "{what} has {count} attributes; at most {MAX_VALUES} are allowed"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+/// Refuses writing `value` into `copies` values at once when the copies
+/// alone exceed the size of a resource, before any is made.
+fn check_copies(target: &Target, value: &Json, copies: usize) -> Result<(), PatchError> {
+    if copies > 1 && value_len(value).saturating_mul(copies) > MAX_RESOURCE_BYTES {
+        Err(PatchError::InvalidValue(format!(
+            "'{}': {copies} copies of the value exceed the {MAX_RESOURCE_BYTES} bytes a resource may take",
+            target.label
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+/// Refuses a multi-valued attribute grown past [`MAX_VALUES`].
+fn check_value_count(target: &Target, items: &[Json]) -> Result<(), PatchError> {
+    if items.len() > MAX_VALUES {
+        Err(PatchError::InvalidValue(too_many_values(
+            &target.label,
+            items.len(),
+        )))
+    } else {
+        Ok(())
     }
 }
 
@@ -644,8 +715,10 @@ fn set(
                 }
             }
             items.push(Json::Object(element));
+            check_value_count(target, items)?;
             vec![items.len() - 1]
         } else {
+            check_copies(target, &value, matched.len())?;
             for &i in &matched {
                 set_in_element(&mut items[i], target, value.clone(), subs)?;
             }
@@ -657,6 +730,7 @@ fn set(
     if let Some(sub) = &target.sub {
         match parent.get_mut(&key) {
             Some(Json::Array(items)) => {
+                check_copies(target, &value, items.len())?;
                 for item in items.iter_mut() {
                     set_in_element(item, target, value.clone(), subs)?;
                 }
@@ -697,18 +771,22 @@ fn set(
         }
         let items = array_mut(parent, &key, target, true)?;
         let start = items.len();
-        let mut touched = Vec::new();
+        let mut present: HashSet<String> = items.iter().map(value_key).collect();
         for item in new_items {
-            if !items.iter().any(|existing| same_value(existing, &item)) {
+            if present.insert(value_key(&item)) {
                 items.push(item);
             }
         }
-        touched.extend(start..items.len());
+        check_value_count(target, items)?;
+        let touched: Vec<usize> = (start..items.len()).collect();
         clear_other_primaries(items, &touched);
         return Ok(());
     }
     match (parent.get_mut(&key), value) {
-        (Some(Json::Object(existing)), Json::Object(new)) => merge(existing, new, subs),
+        (Some(Json::Object(existing)), Json::Object(new)) => {
+            merge(existing, new, subs);
+            check_attribute_count(&target.label, existing.len())?;
+        }
         (_, Json::Object(new)) if subs.is_some() => {
             let mut object = Map::new();
             merge(&mut object, new, subs);
@@ -718,7 +796,7 @@ fn set(
             parent.insert(key, value);
         }
     }
-    Ok(())
+    check_attribute_count("the resource or its extension", parent.len())
 }
 
 fn set_in_element(
@@ -802,6 +880,7 @@ fn remove(
                     }
                 }
                 None => {
+                    let matched: HashSet<usize> = matched.into_iter().collect();
                     let mut index = 0;
                     items.retain(|_| {
                         let keep = !matched.contains(&index);
@@ -827,7 +906,8 @@ fn remove(
                     Json::Array(v) => v,
                     single => vec![single],
                 };
-                items.retain(|item| !unwanted.iter().any(|u| selects(u, item)));
+                let unwanted = Selectors::new(&unwanted);
+                items.retain(|item| !unwanted.select(item));
             }
             _ => {
                 parent.remove(&key);
@@ -844,41 +924,107 @@ fn remove(
     Ok(())
 }
 
-/// Whether two values of a multi-valued attribute are the same value: equal
-/// sub-attributes (names in any case), where an absent sub-attribute, null
-/// and `primary: false` are alike.
-fn same_value(a: &Json, b: &Json) -> bool {
-    fn meaningful(object: &Map<String, Json>) -> Vec<(String, &Json)> {
-        let mut fields: Vec<(String, &Json)> = object
-            .iter()
-            .filter(|(k, v)| {
-                let unset_primary = k.eq_ignore_ascii_case("primary") && **v == Json::Bool(false);
-                !v.is_null() && !unset_primary
-            })
-            .map(|(k, v)| (k.to_ascii_lowercase(), v))
-            .collect();
-        fields.sort_by(|x, y| x.0.cmp(&y.0));
-        fields
+/// A value of a multi-valued attribute as text that two values share
+/// exactly when they are the same value: equal sub-attributes (names in any
+/// case), where an absent sub-attribute, null and `primary: false` are
+/// alike. Duplicates are then found with a hash set, never by comparing
+/// each new value with each existing one.
+fn value_key(value: &Json) -> String {
+    let Json::Object(object) = value else {
+        return format!("v{value}");
+    };
+    let mut fields: Vec<(String, &Json)> = object
+        .iter()
+        .filter(|(k, v)| {
+            let unset_primary = k.eq_ignore_ascii_case("primary") && **v == Json::Bool(false);
+            !v.is_null() && !unset_primary
+        })
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect();
+    fields.sort_by(|x, y| x.0.cmp(&y.0));
+    let mut key = String::from("o");
+    for (name, value) in fields {
+        key.push_str(&Json::String(name).to_string());
+        key.push(':');
+        key.push_str(&value.to_string());
+        key.push(',');
     }
-    match (a, b) {
-        (Json::Object(a), Json::Object(b)) => meaningful(a) == meaningful(b),
-        _ => a == b,
+    key
+}
+
+/// The values a remove-by-value names, indexed so that each stored value is
+/// tested with hash lookups (one per distinct set of sub-attribute names
+/// the selectors use) instead of against every selector.
+struct Selectors {
+    /// Selectors that are not objects, by [`equality_key`].
+    scalars: HashSet<String>,
+    /// Object selectors by their lowercase sub-attribute names (sorted):
+    /// the [`equality_key`]s of their values, in that name order.
+    objects: HashMap<Vec<String>, HashSet<Vec<String>>>,
+}
+
+impl Selectors {
+    fn new(selectors: &[Json]) -> Selectors {
+        let mut index = Selectors {
+            scalars: HashSet::new(),
+            objects: HashMap::new(),
+        };
+        for selector in selectors {
+            match selector {
+                Json::Object(wanted) => {
+                    let mut fields: Vec<(String, String)> = wanted
+                        .iter()
+                        .map(|(k, v)| (k.to_ascii_lowercase(), equality_key(v)))
+                        .collect();
+                    fields.sort();
+                    let (names, values) = fields.into_iter().unzip();
+                    index.objects.entry(names).or_default().insert(values);
+                }
+                other => {
+                    index.scalars.insert(equality_key(other));
+                }
+            }
+        }
+        index
+    }
+
+    /// Whether some selector selects `item`: every sub-attribute it gives
+    /// has that value in `item` (strings in any case, numbers by value).
+    fn select(&self, item: &Json) -> bool {
+        let Json::Object(object) = item else {
+            return self.scalars.contains(&equality_key(item));
+        };
+        // The first spelling of each name, as `get_ci` finds it.
+        let mut fields: HashMap<String, &Json> = HashMap::with_capacity(object.len());
+        for (key, value) in object {
+            fields.entry(key.to_ascii_lowercase()).or_insert(value);
+        }
+        self.objects.iter().any(|(names, wanted)| {
+            names
+                .iter()
+                .map(|name| fields.get(name).map(|v| equality_key(v)))
+                .collect::<Option<Vec<String>>>()
+                .is_some_and(|values| wanted.contains(&values))
+        })
+    }
+}
+
+/// A value as text that two values share exactly when [`json_equal`] holds.
+fn equality_key(value: &Json) -> String {
+    match value {
+        Json::String(s) => format!("s{}", s.to_lowercase()),
+        Json::Number(n) => match n.as_f64() {
+            // -0.0 == 0.0, as json_equal compares.
+            Some(f) => format!("n{}", (f + 0.0).to_bits()),
+            None => format!("j{n}"),
+        },
+        other => format!("j{other}"),
     }
 }
 
 fn remove_ci(object: &mut Map<String, Json>, key: &str) {
     let key = existing_key(Some(object), key);
     object.remove(&key);
-}
-
-/// True when every sub-attribute given in `selector` has that value in `item`.
-fn selects(selector: &Json, item: &Json) -> bool {
-    match (selector, item) {
-        (Json::Object(wanted), Json::Object(object)) => wanted
-            .iter()
-            .all(|(k, v)| get_ci(object, k).is_some_and(|actual| json_equal(actual, v))),
-        _ => json_equal(selector, item),
-    }
 }
 
 /// Setting `primary: true` on some values clears it on the others (RFC 7643 §2.4).
@@ -895,6 +1041,7 @@ fn clear_other_primaries(items: &mut [Json], touched: &[usize]) {
     {
         return;
     }
+    let touched: HashSet<usize> = touched.iter().copied().collect();
     for (i, item) in items.iter_mut().enumerate() {
         if touched.contains(&i) {
             continue;
@@ -1121,6 +1268,55 @@ mod tests {
 
     fn ok(start: &UserData, ops: &[PatchOperation]) -> UserData {
         run(start, ops).unwrap_or_else(|e| panic!("patch failed: {e}"))
+    }
+
+    #[test]
+    fn operation_values_are_bounded_before_they_apply() {
+        let apply_one = |operation: PatchOperation| {
+            let mut doc = to_document(id(), &user());
+            apply(&USER, &mut doc, &[operation]).map(|()| doc)
+        };
+        let tags = json!(vec!["t"; MAX_VALUES + 1]);
+        let err = apply_one(op(Op::Replace, Some(path("urn:x", "tags", "")), Some(tags)));
+        assert!(
+            matches!(&err, Err(PatchError::InvalidValue(m)) if m == "urn:x:tags has 1001 values; at most 1000 are allowed"),
+            "{err:?}"
+        );
+        let unwanted: Vec<Json> = (0..=MAX_VALUES).map(|i| json!({"value": i})).collect();
+        let err = apply_one(op(
+            Op::Remove,
+            Some(path("", "emails", "")),
+            Some(json!(unwanted)),
+        ));
+        assert!(matches!(err, Err(PatchError::InvalidValue(_))), "{err:?}");
+        let err = apply_one(op(Op::Add, None, Some(json!({"urn:x": {"k": "\u{0}"}}))));
+        assert!(
+            matches!(&err, Err(PatchError::InvalidValue(m)) if m.starts_with("urn:x.k contains a NUL")),
+            "{err:?}"
+        );
+        // Copies of a value into every selected element are bounded too.
+        let mut many = user();
+        many.emails = (0..100)
+            .map(|i| Email {
+                value: format!("a{i}@x"),
+                ..Email::default()
+            })
+            .collect();
+        let mut doc = to_document(id(), &many);
+        let big = json!("d".repeat(MAX_RESOURCE_BYTES / 50));
+        let err = apply(
+            &USER,
+            &mut doc,
+            &[op(
+                Op::Replace,
+                Some(path("", "emails", "display")),
+                Some(big),
+            )],
+        );
+        assert!(
+            matches!(&err, Err(PatchError::InvalidValue(m)) if m.contains("100 copies")),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use identity_proto::v1::{AttributePath, SortOrder};
 use sha2::Sha256;
 
 use crate::attr::{Resource, attribute_parts, display_path};
-use crate::filter::{Kind, Multi, Operand, RowAttr, Sql, resolve};
+use crate::filter::{Kind, Multi, Operand, RowAttr, Sql, check_path_text, resolve};
 
 /// Why a sort order cannot be applied.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +64,7 @@ pub(crate) fn compile(order: Option<&SortOrder>, resource: Resource) -> Result<S
         .path
         .as_ref()
         .ok_or_else(|| invalid("order_by needs the path of the attribute to sort by"))?;
+    check_path_text(path).map_err(invalid)?;
     let what = display_path(path);
     if path.value_filter.is_some() {
         return Err(invalid(format!(

@@ -11,6 +11,7 @@ use identity_proto::v1::Group;
 use serde_json::{Map, Value as Json};
 use uuid::Uuid;
 
+use crate::attr::{check_bag, check_optional, check_resource_size, check_text};
 use crate::db::StoreError;
 use crate::filter::FilterError;
 use crate::patch::PatchError;
@@ -126,7 +127,11 @@ impl GroupData {
         if self.display_name.trim().is_empty() {
             return Err("displayName is required and must not be empty".into());
         }
-        Ok(())
+        check_text("displayName", &self.display_name)?;
+        check_optional("externalId", self.external_id.as_deref())?;
+        let bag = check_bag(&self.attributes)?;
+        let typed = self.display_name.len() + self.external_id.as_ref().map_or(0, String::len);
+        check_resource_size("group", typed + bag)
     }
 }
 

@@ -15,7 +15,7 @@ use super::GroupData;
 use crate::attr::{
     Resource, Schema, attribute_parts, canonical, display_path, element_attribute, schema_of,
 };
-use crate::patch::{self, PatchError, PatchSchema, Shape, pathless_key};
+use crate::patch::{self, PatchError, PatchSchema, Shape, check_path_bounds, pathless_key};
 
 /// The group's attributes for the shared engine; `members` never reaches it.
 pub(crate) const GROUP: PatchSchema = PatchSchema {
@@ -92,7 +92,10 @@ pub(crate) fn plan(operations: &[PatchOperation]) -> Result<GroupPatch, PatchErr
             .map(identity_proto::value_to_json)
             .filter(|v| !v.is_null());
         match &operation.path {
-            Some(path) => plan_one(&mut plan, op, path, value)?,
+            Some(path) => {
+                check_path_bounds(path)?;
+                plan_one(&mut plan, op, path, value)?
+            }
             None => {
                 if op == Op::Remove {
                     return Err(PatchError::NoTarget("remove needs a path".into()));
@@ -168,7 +171,7 @@ fn member_changes(
             } else {
                 let leaving: Vec<Uuid> = selected
                     .into_iter()
-                    .filter(|id| !named.contains(id))
+                    .filter(|id| named.binary_search(id).is_err())
                     .collect();
                 let mut changes = Vec::new();
                 if !leaving.is_empty() {

@@ -11,6 +11,7 @@ use identity_proto::v1::{
     ListMembersResponse, ListUserGroupsRequest, ListUserGroupsResponse, Member, Name, NamePolicy,
     PatchGroupRequest, RemoveMembersRequest, ReplaceGroupRequest,
 };
+use prost::Message;
 use serde_json::Value as Json;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -21,7 +22,7 @@ use super::{GroupData, GroupError, parse_member_ids};
 use crate::attr::Resource;
 use crate::db::{StoreError, retry_conflict};
 use crate::filter;
-use crate::paging::Keyset;
+use crate::paging::{Keyset, PAGE_BYTES};
 use crate::rpc::{keyset_after, keyset_page_size, page_size, timestamp, traced};
 use crate::server::AppState;
 use crate::sort;
@@ -144,14 +145,15 @@ impl GroupService for GroupApi {
                 .start(req.offset, &req.page_token)
                 .map_err(GroupError::from)?;
             let query = ListQuery { filter };
-            let (page, total_size) =
+            let (mut page, total_size) =
                 store::list(&mut conn, tenant.id, &query, &keyset, &start, size).await?;
+            let mut groups: Vec<Group> = std::mem::take(&mut page.rows)
+                .into_iter()
+                .map(|row| to_proto(row, &tenant.slug))
+                .collect();
+            page.fit(&keyset, &mut groups, Message::encoded_len);
             Ok(ListGroupsResponse {
-                groups: page
-                    .rows
-                    .into_iter()
-                    .map(|row| to_proto(row, &tenant.slug))
-                    .collect(),
+                groups,
                 total_size,
                 next_page_token: page.next_page_token,
                 previous_page_token: page.previous_page_token,
@@ -275,18 +277,28 @@ impl GroupService for GroupApi {
             .map_err(GroupError::from)?;
             let after = keyset_after(&req.page_token).map_err(GroupError::from)?;
             // One extra row tells whether another page follows.
-            let mut rows = store::members_page(&mut conn, tenant.id, id, after, limit + 1).await?;
+            let rows = store::members_page(&mut conn, tenant.id, id, after, limit + 1).await?;
             let more = rows.len() as i64 > limit;
-            rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-            let next_page_token = match rows.last() {
-                Some(last) if more => last.user_id.to_string(),
+            let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+            // By count and by bytes (userNames may be long): at least one.
+            let mut members = Vec::with_capacity(rows.len().min(limit));
+            let mut bytes = 0_usize;
+            let mut cut = false;
+            for row in rows {
+                let member = member(row, tenant.policy.name_policy());
+                bytes = bytes.saturating_add(member.encoded_len());
+                if members.len() == limit || (bytes > PAGE_BYTES && !members.is_empty()) {
+                    cut = true;
+                    break;
+                }
+                members.push(member);
+            }
+            let next_page_token = match members.last() {
+                Some(last) if more || cut => last.user_id.clone(),
                 _ => String::new(),
             };
             Ok(ListMembersResponse {
-                members: rows
-                    .into_iter()
-                    .map(|row| member(row, tenant.policy.name_policy()))
-                    .collect(),
+                members,
                 next_page_token,
             })
         })

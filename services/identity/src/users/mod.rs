@@ -10,7 +10,9 @@ use identity_proto::v1::{Email, Name, NamePolicy, User};
 use serde_json::{Map, Value as Json};
 use uuid::Uuid;
 
-use crate::attr::ENTERPRISE_URN;
+use crate::attr::{
+    ENTERPRISE_URN, MAX_VALUES, check_bag, check_optional, check_resource_size, too_many_values,
+};
 use crate::catalog::canonical_user_bag;
 use crate::db::StoreError;
 use crate::filter::FilterError;
@@ -156,9 +158,64 @@ impl UserData {
         if self.emails.iter().filter(|e| e.primary).count() > 1 {
             return Err("at most one email may be primary".into());
         }
-        Ok(())
+        if self.emails.len() > MAX_VALUES {
+            return Err(too_many_values("emails", self.emails.len()));
+        }
+        let texts = self.texts();
+        for (what, text) in &texts {
+            check_optional(what, *text)?;
+        }
+        let typed: usize = texts
+            .iter()
+            .map(|(what, text)| what.len() + text.map_or(0, str::len) + FIELD_OVERHEAD)
+            .sum();
+        let emails: usize = self
+            .emails
+            .iter()
+            .map(|e| {
+                e.value.len()
+                    + e.r#type.as_ref().map_or(0, String::len)
+                    + e.display.as_ref().map_or(0, String::len)
+                    + EMAIL_OVERHEAD
+            })
+            .sum();
+        let bag = check_bag(&self.attributes)?;
+        check_resource_size("user", typed + emails + bag)
+    }
+
+    /// Every string of the typed fields, by its SCIM name.
+    fn texts(&self) -> Vec<(&'static str, Option<&str>)> {
+        let n = &self.name;
+        let e = &self.enterprise;
+        let mut texts = vec![
+            ("userName", Some(self.user_name.as_str())),
+            ("externalId", self.external_id.as_deref()),
+            ("name.formatted", n.formatted.as_deref()),
+            ("name.familyName", n.family_name.as_deref()),
+            ("name.givenName", n.given_name.as_deref()),
+            ("name.middleName", n.middle_name.as_deref()),
+            ("name.honorificPrefix", n.honorific_prefix.as_deref()),
+            ("name.honorificSuffix", n.honorific_suffix.as_deref()),
+            ("displayName", self.display_name.as_deref()),
+            ("employeeNumber", e.employee_number.as_deref()),
+            ("costCenter", e.cost_center.as_deref()),
+            ("organization", e.organization.as_deref()),
+            ("division", e.division.as_deref()),
+            ("department", e.department.as_deref()),
+        ];
+        for email in &self.emails {
+            texts.push(("emails.value", Some(email.value.as_str())));
+            texts.push(("emails.type", email.r#type.as_deref()));
+            texts.push(("emails.display", email.display.as_deref()));
+        }
+        texts
     }
 }
+
+/// JSON punctuation around one stored field (`"name":"",`), for the size limit.
+const FIELD_OVERHEAD: usize = 6;
+/// JSON around one email's strings (keys, quotes, `"primary":false`).
+const EMAIL_OVERHEAD: usize = 60;
 
 /// A manager reference must be a user id.
 pub(crate) fn parse_manager(value: &str) -> Result<Uuid, String> {

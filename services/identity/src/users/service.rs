@@ -10,6 +10,7 @@ use identity_proto::v1::{
     GroupRef, ListUsersRequest, ListUsersResponse, Manager, Name, PatchUserRequest,
     ReplaceUserRequest, User,
 };
+use prost::Message;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -187,9 +188,11 @@ impl UserService for UserApi {
                 filter,
                 show_deleted: req.show_deleted,
             };
-            let (page, total_size) =
+            let (mut page, total_size) =
                 store::list(&mut conn, tenant.id, &query, &keyset, &start, size).await?;
-            let users = render(&mut conn, &tenant, page.rows).await?;
+            let rows = std::mem::take(&mut page.rows);
+            let mut users = render(&mut conn, &tenant, rows).await?;
+            page.fit(&keyset, &mut users, Message::encoded_len);
             Ok(ListUsersResponse {
                 users,
                 total_size,
