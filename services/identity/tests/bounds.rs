@@ -436,6 +436,21 @@ async fn nul_characters_in_filters_and_sort_paths_are_refused() {
         })
         .await;
     refused(sorted, "INVALID_VALUE", "attribute name contains a NUL");
+    // A tenant slug never reaches SQL unless it could be one: the operator
+    // naming "ac\0me" is told no such tenant exists.
+    let unknown = f
+        .svc
+        .users()
+        .list_users(call(
+            common::OPERATOR,
+            ListUsersRequest {
+                tenant: "ac\u{0}me".into(),
+                ..ListUsersRequest::default()
+            },
+        ))
+        .await
+        .expect_err("no tenant has that slug");
+    assert_eq!(unknown.code(), Code::NotFound, "{unknown:?}");
     f.assert_serving().await;
 }
 

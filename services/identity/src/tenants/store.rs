@@ -54,10 +54,15 @@ pub(crate) async fn insert(
         })
 }
 
+/// No tenant has a slug that breaks the slug rule, so such text (a NUL,
+/// say, which Postgres would refuse as a parameter) never reaches SQL.
 pub(crate) async fn find_by_slug(
     conn: &mut AsyncPgConnection,
     slug: &str,
 ) -> Result<Option<TenantRow>, StoreError> {
+    if !identity_proto::is_valid_slug(slug) {
+        return Ok(None);
+    }
     Ok(tenants::table
         .filter(tenants::slug.eq(slug))
         .select(TenantRow::as_select())
