@@ -107,8 +107,10 @@ pub(crate) const MAX_VALUES: usize = 1000;
 pub(crate) const MAX_RESOURCE_BYTES: usize = 256 * 1024;
 
 /// Levels of objects and arrays inside one attribute's value: a decoded
-/// resource must stay well within prost's recursion limit on every reader.
-pub(crate) const MAX_VALUE_DEPTH: usize = 16;
+/// resource must stay well within prost's recursion limit on every reader
+/// (about three protobuf levels a JSON level). The SCIM adapter's body
+/// limit is the same number, so whatever it lets through is stored.
+pub(crate) const MAX_VALUE_DEPTH: usize = 24;
 
 /// Refuses text Postgres cannot store: `text` and `jsonb` reject U+0000.
 pub(crate) fn check_text(what: &str, text: &str) -> Result<(), String> {
@@ -285,7 +287,7 @@ mod tests {
         }
         assert!(check_bag(&bag(serde_json::json!({"x": deep.clone()}))).is_ok());
         let too_deep = check_bag(&bag(serde_json::json!({"x": [deep]})));
-        assert!(too_deep.is_err_and(|e| e.contains("nested more than 16 levels")));
+        assert!(too_deep.is_err_and(|e| e.contains("nested more than 24 levels")));
         let wide: Map<String, Json> = (0..=MAX_VALUES)
             .map(|i| (format!("k{i}"), Json::from(i)))
             .collect();

@@ -84,18 +84,6 @@ impl MaybeConflict for StoreError {
     }
 }
 
-impl MaybeConflict for crate::users::UserError {
-    fn is_conflict(&self) -> bool {
-        matches!(self, crate::users::UserError::Store(e) if e.is_conflict())
-    }
-}
-
-impl MaybeConflict for crate::groups::GroupError {
-    fn is_conflict(&self) -> bool {
-        matches!(self, crate::groups::GroupError::Store(e) if e.is_conflict())
-    }
-}
-
 /// Runs a whole write transaction (an expression yielding a future of
 /// `Result<_, E: MaybeConflict>`), and once more if it lost a deadlock or a
 /// serialization conflict: Postgres rolled it back, so a second run starts

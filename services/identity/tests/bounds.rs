@@ -599,7 +599,7 @@ async fn multi_valued_attributes_and_resources_have_documented_limits() {
         "at most 262144 are allowed",
     );
     let mut deep = json!(1);
-    for _ in 0..20 {
+    for _ in 0..30 {
         deep = json!({"d": deep});
     }
     refused(
@@ -609,7 +609,7 @@ async fn multi_valued_attributes_and_resources_have_documented_limits() {
         })
         .await,
         "INVALID_VALUE",
-        "nested more than 16 levels deep",
+        "nested more than 24 levels deep",
     );
     refused(
         f.try_group(

@@ -48,6 +48,12 @@ pub enum GroupError {
     Store(#[from] StoreError),
 }
 
+impl crate::db::MaybeConflict for GroupError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, GroupError::Store(e) if e.is_conflict())
+    }
+}
+
 impl From<diesel::result::Error> for GroupError {
     fn from(err: diesel::result::Error) -> Self {
         GroupError::Store(err.into())

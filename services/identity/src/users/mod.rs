@@ -53,6 +53,12 @@ pub enum UserError {
     Store(#[from] StoreError),
 }
 
+impl crate::db::MaybeConflict for UserError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, UserError::Store(e) if e.is_conflict())
+    }
+}
+
 impl From<diesel::result::Error> for UserError {
     fn from(err: diesel::result::Error) -> Self {
         UserError::Store(err.into())
