@@ -40,17 +40,17 @@ pub struct Config {
 
     /// Deadline of every gRPC call to the identity service, e.g. 15s or
     /// 500ms; a call past it is answered 504 with Retry-After.
-    #[arg(long, env = "SCIM_GRPC_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, env = "SCIM_GRPC_TIMEOUT", default_value = "15s", value_parser = identity_proto::parse_duration)]
     pub grpc_timeout: Duration,
 
     /// Time a client has to send a whole request head, from the accept or
     /// from the head's first byte; past it the connection is closed.
-    #[arg(long, env = "SCIM_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "SCIM_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = identity_proto::parse_duration)]
     pub header_read_timeout: Duration,
 
     /// Time a keep-alive connection may wait for its next request before
     /// it is closed.
-    #[arg(long, env = "SCIM_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, env = "SCIM_IDLE_TIMEOUT", default_value = "60s", value_parser = identity_proto::parse_duration)]
     pub idle_timeout: Duration,
 
     /// Largest request head (request line and headers), in bytes; larger
@@ -81,24 +81,6 @@ impl Config {
             ..AdapterSettings::new(self.identity_grpc_url.clone())
         }
     }
-}
-
-/// A duration as whole seconds (`15s`, or a bare `15`) or milliseconds
-/// (`500ms`).
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = match text.strip_suffix("ms") {
-        Some(number) => (number, Duration::from_millis as fn(u64) -> Duration),
-        None => (
-            text.strip_suffix('s').unwrap_or(text),
-            Duration::from_secs as fn(u64) -> Duration,
-        ),
-    };
-    number
-        .trim()
-        .parse::<u64>()
-        .map(unit)
-        .map_err(|_| format!("{text:?} is not a duration such as 15s or 500ms"))
 }
 
 /// Installs the global subscriber; RUST_LOG filters, default "info".

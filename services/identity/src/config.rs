@@ -34,12 +34,12 @@ pub(crate) struct Cli {
 
     /// Postgres statement_timeout of every connection (e.g. 10s, 500ms, 2m)
     #[arg(long, env = "IDENTITY_STATEMENT_TIMEOUT", default_value = "10s",
-          value_parser = parse_duration)]
+          value_parser = identity_proto::parse_duration)]
     pub(crate) statement_timeout: Duration,
 
     /// Longest time any call may run, whatever deadline its caller sent
     #[arg(long, env = "IDENTITY_REQUEST_TIMEOUT", default_value = "30s",
-          value_parser = parse_duration)]
+          value_parser = identity_proto::parse_duration)]
     pub(crate) request_timeout: Duration,
 
     /// Requests one tenant's tokens may have in flight at once; more wait
@@ -50,7 +50,7 @@ pub(crate) struct Cli {
 
     /// How long a request over its tenant's cap waits for a slot
     #[arg(long, env = "IDENTITY_TENANT_QUEUE_TIMEOUT", default_value = "5s",
-          value_parser = parse_duration)]
+          value_parser = identity_proto::parse_duration)]
     pub(crate) tenant_queue_timeout: Duration,
 
     /// Calls per second one tenant token may make on average; 0 means no limit
@@ -83,29 +83,6 @@ pub(crate) enum LogFormat {
     Json,
 }
 
-/// A positive duration: a number with unit `ms`, `s` or `m`; a bare number
-/// means seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("'{text}' is not a duration such as 10s, 500ms or 2m"))?;
-    let duration = match unit.trim() {
-        "ms" => Duration::from_millis(number),
-        "" | "s" => Duration::from_secs(number),
-        "m" => Duration::from_secs(number.saturating_mul(60)),
-        other => return Err(format!("unknown unit '{other}': use ms, s or m")),
-    };
-    if duration.is_zero() {
-        return Err("the duration must be positive".into());
-    }
-    Ok(duration)
-}
-
 /// Clap's multi-line error as one line: its message without usage hints.
 pub(crate) fn one_line(rendered: &str) -> String {
     rendered
@@ -135,18 +112,6 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("s").is_err());
-        assert!(parse_duration("5h").is_err());
-        assert!(parse_duration("-1s").is_err());
     }
 
     #[test]
