@@ -1,27 +1,25 @@
-//! The gRPC server: shared state, service wiring, health and shutdown.
+//! The gRPC server: service wiring, health and shutdown. Nothing imports it.
 
 use std::future::Future;
-use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::Duration;
 
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use identity_proto::v1::auth_service_server::AuthServiceServer;
 use identity_proto::v1::group_service_server::GroupServiceServer;
 use identity_proto::v1::tenant_service_server::TenantServiceServer;
 use identity_proto::v1::token_service_server::TokenServiceServer;
 use identity_proto::v1::user_service_server::UserServiceServer;
 use tokio::net::TcpListener;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::Status;
-use tonic::metadata::MetadataMap;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::auth::{AuthApi, Authenticator, Caller, TenantRef, require_operator, tenant_scope};
-use crate::db::{self, Conn, Pool};
+use crate::app::AppState;
+use crate::auth::Authenticator;
+use crate::auth::service::AuthApi;
+use crate::db::{self, Pool};
 use crate::groups::service::GroupApi;
 use crate::limits::{Limits, RequestBound};
 use crate::tenants::service::TenantApi;
@@ -31,93 +29,6 @@ use crate::{ServiceSettings, StartupError};
 
 /// How often the health service re-checks the database.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
-
-/// What every service shares.
-pub(crate) struct AppState {
-    pool: Pool,
-    auth_pool: Pool,
-    auth: Authenticator,
-    limits: Limits,
-}
-
-/// A pooled connection for the work of one admitted request; it holds the
-/// request's slot among its tenant's concurrent requests until dropped.
-pub(crate) struct WorkConn<'a> {
-    conn: Conn<'a>,
-    _slot: Option<OwnedSemaphorePermit>,
-}
-
-impl Deref for WorkConn<'_> {
-    type Target = AsyncPgConnection;
-
-    fn deref(&self) -> &AsyncPgConnection {
-        &self.conn
-    }
-}
-
-impl DerefMut for WorkConn<'_> {
-    fn deref_mut(&mut self) -> &mut AsyncPgConnection {
-        &mut self.conn
-    }
-}
-
-impl AppState {
-    /// Authenticates (on the auth pool), admits the caller under its
-    /// tenant's cap and its token's rate, and only then takes a connection
-    /// for the work.
-    pub(crate) async fn call(
-        &self,
-        metadata: &MetadataMap,
-    ) -> Result<(WorkConn<'_>, Caller), Status> {
-        let caller = self.auth.authenticate(&self.auth_pool, metadata).await?;
-        let slot = match &caller {
-            Caller::Operator => None,
-            Caller::Tenant {
-                tenant, token_id, ..
-            } => {
-                self.limits.check_rate(*token_id)?;
-                Some(self.limits.admit(tenant.id).await?)
-            }
-        };
-        let conn = db::conn(&self.pool).await?;
-        Ok((WorkConn { conn, _slot: slot }, caller))
-    }
-
-    /// A connection and the tenant the caller may act on as `tenant`.
-    pub(crate) async fn tenant_call(
-        &self,
-        metadata: &MetadataMap,
-        tenant: &str,
-    ) -> Result<(WorkConn<'_>, TenantRef), Status> {
-        let (conn, _, tenant) = self.scoped_call(metadata, tenant).await?;
-        Ok((conn, tenant))
-    }
-
-    /// A connection and the named tenant, for the operator only: tenant
-    /// administration and tokens.
-    pub(crate) async fn operator_call(
-        &self,
-        metadata: &MetadataMap,
-        tenant: &str,
-    ) -> Result<(WorkConn<'_>, TenantRef), Status> {
-        let (mut conn, caller) = self.call(metadata).await?;
-        require_operator(&caller)?;
-        let tenant = tenant_scope(&mut conn, &caller, tenant).await?;
-        Ok((conn, tenant))
-    }
-
-    /// As [`Self::tenant_call`], with the caller, for writes whose rules
-    /// depend on who makes them.
-    pub(crate) async fn scoped_call(
-        &self,
-        metadata: &MetadataMap,
-        tenant: &str,
-    ) -> Result<(WorkConn<'_>, Caller, TenantRef), Status> {
-        let (mut conn, caller) = self.call(metadata).await?;
-        let tenant = tenant_scope(&mut conn, &caller, tenant).await?;
-        Ok((conn, caller, tenant))
-    }
-}
 
 /// Serves UserService, GroupService, TenantService, TokenService,
 /// AuthService and grpc.health.v1 on `listener` until `shutdown` completes.
@@ -147,16 +58,16 @@ pub async fn serve(
     if settings.admin_token.as_deref().is_none_or(str::is_empty) {
         tracing::warn!("IDENTITY_ADMIN_TOKEN is not set: no operator can manage tenants or tokens");
     }
-    let state = Arc::new(AppState {
-        pool: pool.clone(),
+    let state = Arc::new(AppState::new(
+        pool.clone(),
         auth_pool,
-        auth: Authenticator::new(settings.admin_token.as_deref()),
-        limits: Limits::new(
+        Authenticator::new(settings.admin_token.as_deref()),
+        Limits::new(
             settings.tenant_max_concurrent_requests,
             settings.tenant_queue_timeout,
             settings.token_rate,
         ),
-    });
+    ));
     let (reporter, health) = tonic_health::server::health_reporter();
     set_health(&reporter, ServingStatus::Serving).await;
     let watcher = tokio::spawn(watch_database(pool, reporter));

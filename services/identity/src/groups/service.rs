@@ -19,12 +19,12 @@ use uuid::Uuid;
 use super::patch::{self, GroupPatch, MemberChange};
 use super::store::{self, GroupRow, ListQuery, MemberRow};
 use super::{GroupData, GroupError, parse_member_ids};
+use crate::app::AppState;
 use crate::attr::Resource;
 use crate::db::{StoreError, retry_conflict};
 use crate::filter;
 use crate::paging::{Keyset, PAGE_BYTES};
 use crate::rpc::{keyset_after, keyset_page_size, page_size, timestamp, traced};
-use crate::server::AppState;
 use crate::sort;
 use crate::users::full_name;
 

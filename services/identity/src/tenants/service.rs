@@ -13,9 +13,9 @@ use tonic::{Request, Response, Status};
 
 use super::store::{self, TenantRow};
 use super::{TenantError, policy};
+use crate::app::AppState;
 use crate::auth::{require_operator, tenant_scope};
 use crate::rpc::{DEFAULT_PAGE_SIZE, next_page_token, page_offset, page_size, timestamp, traced};
-use crate::server::AppState;
 use crate::tokens::{self, store::NewToken};
 use identity_proto::is_valid_slug;
 

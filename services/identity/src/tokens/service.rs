@@ -16,8 +16,8 @@ use uuid::Uuid;
 
 use super::store::{self, NewToken, TokenRef, TokenRow};
 use super::{TokenError, generate};
+use crate::app::AppState;
 use crate::rpc::{timestamp, traced};
-use crate::server::AppState;
 use crate::tenants;
 
 const DEFAULT_TTL_DAYS: i64 = 365;

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::store::{self, ListQuery, UserRow, WriteScope};
 use super::{UserData, UserError, policy};
+use crate::app::AppState;
 use crate::attr::Resource;
 use crate::auth::TenantRef;
 use crate::db::retry_conflict;
@@ -23,7 +24,6 @@ use crate::filter;
 use crate::groups::service::group_refs;
 use crate::paging::Keyset;
 use crate::rpc::{page_size, timestamp, traced};
-use crate::server::AppState;
 use crate::sort;
 
 pub(crate) struct UserApi {

@@ -10,12 +10,12 @@ use diesel_async::AsyncPgConnection;
 use tonic::metadata::MetadataMap;
 use uuid::Uuid;
 
-use crate::db::{self, Pool, StoreError};
-use identity_proto::v1::auth_service_server::AuthService;
-use identity_proto::v1::principal::Kind;
-use identity_proto::v1::{Principal, ProvisioningPolicy, TenantCaller, TokenScope, WhoAmIRequest};
+pub(crate) mod service;
 
-use crate::rpc::{record_tenant, traced};
+use identity_proto::v1::{ProvisioningPolicy, TokenScope};
+
+use crate::db::{self, Pool, StoreError};
+use crate::rpc::record_tenant;
 use crate::tenants;
 use crate::tenants::store::TenantRow;
 use crate::tokens;
@@ -255,49 +255,6 @@ pub(crate) async fn tenant_scope(
     };
     record_tenant(&tenant.slug);
     Ok(tenant)
-}
-
-/// `identity.v1.AuthService`: tells any valid caller who it is.
-pub(crate) struct AuthApi {
-    state: std::sync::Arc<crate::server::AppState>,
-}
-
-impl AuthApi {
-    pub(crate) fn new(state: std::sync::Arc<crate::server::AppState>) -> Self {
-        AuthApi { state }
-    }
-}
-
-#[tonic::async_trait]
-impl AuthService for AuthApi {
-    async fn who_am_i(
-        &self,
-        request: tonic::Request<WhoAmIRequest>,
-    ) -> Result<tonic::Response<Principal>, tonic::Status> {
-        traced("WhoAmI", async {
-            let (_conn, caller) = self.state.call(request.metadata()).await?;
-            let kind = match caller {
-                Caller::Operator => Kind::Operator(true),
-                Caller::Tenant {
-                    tenant,
-                    token_id,
-                    token_name,
-                    scope,
-                    ..
-                } => {
-                    record_tenant(&tenant.slug);
-                    Kind::Tenant(TenantCaller {
-                        tenant: tenant.slug,
-                        token_id: token_id.to_string(),
-                        token_name,
-                        scope: scope as i32,
-                    })
-                }
-            };
-            Ok(Principal { kind: Some(kind) })
-        })
-        .await
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,111 @@
+//! What every gRPC service shares: the pools, the authenticator and the
+//! limits, and the one way an RPC is admitted (authenticate, rate, tenant
+//! slot, then a work connection). Below the services; nothing here knows
+//! them, so they import it without a cycle.
+
+use std::ops::{Deref, DerefMut};
+
+use diesel_async::AsyncPgConnection;
+use tokio::sync::OwnedSemaphorePermit;
+use tonic::Status;
+use tonic::metadata::MetadataMap;
+
+use crate::auth::{Authenticator, Caller, TenantRef, require_operator, tenant_scope};
+use crate::db::{self, Conn, Pool};
+use crate::limits::Limits;
+
+/// What every service shares.
+pub(crate) struct AppState {
+    pool: Pool,
+    auth_pool: Pool,
+    auth: Authenticator,
+    limits: Limits,
+}
+
+/// A pooled connection for the work of one admitted request; it holds the
+/// request's slot among its tenant's concurrent requests until dropped.
+pub(crate) struct WorkConn<'a> {
+    conn: Conn<'a>,
+    _slot: Option<OwnedSemaphorePermit>,
+}
+
+impl Deref for WorkConn<'_> {
+    type Target = AsyncPgConnection;
+
+    fn deref(&self) -> &AsyncPgConnection {
+        &self.conn
+    }
+}
+
+impl DerefMut for WorkConn<'_> {
+    fn deref_mut(&mut self) -> &mut AsyncPgConnection {
+        &mut self.conn
+    }
+}
+
+impl AppState {
+    pub(crate) fn new(pool: Pool, auth_pool: Pool, auth: Authenticator, limits: Limits) -> Self {
+        AppState {
+            pool,
+            auth_pool,
+            auth,
+            limits,
+        }
+    }
+
+    /// Authenticates (on the auth pool), admits the caller under its
+    /// tenant's cap and its token's rate, and only then takes a connection
+    /// for the work.
+    pub(crate) async fn call(
+        &self,
+        metadata: &MetadataMap,
+    ) -> Result<(WorkConn<'_>, Caller), Status> {
+        let caller = self.auth.authenticate(&self.auth_pool, metadata).await?;
+        let slot = match &caller {
+            Caller::Operator => None,
+            Caller::Tenant {
+                tenant, token_id, ..
+            } => {
+                self.limits.check_rate(*token_id)?;
+                Some(self.limits.admit(tenant.id).await?)
+            }
+        };
+        let conn = db::conn(&self.pool).await?;
+        Ok((WorkConn { conn, _slot: slot }, caller))
+    }
+
+    /// A connection and the tenant the caller may act on as `tenant`.
+    pub(crate) async fn tenant_call(
+        &self,
+        metadata: &MetadataMap,
+        tenant: &str,
+    ) -> Result<(WorkConn<'_>, TenantRef), Status> {
+        let (conn, _, tenant) = self.scoped_call(metadata, tenant).await?;
+        Ok((conn, tenant))
+    }
+
+    /// A connection and the named tenant, for the operator only: tenant
+    /// administration and tokens.
+    pub(crate) async fn operator_call(
+        &self,
+        metadata: &MetadataMap,
+        tenant: &str,
+    ) -> Result<(WorkConn<'_>, TenantRef), Status> {
+        let (mut conn, caller) = self.call(metadata).await?;
+        require_operator(&caller)?;
+        let tenant = tenant_scope(&mut conn, &caller, tenant).await?;
+        Ok((conn, tenant))
+    }
+
+    /// As [`Self::tenant_call`], with the caller, for writes whose rules
+    /// depend on who makes them.
+    pub(crate) async fn scoped_call(
+        &self,
+        metadata: &MetadataMap,
+        tenant: &str,
+    ) -> Result<(WorkConn<'_>, Caller, TenantRef), Status> {
+        let (mut conn, caller) = self.call(metadata).await?;
+        let tenant = tenant_scope(&mut conn, &caller, tenant).await?;
+        Ok((conn, caller, tenant))
+    }
+}
