@@ -9,7 +9,7 @@ use serde_json::json;
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::schema;
+use crate::urns;
 
 /// The `scimType` values this adapter can answer with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -198,7 +198,7 @@ impl ScimError {
 
     pub fn body(&self) -> serde_json::Value {
         let mut body = json!({
-            "schemas": [schema::ERROR],
+            "schemas": [urns::ERROR],
             "status": self.status.as_u16().to_string(),
             "detail": self.detail,
         });
@@ -311,7 +311,7 @@ impl IntoResponse for ScimError {
             self.status,
             [(
                 header::CONTENT_TYPE,
-                HeaderValue::from_static(schema::SCIM_MEDIA_TYPE),
+                HeaderValue::from_static(urns::SCIM_MEDIA_TYPE),
             )],
             self.body().to_string(),
         )
@@ -511,7 +511,7 @@ mod tests {
         assert_eq!(
             body,
             json!({
-                "schemas": [schema::ERROR],
+                "schemas": [urns::ERROR],
                 "status": "400",
                 "scimType": "invalidFilter",
                 "detail": "bad at 3",
@@ -533,7 +533,7 @@ mod tests {
         );
         assert_eq!(
             response.headers()[header::CONTENT_TYPE],
-            schema::SCIM_MEDIA_TYPE
+            urns::SCIM_MEDIA_TYPE
         );
     }
 }

@@ -27,13 +27,13 @@ use crate::http::{
     Bearer, ScimJson, ScimQuery, check_if_match, if_match, insert_etag, insert_location,
     not_modified, scim_body,
 };
+use crate::list::search_request;
 use crate::list::{ListParams, list_head};
 use crate::members::{self, MemberPages, MemberSource};
 use crate::patch::{member_ids, parse_patch};
 use crate::projection::Projection;
 use crate::resource::{self, Meta};
 use crate::schema::{self, BASE_PATH, CORE_GROUP, Resource, text};
-use crate::search::search_request;
 use crate::validate;
 
 pub fn routes() -> Router<AppState> {

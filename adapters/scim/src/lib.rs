@@ -23,6 +23,7 @@ mod scope;
 mod search;
 mod server;
 mod telemetry;
+mod urns;
 mod users;
 pub mod validate;
 

@@ -9,19 +9,10 @@ use serde_json::{Map, Value as Json};
 
 use crate::error::ScimError;
 
-pub const CORE_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-pub const CORE_GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
-pub const ENTERPRISE_USER: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
-pub const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
-pub const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
-pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
-pub const SERVICE_PROVIDER_CONFIG: &str =
-    "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
-pub const RESOURCE_TYPE: &str = "urn:ietf:params:scim:schemas:core:2.0:ResourceType";
-pub const SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Schema";
-
-/// Media type of every SCIM response (RFC 7644 §8.1).
-pub const SCIM_MEDIA_TYPE: &str = "application/scim+json";
+pub use crate::urns::{
+    CORE_GROUP, CORE_USER, ENTERPRISE_USER, ERROR, LIST_RESPONSE, PATCH_OP, RESOURCE_TYPE, SCHEMA,
+    SCIM_MEDIA_TYPE, SERVICE_PROVIDER_CONFIG,
+};
 
 /// Path prefix every SCIM route lives under.
 pub const BASE_PATH: &str = "/scim/v2";

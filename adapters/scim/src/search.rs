@@ -28,13 +28,11 @@ use crate::AppState;
 use crate::error::{ScimError, ScimType};
 use crate::groups;
 use crate::http::{Bearer, ScimJson, ScimQuery, scim_body};
-use crate::list::{ListParams, Page, list_head};
+use crate::list::{ListParams, Page, list_head, search_request};
 use crate::members::{self, MemberSource};
 use crate::projection::Projection;
 use crate::schema::{BASE_PATH, Resource};
 use crate::users;
-
-pub const SEARCH_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
 
 /// Page size of a root search without `count`, the services' default.
 const DEFAULT_COUNT: i32 = 100;
@@ -44,85 +42,6 @@ pub fn routes() -> Router<AppState> {
         .route(&format!("{BASE_PATH}/.search"), post(root_search))
         .route(BASE_PATH, get(root_query))
         .route(&format!("{BASE_PATH}/"), get(root_query))
-}
-
-/// The parameters of a SearchRequest body as list query parameters.
-/// `attributes` and `excludedAttributes` are lists of names (a
-/// comma-separated string is accepted too); `startIndex` and `count` are
-/// integers; unknown members are ignored.
-pub fn search_request(body: Json) -> Result<ScimQuery, ScimError> {
-    let Json::Object(body) = body else {
-        return Err(ScimError::invalid_syntax(
-            "a SearchRequest must be a JSON object",
-        ));
-    };
-    let mut pairs = Vec::new();
-    for (key, value) in body {
-        if value.is_null() {
-            continue;
-        }
-        let Some(name) = [
-            "schemas",
-            "attributes",
-            "excludedAttributes",
-            "filter",
-            "sortBy",
-            "sortOrder",
-            "startIndex",
-            "count",
-            "cursor",
-        ]
-        .into_iter()
-        .find(|name| key.eq_ignore_ascii_case(name)) else {
-            continue;
-        };
-        let text = match (name, value) {
-            ("schemas", value) => {
-                check_schemas(&value)?;
-                continue;
-            }
-            ("attributes" | "excludedAttributes", Json::Array(items)) => items
-                .into_iter()
-                .map(|item| match item {
-                    Json::String(s) => Ok(s),
-                    other => Err(ScimError::invalid_value(format!(
-                        "{name} must list attribute names, not {other}"
-                    ))),
-                })
-                .collect::<Result<Vec<_>, _>>()?
-                .join(","),
-            ("startIndex" | "count", Json::Number(n)) if n.is_i64() => n.to_string(),
-            ("startIndex" | "count", other) => {
-                return Err(ScimError::invalid_value(format!(
-                    "{name} must be an integer, not {other}"
-                )));
-            }
-            (_, Json::String(s)) => s,
-            (_, other) => {
-                return Err(ScimError::invalid_value(format!(
-                    "{name} must be a string, not {other}"
-                )));
-            }
-        };
-        pairs.push((name.to_owned(), text));
-    }
-    Ok(ScimQuery(pairs))
-}
-
-fn check_schemas(value: &Json) -> Result<(), ScimError> {
-    let listed = value.as_array().is_some_and(|urns| {
-        urns.iter().any(|urn| {
-            urn.as_str()
-                .is_some_and(|u| u.eq_ignore_ascii_case(SEARCH_REQUEST))
-        })
-    });
-    if listed {
-        Ok(())
-    } else {
-        Err(ScimError::invalid_value(format!(
-            "schemas must list {SEARCH_REQUEST}"
-        )))
-    }
 }
 
 /// POST /.search: both resource types.
@@ -239,71 +158,4 @@ async fn search_all(
         StatusCode::OK,
         Body::from_stream(members::list_body(head, entries)),
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    /// The parameters, sorted: a JSON object has no order.
-    fn pairs(body: Json) -> Result<Vec<(String, String)>, ScimError> {
-        search_request(body).map(|q| {
-            let mut pairs = q.0;
-            pairs.sort();
-            pairs
-        })
-    }
-
-    #[test]
-    fn search_request_becomes_list_parameters() {
-        let out = pairs(json!({
-            "schemas": [SEARCH_REQUEST],
-            "attributes": ["displayName", "userName"],
-            "excludedAttributes": "emails",
-            "Filter": "userName sw \"a\"",
-            "sortBy": "userName",
-            "sortOrder": "descending",
-            "startIndex": 2,
-            "count": 10,
-            "unknown": {"ignored": true},
-            "cursor": null,
-        }));
-        assert_eq!(
-            out,
-            Ok(vec![
-                ("attributes".into(), "displayName,userName".into()),
-                ("count".into(), "10".into()),
-                ("excludedAttributes".into(), "emails".into()),
-                ("filter".into(), "userName sw \"a\"".into()),
-                ("sortBy".into(), "userName".into()),
-                ("sortOrder".into(), "descending".into()),
-                ("startIndex".into(), "2".into()),
-            ])
-        );
-        assert_eq!(pairs(json!({})), Ok(Vec::new()));
-        assert_eq!(
-            pairs(json!({"cursor": ""})),
-            Ok(vec![("cursor".into(), String::new())])
-        );
-    }
-
-    #[test]
-    fn malformed_search_requests() {
-        let scim_type = |body: Json| pairs(body).err().and_then(|e| e.scim_type);
-        assert_eq!(scim_type(json!([])), Some(ScimType::InvalidSyntax));
-        for body in [
-            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"]}),
-            json!({"count": "ten"}),
-            json!({"startIndex": 1.5}),
-            json!({"attributes": [1]}),
-            json!({"filter": 3}),
-        ] {
-            assert_eq!(
-                scim_type(body.clone()),
-                Some(ScimType::InvalidValue),
-                "{body}"
-            );
-        }
-    }
 }

@@ -22,13 +22,13 @@ use crate::http::{
     Bearer, ScimJson, ScimQuery, check_if_match, if_match, insert_etag, insert_location,
     not_modified, scim_json,
 };
+use crate::list::search_request;
 use crate::list::{ListParams, list_response};
 use crate::patch::{manager_id, parse_patch};
 use crate::projection::Projection;
 use crate::resource::{self, Meta};
 use crate::schema::{self, BASE_PATH, CORE_USER, ENTERPRISE_USER, Resource, boolean, object, text};
 use crate::scope::Scope;
-use crate::search::search_request;
 use crate::validate;
 
 pub fn routes() -> Router<AppState> {
