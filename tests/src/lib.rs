@@ -333,16 +333,21 @@ impl Stack {
         );
     }
 
-    /// Runs one SQL statement against this stack's database and returns the rows' first columns as text.
-    pub async fn query_strings(&self, sql: &str) -> Vec<String> {
+    /// A connection of the test's own to this stack's database, e.g. to
+    /// hold locks that stall the service.
+    pub async fn connect(&self) -> tokio_postgres::Client {
         let url = database_url(&admin_database_url(), &self.database);
         let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
             .await
             .expect("connect to the test database");
-        let driver = tokio::spawn(connection);
+        tokio::spawn(connection);
+        client
+    }
+
+    /// Runs one SQL statement against this stack's database and returns the rows' first columns as text.
+    pub async fn query_strings(&self, sql: &str) -> Vec<String> {
+        let client = self.connect().await;
         let rows = client.simple_query(sql).await.expect("query");
-        drop(client);
-        let _ = driver.await;
         rows.into_iter()
             .filter_map(|m| match m {
                 tokio_postgres::SimpleQueryMessage::Row(row) => {

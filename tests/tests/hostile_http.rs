@@ -315,18 +315,6 @@ async fn connections_past_the_cap_wait_until_one_closes() {
     stack.assert_serving().await;
 }
 
-/// A connection to the stack's database, as the test's own client.
-async fn database(stack: &Stack) -> tokio_postgres::Client {
-    let admin = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL");
-    let (base, _) = admin.rsplit_once('/').expect("URL names a database");
-    let url = format!("{base}/{}", stack.database);
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .expect("connect to the test database");
-    tokio::spawn(connection);
-    client
-}
-
 fn assert_retry_later(reply: &Reply) {
     let status = reply.status.as_u16();
     assert!(matches!(status, 503 | 504), "{status}: {}", reply.body);
@@ -345,7 +333,7 @@ async fn stalled_service_calls_time_out_with_retry_after() {
     let acme = stack.tenant("acme").await;
     let scim = stack.scim(&acme.token);
 
-    let locker = database(&stack).await;
+    let locker = stack.connect().await;
     locker
         .batch_execute("BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
         .await

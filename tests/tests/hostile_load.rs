@@ -8,18 +8,6 @@ use identity_lifecycle_tests::*;
 use identity_service::TokenRate;
 use reqwest::StatusCode;
 
-/// A connection of the test's own to the stack's database, to hold locks.
-async fn database(stack: &Stack) -> tokio_postgres::Client {
-    let admin = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL");
-    let (base, _) = admin.rsplit_once('/').expect("URL names a database");
-    let url = format!("{base}/{}", stack.database);
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .expect("connect to the test database");
-    tokio::spawn(connection);
-    client
-}
-
 /// A SCIM error with this status and a `Retry-After` of whole seconds.
 fn assert_retry_after(reply: &Reply, status: u16) {
     reply.assert_error(status, None);
@@ -42,7 +30,7 @@ async fn a_tenant_over_its_cap_gets_429_while_another_is_served() {
     let id = scim.create_user(user("held@acme.example")).await;
 
     // Acme's one slot is taken by a PATCH waiting on a row lock the test holds.
-    let locker = database(&stack).await;
+    let locker = stack.connect().await;
     locker
         .batch_execute(&format!(
             "BEGIN; SELECT 1 FROM users WHERE user_id = '{id}' FOR UPDATE"
@@ -110,7 +98,7 @@ async fn a_statement_timeout_is_a_503_and_nothing_keeps_running() {
     .await;
     let acme = stack.tenant("acme").await;
     let scim = stack.scim(&acme.token);
-    let locker = database(&stack).await;
+    let locker = stack.connect().await;
     locker
         .batch_execute("BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
         .await
