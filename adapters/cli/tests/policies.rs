@@ -900,6 +900,24 @@ async fn bad_policy_updates_are_refused_and_change_nothing() {
         .await;
     assert_eq!(usage.status.code(), Some(2), "{usage:?}");
 
+    // A verified domain must be a domain name; the service says which one is not.
+    let bad_domain = stack
+        .identityctl_output(
+            IDENTITYCTL,
+            ADMIN_TOKEN,
+            &[
+                "tenants",
+                "update",
+                "acme",
+                "--verified-domains",
+                "example.com,not a domain",
+            ],
+        )
+        .await;
+    assert!(!bad_domain.status.success(), "{bad_domain:?}");
+    let stderr = String::from_utf8_lossy(&bad_domain.stderr);
+    assert!(stderr.contains("not a domain"), "{stderr}");
+
     let after = stack
         .identityctl(IDENTITYCTL, &["tenants", "get", "acme"])
         .await;
