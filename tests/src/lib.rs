@@ -11,11 +11,12 @@ use identity_proto::v1::{
     user_service_client::UserServiceClient,
 };
 use identity_service::ServiceSettings;
+pub use identity_test_db::TestDatabase;
 use reqwest::{Method, StatusCode};
 use scim_adapter::AdapterSettings;
 use serde_json::Value;
 use tokio::net::TcpListener;
-use tokio::sync::{OnceCell, oneshot};
+use tokio::sync::oneshot;
 use tonic::transport::Channel;
 
 pub use serde_json::json;
@@ -25,87 +26,19 @@ pub const ENTERPRISE_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:ente
 pub const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 
-/// The Postgres server every test database lives on; the test script sets it.
-fn admin_database_url() -> String {
-    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| {
-        panic!(
-            "TEST_DATABASE_URL is not set: run the tests with scripts/test, or set it to an \
-             admin connection URL such as postgres://postgres@127.0.0.1:5432/postgres"
-        )
-    })
-}
-
-/// Names this run's databases so the test script can drop leftovers.
-fn run_id() -> &'static str {
-    static RUN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    RUN.get_or_init(|| {
-        std::env::var("IDL_TEST_RUN")
-            .unwrap_or_else(|_| uuid::Uuid::new_v4().simple().to_string()[..12].to_string())
-    })
-}
-
-fn database_url(admin_url: &str, database: &str) -> String {
-    let (base, _) = admin_url
-        .rsplit_once('/')
-        .expect("TEST_DATABASE_URL names a database");
-    format!("{base}/{database}")
-}
-
-async fn admin_sql(sql: &str) {
-    let (client, connection) =
-        tokio_postgres::connect(&admin_database_url(), tokio_postgres::NoTls)
-            .await
-            .expect("connect to TEST_DATABASE_URL");
-    let driver = tokio::spawn(connection);
-    client
-        .batch_execute(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-    drop(client);
-    let _ = driver.await;
-}
-
-/// The migrated template of this test process, made once.
-async fn template() -> &'static str {
-    static TEMPLATE: OnceCell<String> = OnceCell::const_new();
-    TEMPLATE
-        .get_or_init(|| async {
-            let name = format!("idl_test_{}_tmpl_{}", run_id(), std::process::id());
-            admin_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
-            admin_sql(&format!("CREATE DATABASE {name}")).await;
-            identity_service::migrate(&database_url(&admin_database_url(), &name))
-                .await
-                .expect("migrate the template database");
-            name
-        })
-        .await
-}
-
-/// A fresh database, dropped when the stack is dropped.
-async fn fresh_database() -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    // CREATE DATABASE ... TEMPLATE refuses while another copy reads the template.
-    static CLONING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    let template = template().await;
-    let name = format!(
-        "idl_test_{}_{}_{}",
-        run_id(),
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    );
-    let _guard = CLONING.lock().await;
-    admin_sql(&format!("CREATE DATABASE {name} TEMPLATE {template}")).await;
-    name
+/// A fresh database of this run, cloned from the migrated template.
+async fn fresh_database() -> TestDatabase {
+    TestDatabase::migrated(|url| async move { identity_service::migrate(&url).await }).await
 }
 
 pub const ADMIN_TOKEN: &str = "e2e-operator-token-0123456789abcdef";
 
 /// The settings a test stack's identity service starts with.
-fn service_settings(database: &str) -> ServiceSettings {
+fn service_settings(database: &TestDatabase) -> ServiceSettings {
     ServiceSettings {
         admin_token: Some(ADMIN_TOKEN.to_string()),
         pool_size: 4,
-        ..ServiceSettings::new(database_url(&admin_database_url(), database))
+        ..ServiceSettings::new(database.url())
     }
 }
 
@@ -131,7 +64,8 @@ pub struct Stack {
     pub scim_base: String,
     pub grpc_url: String,
     pub http: reqwest::Client,
-    pub database: String,
+    /// This stack's own database, dropped with the stack.
+    pub database: TestDatabase,
     channel: Channel,
     stop: Vec<oneshot::Sender<()>>,
 }
@@ -336,10 +270,10 @@ impl Stack {
     /// A connection of the test's own to this stack's database, e.g. to
     /// hold locks that stall the service.
     pub async fn connect(&self) -> tokio_postgres::Client {
-        let url = database_url(&admin_database_url(), &self.database);
-        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .expect("connect to the test database");
+        let (client, connection) =
+            tokio_postgres::connect(self.database.url(), tokio_postgres::NoTls)
+                .await
+                .expect("connect to the test database");
         tokio::spawn(connection);
         client
     }
@@ -364,20 +298,7 @@ impl Drop for Stack {
         for stop in self.stop.drain(..) {
             let _ = stop.send(());
         }
-        let database = self.database.clone();
-        // Drop runs inside the test's runtime, so the cleanup gets its own.
-        let _ = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(admin_sql(&format!(
-                "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
-            )));
-        })
-        .join();
+        // The database field is dropped after this, once the servers were told to stop.
     }
 }
 

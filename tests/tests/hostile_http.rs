@@ -147,7 +147,7 @@ async fn curl_reads_the_413() {
     let limit = 256 * 1024;
     let stack = Stack::start_with_body_limit(limit).await;
     let acme = stack.tenant("acme").await;
-    let file = std::env::temp_dir().join(format!("hostile-http-{}.json", stack.database));
+    let file = std::env::temp_dir().join(format!("hostile-http-{}.json", stack.database.name()));
     std::fs::write(&file, big_user(4 * limit)).expect("write the body file");
     let url = stack.scim(&acme.token).url("/Users");
     for headers in [

@@ -2,7 +2,7 @@
 //! process, on a loopback socket) backed by its own fresh Postgres database.
 //!
 //! Needs TEST_DATABASE_URL, an admin URL allowed to create databases; scripts/test sets it.
-//! The database is named `idl_test_<IDL_TEST_RUN>_cli_<pid>` so scripts/test drops leftovers.
+//! The database is a clone of the migrated template (`identity-test-db`), dropped with the service.
 
 use std::process::{Command, Output};
 
@@ -10,70 +10,37 @@ use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
 
+use identity_test_db::TestDatabase;
+
 const ADMIN_TOKEN: &str = "cli-test-operator-token-0123456789";
-
-fn admin_database_url() -> String {
-    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| {
-        panic!(
-            "TEST_DATABASE_URL is not set: run the tests with scripts/test, or set it to an \
-             admin connection URL such as postgres://postgres@127.0.0.1:5432/postgres"
-        )
-    })
-}
-
-fn with_database(admin_url: &str, database: &str) -> String {
-    let (base, _) = admin_url
-        .rsplit_once('/')
-        .expect("TEST_DATABASE_URL names a database");
-    format!("{base}/{database}")
-}
-
-async fn admin_sql(sql: &str) {
-    let (client, connection) =
-        tokio_postgres::connect(&admin_database_url(), tokio_postgres::NoTls)
-            .await
-            .expect("connect to TEST_DATABASE_URL");
-    let driver = tokio::spawn(connection);
-    client
-        .batch_execute(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-    drop(client);
-    let _ = driver.await;
-}
 
 /// A running identity service on a fresh, migrated database; stopped and dropped on drop.
 struct Service {
-    runtime: Runtime,
+    /// Runs the service; dropping it stops the service before the database goes.
+    _runtime: Runtime,
     url: String,
-    database: String,
+    _database: TestDatabase,
     stop: Option<oneshot::Sender<()>>,
 }
 
 impl Service {
-    fn start(name: &str) -> Service {
+    fn start() -> Service {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .expect("tokio runtime");
-        let run = std::env::var("IDL_TEST_RUN").unwrap_or_else(|_| "local".to_owned());
-        let database = format!("idl_test_{run}_cli_{name}_{}", std::process::id());
-        let (url, stop) = runtime.block_on(async {
-            // Two statements: CREATE DATABASE refuses to run inside a multi-statement batch.
-            admin_sql(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)")).await;
-            admin_sql(&format!("CREATE DATABASE {database}")).await;
-            let database_url = with_database(&admin_database_url(), &database);
-            identity_service::migrate(&database_url)
-                .await
-                .expect("migrate the test database");
+        let (database, url, stop) = runtime.block_on(async {
+            let database =
+                TestDatabase::migrated(|url| async move { identity_service::migrate(&url).await })
+                    .await;
             let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind gRPC");
             let url = format!("http://{}", listener.local_addr().expect("gRPC address"));
             let (stop, stopped) = oneshot::channel::<()>();
             let settings = identity_service::ServiceSettings {
                 admin_token: Some(ADMIN_TOKEN.to_owned()),
                 pool_size: 4,
-                ..identity_service::ServiceSettings::new(database_url)
+                ..identity_service::ServiceSettings::new(database.url())
             };
             tokio::spawn(async move {
                 identity_service::serve(settings, listener, async move {
@@ -82,12 +49,12 @@ impl Service {
                 .await
                 .expect("identity service");
             });
-            (url, stop)
+            (database, url, stop)
         });
         Service {
-            runtime,
+            _runtime: runtime,
             url,
-            database,
+            _database: database,
             stop: Some(stop),
         }
     }
@@ -128,10 +95,7 @@ impl Drop for Service {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        let database = self.database.clone();
-        self.runtime.block_on(admin_sql(&format!(
-            "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
-        )));
+        // The database is dropped after this, once the service was told to stop.
     }
 }
 
@@ -147,7 +111,7 @@ fn error_line(output: &Output) -> String {
 
 #[test]
 fn operator_manages_tenants_and_tokens() {
-    let service = Service::start("flow");
+    let service = Service::start();
 
     let created = service.operator(&["tenants", "create", "acme", "--display-name", "Acme"]);
     assert!(created.starts_with("created tenant acme\n"), "{created}");
@@ -203,7 +167,7 @@ fn operator_manages_tenants_and_tokens() {
 
 #[test]
 fn failures_are_one_clear_line() {
-    let service = Service::start("errors");
+    let service = Service::start();
     service.operator(&["tenants", "create", "acme"]);
 
     let duplicate = service.ctl(Some(ADMIN_TOKEN), &["tenants", "create", "acme"]);

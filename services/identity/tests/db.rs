@@ -687,11 +687,11 @@ async fn health_reports_serving() {
 /// The lead's end-to-end tests may run on a current-thread runtime.
 #[tokio::test]
 async fn migrate_runs_twice_on_a_current_thread_runtime() {
-    let db = common::TestDb::create().await;
-    identity_service::migrate(&db.url)
+    let db = common::TestDatabase::empty("migrate").await;
+    identity_service::migrate(db.url())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    identity_service::migrate(&db.url)
+    identity_service::migrate(db.url())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
 }

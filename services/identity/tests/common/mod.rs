@@ -1,8 +1,8 @@
-//! A private database and an in-process service on a real socket per test.
+//! A private database (a clone of the migrated template, see `identity-test-db`)
+//! and an in-process service on a real socket per test.
 //! Each test binary (db.rs, groups.rs) uses a part of these helpers.
 #![allow(dead_code)]
 
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use identity_proto::v1::auth_service_client::AuthServiceClient;
 use identity_proto::v1::group_service_client::GroupServiceClient;
 use identity_proto::v1::tenant_service_client::TenantServiceClient;
@@ -10,6 +10,7 @@ use identity_proto::v1::token_service_client::TokenServiceClient;
 use identity_proto::v1::user_service_client::UserServiceClient;
 use identity_proto::v1::{CreateTenantRequest, IssueTokenRequest};
 use identity_service::{ServiceSettings, StartupError};
+pub use identity_test_db::TestDatabase;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
@@ -18,82 +19,12 @@ use tonic_types::StatusExt;
 
 pub const OPERATOR: &str = "test-operator-token";
 
-/// The admin URL from TEST_DATABASE_URL; these tests refuse to pass silently without it.
-pub fn admin_url() -> String {
-    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| {
-        panic!(
-            "TEST_DATABASE_URL is not set: the database tests need a Postgres admin URL, \
-             e.g. TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres"
-        )
-    })
-}
-
-/// `admin` with its database name replaced by `name`.
-fn database_url(admin: &str, name: &str) -> String {
-    let (scheme, rest) = admin
-        .split_once("://")
-        .unwrap_or_else(|| panic!("TEST_DATABASE_URL must be a postgres:// URL"));
-    let authority = rest.split(['/', '?']).next().unwrap_or_default();
-    match rest.split_once('?') {
-        Some((_, query)) => format!("{scheme}://{authority}/{name}?{query}"),
-        None => format!("{scheme}://{authority}/{name}"),
-    }
-}
-
-/// A fresh database, dropped (WITH FORCE) when the value is dropped, even on panic.
-pub struct TestDb {
-    admin: String,
-    name: String,
-    pub url: String,
-}
-
-impl TestDb {
-    pub async fn create() -> TestDb {
-        let admin = admin_url();
-        let name = format!("svc_test_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = AsyncPgConnection::establish(&admin)
-            .await
-            .unwrap_or_else(|e| panic!("cannot connect to TEST_DATABASE_URL: {e}"));
-        diesel::sql_query(format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .unwrap_or_else(|e| panic!("cannot create database {name}: {e}"));
-        let url = database_url(&admin, &name);
-        TestDb { admin, name, url }
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let admin = self.admin.clone();
-        let name = self.name.clone();
-        // A thread of its own: Drop may run inside or outside a runtime.
-        let dropper = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async {
-                if let Ok(mut conn) = AsyncPgConnection::establish(&admin).await {
-                    let _ =
-                        diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                            .execute(&mut conn)
-                            .await;
-                }
-            });
-        });
-        let _ = dropper.join();
-    }
-}
-
 /// A migrated database with the service serving it on 127.0.0.1.
 pub struct TestService {
     channel: Channel,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), StartupError>>>,
-    _db: TestDb,
+    db: TestDatabase,
 }
 
 impl TestService {
@@ -103,10 +34,8 @@ impl TestService {
 
     /// A service whose settings the test adjusts from the defaults.
     pub async fn start_with(adjust: impl FnOnce(&mut ServiceSettings)) -> TestService {
-        let db = TestDb::create().await;
-        identity_service::migrate(&db.url)
-            .await
-            .unwrap_or_else(|e| panic!("migrate failed: {e}"));
+        let db = TestDatabase::migrated(|url| async move { identity_service::migrate(&url).await })
+            .await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .unwrap_or_else(|e| panic!("bind failed: {e}"));
@@ -115,7 +44,7 @@ impl TestService {
         let mut settings = ServiceSettings {
             admin_token: Some(OPERATOR.into()),
             pool_size: 8,
-            ..ServiceSettings::new(db.url.clone())
+            ..ServiceSettings::new(db.url())
         };
         adjust(&mut settings);
         let task = tokio::spawn(identity_service::serve(settings, listener, async {
@@ -130,13 +59,13 @@ impl TestService {
             channel,
             shutdown: Some(tx),
             task: Some(task),
-            _db: db,
+            db,
         }
     }
 
     /// The URL of the service's database, for the test's own connections.
     pub fn database_url(&self) -> &str {
-        &self._db.url
+        self.db.url()
     }
 
     pub fn users(&self) -> UserServiceClient<Channel> {
