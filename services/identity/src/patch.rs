@@ -1,28 +1,26 @@
 //! SCIM PATCH (RFC 7644 §3.5.2) on a SCIM-shaped JSON document of a resource.
 //!
-//! The stored user becomes a document ([`to_document`]), the typed operations
-//! are applied to it ([`apply`]), and the result is validated back into typed
-//! fields plus the attributes bag ([`from_document`]). Working on the SCIM
-//! shape keeps the rules (merge, append, value filters) uniform across typed
-//! and bag attributes. A [`PatchSchema`] says which attributes a resource type
-//! types; groups use the same engine for everything but their members.
+//! Each resource type maps its stored form to a document and back (users in
+//! `users::document`, groups in `groups::patch`); the typed operations are
+//! applied to that document here ([`apply`]). Working on the SCIM shape keeps
+//! the rules (merge, append, value filters) uniform across typed and bag
+//! attributes, and keeps this engine free of any one resource: a
+//! [`PatchSchema`] says which attributes a resource type types.
 
 use std::collections::{HashMap, HashSet};
 
 use identity_proto::v1::comparison::Operator;
 use identity_proto::v1::filter::Expression as Expr;
 use identity_proto::v1::patch_operation::Op;
-use identity_proto::v1::{AttributePath, Filter, Name, PatchOperation};
+use identity_proto::v1::{AttributePath, Filter, PatchOperation};
 use serde_json::{Map, Value as Json};
-use uuid::Uuid;
 
 use crate::attr::{
     ENTERPRISE_URN, MAX_RESOURCE_BYTES, MAX_VALUES, Resource, Schema, attribute_parts, canonical,
     check_value, display_path, element_attribute, schema_of, too_many_values, value_len,
 };
-use crate::catalog::{BagAttr, USER_BAG, canonical_user_bag};
+use crate::catalog::BagAttr;
 use crate::filter;
-use crate::users::{Enterprise, UserData, email_from_json, email_to_json, parse_manager};
 
 /// Why a PATCH request cannot be applied; each maps to a SCIM `scimType`.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +47,18 @@ pub(crate) struct PatchSchema {
     pub bag: &'static [BagAttr],
     pub read_only: &'static [&'static str],
     pub ignored: &'static [&'static str],
+    /// The schema extension with a typed home, if the resource has one.
+    pub extension: Option<Extension>,
+}
+
+/// An extension whose attributes are typed (the enterprise User extension):
+/// paths under its URN may name only these attributes.
+pub(crate) struct Extension {
+    pub urn: &'static str,
+    pub attributes: &'static [&'static str],
+    /// The complex ones among `attributes`, with their sub-attributes;
+    /// every other attribute is simple.
+    pub complex: &'static [(&'static str, &'static [&'static str])],
 }
 
 impl PatchSchema {
@@ -67,40 +77,6 @@ impl PatchSchema {
             && canonical(self.ignored, key).is_none()
     }
 }
-
-pub(crate) const USER: PatchSchema = PatchSchema {
-    resource: Resource::User,
-    typed: &[
-        ("userName", Shape::Simple),
-        ("externalId", Shape::Simple),
-        ("name", Shape::Complex(NAME_SUBS)),
-        ("displayName", Shape::Simple),
-        ("emails", Shape::Multi(EMAIL_SUBS)),
-        ("active", Shape::Simple),
-    ],
-    bag: USER_BAG,
-    read_only: &["id", "meta", "groups"],
-    // Never stored: `schemas` is derived on output, `password` is dropped.
-    ignored: &["schemas", "password"],
-};
-const NAME_SUBS: &[&str] = &[
-    "formatted",
-    "familyName",
-    "givenName",
-    "middleName",
-    "honorificPrefix",
-    "honorificSuffix",
-];
-const EMAIL_SUBS: &[&str] = &["value", "type", "primary", "display"];
-const ENTERPRISE_ATTRIBUTES: &[&str] = &[
-    "employeeNumber",
-    "costCenter",
-    "organization",
-    "division",
-    "department",
-    "manager",
-];
-const MANAGER_SUBS: &[&str] = &["value", "$ref", "displayName"];
 
 /// What the schema says about a target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,200 +114,8 @@ enum Resolved {
     Ignored,
 }
 
-/// The user as a SCIM document (core attributes at the top, the enterprise
-/// extension under its URN, bag attributes as sent). `id` is included so
-/// operations on it can be checked.
-pub(crate) fn to_document(id: Uuid, user: &UserData) -> Map<String, Json> {
-    let mut doc = user.attributes.clone();
-    let string = |s: &str| Json::String(s.to_owned());
-    doc.insert("id".into(), Json::String(id.to_string()));
-    doc.insert("userName".into(), string(&user.user_name));
-    if let Some(v) = &user.external_id {
-        doc.insert("externalId".into(), string(v));
-    }
-    let name = &user.name;
-    let name_parts = [
-        ("formatted", &name.formatted),
-        ("familyName", &name.family_name),
-        ("givenName", &name.given_name),
-        ("middleName", &name.middle_name),
-        ("honorificPrefix", &name.honorific_prefix),
-        ("honorificSuffix", &name.honorific_suffix),
-    ];
-    let name_object: Map<String, Json> = name_parts
-        .into_iter()
-        .filter_map(|(k, v)| v.as_deref().map(|v| (k.to_owned(), string(v))))
-        .collect();
-    if !name_object.is_empty() {
-        doc.insert("name".into(), Json::Object(name_object));
-    }
-    if let Some(v) = &user.display_name {
-        doc.insert("displayName".into(), string(v));
-    }
-    if !user.emails.is_empty() {
-        doc.insert(
-            "emails".into(),
-            Json::Array(user.emails.iter().map(email_to_json).collect()),
-        );
-    }
-    doc.insert("active".into(), Json::Bool(user.active));
-    let e = &user.enterprise;
-    let mut enterprise: Map<String, Json> = [
-        ("employeeNumber", &e.employee_number),
-        ("costCenter", &e.cost_center),
-        ("organization", &e.organization),
-        ("division", &e.division),
-        ("department", &e.department),
-    ]
-    .into_iter()
-    .filter_map(|(k, v)| v.as_deref().map(|v| (k.to_owned(), string(v))))
-    .collect();
-    if let Some(manager) = user.manager_id {
-        let mut m = Map::new();
-        m.insert("value".into(), Json::String(manager.to_string()));
-        enterprise.insert("manager".into(), Json::Object(m));
-    }
-    if !enterprise.is_empty() {
-        doc.insert(ENTERPRISE_URN.into(), Json::Object(enterprise));
-    }
-    doc
-}
-
-/// Typed fields and bag from a document, validating types and rules.
-pub(crate) fn from_document(doc: Map<String, Json>) -> Result<UserData, PatchError> {
-    let mut user = UserData {
-        active: true,
-        ..UserData::default()
-    };
-    let mut user_name = None;
-    for (key, value) in doc {
-        if value.is_null() {
-            continue;
-        }
-        if let Some(attr) = USER.typed_name(&key) {
-            match attr {
-                "userName" => user_name = Some(string_value(value, attr)?),
-                "externalId" => user.external_id = Some(string_value(value, attr)?),
-                "displayName" => user.display_name = Some(string_value(value, attr)?),
-                "active" => {
-                    user.active = value.as_bool().ok_or_else(|| {
-                        PatchError::InvalidValue("active must be a boolean".into())
-                    })?
-                }
-                "name" => user.name = name_value(value)?,
-                _ => {
-                    let Json::Array(items) = value else {
-                        return Err(PatchError::InvalidValue("emails must be a list".into()));
-                    };
-                    user.emails = items
-                        .iter()
-                        .map(email_from_json)
-                        .collect::<Result<_, _>>()
-                        .map_err(PatchError::InvalidValue)?;
-                }
-            }
-        } else if key.eq_ignore_ascii_case(ENTERPRISE_URN) {
-            (user.enterprise, user.manager_id) = enterprise_value(value)?;
-        } else if USER.is_bag(&key) {
-            user.attributes.insert(key, value);
-        }
-    }
-    user.user_name =
-        user_name.ok_or_else(|| PatchError::InvalidValue("userName is required".into()))?;
-    user.attributes = canonical_user_bag(user.attributes).map_err(PatchError::InvalidValue)?;
-    user.validate().map_err(PatchError::InvalidValue)?;
-    Ok(user)
-}
-
-fn string_value(value: Json, what: &str) -> Result<String, PatchError> {
-    match value {
-        Json::String(s) => Ok(s),
-        _ => Err(PatchError::InvalidValue(format!("{what} must be a string"))),
-    }
-}
-
-fn optional_string(value: Json, what: &str) -> Result<Option<String>, PatchError> {
-    if value.is_null() {
-        Ok(None)
-    } else {
-        string_value(value, what).map(Some)
-    }
-}
-
-fn name_value(value: Json) -> Result<Name, PatchError> {
-    let Json::Object(object) = value else {
-        return Err(PatchError::InvalidValue("name must be an object".into()));
-    };
-    let mut name = Name::default();
-    for (key, value) in object {
-        let sub = canonical(NAME_SUBS, &key).ok_or_else(|| {
-            PatchError::InvalidValue(format!("name has no sub-attribute '{key}'"))
-        })?;
-        let value = optional_string(value, &format!("name.{sub}"))?;
-        match sub {
-            "formatted" => name.formatted = value,
-            "familyName" => name.family_name = value,
-            "givenName" => name.given_name = value,
-            "middleName" => name.middle_name = value,
-            "honorificPrefix" => name.honorific_prefix = value,
-            _ => name.honorific_suffix = value,
-        }
-    }
-    Ok(name)
-}
-
-fn enterprise_value(value: Json) -> Result<(Enterprise, Option<Uuid>), PatchError> {
-    let Json::Object(object) = value else {
-        return Err(PatchError::InvalidValue(format!(
-            "{ENTERPRISE_URN} must be an object"
-        )));
-    };
-    let mut enterprise = Enterprise::default();
-    let mut manager = None;
-    for (key, value) in object {
-        let attr = canonical(ENTERPRISE_ATTRIBUTES, &key).ok_or_else(|| {
-            PatchError::InvalidValue(format!("the enterprise extension has no attribute '{key}'"))
-        })?;
-        if attr == "manager" {
-            manager = manager_value(&value)?;
-            continue;
-        }
-        let value = optional_string(value, attr)?;
-        match attr {
-            "employeeNumber" => enterprise.employee_number = value,
-            "costCenter" => enterprise.cost_center = value,
-            "organization" => enterprise.organization = value,
-            "division" => enterprise.division = value,
-            _ => enterprise.department = value,
-        }
-    }
-    Ok((enterprise, manager))
-}
-
-/// A manager as IdPs send it: an id, `{"value": id}` or `[{"value": id}]`;
-/// empty means none.
-fn manager_value(value: &Json) -> Result<Option<Uuid>, PatchError> {
-    let invalid =
-        || PatchError::InvalidValue("manager must be a user id or {\"value\": id}".into());
-    match value {
-        Json::Null => Ok(None),
-        Json::String(s) if s.trim().is_empty() => Ok(None),
-        Json::String(s) => parse_manager(s).map(Some).map_err(PatchError::InvalidValue),
-        Json::Object(object) => match get_ci(object, "value") {
-            None => Ok(None),
-            Some(v @ (Json::String(_) | Json::Null)) => manager_value(v),
-            Some(_) => Err(invalid()),
-        },
-        Json::Array(items) => match items.as_slice() {
-            [] => Ok(None),
-            [one] => manager_value(one),
-            _ => Err(invalid()),
-        },
-        _ => Err(invalid()),
-    }
-}
-
-fn get_ci<'a>(object: &'a Map<String, Json>, key: &str) -> Option<&'a Json> {
+/// The value of `key` in `object`, spelled exactly or in any case.
+pub(crate) fn get_ci<'a>(object: &'a Map<String, Json>, key: &str) -> Option<&'a Json> {
     object.get(key).or_else(|| {
         object
             .iter()
@@ -443,8 +227,8 @@ fn resolve(
 ) -> Result<Resolved, PatchError> {
     let label = display_path(path);
     let (attr, sub) = attribute_parts(path);
-    let (keys, shape) = match schema_of(path, schema.resource) {
-        Schema::Core => {
+    let (keys, shape) = match (schema_of(path, schema.resource), &schema.extension) {
+        (Schema::Core, _) => {
             if attr.is_empty() {
                 return Err(PatchError::InvalidPath(format!(
                     "'{label}' names no attribute"
@@ -476,25 +260,27 @@ fn resolve(
                 },
             }
         }
-        Schema::Enterprise => {
-            let root = ENTERPRISE_URN.to_owned();
+        (Schema::Enterprise, Some(extension)) => {
+            let root = extension.urn.to_owned();
             if attr.is_empty() {
-                (vec![root], Shape::Complex(ENTERPRISE_ATTRIBUTES))
+                (vec![root], Shape::Complex(extension.attributes))
             } else {
-                let known = canonical(ENTERPRISE_ATTRIBUTES, attr).ok_or_else(|| {
+                let known = canonical(extension.attributes, attr).ok_or_else(|| {
                     PatchError::InvalidPath(format!(
                         "'{label}': the enterprise extension has no attribute '{attr}'"
                     ))
                 })?;
-                let shape = if known == "manager" {
-                    Shape::Complex(MANAGER_SUBS)
-                } else {
-                    Shape::Simple
-                };
+                let shape = extension
+                    .complex
+                    .iter()
+                    .find(|(name, _)| *name == known)
+                    .map_or(Shape::Simple, |(_, subs)| Shape::Complex(subs));
                 (vec![root, known.to_owned()], shape)
             }
         }
-        Schema::Other(urn) => {
+        // Only users have the enterprise extension (see `schema_of`).
+        (Schema::Enterprise, None) | (Schema::Other(_), _) => {
+            let urn = path.schema.trim();
             let root = existing_key(Some(doc), urn);
             if attr.is_empty() {
                 (vec![root], Shape::Unknown)
@@ -1203,8 +989,12 @@ fn equality_element(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::attr::ENTERPRISE_URN;
+    use crate::users::UserData;
+    use crate::users::document::{USER, from_document, to_document};
     use identity_proto::v1::{Comparison, Email, Logical};
     use serde_json::json;
+    use uuid::Uuid;
 
     const ENT: &str = ENTERPRISE_URN;
 

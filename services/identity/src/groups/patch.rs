@@ -27,6 +27,7 @@ pub(crate) const GROUP: PatchSchema = PatchSchema {
     bag: &[],
     read_only: &["id", "meta"],
     ignored: &["schemas"],
+    extension: None,
 };
 
 /// Member sub-attributes that are derived on output, never stored:

@@ -2,6 +2,7 @@
 //! validation and the full-name rule. Storage is in `store`, the gRPC
 //! surface in `service`.
 
+pub(crate) mod document;
 pub(crate) mod policy;
 pub(crate) mod service;
 pub(crate) mod store;

@@ -15,7 +15,9 @@ use identity_proto::v1::{
 use serde_json::{Map, Value as Json};
 use uuid::Uuid;
 
-use super::{Enterprise, UserData, UserError, email_from_json, email_to_json, full_name, policy};
+use super::{
+    Enterprise, UserData, UserError, document, email_from_json, email_to_json, full_name, policy,
+};
 use crate::auth::{Caller, TenantRef};
 use crate::db::{StoreError, is_unique_violation};
 use crate::filter::{Sql, SqlFilter};
@@ -553,9 +555,9 @@ pub(crate) async fn patch(
 ) -> Result<UserRow, UserError> {
     conn.transaction(async |tx| {
         let old = lock(tx, scope.tenant.id, id, etag).await?;
-        let mut document = patch::to_document(id, &old.data());
-        patch::apply(&patch::USER, &mut document, operations)?;
-        let user = patch::from_document(document)?;
+        let mut doc = document::to_document(id, &old.data());
+        patch::apply(&document::USER, &mut doc, operations)?;
+        let user = document::from_document(doc)?;
         write(tx, scope, &old, user, &old.source).await
     })
     .await
