@@ -10,21 +10,17 @@ use identity_proto::v1::{
     GroupRef, ListUsersRequest, ListUsersResponse, Manager, Name, PatchUserRequest,
     ReplaceUserRequest, User,
 };
-use prost::Message;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::store::{self, ListQuery, UserRow, WriteScope};
-use super::{UserData, UserError, policy};
+use super::store::{self as user_store, UserRow, Users, WriteScope};
+use super::{UserData, policy};
 use crate::app::AppState;
-use crate::attr::Resource;
 use crate::auth::TenantRef;
 use crate::db::retry_conflict;
-use crate::filter;
 use crate::groups::service::group_refs;
-use crate::paging::Keyset;
-use crate::rpc::{page_size, timestamp, traced};
-use crate::sort;
+use crate::rpc::{timestamp, traced};
+use crate::store::{self, ListRequest, ResourceError, parse_id};
 
 pub(crate) struct UserApi {
     state: Arc<AppState>,
@@ -36,13 +32,8 @@ impl UserApi {
     }
 }
 
-/// A malformed id names no user: NOT_FOUND, as SCIM clients expect.
-fn parse_id(id: &str) -> Result<Uuid, UserError> {
-    Uuid::try_parse(id.trim()).map_err(|_| UserError::NotFound(id.to_owned()))
-}
-
-fn required_user(user: Option<User>) -> Result<User, UserError> {
-    user.ok_or_else(|| UserError::InvalidValue("user is required".into()))
+fn required_user(user: Option<User>) -> Result<User, ResourceError> {
+    user.ok_or_else(|| ResourceError::InvalidValue("user is required".into()))
 }
 
 /// The proto user of a row, with `manager.display_name` from `managers`,
@@ -121,7 +112,8 @@ async fn render(
     manager_ids.sort_unstable();
     manager_ids.dedup();
     let managers =
-        store::manager_names(conn, tenant.id, &manager_ids, tenant.policy.name_policy()).await?;
+        user_store::manager_names(conn, tenant.id, &manager_ids, tenant.policy.name_policy())
+            .await?;
     // One query for the groups of the whole page, never one per user.
     let user_ids: Vec<Uuid> = rows.iter().map(|r| r.user_id).collect();
     let mut groups = group_refs(conn, tenant.id, &user_ids).await?;
@@ -151,8 +143,8 @@ impl UserService for UserApi {
         traced("GetUser", async {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
-            let id = parse_id(&req.id)?;
-            let row = store::get(&mut conn, tenant.id, id, req.show_deleted).await?;
+            let id = parse_id::<Users>(&req.id)?;
+            let row = store::get::<Users>(&mut conn, tenant.id, id, req.show_deleted).await?;
             render_one(&mut conn, &tenant, row).await
         })
         .await
@@ -165,37 +157,20 @@ impl UserService for UserApi {
         traced("ListUsers", async {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
-            let filter = req
-                .filter
-                .as_ref()
-                .map(|f| filter::compile(f, Resource::User))
-                .transpose()
-                .map_err(UserError::from)?;
-            let key =
-                sort::compile(req.order_by.as_ref(), Resource::User).map_err(UserError::from)?;
-            let size = page_size(req.page_size).map_err(UserError::from)?;
-            let keyset = Keyset::new(
-                key,
-                Resource::User,
-                tenant.id,
-                req.show_deleted,
-                filter.as_ref(),
-            );
-            let start = keyset
-                .start(req.offset, &req.page_token)
-                .map_err(UserError::from)?;
-            let query = ListQuery {
-                filter,
+            let request = ListRequest {
+                filter: req.filter.as_ref(),
+                order_by: req.order_by.as_ref(),
+                page_size: req.page_size,
+                offset: req.offset,
+                page_token: &req.page_token,
                 show_deleted: req.show_deleted,
             };
-            let (mut page, total_size) =
-                store::list(&mut conn, tenant.id, &query, &keyset, &start, size).await?;
-            let rows = std::mem::take(&mut page.rows);
-            let mut users = render(&mut conn, &tenant, rows).await?;
-            page.fit(&keyset, &mut users, Message::encoded_len);
+            let mut listing = store::list::<Users>(&mut conn, tenant.id, request).await?;
+            let users = render(&mut conn, &tenant, listing.take_rows()).await?;
+            let page = listing.respond(users);
             Ok(ListUsersResponse {
-                users,
-                total_size,
+                users: page.items,
+                total_size: page.total_size,
                 next_page_token: page.next_page_token,
                 previous_page_token: page.previous_page_token,
             })
@@ -215,7 +190,7 @@ impl UserService for UserApi {
                 tenant: &tenant,
                 caller: &caller,
             };
-            let row = retry_conflict!(store::create(&mut conn, &scope, user.clone()))?;
+            let row = retry_conflict!(user_store::create(&mut conn, &scope, user.clone()))?;
             render_one(&mut conn, &tenant, row).await
         })
         .await
@@ -229,13 +204,14 @@ impl UserService for UserApi {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, caller, tenant) = self.state.scoped_call(&metadata, &req.tenant).await?;
             let user = required_user(req.user)?;
-            let id = parse_id(&user.id)?;
+            let id = parse_id::<Users>(&user.id)?;
             let user = UserData::from_proto(user)?;
             let scope = WriteScope {
                 tenant: &tenant,
                 caller: &caller,
             };
-            let row = retry_conflict!(store::replace(&mut conn, &scope, id, &req.etag, &user))?;
+            let row =
+                retry_conflict!(user_store::replace(&mut conn, &scope, id, &req.etag, &user))?;
             render_one(&mut conn, &tenant, row).await
         })
         .await
@@ -248,12 +224,12 @@ impl UserService for UserApi {
         traced("PatchUser", async {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, caller, tenant) = self.state.scoped_call(&metadata, &req.tenant).await?;
-            let id = parse_id(&req.id)?;
+            let id = parse_id::<Users>(&req.id)?;
             let scope = WriteScope {
                 tenant: &tenant,
                 caller: &caller,
             };
-            let row = retry_conflict!(store::patch(
+            let row = retry_conflict!(user_store::patch(
                 &mut conn,
                 &scope,
                 id,
@@ -272,12 +248,12 @@ impl UserService for UserApi {
         traced("DeleteUser", async {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, caller, tenant) = self.state.scoped_call(&metadata, &req.tenant).await?;
-            let id = parse_id(&req.id)?;
+            let id = parse_id::<Users>(&req.id)?;
             let scope = WriteScope {
                 tenant: &tenant,
                 caller: &caller,
             };
-            retry_conflict!(store::delete(&mut conn, &scope, id, &req.etag))?;
+            retry_conflict!(user_store::delete(&mut conn, &scope, id, &req.etag))?;
             Ok(DeleteUserResponse {})
         })
         .await
@@ -291,9 +267,9 @@ mod tests {
     #[test]
     fn malformed_ids_are_not_found() {
         assert!(matches!(
-            parse_id("00919288221112222"),
-            Err(UserError::NotFound(_))
+            parse_id::<Users>("00919288221112222"),
+            Err(ResourceError::NotFound { kind: "user", .. })
         ));
-        assert!(parse_id("0b0c9f4e-7a1d-4e55-9a57-3c7f0f6f2b11").is_ok());
+        assert!(parse_id::<Users>("0b0c9f4e-7a1d-4e55-9a57-3c7f0f6f2b11").is_ok());
     }
 }
