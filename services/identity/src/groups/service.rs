@@ -1,7 +1,6 @@
 //! `identity.v1.GroupService` over the group store.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use diesel_async::AsyncPgConnection;
 use identity_proto::v1::group_service_server::GroupService;
@@ -19,30 +18,19 @@ use uuid::Uuid;
 use super::patch::{self, GroupPatch, MemberChange};
 use super::store::{self as group_store, GroupRow, Groups, MemberRow};
 use super::{GroupData, GroupError, parse_member_ids};
-use crate::app::AppState;
+use crate::app::Api;
 use crate::db::{StoreError, retry_conflict};
 use crate::rpc::{keyset_after, keyset_page_size, timestamp, traced};
 use crate::store::paging::PAGE_BYTES;
-use crate::store::{self, ListRequest, ResourceError, parse_id};
+use crate::store::{self, list_request, list_response, parse_id, required};
 use crate::users::full_name;
 
 /// ListMembers pages: large, since members are small and IdPs read them all.
 const DEFAULT_MEMBER_PAGE_SIZE: i64 = 1000;
 const MAX_MEMBER_PAGE_SIZE: i64 = 10_000;
 
-pub(crate) struct GroupApi {
-    state: Arc<AppState>,
-}
-
-impl GroupApi {
-    pub(crate) fn new(state: Arc<AppState>) -> Self {
-        GroupApi { state }
-    }
-}
-
-fn required_group(group: Option<Group>) -> Result<Group, ResourceError> {
-    group.ok_or_else(|| ResourceError::InvalidValue("group is required".into()))
-}
+/// `identity.v1.GroupService`.
+pub(crate) type GroupApi = Api<Groups>;
 
 fn to_proto(row: GroupRow, tenant: &str) -> Group {
     let attributes = match row.attributes {
@@ -101,6 +89,8 @@ pub(crate) async fn group_refs(
     Ok(refs)
 }
 
+list_response!(ListGroupsResponse { groups: Group });
+
 #[tonic::async_trait]
 impl GroupService for GroupApi {
     async fn get_group(
@@ -124,27 +114,14 @@ impl GroupService for GroupApi {
         traced("ListGroups", async {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
-            let request = ListRequest {
-                filter: req.filter.as_ref(),
-                order_by: req.order_by.as_ref(),
-                page_size: req.page_size,
-                offset: req.offset,
-                page_token: &req.page_token,
-                show_deleted: false,
-            };
+            let request = list_request!(req, show_deleted: false);
             let mut listing = store::list::<Groups>(&mut conn, tenant.id, request).await?;
             let groups = listing
                 .take_rows()
                 .into_iter()
                 .map(|row| to_proto(row, &tenant.slug))
                 .collect();
-            let page = listing.respond(groups);
-            Ok(ListGroupsResponse {
-                groups: page.items,
-                total_size: page.total_size,
-                next_page_token: page.next_page_token,
-                previous_page_token: page.previous_page_token,
-            })
+            Ok(listing.respond(groups).into())
         })
         .await
     }
@@ -156,7 +133,7 @@ impl GroupService for GroupApi {
         traced("CreateGroup", async {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
-            let group = GroupData::from_proto(required_group(req.group)?)?;
+            let group = GroupData::from_proto(required::<Groups, _>(req.group)?)?;
             let members = parse_member_ids(&req.member_ids)?;
             let row = retry_conflict!(group_store::create(&mut conn, tenant.id, &group, &members))?;
             Ok(to_proto(row, &tenant.slug))
@@ -171,7 +148,7 @@ impl GroupService for GroupApi {
         traced("ReplaceGroup", async {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
-            let group = required_group(req.group)?;
+            let group = required::<Groups, _>(req.group)?;
             let id = parse_id::<Groups>(&group.id)?;
             let group = GroupData::from_proto(group)?;
             let members = parse_member_ids(&req.member_ids)?;

@@ -18,7 +18,7 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::sql_types::{self, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 use uuid::Uuid;
 
 use super::patch::{GroupPatch, MemberChange, apply_attributes};
@@ -26,7 +26,7 @@ use super::{GroupData, GroupError};
 use crate::attr::Resource;
 use crate::db::StoreError;
 use crate::schema::{group_members, groups, users};
-use crate::store::{ResourceError, StoredResource, lock, not_found, write_error};
+use crate::store::{ResourceError, StoredResource, lock, not_found, stored_bag, write_error};
 use crate::tenants::policy::SYNTHETIC_GROUPS;
 use identity_proto::v1::ProvisioningPolicy;
 
@@ -85,10 +85,7 @@ impl GroupRow {
         GroupData {
             display_name: self.display_name.clone(),
             external_id: self.external_id.clone(),
-            attributes: match &self.attributes {
-                Json::Object(map) => map.clone(),
-                _ => Map::new(),
-            },
+            attributes: stored_bag(&self.attributes),
         }
     }
 }

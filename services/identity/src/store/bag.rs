@@ -29,3 +29,11 @@ pub(crate) fn sent_bag(
     }
     Ok(attributes)
 }
+
+/// The bag a row stores; a column that is not an object reads as empty.
+pub(crate) fn stored_bag(column: &Json) -> Map<String, Json> {
+    match column {
+        Json::Object(map) => map.clone(),
+        _ => Map::new(),
+    }
+}

@@ -10,7 +10,7 @@ mod list;
 pub(crate) mod paging;
 mod resource;
 
-pub(crate) use bag::sent_bag;
+pub(crate) use bag::{sent_bag, stored_bag};
 pub(crate) use error::{ResourceError, wraps_resource_error};
-pub(crate) use list::{ListRequest, list};
-pub(crate) use resource::{StoredResource, get, lock, not_found, parse_id, write_error};
+pub(crate) use list::{ListPage, ListRequest, list, list_request, list_response};
+pub(crate) use resource::{StoredResource, get, lock, not_found, parse_id, required, write_error};

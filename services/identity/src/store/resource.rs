@@ -49,6 +49,11 @@ pub(crate) trait StoredResource {
 pub(super) type RowQuery<R> =
     dsl::Select<<R as StoredResource>::Query, AsSelect<<R as StoredResource>::Row, Pg>>;
 
+/// The resource a create or replace must carry.
+pub(crate) fn required<R: StoredResource, T>(resource: Option<T>) -> Result<T, ResourceError> {
+    resource.ok_or_else(|| ResourceError::InvalidValue(format!("{} is required", R::KIND)))
+}
+
 /// A malformed id names no resource: NOT_FOUND, as SCIM clients expect.
 pub(crate) fn parse_id<R: StoredResource>(id: &str) -> Result<Uuid, ResourceError> {
     Uuid::try_parse(id.trim()).map_err(|_| not_found::<R>(id))

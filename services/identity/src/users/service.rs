@@ -1,7 +1,6 @@
 //! `identity.v1.UserService` over the user store.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use diesel_async::AsyncPgConnection;
 use identity_proto::v1::user_service_server::UserService;
@@ -15,26 +14,15 @@ use uuid::Uuid;
 
 use super::store::{self as user_store, UserRow, Users, WriteScope};
 use super::{UserData, policy};
-use crate::app::AppState;
+use crate::app::Api;
 use crate::auth::TenantRef;
 use crate::db::retry_conflict;
 use crate::groups::service::group_refs;
 use crate::rpc::{timestamp, traced};
-use crate::store::{self, ListRequest, ResourceError, parse_id};
+use crate::store::{self, list_request, list_response, parse_id, required};
 
-pub(crate) struct UserApi {
-    state: Arc<AppState>,
-}
-
-impl UserApi {
-    pub(crate) fn new(state: Arc<AppState>) -> Self {
-        UserApi { state }
-    }
-}
-
-fn required_user(user: Option<User>) -> Result<User, ResourceError> {
-    user.ok_or_else(|| ResourceError::InvalidValue("user is required".into()))
-}
+/// `identity.v1.UserService`.
+pub(crate) type UserApi = Api<Users>;
 
 /// The proto user of a row, with `manager.display_name` from `managers`,
 /// the user's groups and the access the tenant's policy derives from them.
@@ -137,6 +125,8 @@ async fn render_one(
         .ok_or_else(|| Status::internal("internal error"))
 }
 
+list_response!(ListUsersResponse { users: User });
+
 #[tonic::async_trait]
 impl UserService for UserApi {
     async fn get_user(&self, request: Request<GetUserRequest>) -> Result<Response<User>, Status> {
@@ -157,23 +147,10 @@ impl UserService for UserApi {
         traced("ListUsers", async {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
-            let request = ListRequest {
-                filter: req.filter.as_ref(),
-                order_by: req.order_by.as_ref(),
-                page_size: req.page_size,
-                offset: req.offset,
-                page_token: &req.page_token,
-                show_deleted: req.show_deleted,
-            };
+            let request = list_request!(req, show_deleted: req.show_deleted);
             let mut listing = store::list::<Users>(&mut conn, tenant.id, request).await?;
             let users = render(&mut conn, &tenant, listing.take_rows()).await?;
-            let page = listing.respond(users);
-            Ok(ListUsersResponse {
-                users: page.items,
-                total_size: page.total_size,
-                next_page_token: page.next_page_token,
-                previous_page_token: page.previous_page_token,
-            })
+            Ok(listing.respond(users).into())
         })
         .await
     }
@@ -185,7 +162,7 @@ impl UserService for UserApi {
         traced("CreateUser", async {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, caller, tenant) = self.state.scoped_call(&metadata, &req.tenant).await?;
-            let user = UserData::from_proto(required_user(req.user)?)?;
+            let user = UserData::from_proto(required::<Users, _>(req.user)?)?;
             let scope = WriteScope {
                 tenant: &tenant,
                 caller: &caller,
@@ -203,7 +180,7 @@ impl UserService for UserApi {
         traced("ReplaceUser", async {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, caller, tenant) = self.state.scoped_call(&metadata, &req.tenant).await?;
-            let user = required_user(req.user)?;
+            let user = required::<Users, _>(req.user)?;
             let id = parse_id::<Users>(&user.id)?;
             let user = UserData::from_proto(user)?;
             let scope = WriteScope {
@@ -263,6 +240,7 @@ impl UserService for UserApi {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::ResourceError;
 
     #[test]
     fn malformed_ids_are_not_found() {

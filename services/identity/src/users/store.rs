@@ -11,7 +11,7 @@ use identity_proto::v1::{
     DeleteMode, DeprovisionAction, ExistingPersonPolicy, Name, NamePolicy, PatchOperation,
     UserSource,
 };
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 use uuid::Uuid;
 
 use super::{Enterprise, UserData, UserError, email_from_json, email_to_json, full_name, policy};
@@ -22,7 +22,7 @@ use crate::groups;
 use crate::patch;
 use crate::people;
 use crate::schema::users;
-use crate::store::{ResourceError, StoredResource, lock, write_error};
+use crate::store::{ResourceError, StoredResource, lock, stored_bag, write_error};
 
 /// userName is unique per tenant, case-insensitively, among live users.
 const USER_NAME_INDEX: &str = "users_live_user_name_key";
@@ -133,10 +133,7 @@ impl UserRow {
                 department: self.department.clone(),
             },
             manager_id: self.manager_id,
-            attributes: match &self.attributes {
-                Json::Object(map) => map.clone(),
-                _ => Map::new(),
-            },
+            attributes: stored_bag(&self.attributes),
         }
     }
 
