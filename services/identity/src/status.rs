@@ -17,6 +17,7 @@ use crate::limits::{LimitError, RequestTimedOut};
 use crate::patch::PatchError;
 use crate::rpc::PageError;
 use crate::sort::SortError;
+use crate::store::ResourceError;
 use crate::tenants::TenantError;
 use crate::tokens::TokenError;
 use crate::users::UserError;
@@ -203,35 +204,44 @@ impl From<TokenError> for Status {
     }
 }
 
-impl From<UserError> for Status {
-    fn from(err: UserError) -> Self {
+impl From<ResourceError> for Status {
+    fn from(err: ResourceError) -> Self {
         let message = err.to_string();
         match err {
-            UserError::NotFound(_) => {
+            ResourceError::NotFound { .. } => {
                 client_error(Code::NotFound, ErrorReason::Unspecified, message)
             }
-            UserError::UserNameTaken(_) => {
+            ResourceError::Taken { .. } => {
                 client_error(Code::AlreadyExists, ErrorReason::Uniqueness, message)
             }
-            UserError::InvalidValue(_) => {
+            ResourceError::InvalidValue(_) => {
                 client_error(Code::InvalidArgument, ErrorReason::InvalidValue, message)
             }
-            UserError::Claimed => {
-                client_error(Code::AlreadyExists, ErrorReason::ClaimedElsewhere, message)
-            }
-            UserError::PolicyViolation(_) => client_error(
+            ResourceError::PolicyViolation(_) => client_error(
                 Code::FailedPrecondition,
                 ErrorReason::PolicyViolation,
                 message,
             ),
-            UserError::EtagMismatch { .. } => {
+            ResourceError::EtagMismatch { .. } => {
                 client_error(Code::FailedPrecondition, ErrorReason::EtagMismatch, message)
             }
-            UserError::Filter(e) => e.into(),
-            UserError::Sort(e) => e.into(),
-            UserError::Patch(e) => e.into(),
-            UserError::Page(e) => e.into(),
-            UserError::Store(e) => e.into(),
+            ResourceError::Filter(e) => e.into(),
+            ResourceError::Sort(e) => e.into(),
+            ResourceError::Patch(e) => e.into(),
+            ResourceError::Page(e) => e.into(),
+            ResourceError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<UserError> for Status {
+    fn from(err: UserError) -> Self {
+        let message = err.to_string();
+        match err {
+            UserError::Resource(e) => e.into(),
+            UserError::Claimed => {
+                client_error(Code::AlreadyExists, ErrorReason::ClaimedElsewhere, message)
+            }
         }
     }
 }
@@ -240,28 +250,13 @@ impl From<GroupError> for Status {
     fn from(err: GroupError) -> Self {
         let message = err.to_string();
         match err {
-            GroupError::NotFound(_) | GroupError::UserNotFound(_) => {
+            GroupError::Resource(e) => e.into(),
+            GroupError::UserNotFound(_) => {
                 client_error(Code::NotFound, ErrorReason::Unspecified, message)
             }
-            GroupError::DisplayNameTaken(_) => {
-                client_error(Code::AlreadyExists, ErrorReason::Uniqueness, message)
-            }
-            GroupError::UnknownMembers(_) | GroupError::InvalidValue(_) => {
+            GroupError::UnknownMembers(_) => {
                 client_error(Code::InvalidArgument, ErrorReason::InvalidValue, message)
             }
-            GroupError::PolicyViolation(_) => client_error(
-                Code::FailedPrecondition,
-                ErrorReason::PolicyViolation,
-                message,
-            ),
-            GroupError::EtagMismatch { .. } => {
-                client_error(Code::FailedPrecondition, ErrorReason::EtagMismatch, message)
-            }
-            GroupError::Filter(e) => e.into(),
-            GroupError::Sort(e) => e.into(),
-            GroupError::Patch(e) => e.into(),
-            GroupError::Page(e) => e.into(),
-            GroupError::Store(e) => e.into(),
         }
     }
 }
@@ -281,17 +276,26 @@ mod tests {
     fn client_errors_carry_error_info() {
         let cases: Vec<(Status, Code, &str)> = vec![
             (
-                UserError::UserNameTaken("a".into()).into(),
+                ResourceError::Taken {
+                    attribute: "userName",
+                    value: "a".into(),
+                }
+                .into(),
                 Code::AlreadyExists,
                 "UNIQUENESS",
             ),
             (
-                UserError::NotFound("x".into()).into(),
+                ResourceError::NotFound {
+                    kind: "user",
+                    id: "x".into(),
+                }
+                .into(),
                 Code::NotFound,
                 "ERROR_REASON_UNSPECIFIED",
             ),
             (
-                UserError::EtagMismatch {
+                ResourceError::EtagMismatch {
+                    kind: "user",
                     given: "1".into(),
                     current: 2,
                 }
@@ -365,7 +369,11 @@ mod tests {
                 "UNIQUENESS",
             ),
             (
-                GroupError::DisplayNameTaken("a".into()).into(),
+                GroupError::from(ResourceError::Taken {
+                    attribute: "displayName",
+                    value: "a".into(),
+                })
+                .into(),
                 Code::AlreadyExists,
                 "UNIQUENESS",
             ),
@@ -375,16 +383,21 @@ mod tests {
                 "INVALID_VALUE",
             ),
             (
-                GroupError::EtagMismatch {
+                GroupError::from(ResourceError::EtagMismatch {
+                    kind: "group",
                     given: "1".into(),
                     current: 2,
-                }
+                })
                 .into(),
                 Code::FailedPrecondition,
                 "ETAG_MISMATCH",
             ),
             (
-                GroupError::NotFound("x".into()).into(),
+                GroupError::from(ResourceError::NotFound {
+                    kind: "group",
+                    id: "x".into(),
+                })
+                .into(),
                 Code::NotFound,
                 "ERROR_REASON_UNSPECIFIED",
             ),
@@ -399,12 +412,12 @@ mod tests {
                 "UNIQUENESS",
             ),
             (
-                UserError::Page(PageError::Cursor("x".into())).into(),
+                UserError::from(PageError::Cursor("x".into())).into(),
                 Code::InvalidArgument,
                 "INVALID_CURSOR",
             ),
             (
-                GroupError::Page(PageError::Invalid("x".into())).into(),
+                GroupError::from(PageError::Invalid("x".into())).into(),
                 Code::InvalidArgument,
                 "INVALID_VALUE",
             ),

@@ -12,53 +12,23 @@ use serde_json::{Map, Value as Json};
 use uuid::Uuid;
 
 use crate::attr::{check_bag, check_optional, check_resource_size, check_text};
-use crate::db::StoreError;
-use crate::filter::FilterError;
-use crate::patch::PatchError;
-use crate::rpc::PageError;
-use crate::sort::SortError;
+use crate::store::{ResourceError, sent_bag, wraps_resource_error};
 
+/// What a group's write or read can fail with: what every resource can,
+/// and what members and memberships add.
 #[derive(Debug, thiserror::Error)]
 pub enum GroupError {
-    #[error("group '{0}' not found")]
-    NotFound(String),
+    #[error(transparent)]
+    Resource(#[from] ResourceError),
+    /// ListUserGroups named no live user.
     #[error("user '{0}' not found")]
     UserNotFound(String),
-    #[error("displayName '{0}' is already taken in this tenant")]
-    DisplayNameTaken(String),
     /// Member ids that are not live users of the tenant (or not ids at all).
     #[error("{}", unknown_members_message(.0))]
     UnknownMembers(Vec<String>),
-    #[error("{0}")]
-    InvalidValue(String),
-    /// The tenant's policy forbids the change; the message names the rule.
-    #[error("{0}")]
-    PolicyViolation(String),
-    #[error("the group is at version {current}, not {given}: read it again")]
-    EtagMismatch { given: String, current: i64 },
-    #[error(transparent)]
-    Filter(#[from] FilterError),
-    #[error(transparent)]
-    Sort(#[from] SortError),
-    #[error(transparent)]
-    Patch(#[from] PatchError),
-    #[error(transparent)]
-    Page(#[from] PageError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
 }
 
-impl crate::db::MaybeConflict for GroupError {
-    fn is_conflict(&self) -> bool {
-        matches!(self, GroupError::Store(e) if e.is_conflict())
-    }
-}
-
-impl From<diesel::result::Error> for GroupError {
-    fn from(err: diesel::result::Error) -> Self {
-        GroupError::Store(err.into())
-    }
-}
+wraps_resource_error!(GroupError);
 
 /// How many unknown ids an error message names; the rest are counted.
 const NAMED_IDS: usize = 5;
@@ -101,30 +71,13 @@ impl GroupData {
     /// The writable content of `group` (create and replace); output-only
     /// fields are ignored.
     pub(crate) fn from_proto(group: Group) -> Result<GroupData, GroupError> {
-        let mut attributes = group
-            .attributes
-            .map(identity_proto::struct_to_json)
-            .unwrap_or_default();
-        attributes.retain(|key, value| {
-            !value.is_null()
-                && !DROPPED_ATTRIBUTES
-                    .iter()
-                    .any(|d| d.eq_ignore_ascii_case(key))
-        });
-        if let Some(key) = attributes
-            .keys()
-            .find(|k| TYPED_ATTRIBUTES.iter().any(|t| t.eq_ignore_ascii_case(k)))
-        {
-            return Err(GroupError::InvalidValue(format!(
-                "attribute '{key}' has a typed field; do not send it in attributes"
-            )));
-        }
+        let attributes = sent_bag(group.attributes, TYPED_ATTRIBUTES, DROPPED_ATTRIBUTES)?;
         let data = GroupData {
             display_name: group.display_name,
             external_id: group.external_id,
             attributes,
         };
-        data.validate().map_err(GroupError::InvalidValue)?;
+        data.validate().map_err(ResourceError::InvalidValue)?;
         Ok(data)
     }
 
@@ -177,7 +130,7 @@ mod tests {
         for bad in ["", "  "] {
             assert!(matches!(
                 GroupData::from_proto(group(bad)),
-                Err(GroupError::InvalidValue(_))
+                Err(GroupError::Resource(ResourceError::InvalidValue(_)))
             ));
         }
     }

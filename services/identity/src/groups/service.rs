@@ -1,7 +1,6 @@
 //! `identity.v1.GroupService` over the group store.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use diesel_async::AsyncPgConnection;
 use identity_proto::v1::group_service_server::GroupService;
@@ -17,39 +16,21 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::patch::{self, GroupPatch, MemberChange};
-use super::store::{self, GroupRow, ListQuery, MemberRow};
+use super::store::{self as group_store, GroupRow, Groups, MemberRow};
 use super::{GroupData, GroupError, parse_member_ids};
-use crate::app::AppState;
-use crate::attr::Resource;
+use crate::app::Api;
 use crate::db::{StoreError, retry_conflict};
-use crate::filter;
-use crate::paging::{Keyset, PAGE_BYTES};
-use crate::rpc::{keyset_after, keyset_page_size, page_size, timestamp, traced};
-use crate::sort;
+use crate::rpc::{keyset_after, keyset_page_size, timestamp, traced};
+use crate::store::paging::PAGE_BYTES;
+use crate::store::{self, list_request, list_response, parse_id, required};
 use crate::users::full_name;
 
 /// ListMembers pages: large, since members are small and IdPs read them all.
 const DEFAULT_MEMBER_PAGE_SIZE: i64 = 1000;
 const MAX_MEMBER_PAGE_SIZE: i64 = 10_000;
 
-pub(crate) struct GroupApi {
-    state: Arc<AppState>,
-}
-
-impl GroupApi {
-    pub(crate) fn new(state: Arc<AppState>) -> Self {
-        GroupApi { state }
-    }
-}
-
-/// A malformed id names no group: NOT_FOUND, as for users.
-fn parse_id(id: &str) -> Result<Uuid, GroupError> {
-    Uuid::try_parse(id.trim()).map_err(|_| GroupError::NotFound(id.to_owned()))
-}
-
-fn required_group(group: Option<Group>) -> Result<Group, GroupError> {
-    group.ok_or_else(|| GroupError::InvalidValue("group is required".into()))
-}
+/// `identity.v1.GroupService`.
+pub(crate) type GroupApi = Api<Groups>;
 
 fn to_proto(row: GroupRow, tenant: &str) -> Group {
     let attributes = match row.attributes {
@@ -99,7 +80,7 @@ pub(crate) async fn group_refs(
     user_ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Vec<GroupRef>>, StoreError> {
     let mut refs: HashMap<Uuid, Vec<GroupRef>> = HashMap::new();
-    for (user, group, display_name) in store::groups_of_users(conn, tenant, user_ids).await? {
+    for (user, group, display_name) in group_store::groups_of_users(conn, tenant, user_ids).await? {
         refs.entry(user).or_default().push(GroupRef {
             id: group.to_string(),
             display_name,
@@ -107,6 +88,8 @@ pub(crate) async fn group_refs(
     }
     Ok(refs)
 }
+
+list_response!(ListGroupsResponse { groups: Group });
 
 #[tonic::async_trait]
 impl GroupService for GroupApi {
@@ -117,8 +100,8 @@ impl GroupService for GroupApi {
         traced("GetGroup", async {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
-            let id = parse_id(&req.id)?;
-            let row = store::get(&mut conn, tenant.id, id).await?;
+            let id = parse_id::<Groups>(&req.id)?;
+            let row = store::get::<Groups>(&mut conn, tenant.id, id, false).await?;
             Ok(to_proto(row, &tenant.slug))
         })
         .await
@@ -131,33 +114,14 @@ impl GroupService for GroupApi {
         traced("ListGroups", async {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
-            let filter = req
-                .filter
-                .as_ref()
-                .map(|f| filter::compile(f, Resource::Group))
-                .transpose()
-                .map_err(GroupError::from)?;
-            let key =
-                sort::compile(req.order_by.as_ref(), Resource::Group).map_err(GroupError::from)?;
-            let size = page_size(req.page_size).map_err(GroupError::from)?;
-            let keyset = Keyset::new(key, Resource::Group, tenant.id, false, filter.as_ref());
-            let start = keyset
-                .start(req.offset, &req.page_token)
-                .map_err(GroupError::from)?;
-            let query = ListQuery { filter };
-            let (mut page, total_size) =
-                store::list(&mut conn, tenant.id, &query, &keyset, &start, size).await?;
-            let mut groups: Vec<Group> = std::mem::take(&mut page.rows)
+            let request = list_request!(req, show_deleted: false);
+            let mut listing = store::list::<Groups>(&mut conn, tenant.id, request).await?;
+            let groups = listing
+                .take_rows()
                 .into_iter()
                 .map(|row| to_proto(row, &tenant.slug))
                 .collect();
-            page.fit(&keyset, &mut groups, Message::encoded_len);
-            Ok(ListGroupsResponse {
-                groups,
-                total_size,
-                next_page_token: page.next_page_token,
-                previous_page_token: page.previous_page_token,
-            })
+            Ok(listing.respond(groups).into())
         })
         .await
     }
@@ -169,9 +133,9 @@ impl GroupService for GroupApi {
         traced("CreateGroup", async {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
-            let group = GroupData::from_proto(required_group(req.group)?)?;
+            let group = GroupData::from_proto(required::<Groups, _>(req.group)?)?;
             let members = parse_member_ids(&req.member_ids)?;
-            let row = retry_conflict!(store::create(&mut conn, tenant.id, &group, &members))?;
+            let row = retry_conflict!(group_store::create(&mut conn, tenant.id, &group, &members))?;
             Ok(to_proto(row, &tenant.slug))
         })
         .await
@@ -184,11 +148,11 @@ impl GroupService for GroupApi {
         traced("ReplaceGroup", async {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
-            let group = required_group(req.group)?;
-            let id = parse_id(&group.id)?;
+            let group = required::<Groups, _>(req.group)?;
+            let id = parse_id::<Groups>(&group.id)?;
             let group = GroupData::from_proto(group)?;
             let members = parse_member_ids(&req.member_ids)?;
-            let row = retry_conflict!(store::replace(
+            let row = retry_conflict!(group_store::replace(
                 &mut conn, tenant.id, id, &req.etag, &group, &members
             ))?;
             Ok(to_proto(row, &tenant.slug))
@@ -203,9 +167,11 @@ impl GroupService for GroupApi {
         traced("PatchGroup", async {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
-            let id = parse_id(&req.id)?;
-            let plan = patch::plan(&req.operations).map_err(GroupError::from)?;
-            let row = retry_conflict!(store::patch(&mut conn, tenant.id, id, &req.etag, &plan))?;
+            let id = parse_id::<Groups>(&req.id)?;
+            let plan = patch::plan(&req.operations)?;
+            let row = retry_conflict!(group_store::patch(
+                &mut conn, tenant.id, id, &req.etag, &plan
+            ))?;
             Ok(to_proto(row, &tenant.slug))
         })
         .await
@@ -218,8 +184,8 @@ impl GroupService for GroupApi {
         traced("DeleteGroup", async {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
-            let id = parse_id(&req.id)?;
-            retry_conflict!(store::delete(&mut conn, tenant.id, id, &req.etag))?;
+            let id = parse_id::<Groups>(&req.id)?;
+            retry_conflict!(group_store::delete(&mut conn, tenant.id, id, &req.etag))?;
             Ok(DeleteGroupResponse {})
         })
         .await
@@ -232,12 +198,12 @@ impl GroupService for GroupApi {
         traced("AddMembers", async {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
-            let id = parse_id(&req.group_id)?;
+            let id = parse_id::<Groups>(&req.group_id)?;
             let plan = GroupPatch {
                 attributes: Vec::new(),
                 members: vec![MemberChange::Add(parse_member_ids(&req.user_ids)?)],
             };
-            let row = retry_conflict!(store::patch(&mut conn, tenant.id, id, "", &plan))?;
+            let row = retry_conflict!(group_store::patch(&mut conn, tenant.id, id, "", &plan))?;
             Ok(to_proto(row, &tenant.slug))
         })
         .await
@@ -250,12 +216,12 @@ impl GroupService for GroupApi {
         traced("RemoveMembers", async {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
-            let id = parse_id(&req.group_id)?;
+            let id = parse_id::<Groups>(&req.group_id)?;
             let plan = GroupPatch {
                 attributes: Vec::new(),
                 members: vec![MemberChange::Remove(parse_member_ids(&req.user_ids)?)],
             };
-            let row = retry_conflict!(store::patch(&mut conn, tenant.id, id, "", &plan))?;
+            let row = retry_conflict!(group_store::patch(&mut conn, tenant.id, id, "", &plan))?;
             Ok(to_proto(row, &tenant.slug))
         })
         .await
@@ -268,16 +234,16 @@ impl GroupService for GroupApi {
         traced("ListMembers", async {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
-            let id = parse_id(&req.group_id)?;
+            let id = parse_id::<Groups>(&req.group_id)?;
             let limit = keyset_page_size(
                 req.page_size,
                 DEFAULT_MEMBER_PAGE_SIZE,
                 MAX_MEMBER_PAGE_SIZE,
-            )
-            .map_err(GroupError::from)?;
-            let after = keyset_after(&req.page_token).map_err(GroupError::from)?;
+            )?;
+            let after = keyset_after(&req.page_token)?;
             // One extra row tells whether another page follows.
-            let rows = store::members_page(&mut conn, tenant.id, id, after, limit + 1).await?;
+            let rows =
+                group_store::members_page(&mut conn, tenant.id, id, after, limit + 1).await?;
             let more = rows.len() as i64 > limit;
             let limit = usize::try_from(limit).unwrap_or(usize::MAX);
             // By count and by bytes (userNames may be long): at least one.
@@ -314,7 +280,7 @@ impl GroupService for GroupApi {
             let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
             let user = Uuid::try_parse(req.user_id.trim())
                 .map_err(|_| GroupError::UserNotFound(req.user_id.clone()))?;
-            let groups = store::user_groups(&mut conn, tenant.id, user).await?;
+            let groups = group_store::user_groups(&mut conn, tenant.id, user).await?;
             Ok(ListUserGroupsResponse {
                 groups: groups
                     .into_iter()
@@ -332,12 +298,6 @@ impl GroupService for GroupApi {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn malformed_ids_are_not_found() {
-        assert!(matches!(parse_id("42"), Err(GroupError::NotFound(_))));
-        assert!(parse_id("0b0c9f4e-7a1d-4e55-9a57-3c7f0f6f2b11").is_ok());
-    }
 
     fn member_row(given: Option<&str>, display: Option<&str>) -> MemberRow {
         MemberRow {

@@ -14,20 +14,19 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::result::Error as DieselError;
-use diesel::sql_types::{self, Nullable, Text};
+use diesel::sql_types::{self, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 use uuid::Uuid;
 
 use super::patch::{GroupPatch, MemberChange, apply_attributes};
 use super::{GroupData, GroupError};
-use crate::db::{StoreError, is_unique_violation};
-use crate::filter::{Sql, SqlFilter};
-use crate::paging::{self, Keyset, Page, Rows, Segment, Start};
-use crate::rpc::etag_matches;
+use crate::attr::Resource;
+use crate::db::StoreError;
 use crate::schema::{group_members, groups, users};
+use crate::store::{ResourceError, StoredResource, lock, not_found, stored_bag, write_error};
 use crate::tenants::policy::SYNTHETIC_GROUPS;
 use identity_proto::v1::ProvisioningPolicy;
 
@@ -48,16 +47,45 @@ pub(crate) struct GroupRow {
     pub synthetic: bool,
 }
 
+/// Groups in the generic resource path. They keep no tombstones: a
+/// deleted group is gone.
+pub(crate) struct Groups;
+
+impl StoredResource for Groups {
+    const KIND: &'static str = "group";
+    const RESOURCE: Resource = Resource::Group;
+    const UNIQUE_INDEX: &'static str = DISPLAY_NAME_INDEX;
+    const UNIQUE_ATTRIBUTE: &'static str = "displayName";
+
+    type Row = GroupRow;
+    type Query = groups::BoxedQuery<'static, Pg>;
+
+    fn id(row: &GroupRow) -> Uuid {
+        row.group_id
+    }
+
+    fn version(row: &GroupRow) -> i64 {
+        row.version
+    }
+
+    fn scoped(tenant: Uuid, _show_deleted: bool) -> Self::Query {
+        groups::table
+            .filter(groups::tenant_id.eq(tenant))
+            .into_boxed()
+    }
+
+    fn with_id(query: Self::Query, id: Uuid) -> Self::Query {
+        query.filter(groups::group_id.eq(id))
+    }
+}
+
 impl GroupRow {
     /// The writable content of the row, members aside.
     pub(crate) fn data(&self) -> GroupData {
         GroupData {
             display_name: self.display_name.clone(),
             external_id: self.external_id.clone(),
-            attributes: match &self.attributes {
-                Json::Object(map) => map.clone(),
-                _ => Map::new(),
-            },
+            attributes: stored_bag(&self.attributes),
         }
     }
 }
@@ -76,26 +104,6 @@ fn writable(group: &GroupData) -> Writable<'_> {
         display_name: &group.display_name,
         external_id: group.external_id.as_deref(),
         attributes: Json::Object(group.attributes.clone()),
-    }
-}
-
-/// A displayName clash reported by the unique index becomes UNIQUENESS.
-fn write_error(err: DieselError, display_name: &str) -> GroupError {
-    if is_unique_violation(&err, DISPLAY_NAME_INDEX) {
-        GroupError::DisplayNameTaken(display_name.to_owned())
-    } else {
-        err.into()
-    }
-}
-
-fn check_etag(etag: &str, version: i64) -> Result<(), GroupError> {
-    if etag_matches(etag, version) {
-        Ok(())
-    } else {
-        Err(GroupError::EtagMismatch {
-            given: etag.trim().to_owned(),
-            current: version,
-        })
     }
 }
 
@@ -135,33 +143,14 @@ async fn lock_users(
     }
 }
 
-/// Locks a group for the rest of the transaction and checks the etag.
-async fn lock(
-    conn: &mut AsyncPgConnection,
-    tenant: Uuid,
-    id: Uuid,
-    etag: &str,
-) -> Result<GroupRow, GroupError> {
-    let row = groups::table
-        .filter(groups::tenant_id.eq(tenant))
-        .filter(groups::group_id.eq(id))
-        .select(GroupRow::as_select())
-        .for_update()
-        .get_result(conn)
-        .await
-        .optional()?
-        .ok_or_else(|| GroupError::NotFound(id.to_string()))?;
-    check_etag(etag, row.version)?;
-    Ok(row)
-}
-
 /// A synthetic group keeps its name: its role mapping hangs on it.
 fn keep_synthetic_name(row: &GroupRow, group: &GroupData) -> Result<(), GroupError> {
     if row.synthetic && row.display_name != group.display_name {
-        return Err(GroupError::PolicyViolation(format!(
+        return Err(ResourceError::PolicyViolation(format!(
             "synthetic_groups: '{}' is a synthetic group of this tenant and cannot be renamed",
             row.display_name
-        )));
+        ))
+        .into());
     }
     Ok(())
 }
@@ -306,7 +295,7 @@ async fn update(
     .returning(GroupRow::as_returning())
     .get_result(conn)
     .await
-    .map_err(|e| write_error(e, &group.display_name))
+    .map_err(|e| write_error::<Groups>(e, &group.display_name).into())
 }
 
 /// A new group with its members (`members` sorted, without duplicates).
@@ -330,26 +319,11 @@ pub(crate) async fn create(
             .returning(GroupRow::as_returning())
             .get_result(tx)
             .await
-            .map_err(|e| write_error(e, &group.display_name))?;
+            .map_err(|e| write_error::<Groups>(e, &group.display_name))?;
         insert_members(tx, tenant, id, members).await?;
         Ok(row)
     })
     .await
-}
-
-pub(crate) async fn get(
-    conn: &mut AsyncPgConnection,
-    tenant: Uuid,
-    id: Uuid,
-) -> Result<GroupRow, GroupError> {
-    groups::table
-        .filter(groups::tenant_id.eq(tenant))
-        .filter(groups::group_id.eq(id))
-        .select(GroupRow::as_select())
-        .get_result(conn)
-        .await
-        .optional()?
-        .ok_or_else(|| GroupError::NotFound(id.to_string()))
 }
 
 /// PUT: attributes and the whole member set become what is given.
@@ -363,7 +337,7 @@ pub(crate) async fn replace(
 ) -> Result<GroupRow, GroupError> {
     conn.transaction(async |tx| {
         lock_users(tx, tenant, members).await?;
-        let row = lock(tx, tenant, id, etag).await?;
+        let row = lock::<Groups>(tx, tenant, id, etag).await?;
         keep_synthetic_name(&row, group)?;
         let delta =
             apply_changes(tx, tenant, id, &[MemberChange::Replace(members.to_vec())]).await?;
@@ -382,7 +356,7 @@ pub(crate) async fn patch(
 ) -> Result<GroupRow, GroupError> {
     conn.transaction(async |tx| {
         lock_users(tx, tenant, &plan.added_ids()).await?;
-        let row = lock(tx, tenant, id, etag).await?;
+        let row = lock::<Groups>(tx, tenant, id, etag).await?;
         let group = apply_attributes(id, &row.data(), &plan.attributes)?;
         keep_synthetic_name(&row, &group)?;
         let delta = apply_changes(tx, tenant, id, &plan.members).await?;
@@ -399,13 +373,14 @@ pub(crate) async fn delete(
     etag: &str,
 ) -> Result<(), GroupError> {
     conn.transaction(async |tx| {
-        let row = lock(tx, tenant, id, etag).await?;
+        let row = lock::<Groups>(tx, tenant, id, etag).await?;
         if row.synthetic {
-            return Err(GroupError::PolicyViolation(format!(
+            return Err(ResourceError::PolicyViolation(format!(
                 "synthetic_groups: '{}' is a synthetic group of this tenant and cannot be \
                  deleted; turn the policy off first",
                 row.display_name
-            )));
+            ))
+            .into());
         }
         diesel::delete(
             groups::table
@@ -453,80 +428,6 @@ pub(crate) async fn ensure_synthetic(
     Ok(())
 }
 
-/// What a list asks for.
-pub(crate) struct ListQuery {
-    pub filter: Option<SqlFilter>,
-}
-
-fn matching(tenant: Uuid, query: &ListQuery) -> groups::BoxedQuery<'static, diesel::pg::Pg> {
-    let mut rows = groups::table
-        .filter(groups::tenant_id.eq(tenant))
-        .into_boxed();
-    if let Some(filter) = &query.filter {
-        rows = rows.filter(filter.clone());
-    }
-    rows
-}
-
-/// The rows of one page segment, each with its sort key.
-struct GroupRows<'a> {
-    tenant: Uuid,
-    query: &'a ListQuery,
-    key: Sql<Nullable<Text>>,
-}
-
-impl Rows for GroupRows<'_> {
-    type Row = GroupRow;
-
-    fn id(row: &GroupRow) -> Uuid {
-        row.group_id
-    }
-
-    async fn fetch(
-        &self,
-        conn: &mut AsyncPgConnection,
-        segment: &Segment,
-        limit: i64,
-    ) -> Result<Vec<(GroupRow, Option<String>)>, StoreError> {
-        let mut rows = matching(self.tenant, self.query);
-        if let Some(predicate) = &segment.predicate {
-            rows = rows.filter(predicate.clone());
-        }
-        Ok(rows
-            .select((GroupRow::as_select(), self.key.clone()))
-            .order(segment.order.clone())
-            .offset(segment.offset)
-            .limit(limit)
-            .load(conn)
-            .await?)
-    }
-}
-
-/// One page plus the total, read from one snapshot.
-pub(crate) async fn list(
-    conn: &mut AsyncPgConnection,
-    tenant: Uuid,
-    query: &ListQuery,
-    keyset: &Keyset,
-    start: &Start,
-    size: i64,
-) -> Result<(Page<GroupRow>, i64), GroupError> {
-    conn.build_transaction()
-        .read_only()
-        .repeatable_read()
-        .run(async |tx| {
-            let total: i64 = matching(tenant, query).count().get_result(tx).await?;
-            let source = GroupRows {
-                tenant,
-                query,
-                key: keyset.key_text(),
-            };
-            let page = paging::page(tx, &source, keyset, start, size).await?;
-            Ok::<_, GroupError>((page, total))
-        })
-        .await
-}
-
 /// A member with the columns its display name is made of.
 #[derive(Debug, Queryable)]
 pub(crate) struct MemberRow {
@@ -555,7 +456,7 @@ pub(crate) async fn members_page(
     .get_result(conn)
     .await?;
     if !exists {
-        return Err(GroupError::NotFound(group.to_string()));
+        return Err(not_found::<Groups>(group).into());
     }
     let mut query = group_members::table
         .inner_join(
@@ -688,19 +589,4 @@ pub(crate) async fn remove_user(
     .execute(conn)
     .await?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn etag_mismatch_names_the_current_version() {
-        assert!(check_etag("", 3).is_ok());
-        assert!(check_etag("W/\"3\"", 3).is_ok());
-        assert!(matches!(
-            check_etag("W/\"2\"", 3),
-            Err(GroupError::EtagMismatch { current: 3, .. })
-        ));
-    }
 }

@@ -15,20 +15,14 @@ use crate::attr::{
     ENTERPRISE_URN, MAX_VALUES, check_bag, check_optional, check_resource_size, too_many_values,
 };
 use crate::catalog::canonical_user_bag;
-use crate::db::StoreError;
-use crate::filter::FilterError;
-use crate::patch::PatchError;
-use crate::rpc::PageError;
-use crate::sort::SortError;
+use crate::store::{ResourceError, sent_bag, wraps_resource_error};
 
+/// What a user's write or read can fail with: what every resource can, and
+/// claim protection.
 #[derive(Debug, thiserror::Error)]
 pub enum UserError {
-    #[error("user '{0}' not found")]
-    NotFound(String),
-    #[error("userName '{0}' is already taken in this tenant")]
-    UserNameTaken(String),
-    #[error("{0}")]
-    InvalidValue(String),
+    #[error(transparent)]
+    Resource(#[from] ResourceError),
     /// Claim protection: the login email belongs to a person this tenant's
     /// SCIM does not manage. One message whatever the reason, so it never
     /// tells whether an address exists in another tenant.
@@ -37,34 +31,9 @@ pub enum UserError {
          manage, and the tenant's policy does not let it claim them"
     )]
     Claimed,
-    /// The tenant's policy forbids the change; the message names the rule.
-    #[error("{0}")]
-    PolicyViolation(String),
-    #[error("the user is at version {current}, not {given}: read it again")]
-    EtagMismatch { given: String, current: i64 },
-    #[error(transparent)]
-    Filter(#[from] FilterError),
-    #[error(transparent)]
-    Sort(#[from] SortError),
-    #[error(transparent)]
-    Patch(#[from] PatchError),
-    #[error(transparent)]
-    Page(#[from] PageError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
 }
 
-impl crate::db::MaybeConflict for UserError {
-    fn is_conflict(&self) -> bool {
-        matches!(self, UserError::Store(e) if e.is_conflict())
-    }
-}
-
-impl From<diesel::result::Error> for UserError {
-    fn from(err: diesel::result::Error) -> Self {
-        UserError::Store(err.into())
-    }
-}
+wraps_resource_error!(UserError);
 
 /// The enterprise extension's simple attributes (the manager is kept apart).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -112,27 +81,10 @@ impl UserData {
         let enterprise = user.enterprise.unwrap_or_default();
         let manager_id = match enterprise.manager.as_ref().map(|m| m.value.trim()) {
             None | Some("") => None,
-            Some(value) => Some(parse_manager(value).map_err(UserError::InvalidValue)?),
+            Some(value) => Some(parse_manager(value).map_err(ResourceError::InvalidValue)?),
         };
-        let mut attributes = user
-            .attributes
-            .map(identity_proto::struct_to_json)
-            .unwrap_or_default();
-        attributes.retain(|key, value| {
-            !value.is_null()
-                && !DROPPED_ATTRIBUTES
-                    .iter()
-                    .any(|d| d.eq_ignore_ascii_case(key))
-        });
-        if let Some(key) = attributes
-            .keys()
-            .find(|k| TYPED_ATTRIBUTES.iter().any(|t| t.eq_ignore_ascii_case(k)))
-        {
-            return Err(UserError::InvalidValue(format!(
-                "attribute '{key}' has a typed field; do not send it in attributes"
-            )));
-        }
-        let attributes = canonical_user_bag(attributes).map_err(UserError::InvalidValue)?;
+        let attributes = sent_bag(user.attributes, TYPED_ATTRIBUTES, DROPPED_ATTRIBUTES)?;
+        let attributes = canonical_user_bag(attributes).map_err(ResourceError::InvalidValue)?;
         let data = UserData {
             user_name: user.user_name,
             external_id: user.external_id,
@@ -150,7 +102,7 @@ impl UserData {
             manager_id,
             attributes,
         };
-        data.validate().map_err(UserError::InvalidValue)?;
+        data.validate().map_err(ResourceError::InvalidValue)?;
         Ok(data)
     }
 
@@ -381,7 +333,7 @@ mod tests {
         });
         assert!(matches!(
             UserData::from_proto(bad_manager),
-            Err(UserError::InvalidValue(_))
+            Err(UserError::Resource(ResourceError::InvalidValue(_)))
         ));
 
         let mut empty_manager = user("ada");

@@ -9,6 +9,7 @@ use identity_proto::v1::{
 
 use super::{UserData, UserError, full_name};
 use crate::auth::{Caller, TenantRef};
+use crate::store::ResourceError;
 use crate::tenants::policy::SYNTHETIC_GROUPS;
 
 /// Lowercases identifiers when the policy says so, then checks the
@@ -35,9 +36,9 @@ pub(crate) fn check_required(
 ) -> Result<(), UserError> {
     for required in policy.required_attributes() {
         if let Some(attribute) = missing(user, required) {
-            return Err(UserError::InvalidValue(format!(
+            return Err(UserError::from(ResourceError::InvalidValue(format!(
                 "attribute '{attribute}' is required by this tenant's provisioning policy"
-            )));
+            ))));
         }
     }
     Ok(())
@@ -135,10 +136,10 @@ pub(crate) fn check_lock_membership(
 }
 
 fn lock_violation(what: &str) -> UserError {
-    UserError::PolicyViolation(format!(
+    UserError::from(ResourceError::PolicyViolation(format!(
         "scim_managed_lock: {what} of a SCIM-managed user changes only through the tenant's \
          identity provider; this credential has no scim_override permission"
-    ))
+    )))
 }
 
 /// The roles and organizations a user holds: the direct ones, plus those
@@ -251,7 +252,9 @@ mod tests {
             ],
             ..ProvisioningPolicy::default()
         };
-        let Err(UserError::InvalidValue(message)) = prepare(&mut ada(), &policy) else {
+        let Err(UserError::Resource(ResourceError::InvalidValue(message))) =
+            prepare(&mut ada(), &policy)
+        else {
             panic!("familyName is missing")
         };
         assert!(message.contains("'name.familyName'"), "{message}");

@@ -1,7 +1,6 @@
 //! `identity.v1.UserService` over the user store.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use diesel_async::AsyncPgConnection;
 use identity_proto::v1::user_service_server::UserService;
@@ -10,40 +9,20 @@ use identity_proto::v1::{
     GroupRef, ListUsersRequest, ListUsersResponse, Manager, Name, PatchUserRequest,
     ReplaceUserRequest, User,
 };
-use prost::Message;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::store::{self, ListQuery, UserRow, WriteScope};
-use super::{UserData, UserError, policy};
-use crate::app::AppState;
-use crate::attr::Resource;
+use super::store::{self as user_store, UserRow, Users, WriteScope};
+use super::{UserData, policy};
+use crate::app::Api;
 use crate::auth::TenantRef;
 use crate::db::retry_conflict;
-use crate::filter;
 use crate::groups::service::group_refs;
-use crate::paging::Keyset;
-use crate::rpc::{page_size, timestamp, traced};
-use crate::sort;
+use crate::rpc::{timestamp, traced};
+use crate::store::{self, list_request, list_response, parse_id, required};
 
-pub(crate) struct UserApi {
-    state: Arc<AppState>,
-}
-
-impl UserApi {
-    pub(crate) fn new(state: Arc<AppState>) -> Self {
-        UserApi { state }
-    }
-}
-
-/// A malformed id names no user: NOT_FOUND, as SCIM clients expect.
-fn parse_id(id: &str) -> Result<Uuid, UserError> {
-    Uuid::try_parse(id.trim()).map_err(|_| UserError::NotFound(id.to_owned()))
-}
-
-fn required_user(user: Option<User>) -> Result<User, UserError> {
-    user.ok_or_else(|| UserError::InvalidValue("user is required".into()))
-}
+/// `identity.v1.UserService`.
+pub(crate) type UserApi = Api<Users>;
 
 /// The proto user of a row, with `manager.display_name` from `managers`,
 /// the user's groups and the access the tenant's policy derives from them.
@@ -121,7 +100,8 @@ async fn render(
     manager_ids.sort_unstable();
     manager_ids.dedup();
     let managers =
-        store::manager_names(conn, tenant.id, &manager_ids, tenant.policy.name_policy()).await?;
+        user_store::manager_names(conn, tenant.id, &manager_ids, tenant.policy.name_policy())
+            .await?;
     // One query for the groups of the whole page, never one per user.
     let user_ids: Vec<Uuid> = rows.iter().map(|r| r.user_id).collect();
     let mut groups = group_refs(conn, tenant.id, &user_ids).await?;
@@ -145,14 +125,16 @@ async fn render_one(
         .ok_or_else(|| Status::internal("internal error"))
 }
 
+list_response!(ListUsersResponse { users: User });
+
 #[tonic::async_trait]
 impl UserService for UserApi {
     async fn get_user(&self, request: Request<GetUserRequest>) -> Result<Response<User>, Status> {
         traced("GetUser", async {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
-            let id = parse_id(&req.id)?;
-            let row = store::get(&mut conn, tenant.id, id, req.show_deleted).await?;
+            let id = parse_id::<Users>(&req.id)?;
+            let row = store::get::<Users>(&mut conn, tenant.id, id, req.show_deleted).await?;
             render_one(&mut conn, &tenant, row).await
         })
         .await
@@ -165,40 +147,10 @@ impl UserService for UserApi {
         traced("ListUsers", async {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
-            let filter = req
-                .filter
-                .as_ref()
-                .map(|f| filter::compile(f, Resource::User))
-                .transpose()
-                .map_err(UserError::from)?;
-            let key =
-                sort::compile(req.order_by.as_ref(), Resource::User).map_err(UserError::from)?;
-            let size = page_size(req.page_size).map_err(UserError::from)?;
-            let keyset = Keyset::new(
-                key,
-                Resource::User,
-                tenant.id,
-                req.show_deleted,
-                filter.as_ref(),
-            );
-            let start = keyset
-                .start(req.offset, &req.page_token)
-                .map_err(UserError::from)?;
-            let query = ListQuery {
-                filter,
-                show_deleted: req.show_deleted,
-            };
-            let (mut page, total_size) =
-                store::list(&mut conn, tenant.id, &query, &keyset, &start, size).await?;
-            let rows = std::mem::take(&mut page.rows);
-            let mut users = render(&mut conn, &tenant, rows).await?;
-            page.fit(&keyset, &mut users, Message::encoded_len);
-            Ok(ListUsersResponse {
-                users,
-                total_size,
-                next_page_token: page.next_page_token,
-                previous_page_token: page.previous_page_token,
-            })
+            let request = list_request!(req, show_deleted: req.show_deleted);
+            let mut listing = store::list::<Users>(&mut conn, tenant.id, request).await?;
+            let users = render(&mut conn, &tenant, listing.take_rows()).await?;
+            Ok(listing.respond(users).into())
         })
         .await
     }
@@ -210,12 +162,12 @@ impl UserService for UserApi {
         traced("CreateUser", async {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, caller, tenant) = self.state.scoped_call(&metadata, &req.tenant).await?;
-            let user = UserData::from_proto(required_user(req.user)?)?;
+            let user = UserData::from_proto(required::<Users, _>(req.user)?)?;
             let scope = WriteScope {
                 tenant: &tenant,
                 caller: &caller,
             };
-            let row = retry_conflict!(store::create(&mut conn, &scope, user.clone()))?;
+            let row = retry_conflict!(user_store::create(&mut conn, &scope, user.clone()))?;
             render_one(&mut conn, &tenant, row).await
         })
         .await
@@ -228,14 +180,15 @@ impl UserService for UserApi {
         traced("ReplaceUser", async {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, caller, tenant) = self.state.scoped_call(&metadata, &req.tenant).await?;
-            let user = required_user(req.user)?;
-            let id = parse_id(&user.id)?;
+            let user = required::<Users, _>(req.user)?;
+            let id = parse_id::<Users>(&user.id)?;
             let user = UserData::from_proto(user)?;
             let scope = WriteScope {
                 tenant: &tenant,
                 caller: &caller,
             };
-            let row = retry_conflict!(store::replace(&mut conn, &scope, id, &req.etag, &user))?;
+            let row =
+                retry_conflict!(user_store::replace(&mut conn, &scope, id, &req.etag, &user))?;
             render_one(&mut conn, &tenant, row).await
         })
         .await
@@ -248,12 +201,12 @@ impl UserService for UserApi {
         traced("PatchUser", async {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, caller, tenant) = self.state.scoped_call(&metadata, &req.tenant).await?;
-            let id = parse_id(&req.id)?;
+            let id = parse_id::<Users>(&req.id)?;
             let scope = WriteScope {
                 tenant: &tenant,
                 caller: &caller,
             };
-            let row = retry_conflict!(store::patch(
+            let row = retry_conflict!(user_store::patch(
                 &mut conn,
                 &scope,
                 id,
@@ -272,12 +225,12 @@ impl UserService for UserApi {
         traced("DeleteUser", async {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, caller, tenant) = self.state.scoped_call(&metadata, &req.tenant).await?;
-            let id = parse_id(&req.id)?;
+            let id = parse_id::<Users>(&req.id)?;
             let scope = WriteScope {
                 tenant: &tenant,
                 caller: &caller,
             };
-            retry_conflict!(store::delete(&mut conn, &scope, id, &req.etag))?;
+            retry_conflict!(user_store::delete(&mut conn, &scope, id, &req.etag))?;
             Ok(DeleteUserResponse {})
         })
         .await
@@ -287,13 +240,14 @@ impl UserService for UserApi {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::ResourceError;
 
     #[test]
     fn malformed_ids_are_not_found() {
         assert!(matches!(
-            parse_id("00919288221112222"),
-            Err(UserError::NotFound(_))
+            parse_id::<Users>("00919288221112222"),
+            Err(ResourceError::NotFound { kind: "user", .. })
         ));
-        assert!(parse_id("0b0c9f4e-7a1d-4e55-9a57-3c7f0f6f2b11").is_ok());
+        assert!(parse_id::<Users>("0b0c9f4e-7a1d-4e55-9a57-3c7f0f6f2b11").is_ok());
     }
 }

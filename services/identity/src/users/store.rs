@@ -4,29 +4,27 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::result::Error as DieselError;
-use diesel::sql_types::{Nullable, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use identity_proto::v1::{
     DeleteMode, DeprovisionAction, ExistingPersonPolicy, Name, NamePolicy, PatchOperation,
     UserSource,
 };
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 use uuid::Uuid;
 
 use super::{
     Enterprise, UserData, UserError, document, email_from_json, email_to_json, full_name, policy,
 };
+use crate::attr::Resource;
 use crate::auth::{Caller, TenantRef};
-use crate::db::{StoreError, is_unique_violation};
-use crate::filter::{Sql, SqlFilter};
+use crate::db::StoreError;
 use crate::groups;
-use crate::paging::{self, Keyset, Page, Rows, Segment, Start};
 use crate::patch;
 use crate::people;
-use crate::rpc::etag_matches;
 use crate::schema::users;
+use crate::store::{ResourceError, StoredResource, lock, stored_bag, write_error};
 
 /// userName is unique per tenant, case-insensitively, among live users.
 const USER_NAME_INDEX: &str = "users_live_user_name_key";
@@ -65,6 +63,43 @@ pub(crate) struct UserRow {
     pub organizations: Vec<String>,
 }
 
+/// Users in the generic resource path: their rows, tombstones kept apart
+/// from live users.
+pub(crate) struct Users;
+
+impl StoredResource for Users {
+    const KIND: &'static str = "user";
+    const RESOURCE: Resource = Resource::User;
+    const UNIQUE_INDEX: &'static str = USER_NAME_INDEX;
+    const UNIQUE_ATTRIBUTE: &'static str = "userName";
+
+    type Row = UserRow;
+    type Query = users::BoxedQuery<'static, Pg>;
+
+    fn id(row: &UserRow) -> Uuid {
+        row.user_id
+    }
+
+    fn version(row: &UserRow) -> i64 {
+        row.version
+    }
+
+    fn scoped(tenant: Uuid, show_deleted: bool) -> Self::Query {
+        let rows = users::table
+            .filter(users::tenant_id.eq(tenant))
+            .into_boxed();
+        if show_deleted {
+            rows
+        } else {
+            rows.filter(users::deleted_at.is_null())
+        }
+    }
+
+    fn with_id(query: Self::Query, id: Uuid) -> Self::Query {
+        query.filter(users::user_id.eq(id))
+    }
+}
+
 impl UserRow {
     /// How the user joined the tenant; the SCIM-managed lock protects
     /// users an identity provider created.
@@ -100,10 +135,7 @@ impl UserRow {
                 department: self.department.clone(),
             },
             manager_id: self.manager_id,
-            attributes: match &self.attributes {
-                Json::Object(map) => map.clone(),
-                _ => Map::new(),
-            },
+            attributes: stored_bag(&self.attributes),
         }
     }
 
@@ -188,27 +220,6 @@ pub(crate) struct WriteScope<'a> {
     pub caller: &'a Caller,
 }
 
-/// A userName clash reported by the unique index becomes UNIQUENESS.
-fn write_error(err: DieselError, user_name: &str) -> UserError {
-    if is_unique_violation(&err, USER_NAME_INDEX) {
-        UserError::UserNameTaken(user_name.to_owned())
-    } else {
-        err.into()
-    }
-}
-
-/// The optional etag precondition (see [`etag_matches`]).
-fn check_etag(etag: &str, version: i64) -> Result<(), UserError> {
-    if etag_matches(etag, version) {
-        Ok(())
-    } else {
-        Err(UserError::EtagMismatch {
-            given: etag.trim().to_owned(),
-            current: version,
-        })
-    }
-}
-
 /// A manager must be a live user of the same tenant, other than the user.
 async fn check_manager(
     conn: &mut AsyncPgConnection,
@@ -220,9 +231,9 @@ async fn check_manager(
         return Ok(());
     };
     if manager == user {
-        return Err(UserError::InvalidValue(
-            "a user cannot be their own manager".into(),
-        ));
+        return Err(
+            ResourceError::InvalidValue("a user cannot be their own manager".into()).into(),
+        );
     }
     let exists: bool = diesel::select(diesel::dsl::exists(
         users::table
@@ -235,9 +246,10 @@ async fn check_manager(
     if exists {
         Ok(())
     } else {
-        Err(UserError::InvalidValue(format!(
+        Err(ResourceError::InvalidValue(format!(
             "manager '{manager}' is not a user of this tenant"
-        )))
+        ))
+        .into())
     }
 }
 
@@ -270,7 +282,7 @@ pub(crate) async fn create(
             && scope.caller.is_scim()
             && let Claim::Adopt(existing) = claim(tx, scope, person, email, None).await?
         {
-            let row = lock(tx, tenant, existing, "").await?;
+            let row = lock::<Users>(tx, tenant, existing, "").await?;
             return write(tx, scope, &row, user.clone(), SOURCE_SCIM).await;
         }
         check_manager(tx, tenant, id, user.manager_id).await?;
@@ -298,7 +310,7 @@ pub(crate) async fn create(
             .returning(UserRow::as_returning())
             .get_result(tx)
             .await
-            .map_err(|e| write_error(e, &user.user_name))
+            .map_err(|e| write_error::<Users>(e, &user.user_name).into())
     })
     .await
 }
@@ -383,48 +395,6 @@ async fn claim(
     })
 }
 
-pub(crate) async fn get(
-    conn: &mut AsyncPgConnection,
-    tenant: Uuid,
-    id: Uuid,
-    show_deleted: bool,
-) -> Result<UserRow, UserError> {
-    let mut query = users::table
-        .filter(users::tenant_id.eq(tenant))
-        .filter(users::user_id.eq(id))
-        .select(UserRow::as_select())
-        .into_boxed();
-    if !show_deleted {
-        query = query.filter(users::deleted_at.is_null());
-    }
-    query
-        .get_result(conn)
-        .await
-        .optional()?
-        .ok_or_else(|| UserError::NotFound(id.to_string()))
-}
-
-/// Locks a live user for the rest of the transaction and checks the etag.
-async fn lock(
-    conn: &mut AsyncPgConnection,
-    tenant: Uuid,
-    id: Uuid,
-    etag: &str,
-) -> Result<UserRow, UserError> {
-    let row = users::table
-        .filter(users::tenant_id.eq(tenant))
-        .filter(users::user_id.eq(id))
-        .filter(users::deleted_at.is_null())
-        .select(UserRow::as_select())
-        .for_update()
-        .get_result(conn)
-        .await
-        .optional()?
-        .ok_or_else(|| UserError::NotFound(id.to_string()))?;
-    check_etag(etag, row.version)?;
-    Ok(row)
-}
-
 async fn update(
     conn: &mut AsyncPgConnection,
     tenant: Uuid,
@@ -447,7 +417,7 @@ async fn update(
     .returning(UserRow::as_returning())
     .get_result(conn)
     .await
-    .map_err(|e| write_error(e, &user.user_name))
+    .map_err(|e| write_error::<Users>(e, &user.user_name).into())
 }
 
 /// Writes `user` over the locked row `old` under the tenant's policy:
@@ -539,7 +509,7 @@ pub(crate) async fn replace(
     user: &UserData,
 ) -> Result<UserRow, UserError> {
     conn.transaction(async |tx| {
-        let old = lock(tx, scope.tenant.id, id, etag).await?;
+        let old = lock::<Users>(tx, scope.tenant.id, id, etag).await?;
         write(tx, scope, &old, user.clone(), &old.source).await
     })
     .await
@@ -554,7 +524,7 @@ pub(crate) async fn patch(
     operations: &[PatchOperation],
 ) -> Result<UserRow, UserError> {
     conn.transaction(async |tx| {
-        let old = lock(tx, scope.tenant.id, id, etag).await?;
+        let old = lock::<Users>(tx, scope.tenant.id, id, etag).await?;
         let mut doc = document::to_document(id, &old.data());
         patch::apply(&document::USER, &mut doc, operations)?;
         let user = document::from_document(doc)?;
@@ -573,7 +543,7 @@ pub(crate) async fn delete(
 ) -> Result<(), UserError> {
     let tenant = scope.tenant.id;
     conn.transaction(async |tx| {
-        let row = lock(tx, tenant, id, etag).await?;
+        let row = lock::<Users>(tx, tenant, id, etag).await?;
         policy::check_lock_membership(
             scope.tenant,
             scope.caller,
@@ -652,84 +622,6 @@ async fn tombstone(
     Ok(tombstone)
 }
 
-/// What a list asks for.
-pub(crate) struct ListQuery {
-    pub filter: Option<SqlFilter>,
-    pub show_deleted: bool,
-}
-
-fn matching(tenant: Uuid, query: &ListQuery) -> users::BoxedQuery<'static, diesel::pg::Pg> {
-    let mut rows = users::table
-        .filter(users::tenant_id.eq(tenant))
-        .into_boxed();
-    if !query.show_deleted {
-        rows = rows.filter(users::deleted_at.is_null());
-    }
-    if let Some(filter) = &query.filter {
-        rows = rows.filter(filter.clone());
-    }
-    rows
-}
-
-/// The rows of one page segment, each with its sort key.
-struct UserRows<'a> {
-    tenant: Uuid,
-    query: &'a ListQuery,
-    key: Sql<Nullable<Text>>,
-}
-
-impl Rows for UserRows<'_> {
-    type Row = UserRow;
-
-    fn id(row: &UserRow) -> Uuid {
-        row.user_id
-    }
-
-    async fn fetch(
-        &self,
-        conn: &mut AsyncPgConnection,
-        segment: &Segment,
-        limit: i64,
-    ) -> Result<Vec<(UserRow, Option<String>)>, StoreError> {
-        let mut rows = matching(self.tenant, self.query);
-        if let Some(predicate) = &segment.predicate {
-            rows = rows.filter(predicate.clone());
-        }
-        Ok(rows
-            .select((UserRow::as_select(), self.key.clone()))
-            .order(segment.order.clone())
-            .offset(segment.offset)
-            .limit(limit)
-            .load(conn)
-            .await?)
-    }
-}
-
-/// One page plus the total, read from one snapshot.
-pub(crate) async fn list(
-    conn: &mut AsyncPgConnection,
-    tenant: Uuid,
-    query: &ListQuery,
-    keyset: &Keyset,
-    start: &Start,
-    size: i64,
-) -> Result<(Page<UserRow>, i64), UserError> {
-    conn.build_transaction()
-        .read_only()
-        .repeatable_read()
-        .run(async |tx| {
-            let total: i64 = matching(tenant, query).count().get_result(tx).await?;
-            let source = UserRows {
-                tenant,
-                query,
-                key: keyset.key_text(),
-            };
-            let page = paging::page(tx, &source, keyset, start, size).await?;
-            Ok::<_, UserError>((page, total))
-        })
-        .await
-}
-
 /// Full names of the live managers among `ids`, for `manager.display_name`.
 pub(crate) async fn manager_names(
     conn: &mut AsyncPgConnection,
@@ -773,21 +665,4 @@ struct ManagerName {
     family_name: Option<String>,
     name_formatted: Option<String>,
     display_name: Option<String>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn etag_forms() {
-        assert!(check_etag("", 3).is_ok());
-        assert!(check_etag("3", 3).is_ok());
-        assert!(check_etag("\"3\"", 3).is_ok());
-        assert!(check_etag("W/\"3\"", 3).is_ok());
-        assert!(matches!(
-            check_etag("W/\"2\"", 3),
-            Err(UserError::EtagMismatch { current: 3, .. })
-        ));
-    }
 }

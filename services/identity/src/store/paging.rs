@@ -119,6 +119,9 @@ impl<R> Page<R> {
     }
 }
 
+/// Rows of one segment, each with its sort key as text.
+pub(crate) type Fetched<R> = Result<Vec<(R, Option<String>)>, StoreError>;
+
 /// How a store reads the rows of one segment.
 pub(crate) trait Rows {
     type Row;
@@ -126,13 +129,14 @@ pub(crate) trait Rows {
     fn id(row: &Self::Row) -> Uuid;
 
     /// Up to `limit` rows of `segment`, each with its sort key as text
-    /// ([`Keyset::key_text`]).
-    async fn fetch(
+    /// ([`Keyset::key_text`]). `Send`, so that a page read generically
+    /// over resources can run inside an RPC.
+    fn fetch(
         &self,
         conn: &mut AsyncPgConnection,
         segment: &Segment,
         limit: i64,
-    ) -> Result<Vec<(Self::Row, Option<String>)>, StoreError>;
+    ) -> impl Future<Output = Fetched<Self::Row>> + Send;
 }
 
 /// The order of one list query and the identity of the query its tokens

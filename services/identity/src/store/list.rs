@@ -1,0 +1,215 @@
+//! One list request, whatever the resource: the filter and the order
+//! compiled for it, the page size and start checked, then one page and the
+//! total read from one snapshot, and the rendered page cut to its byte
+//! budget.
+
+use std::marker::PhantomData;
+
+use diesel::dsl::{self, AsSelect};
+use diesel::pg::Pg;
+use diesel::query_dsl::methods::{FilterDsl, LimitDsl, OffsetDsl, OrderDsl, SelectDsl};
+use diesel::sql_types::{Nullable, Text};
+use diesel::{Expression, SelectableHelper};
+use diesel_async::methods::LoadQuery;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use identity_proto::v1::{Filter, SortOrder};
+use prost::Message;
+use uuid::Uuid;
+
+use super::paging::{self, Fetched, Keyset, Page, Rows, Segment};
+use super::{ResourceError, StoredResource};
+use crate::filter::{self, Sql, SqlFilter};
+use crate::rpc::page_size;
+use crate::sort;
+
+/// What a List call asks for, as its request says it.
+pub(crate) struct ListRequest<'a> {
+    pub filter: Option<&'a Filter>,
+    pub order_by: Option<&'a SortOrder>,
+    pub page_size: Option<i32>,
+    pub offset: i64,
+    pub page_token: &'a str,
+    pub show_deleted: bool,
+}
+
+/// The [`ListRequest`] of a proto List request: they all spell these
+/// fields alike. Tombstones are the caller's to say, since not every
+/// resource keeps them.
+macro_rules! list_request {
+    ($req:expr, show_deleted: $show_deleted:expr) => {
+        $crate::store::ListRequest {
+            filter: $req.filter.as_ref(),
+            order_by: $req.order_by.as_ref(),
+            page_size: $req.page_size,
+            offset: $req.offset,
+            page_token: &$req.page_token,
+            show_deleted: $show_deleted,
+        }
+    };
+}
+pub(crate) use list_request;
+
+/// `From<ListPage<$item>>` for the proto List response `$response`, whose
+/// items are `$items`: every List response spells the rest alike.
+macro_rules! list_response {
+    ($response:ident { $items:ident: $item:ty }) => {
+        impl From<$crate::store::ListPage<$item>> for $response {
+            fn from(page: $crate::store::ListPage<$item>) -> Self {
+                $response {
+                    $items: page.items,
+                    total_size: page.total_size,
+                    next_page_token: page.next_page_token,
+                    previous_page_token: page.previous_page_token,
+                }
+            }
+        }
+    };
+}
+pub(crate) use list_response;
+
+/// One page of rows, its total and what its tokens are bound to.
+pub(crate) struct Listing<Row> {
+    page: Page<Row>,
+    keyset: Keyset,
+    total: i64,
+}
+
+/// A rendered page, ready for the List response.
+pub(crate) struct ListPage<T> {
+    pub items: Vec<T>,
+    pub total_size: i64,
+    pub next_page_token: String,
+    pub previous_page_token: String,
+}
+
+impl<Row> Listing<Row> {
+    /// The page's rows, to render (resources render whole pages at once).
+    pub(crate) fn take_rows(&mut self) -> Vec<Row> {
+        std::mem::take(&mut self.page.rows)
+    }
+
+    /// The response of `items`, this page's rows rendered in order, cut to
+    /// the page's byte budget (see [`Page::fit`]).
+    pub(crate) fn respond<T: Message>(mut self, mut items: Vec<T>) -> ListPage<T> {
+        self.page
+            .fit(&self.keyset, &mut items, Message::encoded_len);
+        ListPage {
+            items,
+            total_size: self.total,
+            next_page_token: self.page.next_page_token,
+            previous_page_token: self.page.previous_page_token,
+        }
+    }
+}
+
+/// The request's page of `R` in `tenant`. Its parts are checked in order:
+/// filter, order, page size, then offset or token.
+pub(crate) async fn list<R>(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    request: ListRequest<'_>,
+) -> Result<Listing<R::Row>, ResourceError>
+where
+    R: StoredResource,
+    for<'a> Segments<'a, R>: Rows<Row = R::Row>,
+    R::Query: SelectDsl<dsl::CountStar>,
+    dsl::Select<R::Query, dsl::CountStar>: LoadQuery<'static, AsyncPgConnection, i64>,
+{
+    let filter = request
+        .filter
+        .map(|f| filter::compile(f, R::RESOURCE))
+        .transpose()?;
+    let key = sort::compile(request.order_by, R::RESOURCE)?;
+    let size = page_size(request.page_size)?;
+    let keyset = Keyset::new(
+        key,
+        R::RESOURCE,
+        tenant,
+        request.show_deleted,
+        filter.as_ref(),
+    );
+    let start = keyset.start(request.offset, request.page_token)?;
+    let source = Segments::<R> {
+        tenant,
+        show_deleted: request.show_deleted,
+        filter: filter.as_ref(),
+        key: keyset.key_text(),
+        resource: PhantomData,
+    };
+    let (page, total) = conn
+        .build_transaction()
+        .read_only()
+        .repeatable_read()
+        .run(async |tx| {
+            let total: i64 = SelectDsl::select(source.matching(), dsl::count_star())
+                .get_result(tx)
+                .await?;
+            let page = paging::page(tx, &source, &keyset, &start, size).await?;
+            Ok::<_, ResourceError>((page, total))
+        })
+        .await?;
+    Ok(Listing {
+        page,
+        keyset,
+        total,
+    })
+}
+
+/// The rows a list reads, and the sort key selected next to each.
+pub(crate) struct Segments<'a, R> {
+    tenant: Uuid,
+    show_deleted: bool,
+    filter: Option<&'a SqlFilter>,
+    key: Sql<Nullable<Text>>,
+    resource: PhantomData<fn() -> R>,
+}
+
+/// A row with its sort key as text.
+type Keyed<R> = (
+    AsSelect<<R as StoredResource>::Row, Pg>,
+    Sql<Nullable<Text>>,
+);
+type KeyedQuery<R> = dsl::Select<<R as StoredResource>::Query, Keyed<R>>;
+
+impl<R: StoredResource> Segments<'_, R> {
+    fn matching(&self) -> R::Query {
+        let rows = R::scoped(self.tenant, self.show_deleted);
+        match self.filter {
+            Some(filter) => FilterDsl::filter(rows, filter.clone()),
+            None => rows,
+        }
+    }
+}
+
+impl<R> Rows for Segments<'_, R>
+where
+    R: StoredResource,
+    Keyed<R>: Expression,
+    R::Query: SelectDsl<Keyed<R>>,
+    KeyedQuery<R>: OrderDsl<Sql<Text>, Output = KeyedQuery<R>>
+        + OffsetDsl<Output = KeyedQuery<R>>
+        + LimitDsl<Output = KeyedQuery<R>>
+        + LoadQuery<'static, AsyncPgConnection, (R::Row, Option<String>)>,
+{
+    type Row = R::Row;
+
+    fn id(row: &R::Row) -> Uuid {
+        R::id(row)
+    }
+
+    async fn fetch(
+        &self,
+        conn: &mut AsyncPgConnection,
+        segment: &Segment,
+        limit: i64,
+    ) -> Fetched<R::Row> {
+        let mut rows = self.matching();
+        if let Some(predicate) = &segment.predicate {
+            rows = FilterDsl::filter(rows, predicate.clone());
+        }
+        let rows = SelectDsl::select(rows, (R::Row::as_select(), self.key.clone()));
+        let rows = OrderDsl::order(rows, segment.order.clone());
+        let rows = LimitDsl::limit(OffsetDsl::offset(rows, segment.offset), limit);
+        Ok(rows.load(conn).await?)
+    }
+}
