@@ -10,7 +10,6 @@ pub mod config;
 mod discovery;
 pub mod error;
 pub mod filter;
-mod groups;
 mod health;
 mod http;
 mod list;
@@ -24,7 +23,6 @@ mod search;
 mod server;
 mod telemetry;
 mod urns;
-mod users;
 pub mod validate;
 
 use std::future::Future;
@@ -212,8 +210,7 @@ fn base_url(public_url: Option<&str>, local: SocketAddr) -> Result<String, Start
 
 fn router(state: AppState) -> Router {
     Router::new()
-        .merge(users::routes())
-        .merge(groups::routes())
+        .merge(resource::routes())
         .merge(search::routes())
         .merge(bulk::routes())
         .merge(discovery::routes())
