@@ -27,7 +27,7 @@ use serde_json::{Map, Value as Json, json};
 use crate::AppState;
 use crate::error::{ScimError, ScimType};
 use crate::http::{Bearer, ScimJson, bare_etag, scim_json, weak_etag};
-use crate::resource::{self, Groups, ScimResource, Users};
+use crate::resource::{self, Groups, ScimResource, Stored, Users};
 use crate::schema::{BASE_PATH, Resource};
 use crate::scope::Scope;
 
@@ -420,11 +420,8 @@ async fn apply<R: ScimResource>(
 ) -> Result<(StatusCode, String, Option<String>), ScimError> {
     let data = || data.ok_or_else(|| ScimError::invalid_syntax("\"data\" is required"));
     let written = |status, message: R::Message| {
-        (
-            status,
-            R::id(&message).to_owned(),
-            Some(R::etag(&message).to_owned()),
-        )
+        let meta = message.meta();
+        (status, meta.id.to_owned(), Some(meta.etag.to_owned()))
     };
     match (method, id) {
         (Method::Post, None) => {

@@ -14,7 +14,7 @@ use identity_proto::v1::{
 use serde_json::{Map, Value as Json};
 use tonic::transport::Channel;
 
-use super::{ListQuery, Listed, Meta, ScimResource};
+use super::{ListQuery, Listed, ScimResource, Stored, unary};
 use crate::AppState;
 use crate::MAX_MESSAGE_BYTES;
 use crate::error::ScimError;
@@ -48,14 +48,6 @@ impl ScimResource for Groups {
         group_to_scim(group, base_url)
     }
 
-    fn id(group: &Group) -> &str {
-        &group.id
-    }
-
-    fn etag(group: &Group) -> &str {
-        &group.etag
-    }
-
     async fn create(
         state: &AppState,
         bearer: &Bearer,
@@ -66,10 +58,10 @@ impl ScimResource for Groups {
             group: Some(group),
             member_ids,
         };
-        Ok(client(state)
-            .create_group(bearer.request(request))
-            .await?
-            .into_inner())
+        unary(bearer, request, |r| async move {
+            client(state).create_group(r).await
+        })
+        .await
     }
 
     async fn replace(
@@ -86,10 +78,10 @@ impl ScimResource for Groups {
             member_ids,
             etag,
         };
-        Ok(client(state)
-            .replace_group(bearer.request(request))
-            .await?
-            .into_inner())
+        unary(bearer, request, |r| async move {
+            client(state).replace_group(r).await
+        })
+        .await
     }
 
     async fn patch(
@@ -105,10 +97,10 @@ impl ScimResource for Groups {
             operations,
             etag,
         };
-        Ok(client(state)
-            .patch_group(bearer.request(request))
-            .await?
-            .into_inner())
+        unary(bearer, request, |r| async move {
+            client(state).patch_group(r).await
+        })
+        .await
     }
 
     async fn delete(
@@ -122,8 +114,11 @@ impl ScimResource for Groups {
             id,
             etag,
         };
-        client(state).delete_group(bearer.request(request)).await?;
-        Ok(())
+        unary(bearer, request, |r| async move {
+            client(state).delete_group(r).await
+        })
+        .await
+        .map(drop)
     }
 
     async fn get(state: &AppState, bearer: &Bearer, id: String) -> Result<Group, ScimError> {
@@ -131,10 +126,10 @@ impl ScimResource for Groups {
             tenant: bearer.tenant(),
             id,
         };
-        Ok(client(state)
-            .get_group(bearer.request(request))
-            .await?
-            .into_inner())
+        unary(bearer, request, |r| async move {
+            client(state).get_group(r).await
+        })
+        .await
     }
 
     async fn list(
@@ -150,10 +145,10 @@ impl ScimResource for Groups {
             page_token: query.page_token,
             order_by: query.order_by,
         };
-        let page = client(state)
-            .list_groups(bearer.request(request))
-            .await?
-            .into_inner();
+        let page = unary(bearer, request, |r| async move {
+            client(state).list_groups(r).await
+        })
+        .await?;
         Ok(Listed {
             items: page.groups,
             total_size: page.total_size,
@@ -229,13 +224,10 @@ pub fn group_to_scim(group: &Group, base_url: &str) -> Map<String, Json> {
         out.insert("externalId".into(), external_id.clone().into());
     }
     out.insert("displayName".into(), group.display_name.clone().into());
-    let meta = Meta {
-        id: &group.id,
-        etag: &group.etag,
-        created: group.create_time.as_ref(),
-        last_modified: group.update_time.as_ref(),
-    };
-    out.insert("meta".into(), super::meta(Resource::Group, base_url, &meta));
+    out.insert(
+        "meta".into(),
+        super::meta(Resource::Group, base_url, &group.meta()),
+    );
     out
 }
 

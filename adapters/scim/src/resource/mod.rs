@@ -34,7 +34,7 @@ use crate::projection::Projection;
 use crate::schema::{BASE_PATH, Resource};
 
 pub use group::Groups;
-pub use meta::{Meta, extension_schemas, meta};
+pub use meta::{Stored, extension_schemas, meta};
 pub use user::Users;
 
 /// What one list call asks the service for, whatever the resource type.
@@ -67,7 +67,7 @@ pub trait ScimResource: Send + Sync + 'static {
     const STREAMED: bool;
 
     /// The proto message of one resource.
-    type Message: Send + Sync + 'static;
+    type Message: Stored + Send + Sync + 'static;
     /// What a request body reads into.
     type Input: Send + 'static;
 
@@ -76,8 +76,6 @@ pub trait ScimResource: Send + Sync + 'static {
     /// The SCIM document of a resource, before projection and without
     /// streamed members.
     fn to_scim(message: &Self::Message, base_url: &str) -> Map<String, Json>;
-    fn id(message: &Self::Message) -> &str;
-    fn etag(message: &Self::Message) -> &str;
 
     fn create(
         state: &AppState,
@@ -185,7 +183,7 @@ pub async fn patch_from<R: ScimResource>(
         // empty member list): nothing to change, so answer with the
         // resource as it is, which must still exist.
         let message = R::get(state, bearer, id).await?;
-        check_if_match(&etag, R::etag(&message))?;
+        check_if_match(&etag, message.meta().etag)?;
         return Ok(message);
     }
     R::patch(state, bearer, id, operations, etag).await
@@ -225,7 +223,7 @@ async fn fetch<R: ScimResource>(
 ) -> Result<Response, ScimError> {
     let projection = Projection::parse(R::KIND, &query)?;
     let message = R::get(&state, &bearer, id).await?;
-    if let Some(response) = not_modified(&headers, R::etag(&message)) {
+    if let Some(response) = not_modified(&headers, message.meta().etag) {
         return Ok(response);
     }
     resource_response::<R>(&state, &bearer, StatusCode::OK, &message, &projection).await
@@ -329,7 +327,7 @@ async fn patch<R: ScimResource>(
             .await;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
-    insert_etag(response.headers_mut(), R::etag(&message));
+    insert_etag(response.headers_mut(), message.meta().etag);
     Ok(response)
 }
 
@@ -341,6 +339,19 @@ async fn remove<R: ScimResource>(
 ) -> Result<Response, ScimError> {
     R::delete(&state, &bearer, id, if_match(&headers)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Sends one gRPC request with the caller's credential, tenant edge and
+/// deadline, and reads the answer; `send` makes the call.
+pub async fn unary<M, A, F>(
+    bearer: &Bearer,
+    message: M,
+    send: impl FnOnce(tonic::Request<M>) -> F,
+) -> Result<A, ScimError>
+where
+    F: Future<Output = Result<tonic::Response<A>, tonic::Status>>,
+{
+    Ok(send(bearer.request(message)).await?.into_inner())
 }
 
 /// One resource as a response: its document (members streamed after it
@@ -365,11 +376,11 @@ async fn resource_response<R: ScimResource>(
     } else {
         scim_json(status, &Json::Object(document))
     };
-    insert_etag(response.headers_mut(), R::etag(message));
+    insert_etag(response.headers_mut(), message.meta().etag);
     if status == StatusCode::CREATED {
         insert_location(
             response.headers_mut(),
-            &R::KIND.location(&bearer.scope().base_url, R::id(message)),
+            &R::KIND.location(&bearer.scope().base_url, message.meta().id),
         );
     }
     Ok(response)

@@ -9,7 +9,7 @@ use identity_proto::v1::{
 use serde_json::{Map, Value as Json};
 use tonic::transport::Channel;
 
-use super::{ListQuery, Listed, Meta, ScimResource};
+use super::{ListQuery, Listed, ScimResource, Stored, unary};
 use crate::AppState;
 use crate::MAX_MESSAGE_BYTES;
 use crate::error::ScimError;
@@ -40,23 +40,15 @@ impl ScimResource for Users {
         user_to_scim(user, base_url)
     }
 
-    fn id(user: &User) -> &str {
-        &user.id
-    }
-
-    fn etag(user: &User) -> &str {
-        &user.etag
-    }
-
     async fn create(state: &AppState, bearer: &Bearer, user: User) -> Result<User, ScimError> {
         let request = CreateUserRequest {
             tenant: bearer.tenant(),
             user: Some(user),
         };
-        Ok(client(state)
-            .create_user(bearer.request(request))
-            .await?
-            .into_inner())
+        unary(bearer, request, |r| async move {
+            client(state).create_user(r).await
+        })
+        .await
     }
 
     async fn replace(
@@ -72,10 +64,10 @@ impl ScimResource for Users {
             user: Some(user),
             etag,
         };
-        Ok(client(state)
-            .replace_user(bearer.request(request))
-            .await?
-            .into_inner())
+        unary(bearer, request, |r| async move {
+            client(state).replace_user(r).await
+        })
+        .await
     }
 
     async fn patch(
@@ -91,10 +83,10 @@ impl ScimResource for Users {
             operations,
             etag,
         };
-        Ok(client(state)
-            .patch_user(bearer.request(request))
-            .await?
-            .into_inner())
+        unary(bearer, request, |r| async move {
+            client(state).patch_user(r).await
+        })
+        .await
     }
 
     async fn delete(
@@ -108,8 +100,11 @@ impl ScimResource for Users {
             id,
             etag,
         };
-        client(state).delete_user(bearer.request(request)).await?;
-        Ok(())
+        unary(bearer, request, |r| async move {
+            client(state).delete_user(r).await
+        })
+        .await
+        .map(drop)
     }
 
     async fn get(state: &AppState, bearer: &Bearer, id: String) -> Result<User, ScimError> {
@@ -118,10 +113,10 @@ impl ScimResource for Users {
             id,
             show_deleted: false,
         };
-        Ok(client(state)
-            .get_user(bearer.request(request))
-            .await?
-            .into_inner())
+        unary(bearer, request, |r| async move {
+            client(state).get_user(r).await
+        })
+        .await
     }
 
     async fn list(
@@ -138,10 +133,10 @@ impl ScimResource for Users {
             show_deleted: false,
             order_by: query.order_by,
         };
-        let page = client(state)
-            .list_users(bearer.request(request))
-            .await?
-            .into_inner();
+        let page = unary(bearer, request, |r| async move {
+            client(state).list_users(r).await
+        })
+        .await?;
         Ok(Listed {
             items: page.users,
             total_size: page.total_size,
@@ -344,13 +339,10 @@ pub fn user_to_scim(user: &User, base_url: &str) -> Map<String, Json> {
                 .collect(),
         );
     }
-    let meta = Meta {
-        id: &user.id,
-        etag: &user.etag,
-        created: user.create_time.as_ref(),
-        last_modified: user.update_time.as_ref(),
-    };
-    out.insert("meta".into(), super::meta(Resource::User, base_url, &meta));
+    out.insert(
+        "meta".into(),
+        super::meta(Resource::User, base_url, &user.meta()),
+    );
     out
 }
 
