@@ -28,8 +28,8 @@ use crate::AppState;
 use crate::error::{ScimError, ScimType};
 use crate::http::{Bearer, ScimJson, bare_etag, scim_json, weak_etag};
 use crate::resource::{self, Groups, ScimResource, Stored, Users};
-use crate::schema::{BASE_PATH, Resource};
 use crate::scope::Scope;
+use crate::wire::schema::{BASE_PATH, Resource};
 
 pub const BULK_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
 pub const BULK_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:BulkResponse";

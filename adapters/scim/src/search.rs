@@ -23,11 +23,12 @@ use axum::routing::{get, post};
 
 use crate::AppState;
 use crate::error::{ScimError, ScimType};
-use crate::http::{Bearer, ScimJson, ScimQuery};
+use crate::http::{Bearer, ScimJson};
 use crate::list::{ListParams, Page, search_request};
-use crate::projection::Projection;
 use crate::resource::{self, Groups, ListQuery, Listed, ScimResource, Users};
-use crate::schema::BASE_PATH;
+use crate::wire::projection::Projection;
+use crate::wire::query::ScimQuery;
+use crate::wire::schema::BASE_PATH;
 
 /// Page size of a root search without `count`, the services' default.
 const DEFAULT_COUNT: i32 = 100;

@@ -20,10 +20,10 @@ use crate::MAX_MESSAGE_BYTES;
 use crate::error::ScimError;
 use crate::http::Bearer;
 use crate::members::{self, MemberPages, MemberSource};
-use crate::patch::member_ids;
-use crate::projection::Projection;
-use crate::schema::{self, CORE_GROUP, Resource, text};
-use crate::validate;
+use crate::wire::patch::member_ids;
+use crate::wire::projection::Projection;
+use crate::wire::schema::{self, CORE_GROUP, Resource, text};
+use crate::wire::validate;
 
 /// The Group resource type: answers PATCH with 204 and streams members.
 pub struct Groups;

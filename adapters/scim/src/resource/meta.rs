@@ -6,7 +6,7 @@ use serde_json::{Map, Value as Json};
 use identity_proto::v1::{Group, User};
 
 use crate::http::weak_etag;
-use crate::schema::{self, Resource};
+use crate::wire::schema::{self, Resource};
 
 /// A message the service stores: it carries the bookkeeping of `meta`.
 pub trait Stored {

@@ -24,14 +24,15 @@ use serde_json::{Map, Value as Json};
 use crate::AppState;
 use crate::error::ScimError;
 use crate::http::{
-    Bearer, ScimJson, ScimQuery, check_if_match, if_match, insert_etag, insert_location,
-    not_modified, scim_body, scim_json,
+    Bearer, ScimJson, check_if_match, if_match, insert_etag, insert_location, not_modified,
+    scim_body, scim_json,
 };
 use crate::list::{ListParams, PageInfo, list_head, list_response, search_request};
 use crate::members::{self, MemberSource};
-use crate::patch::parse_patch;
-use crate::projection::Projection;
-use crate::schema::{BASE_PATH, Resource};
+use crate::wire::patch::parse_patch;
+use crate::wire::projection::Projection;
+use crate::wire::query::ScimQuery;
+use crate::wire::schema::{BASE_PATH, Resource};
 
 pub use group::Groups;
 pub use meta::{Stored, extension_schemas, meta};

@@ -14,9 +14,9 @@ use crate::AppState;
 use crate::MAX_MESSAGE_BYTES;
 use crate::error::ScimError;
 use crate::http::Bearer;
-use crate::patch::manager_id;
-use crate::schema::{self, CORE_USER, ENTERPRISE_USER, Resource, boolean, object, text};
-use crate::validate;
+use crate::wire::patch::manager_id;
+use crate::wire::schema::{self, CORE_USER, ENTERPRISE_USER, Resource, boolean, object, text};
+use crate::wire::validate;
 
 /// The User resource type.
 pub struct Users;
@@ -416,7 +416,7 @@ fn enterprise_to_scim(enterprise: &EnterpriseUser, base_url: &str) -> Option<Jso
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::projection::Projection;
+    use crate::wire::projection::Projection;
     use axum::http::StatusCode;
     use serde_json::json;
 

@@ -9,10 +9,10 @@ use std::collections::HashSet;
 use identity_proto::v1::{AttributePath, PatchOperation, patch_operation::Op};
 use serde_json::{Map, Value as Json};
 
-use crate::bounds::{self, MAX_PATCH_OPERATIONS};
-use crate::error::ScimError;
-use crate::filter;
-use crate::schema::{self, Kind, PathTarget, Resource, Returned};
+use crate::wire::bounds::{self, MAX_PATCH_OPERATIONS};
+use crate::wire::error::ScimError;
+use crate::wire::filter;
+use crate::wire::schema::{self, Kind, PathTarget, Resource, Returned};
 
 /// Parses a PatchOp body for a `resource` into the operations to send, in order.
 pub fn parse_patch(resource: Resource, body: Json) -> Result<Vec<PatchOperation>, ScimError> {
@@ -967,12 +967,15 @@ mod tests {
         );
         let error = parse_patch(Resource::User, body(MAX_PATCH_OPERATIONS + 1))
             .expect_err("too many operations");
-        assert_eq!(error.scim_type, Some(crate::error::ScimType::InvalidValue));
+        assert_eq!(
+            error.scim_type,
+            Some(crate::wire::error::ScimType::InvalidValue)
+        );
     }
 
     mod fuzz {
         use super::*;
-        use crate::bounds::check_json;
+        use crate::wire::bounds::check_json;
         use identity_proto::v1::PatchUserRequest;
         use proptest::prelude::*;
         use prost::Message;

@@ -13,8 +13,10 @@ use identity_proto::v1::{
 use prost_types::value::Kind as ValueKind;
 use serde_json::Value as Json;
 
-use crate::bounds::{MAX_FILTER_BYTES, MAX_FILTER_DEPTH, MAX_FILTER_TERMS, MAX_PATCH_PATH_BYTES};
-use crate::schema::{self, Kind, PathTarget, Resource};
+use crate::wire::bounds::{
+    MAX_FILTER_BYTES, MAX_FILTER_DEPTH, MAX_FILTER_TERMS, MAX_PATCH_PATH_BYTES,
+};
+use crate::wire::schema::{self, Kind, PathTarget, Resource};
 
 /// A syntax error and the 1-based character position it was found at.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,9 +7,9 @@
 use identity_proto::v1::AttributePath;
 use serde_json::{Map, Value as Json};
 
-use crate::error::ScimError;
+use crate::wire::error::ScimError;
 
-pub use crate::urns::{
+pub use crate::wire::urns::{
     CORE_GROUP, CORE_USER, ENTERPRISE_USER, ERROR, LIST_RESPONSE, PATCH_OP, RESOURCE_TYPE, SCHEMA,
     SCIM_MEDIA_TYPE, SERVICE_PROVIDER_CONFIG,
 };
