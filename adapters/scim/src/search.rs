@@ -1,8 +1,8 @@
 //! Searching with POST (RFC 7644 §3.4.3): a SearchRequest body carries what
 //! a GET list carries in its query string, so it is read into the same
-//! parameters and served by the same code. `/Users/.search` and
-//! `/Groups/.search` live with their resources; this module serves the
-//! server-root search over both resource types.
+//! parameters and served by the same code. `/{Type}/.search` is one of the
+//! generic resource handlers (see `resource`); this module serves the
+//! server-root search over every resource type.
 //!
 //! The root search has no union query behind it: it runs ListUsers and then
 //! ListGroups with the same filter and concatenates the results, users
