@@ -26,11 +26,10 @@ use serde_json::{Map, Value as Json, json};
 
 use crate::AppState;
 use crate::error::{ScimError, ScimType};
-use crate::groups;
 use crate::http::{Bearer, ScimJson, bare_etag, scim_json, weak_etag};
-use crate::schema::{BASE_PATH, Resource};
+use crate::resource::{self, Groups, ScimResource, Stored, Users};
 use crate::scope::Scope;
-use crate::users;
+use crate::wire::schema::{BASE_PATH, Resource};
 
 pub const BULK_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
 pub const BULK_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:BulkResponse";
@@ -394,72 +393,58 @@ async fn execute(
     });
     let data = op.data.clone().map(|d| substitute(d, &resolved));
     let etag = op.version.as_deref().map(bare_etag).unwrap_or_default();
-    let data = || {
-        data.clone()
-            .ok_or_else(|| ScimError::invalid_syntax("\"data\" is required"))
+    if method == Method::Post && id.is_none() && op.bulk_id.is_none() {
+        return Err(ScimError::invalid_value("bulkId is required on POST"));
+    }
+    let (status, id, etag) = match resource {
+        Resource::User => apply::<Users>(state, bearer, method, id, data, etag).await?,
+        Resource::Group => apply::<Groups>(state, bearer, method, id, data, etag).await?,
     };
-    let outcome = |status, id: String, etag: Option<String>| Outcome {
+    Ok(Outcome {
         status,
         resource,
         id,
         etag,
+    })
+}
+
+/// Runs one operation on a resource of type `R`: the status it answers
+/// with, the id it touched and the new version (none after a DELETE).
+async fn apply<R: ScimResource>(
+    state: &AppState,
+    bearer: &Bearer,
+    method: Method,
+    id: Option<String>,
+    data: Option<Json>,
+    etag: String,
+) -> Result<(StatusCode, String, Option<String>), ScimError> {
+    let data = || data.ok_or_else(|| ScimError::invalid_syntax("\"data\" is required"));
+    let written = |status, message: R::Message| {
+        let meta = message.meta();
+        (status, meta.id.to_owned(), Some(meta.etag.to_owned()))
     };
     match (method, id) {
         (Method::Post, None) => {
-            if op.bulk_id.is_none() {
-                return Err(ScimError::invalid_value("bulkId is required on POST"));
-            }
-            let (id, etag) = match resource {
-                Resource::User => {
-                    let user = users::create_user(state, bearer, data()?).await?;
-                    (user.id, user.etag)
-                }
-                Resource::Group => {
-                    let group = groups::create_group(state, bearer, data()?).await?;
-                    (group.id, group.etag)
-                }
-            };
-            Ok(outcome(StatusCode::CREATED, id, Some(etag)))
+            let created = resource::create_from::<R>(state, bearer, data()?).await?;
+            Ok(written(StatusCode::CREATED, created))
         }
         (Method::Put, Some(id)) => {
-            let etag = match resource {
-                Resource::User => {
-                    users::replace_user(state, bearer, id.clone(), data()?, etag)
-                        .await?
-                        .etag
-                }
-                Resource::Group => {
-                    groups::replace_group(state, bearer, id.clone(), data()?, etag)
-                        .await?
-                        .etag
-                }
-            };
-            Ok(outcome(StatusCode::OK, id, Some(etag)))
+            let replaced = resource::replace_from::<R>(state, bearer, id, data()?, etag).await?;
+            Ok(written(StatusCode::OK, replaced))
         }
         (Method::Patch, Some(id)) => {
-            let (status, etag) = match resource {
-                Resource::User => (
-                    StatusCode::OK,
-                    users::patch_user(state, bearer, id.clone(), data()?, etag)
-                        .await?
-                        .etag,
-                ),
-                // As on PATCH /Groups/{id}: the group is not echoed.
-                Resource::Group => (
-                    StatusCode::NO_CONTENT,
-                    groups::patch_group(state, bearer, id.clone(), data()?, etag)
-                        .await?
-                        .etag,
-                ),
+            let patched = resource::patch_from::<R>(state, bearer, id, data()?, etag).await?;
+            // As on PATCH /{Type}/{id}: a type that does not echo answers 204.
+            let status = if R::PATCH_ECHOES {
+                StatusCode::OK
+            } else {
+                StatusCode::NO_CONTENT
             };
-            Ok(outcome(status, id, Some(etag)))
+            Ok(written(status, patched))
         }
         (Method::Delete, Some(id)) => {
-            match resource {
-                Resource::User => users::delete_user(state, bearer, id.clone(), etag).await?,
-                Resource::Group => groups::delete_group(state, bearer, id.clone(), etag).await?,
-            }
-            Ok(outcome(StatusCode::NO_CONTENT, id, None))
+            R::delete(state, bearer, id.clone(), etag).await?;
+            Ok((StatusCode::NO_CONTENT, id, None))
         }
         (Method::Post, Some(_)) => Err(ScimError::method_not_allowed()),
         (_, None) => Err(ScimError::new(

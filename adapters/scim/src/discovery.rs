@@ -15,11 +15,11 @@ use crate::bulk;
 use crate::error::ScimError;
 use crate::http::scim_json;
 use crate::list::{PageInfo, list_response};
-use crate::schema::{
+use crate::scope::Scope;
+use crate::wire::schema::{
     self, AttributeDef, BASE_PATH, CORE_ATTRIBUTES, CORE_GROUP, CORE_USER, DEFAULT_PAGE_SIZE,
     ENTERPRISE_ATTRIBUTES, ENTERPRISE_USER, GROUP_ATTRIBUTES, MAX_PAGE_SIZE, Resource,
 };
-use crate::scope::Scope;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

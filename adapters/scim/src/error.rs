@@ -1,69 +1,16 @@
 //! The one place where failures become SCIM Error responses (RFC 7644 §3.12):
 //! the service's `tonic::Status` (mapped by its ErrorInfo reason) and the
-//! adapter's own parse and protocol errors.
+//! adapter's own parse and protocol errors (the values of
+//! `wire::error`).
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use identity_proto::v1::ErrorReason;
-use serde_json::json;
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::urns;
-
-/// The `scimType` values this adapter can answer with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ScimType {
-    InvalidFilter,
-    InvalidPath,
-    InvalidValue,
-    InvalidSyntax,
-    Mutability,
-    NoTarget,
-    Uniqueness,
-    /// RFC 9865 §2.2: a cursor that is malformed or from another query.
-    InvalidCursor,
-    /// A stale `If-Match`. RFC 7644 has no scimType for 412; this is the
-    /// name the ETag section (§3.14) uses for the condition.
-    PreconditionFailed,
-    /// RFC 7644 §3.12: the answer would be too large or the request asks
-    /// for more than a limit allows.
-    TooMany,
-}
-
-impl ScimType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ScimType::InvalidFilter => "invalidFilter",
-            ScimType::InvalidPath => "invalidPath",
-            ScimType::InvalidValue => "invalidValue",
-            ScimType::InvalidSyntax => "invalidSyntax",
-            ScimType::Mutability => "mutability",
-            ScimType::NoTarget => "noTarget",
-            ScimType::Uniqueness => "uniqueness",
-            ScimType::InvalidCursor => "invalidCursor",
-            ScimType::PreconditionFailed => "preconditionFailed",
-            ScimType::TooMany => "tooMany",
-        }
-    }
-
-    fn from_reason(reason: ErrorReason) -> Option<Self> {
-        match reason {
-            ErrorReason::InvalidFilter => Some(ScimType::InvalidFilter),
-            ErrorReason::InvalidPath => Some(ScimType::InvalidPath),
-            ErrorReason::InvalidValue => Some(ScimType::InvalidValue),
-            ErrorReason::InvalidSyntax => Some(ScimType::InvalidSyntax),
-            // A rule of the tenant's policy (synthetic groups, the
-            // SCIM-managed lock) makes the target immutable for this request.
-            ErrorReason::Mutability | ErrorReason::PolicyViolation => Some(ScimType::Mutability),
-            ErrorReason::NoTarget => Some(ScimType::NoTarget),
-            ErrorReason::Uniqueness => Some(ScimType::Uniqueness),
-            ErrorReason::InvalidCursor => Some(ScimType::InvalidCursor),
-            ErrorReason::TooMany => Some(ScimType::TooMany),
-            _ => None,
-        }
-    }
-}
+pub use crate::wire::error::{ScimError, ScimType};
+use crate::wire::urns;
 
 /// `Retry-After` of a 429 when the service names no delay: a rate or
 /// concurrency limit frees up quickly.
@@ -72,68 +19,13 @@ const RETRY_RATE_LIMITED_SECS: u64 = 1;
 /// enough for a restart or a lock to clear, short enough for provisioning.
 const RETRY_UNAVAILABLE_SECS: u64 = 2;
 
-/// A SCIM Error response: HTTP status, optional `scimType`, a `detail`, and
-/// for answers that invite a retry (429, 503, 504) the `Retry-After` seconds.
-#[derive(Debug, PartialEq, Eq)]
-pub struct ScimError {
-    pub status: StatusCode,
-    pub scim_type: Option<ScimType>,
-    pub detail: String,
-    pub retry_after: Option<u64>,
-}
-
+/// The failures only the HTTP edge and the call to the service meet.
 impl ScimError {
-    pub fn new(status: StatusCode, scim_type: Option<ScimType>, detail: impl Into<String>) -> Self {
-        ScimError {
-            status,
-            scim_type,
-            detail: detail.into(),
-            retry_after: None,
-        }
-    }
-
     fn retry_after(self, seconds: u64) -> Self {
         ScimError {
             retry_after: Some(seconds),
             ..self
         }
-    }
-
-    fn bad_request(scim_type: ScimType, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, Some(scim_type), detail)
-    }
-
-    pub fn invalid_filter(detail: impl Into<String>) -> Self {
-        Self::bad_request(ScimType::InvalidFilter, detail)
-    }
-
-    pub fn invalid_path(detail: impl Into<String>) -> Self {
-        Self::bad_request(ScimType::InvalidPath, detail)
-    }
-
-    pub fn invalid_value(detail: impl Into<String>) -> Self {
-        Self::bad_request(ScimType::InvalidValue, detail)
-    }
-
-    pub fn invalid_syntax(detail: impl Into<String>) -> Self {
-        Self::bad_request(ScimType::InvalidSyntax, detail)
-    }
-
-    pub fn no_target(detail: impl Into<String>) -> Self {
-        Self::bad_request(ScimType::NoTarget, detail)
-    }
-
-    /// A stale `If-Match` noticed by the adapter itself.
-    pub fn precondition_failed(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::PRECONDITION_FAILED,
-            Some(ScimType::PreconditionFailed),
-            detail,
-        )
-    }
-
-    pub fn invalid_cursor(detail: impl Into<String>) -> Self {
-        Self::bad_request(ScimType::InvalidCursor, detail)
     }
 
     pub fn unauthorized(detail: impl Into<String>) -> Self {
@@ -195,17 +87,23 @@ impl ScimError {
             "internal error in the SCIM adapter",
         )
     }
+}
 
-    pub fn body(&self) -> serde_json::Value {
-        let mut body = json!({
-            "schemas": [urns::ERROR],
-            "status": self.status.as_u16().to_string(),
-            "detail": self.detail,
-        });
-        if let Some(scim_type) = self.scim_type {
-            body["scimType"] = json!(scim_type.as_str());
-        }
-        body
+/// The `scimType` the service's ErrorInfo reason stands for.
+fn scim_type_of(reason: ErrorReason) -> Option<ScimType> {
+    match reason {
+        ErrorReason::InvalidFilter => Some(ScimType::InvalidFilter),
+        ErrorReason::InvalidPath => Some(ScimType::InvalidPath),
+        ErrorReason::InvalidValue => Some(ScimType::InvalidValue),
+        ErrorReason::InvalidSyntax => Some(ScimType::InvalidSyntax),
+        // A rule of the tenant's policy (synthetic groups, the
+        // SCIM-managed lock) makes the target immutable for this request.
+        ErrorReason::Mutability | ErrorReason::PolicyViolation => Some(ScimType::Mutability),
+        ErrorReason::NoTarget => Some(ScimType::NoTarget),
+        ErrorReason::Uniqueness => Some(ScimType::Uniqueness),
+        ErrorReason::InvalidCursor => Some(ScimType::InvalidCursor),
+        ErrorReason::TooMany => Some(ScimType::TooMany),
+        _ => None,
     }
 }
 
@@ -215,7 +113,7 @@ impl From<tonic::Status> for ScimError {
             .get_details_error_info()
             .filter(|info| info.domain == identity_proto::ERROR_DOMAIN)
             .and_then(|info| ErrorReason::from_str_name(&info.reason));
-        let scim_type = reason.and_then(ScimType::from_reason);
+        let scim_type = reason.and_then(scim_type_of);
         let retry_after = retry_after(&status);
         let detail = status.message().to_owned();
         if reason == Some(ErrorReason::TooMany) || status.code() == Code::OutOfRange {
@@ -334,6 +232,7 @@ impl IntoResponse for ScimError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     use tonic_types::{ErrorDetails, StatusExt};
 
     fn status(code: Code, reason: &str) -> tonic::Status {

@@ -14,8 +14,9 @@ use tonic::metadata::{Ascii, MetadataValue};
 
 use crate::AppState;
 use crate::error::ScimError;
-use crate::schema;
 use crate::scope::Scope;
+use crate::wire::query::ScimQuery;
+use crate::wire::schema;
 
 /// Metadata marking a call made on behalf of the public SCIM edge (see the
 /// contract's header).
@@ -93,28 +94,6 @@ impl FromRequestParts<AppState> for Bearer {
     }
 }
 
-/// The query string as name/value pairs, in order. Parameter names are
-/// matched case-insensitively by [`ScimQuery::get`] and [`ScimQuery::all`].
-pub struct ScimQuery(pub Vec<(String, String)>);
-
-impl ScimQuery {
-    /// The first value of `name`, trimmed.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.trim())
-    }
-
-    /// Every value of `name`, trimmed, in order.
-    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> {
-        self.0
-            .iter()
-            .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.trim())
-    }
-}
-
 impl<S: Send + Sync> FromRequestParts<S> for ScimQuery {
     type Rejection = ScimError;
 
@@ -159,7 +138,7 @@ impl FromRequest<AppState> for ScimJson {
         let body = serde_json::from_slice(&bytes).map_err(|e| {
             ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}"))
         })?;
-        crate::bounds::check_json(&body)?;
+        crate::wire::bounds::check_json(&body)?;
         Ok(ScimJson(body))
     }
 }

@@ -4,28 +4,20 @@
 //! Every endpoint is served under `/scim/v2` (the token's tenant) and under
 //! `/tenants/{slug}/scim/v2` (the tenant the URL names; see `scope`).
 
-pub mod bounds;
 mod bulk;
 pub mod config;
 mod discovery;
 pub mod error;
-pub mod filter;
-mod groups;
 mod health;
 mod http;
 mod list;
 mod members;
-pub mod patch;
-pub mod projection;
 mod resource;
-pub mod schema;
 mod scope;
 mod search;
 mod server;
 mod telemetry;
-mod urns;
-mod users;
-pub mod validate;
+pub mod wire;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -42,6 +34,7 @@ use tower::util::MapRequestLayer;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::error::ScimError;
+use crate::wire::schema;
 
 /// How the adapter reaches the identity service and presents itself.
 #[derive(Clone, Debug)]
@@ -212,8 +205,7 @@ fn base_url(public_url: Option<&str>, local: SocketAddr) -> Result<String, Start
 
 fn router(state: AppState) -> Router {
     Router::new()
-        .merge(users::routes())
-        .merge(groups::routes())
+        .merge(resource::routes())
         .merge(search::routes())
         .merge(bulk::routes())
         .merge(discovery::routes())

@@ -10,12 +10,13 @@ use axum::response::Response;
 use identity_proto::v1::{Filter, SortOrder};
 use serde_json::{Map, Value as Json, json};
 
-use crate::bounds::{self, MAX_CURSOR_BYTES, MAX_PATH_BYTES};
 use crate::error::ScimError;
-use crate::filter::parse_filter;
-use crate::http::{ScimQuery, scim_json};
-use crate::schema::{self, LIST_RESPONSE, MAX_PAGE_SIZE, PathTarget, Resource};
-use crate::urns::SEARCH_REQUEST;
+use crate::http::scim_json;
+use crate::wire::bounds::{self, MAX_CURSOR_BYTES, MAX_PATH_BYTES};
+use crate::wire::filter::parse_filter;
+use crate::wire::query::ScimQuery;
+use crate::wire::schema::{self, LIST_RESPONSE, MAX_PAGE_SIZE, PathTarget, Resource};
+use crate::wire::urns::SEARCH_REQUEST;
 
 /// How the client pages through results.
 #[derive(Debug, PartialEq)]

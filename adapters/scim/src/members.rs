@@ -19,8 +19,8 @@ use tonic::transport::Channel;
 
 use crate::http::Bearer;
 use crate::list::LIST_TAIL;
-use crate::projection::AttributeRule;
-use crate::schema::Resource;
+use crate::wire::projection::AttributeRule;
+use crate::wire::schema::Resource;
 
 /// Members per ListMembers call: big enough to keep calls few, small enough
 /// to stay far below gRPC message limits.

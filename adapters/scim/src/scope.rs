@@ -16,7 +16,7 @@ use axum::http::request::Parts;
 use axum::http::uri::PathAndQuery;
 
 use crate::AppState;
-use crate::schema::BASE_PATH;
+use crate::wire::schema::BASE_PATH;
 
 /// Path prefix of the tenant-addressed form.
 const TENANTS_PREFIX: &str = "/tenants/";

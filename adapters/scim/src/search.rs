@@ -1,8 +1,8 @@
 //! Searching with POST (RFC 7644 §3.4.3): a SearchRequest body carries what
 //! a GET list carries in its query string, so it is read into the same
-//! parameters and served by the same code. `/Users/.search` and
-//! `/Groups/.search` live with their resources; this module serves the
-//! server-root search over both resource types.
+//! parameters and served by the same code. `/{Type}/.search` is one of the
+//! generic resource handlers (see `resource`); this module serves the
+//! server-root search over every resource type.
 //!
 //! The root search has no union query behind it: it runs ListUsers and then
 //! ListGroups with the same filter and concatenates the results, users
@@ -16,23 +16,19 @@
 //! sort together).
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
-use identity_proto::v1::{ListGroupsRequest, ListUsersRequest};
-use serde_json::{Map, Value as Json};
 
 use crate::AppState;
 use crate::error::{ScimError, ScimType};
-use crate::groups;
-use crate::http::{Bearer, ScimJson, ScimQuery, scim_body};
-use crate::list::{ListParams, Page, list_head, search_request};
-use crate::members::{self, MemberSource};
-use crate::projection::Projection;
-use crate::schema::{BASE_PATH, Resource};
-use crate::users;
+use crate::http::{Bearer, ScimJson};
+use crate::list::{ListParams, Page, search_request};
+use crate::resource::{self, Groups, ListQuery, Listed, ScimResource, Users};
+use crate::wire::projection::Projection;
+use crate::wire::query::ScimQuery;
+use crate::wire::schema::BASE_PATH;
 
 /// Page size of a root search without `count`, the services' default.
 const DEFAULT_COUNT: i32 = 100;
@@ -72,65 +68,60 @@ fn names_unknown_attribute(error: &ScimError) -> bool {
         )
 }
 
+/// One index page of type `R`; a `sortBy` the type cannot sort by leaves
+/// it in creation order.
+async fn page_of<R: ScimResource>(
+    state: &AppState,
+    bearer: &Bearer,
+    params: &ListParams,
+    page_size: i32,
+    offset: i64,
+) -> Result<Listed<R::Message>, ScimError> {
+    let query = |order_by| ListQuery {
+        filter: params.filter.clone(),
+        page_size: Some(page_size),
+        offset,
+        page_token: String::new(),
+        order_by,
+    };
+    match R::list(state, bearer, query(params.order_by.clone())).await {
+        Err(e) if e.status == StatusCode::BAD_REQUEST && params.order_by.is_some() => {
+            R::list(state, bearer, query(None)).await
+        }
+        result => result,
+    }
+}
+
 async fn search_all(
     state: &AppState,
     bearer: &Bearer,
     query: &ScimQuery,
 ) -> Result<Response, ScimError> {
-    let user_params = ListParams::parse(Resource::User, query)?;
-    let group_params = ListParams::parse(Resource::Group, query)?;
+    let user_params = ListParams::parse(Users::KIND, query)?;
+    let group_params = ListParams::parse(Groups::KIND, query)?;
     if matches!(user_params.page, Page::Cursor(_)) {
         return Err(ScimError::invalid_value(
             "cursor pagination is not available when searching all resource types; use startIndex",
         ));
     }
-    let user_projection = Projection::parse(Resource::User, query)?;
-    let group_projection = Projection::parse(Resource::Group, query)?;
+    let user_projection = Projection::parse(Users::KIND, query)?;
+    let group_projection = Projection::parse(Groups::KIND, query)?;
     let offset = user_params.offset();
     let count = user_params.count.unwrap_or(DEFAULT_COUNT);
 
-    let users_request = |order_by| ListUsersRequest {
-        tenant: bearer.tenant(),
-        filter: user_params.filter.clone(),
-        page_size: Some(count),
-        offset,
-        page_token: String::new(),
-        show_deleted: false,
-        order_by,
-    };
-    let users =
-        match users::list_users(state, bearer, users_request(user_params.order_by.clone())).await {
-            Err(e) if e.status == StatusCode::BAD_REQUEST && user_params.order_by.is_some() => {
-                users::list_users(state, bearer, users_request(None)).await
-            }
-            result => result,
+    let (users, user_total, user_error) =
+        match page_of::<Users>(state, bearer, &user_params, count, offset).await {
+            Ok(page) => (page.items, page.total_size, None),
+            Err(e) if names_unknown_attribute(&e) => (Vec::new(), 0, Some(e)),
+            Err(e) => return Err(e),
         };
-    let (users, user_total, user_error) = match users {
-        Ok(page) => (page.users, page.total_size, None),
-        Err(e) if names_unknown_attribute(&e) => (Vec::new(), 0, Some(e)),
-        Err(e) => return Err(e),
-    };
 
     let remaining = count.saturating_sub(i32::try_from(users.len()).unwrap_or(i32::MAX));
-    let groups_request = |order_by| ListGroupsRequest {
-        tenant: bearer.tenant(),
-        filter: group_params.filter.clone(),
-        page_size: Some(remaining.max(0)),
-        offset: offset.saturating_sub(user_total).max(0),
-        page_token: String::new(),
-        order_by,
-    };
+    let group_offset = offset.saturating_sub(user_total).max(0);
     let groups =
-        match groups::list_groups(state, bearer, groups_request(group_params.order_by.clone()))
-            .await
-        {
-            Err(e) if e.status == StatusCode::BAD_REQUEST && group_params.order_by.is_some() => {
-                groups::list_groups(state, bearer, groups_request(None)).await
-            }
-            result => result,
-        };
+        page_of::<Groups>(state, bearer, &group_params, remaining.max(0), group_offset).await;
     let (groups, group_total) = match groups {
-        Ok(page) => (page.groups, page.total_size),
+        Ok(page) => (page.items, page.total_size),
         Err(e) if names_unknown_attribute(&e) => match user_error {
             Some(user_error) => return Err(user_error),
             None => (Vec::new(), 0),
@@ -138,24 +129,15 @@ async fn search_all(
         Err(e) => return Err(e),
     };
 
-    let mut entries: Vec<(Map<String, Json>, Option<MemberSource>)> = users
+    let mut entries: Vec<_> = users
         .iter()
-        .map(
-            |user| match users::projected(user, &bearer.scope().base_url, &user_projection) {
-                Json::Object(document) => (document, None),
-                _ => (Map::new(), None),
-            },
-        )
+        .map(|user| resource::listed::<Users>(state, bearer, user, &user_projection))
         .collect();
     entries.extend(
         groups
             .iter()
-            .map(|group| groups::listed(state, bearer, group, &group_projection)),
+            .map(|group| resource::listed::<Groups>(state, bearer, group, &group_projection)),
     );
     let page = user_params.page_info(user_total.saturating_add(group_total), "", "");
-    let head = list_head(&page, entries.len());
-    Ok(scim_body(
-        StatusCode::OK,
-        Body::from_stream(members::list_body(head, entries)),
-    ))
+    Ok(resource::list_body(&page, entries, true))
 }

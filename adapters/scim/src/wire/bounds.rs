@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use serde_json::Value as Json;
 
-use crate::error::ScimError;
+use crate::wire::error::ScimError;
 
 /// Longest filter text (`?filter=`, `.search`), in bytes.
 pub const MAX_FILTER_BYTES: usize = 8 * 1024;
@@ -153,7 +153,7 @@ pub fn printable(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ScimType;
+    use crate::wire::error::ScimType;
     use serde_json::json;
 
     fn nested(levels: usize) -> Json {

@@ -1,307 +1,149 @@
-//! `/Users`: SCIM User JSON <-> `identity.v1.User`, and the handlers that turn
-//! each request into one UserService call. Every response honours
-//! `attributes`/`excludedAttributes`.
+//! `/Users`: SCIM User JSON <-> `identity.v1.User`, and the UserService
+//! calls that serve the generic handlers (see the parent module).
 
-use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use identity_proto::v1::user_service_client::UserServiceClient;
 use identity_proto::v1::{
     CreateUserRequest, DeleteUserRequest, Email, EnterpriseUser, GetUserRequest, GroupRef,
-    ListUsersRequest, ListUsersResponse, Manager, Name, PatchUserRequest, ReplaceUserRequest, User,
+    ListUsersRequest, Manager, Name, PatchOperation, PatchUserRequest, ReplaceUserRequest, User,
 };
 use serde_json::{Map, Value as Json};
 use tonic::transport::Channel;
 
+use super::{ListQuery, Listed, ScimResource, Stored, unary};
 use crate::AppState;
 use crate::MAX_MESSAGE_BYTES;
 use crate::error::ScimError;
-use crate::http::{
-    Bearer, ScimJson, ScimQuery, check_if_match, if_match, insert_etag, insert_location,
-    not_modified, scim_json,
-};
-use crate::list::search_request;
-use crate::list::{ListParams, list_response};
-use crate::patch::{manager_id, parse_patch};
-use crate::projection::Projection;
-use crate::resource::{self, Meta};
-use crate::schema::{self, BASE_PATH, CORE_USER, ENTERPRISE_USER, Resource, boolean, object, text};
-use crate::scope::Scope;
-use crate::validate;
+use crate::http::Bearer;
+use crate::wire::patch::manager_id;
+use crate::wire::schema::{self, CORE_USER, ENTERPRISE_USER, Resource, boolean, object, text};
+use crate::wire::validate;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(&format!("{BASE_PATH}/Users"), get(list).post(create))
-        .route(&format!("{BASE_PATH}/Users/.search"), post(search))
-        .route(
-            &format!("{BASE_PATH}/Users/{{id}}"),
-            get(fetch).put(replace).patch(patch).delete(remove),
-        )
-}
+/// The User resource type.
+pub struct Users;
 
 fn client(state: &AppState) -> UserServiceClient<Channel> {
     UserServiceClient::new(state.channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES)
 }
 
-/// POST /Users and a bulk POST: the created user.
-pub async fn create_user(state: &AppState, bearer: &Bearer, body: Json) -> Result<User, ScimError> {
-    let request = CreateUserRequest {
-        tenant: bearer.tenant(),
-        user: Some(user_from_scim(body)?),
-    };
-    Ok(client(state)
-        .create_user(bearer.request(request))
-        .await?
-        .into_inner())
-}
+impl ScimResource for Users {
+    const KIND: Resource = Resource::User;
+    const PATCH_ECHOES: bool = true;
+    const STREAMED: bool = false;
+    type Message = User;
+    type Input = User;
 
-/// PUT /Users/{id} and a bulk PUT; `etag` ("" for none) must be current.
-pub async fn replace_user(
-    state: &AppState,
-    bearer: &Bearer,
-    id: String,
-    body: Json,
-    etag: String,
-) -> Result<User, ScimError> {
-    let mut user = user_from_scim(body)?;
-    user.id = id;
-    let request = ReplaceUserRequest {
-        tenant: bearer.tenant(),
-        user: Some(user),
-        etag,
-    };
-    Ok(client(state)
-        .replace_user(bearer.request(request))
-        .await?
-        .into_inner())
-}
+    fn from_scim(body: Json) -> Result<User, ScimError> {
+        user_from_scim(body)
+    }
 
-/// PATCH /Users/{id} and a bulk PATCH; `etag` ("" for none) must be current.
-pub async fn patch_user(
-    state: &AppState,
-    bearer: &Bearer,
-    id: String,
-    body: Json,
-    etag: String,
-) -> Result<User, ScimError> {
-    let operations = parse_patch(Resource::User, body)?;
-    let user = if operations.is_empty() {
-        // Everything sent was ignorable (meta, password, nulls on add):
-        // nothing to change, so answer with the resource as it is.
-        let user = get_user(state, bearer, id).await?;
-        check_if_match(&etag, &user.etag)?;
-        user
-    } else {
+    fn to_scim(user: &User, base_url: &str) -> Map<String, Json> {
+        user_to_scim(user, base_url)
+    }
+
+    async fn create(state: &AppState, bearer: &Bearer, user: User) -> Result<User, ScimError> {
+        let request = CreateUserRequest {
+            tenant: bearer.tenant(),
+            user: Some(user),
+        };
+        unary(bearer, request, |r| async move {
+            client(state).create_user(r).await
+        })
+        .await
+    }
+
+    async fn replace(
+        state: &AppState,
+        bearer: &Bearer,
+        id: String,
+        mut user: User,
+        etag: String,
+    ) -> Result<User, ScimError> {
+        user.id = id;
+        let request = ReplaceUserRequest {
+            tenant: bearer.tenant(),
+            user: Some(user),
+            etag,
+        };
+        unary(bearer, request, |r| async move {
+            client(state).replace_user(r).await
+        })
+        .await
+    }
+
+    async fn patch(
+        state: &AppState,
+        bearer: &Bearer,
+        id: String,
+        operations: Vec<PatchOperation>,
+        etag: String,
+    ) -> Result<User, ScimError> {
         let request = PatchUserRequest {
             tenant: bearer.tenant(),
             id,
             operations,
             etag,
         };
-        client(state)
-            .patch_user(bearer.request(request))
-            .await?
-            .into_inner()
-    };
-    Ok(user)
-}
-
-/// DELETE /Users/{id} and a bulk DELETE.
-pub async fn delete_user(
-    state: &AppState,
-    bearer: &Bearer,
-    id: String,
-    etag: String,
-) -> Result<(), ScimError> {
-    let request = DeleteUserRequest {
-        tenant: bearer.tenant(),
-        id,
-        etag,
-    };
-    client(state).delete_user(bearer.request(request)).await?;
-    Ok(())
-}
-
-async fn get_user(state: &AppState, bearer: &Bearer, id: String) -> Result<User, ScimError> {
-    let request = GetUserRequest {
-        tenant: bearer.tenant(),
-        id,
-        show_deleted: false,
-    };
-    Ok(client(state)
-        .get_user(bearer.request(request))
-        .await?
-        .into_inner())
-}
-
-/// One page of users, as the root `/.search` also reads them.
-pub async fn list_users(
-    state: &AppState,
-    bearer: &Bearer,
-    request: ListUsersRequest,
-) -> Result<ListUsersResponse, ScimError> {
-    Ok(client(state)
-        .list_users(bearer.request(request))
-        .await?
-        .into_inner())
-}
-
-async fn create(
-    State(state): State<AppState>,
-    bearer: Bearer,
-    query: ScimQuery,
-    ScimJson(body): ScimJson,
-) -> Result<Response, ScimError> {
-    let projection = Projection::parse(Resource::User, &query)?;
-    let created = create_user(&state, &bearer, body).await?;
-    Ok(resource_response(
-        bearer.scope(),
-        StatusCode::CREATED,
-        &created,
-        &projection,
-    ))
-}
-
-async fn fetch(
-    State(state): State<AppState>,
-    bearer: Bearer,
-    Path(id): Path<String>,
-    query: ScimQuery,
-    headers: HeaderMap,
-) -> Result<Response, ScimError> {
-    let projection = Projection::parse(Resource::User, &query)?;
-    let user = get_user(&state, &bearer, id).await?;
-    if let Some(response) = not_modified(&headers, &user.etag) {
-        return Ok(response);
+        unary(bearer, request, |r| async move {
+            client(state).patch_user(r).await
+        })
+        .await
     }
-    Ok(resource_response(
-        bearer.scope(),
-        StatusCode::OK,
-        &user,
-        &projection,
-    ))
-}
 
-async fn list(
-    State(state): State<AppState>,
-    bearer: Bearer,
-    query: ScimQuery,
-) -> Result<Response, ScimError> {
-    list_response_for(&state, &bearer, &query).await
-}
-
-/// POST /Users/.search (RFC 7644 §3.4.3): a list request in the body.
-async fn search(
-    State(state): State<AppState>,
-    bearer: Bearer,
-    ScimJson(body): ScimJson,
-) -> Result<Response, ScimError> {
-    let query = search_request(body)?;
-    list_response_for(&state, &bearer, &query).await
-}
-
-async fn list_response_for(
-    state: &AppState,
-    bearer: &Bearer,
-    query: &ScimQuery,
-) -> Result<Response, ScimError> {
-    let params = ListParams::parse(Resource::User, query)?;
-    let projection = Projection::parse(Resource::User, query)?;
-    let request = ListUsersRequest {
-        tenant: bearer.tenant(),
-        filter: params.filter.clone(),
-        page_size: params.count,
-        offset: params.offset(),
-        page_token: params.page_token(),
-        show_deleted: false,
-        order_by: params.order_by.clone(),
-    };
-    let response = list_users(state, bearer, request).await?;
-    let resources: Vec<Json> = response
-        .users
-        .iter()
-        .map(|u| projected(u, &bearer.scope().base_url, &projection))
-        .collect();
-    let page = params.page_info(
-        response.total_size,
-        &response.next_page_token,
-        &response.previous_page_token,
-    );
-    Ok(list_response(&page, resources))
-}
-
-async fn replace(
-    State(state): State<AppState>,
-    bearer: Bearer,
-    Path(id): Path<String>,
-    query: ScimQuery,
-    headers: HeaderMap,
-    ScimJson(body): ScimJson,
-) -> Result<Response, ScimError> {
-    let projection = Projection::parse(Resource::User, &query)?;
-    let user = replace_user(&state, &bearer, id, body, if_match(&headers)).await?;
-    Ok(resource_response(
-        bearer.scope(),
-        StatusCode::OK,
-        &user,
-        &projection,
-    ))
-}
-
-async fn patch(
-    State(state): State<AppState>,
-    bearer: Bearer,
-    Path(id): Path<String>,
-    query: ScimQuery,
-    headers: HeaderMap,
-    ScimJson(body): ScimJson,
-) -> Result<Response, ScimError> {
-    let projection = Projection::parse(Resource::User, &query)?;
-    let user = patch_user(&state, &bearer, id, body, if_match(&headers)).await?;
-    Ok(resource_response(
-        bearer.scope(),
-        StatusCode::OK,
-        &user,
-        &projection,
-    ))
-}
-
-async fn remove(
-    State(state): State<AppState>,
-    bearer: Bearer,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, ScimError> {
-    delete_user(&state, &bearer, id, if_match(&headers)).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-/// The user as SCIM JSON, reduced to what the request asked for.
-pub fn projected(user: &User, base_url: &str, projection: &Projection) -> Json {
-    match user_to_scim(user, base_url) {
-        Json::Object(document) => Json::Object(projection.apply(document)),
-        other => other,
+    async fn delete(
+        state: &AppState,
+        bearer: &Bearer,
+        id: String,
+        etag: String,
+    ) -> Result<(), ScimError> {
+        let request = DeleteUserRequest {
+            tenant: bearer.tenant(),
+            id,
+            etag,
+        };
+        unary(bearer, request, |r| async move {
+            client(state).delete_user(r).await
+        })
+        .await
+        .map(drop)
     }
-}
 
-/// The resource with its `ETag`, plus `Location` when it was just created.
-fn resource_response(
-    scope: &Scope,
-    status: StatusCode,
-    user: &User,
-    projection: &Projection,
-) -> Response {
-    let mut response = scim_json(status, &projected(user, &scope.base_url, projection));
-    insert_etag(response.headers_mut(), &user.etag);
-    if status == StatusCode::CREATED {
-        insert_location(
-            response.headers_mut(),
-            &Resource::User.location(&scope.base_url, &user.id),
-        );
+    async fn get(state: &AppState, bearer: &Bearer, id: String) -> Result<User, ScimError> {
+        let request = GetUserRequest {
+            tenant: bearer.tenant(),
+            id,
+            show_deleted: false,
+        };
+        unary(bearer, request, |r| async move {
+            client(state).get_user(r).await
+        })
+        .await
     }
-    response
+
+    async fn list(
+        state: &AppState,
+        bearer: &Bearer,
+        query: ListQuery,
+    ) -> Result<Listed<User>, ScimError> {
+        let request = ListUsersRequest {
+            tenant: bearer.tenant(),
+            filter: query.filter,
+            page_size: query.page_size,
+            offset: query.offset,
+            page_token: query.page_token,
+            show_deleted: false,
+            order_by: query.order_by,
+        };
+        let page = unary(bearer, request, |r| async move {
+            client(state).list_users(r).await
+        })
+        .await?;
+        Ok(Listed {
+            items: page.users,
+            total_size: page.total_size,
+            next_page_token: page.next_page_token,
+            previous_page_token: page.previous_page_token,
+        })
+    }
 }
 
 /// Reads a SCIM User body, checked against the published schema first (see
@@ -448,7 +290,7 @@ fn set_enterprise(
 }
 
 /// Writes the SCIM representation of a user (RFC 7643 §4.1 and §4.3).
-pub fn user_to_scim(user: &User, base_url: &str) -> Json {
+pub fn user_to_scim(user: &User, base_url: &str) -> Map<String, Json> {
     let mut out = user
         .attributes
         .clone()
@@ -463,7 +305,7 @@ pub fn user_to_scim(user: &User, base_url: &str) -> Json {
         schemas.push(ENTERPRISE_USER.into());
         out.insert(ENTERPRISE_USER.into(), enterprise);
     }
-    schemas.extend(resource::extension_schemas(Resource::User, &out));
+    schemas.extend(super::extension_schemas(Resource::User, &out));
     out.insert("schemas".into(), Json::Array(schemas));
     out.insert("id".into(), user.id.clone().into());
     if let Some(external_id) = &user.external_id {
@@ -497,17 +339,11 @@ pub fn user_to_scim(user: &User, base_url: &str) -> Json {
                 .collect(),
         );
     }
-    let meta = Meta {
-        id: &user.id,
-        etag: &user.etag,
-        created: user.create_time.as_ref(),
-        last_modified: user.update_time.as_ref(),
-    };
     out.insert(
         "meta".into(),
-        resource::meta(Resource::User, base_url, &meta),
+        super::meta(Resource::User, base_url, &user.meta()),
     );
-    Json::Object(out)
+    out
 }
 
 /// One of the user's groups (RFC 7643 §4.1.2 `groups`).
@@ -580,6 +416,8 @@ fn enterprise_to_scim(enterprise: &EnterpriseUser, base_url: &str) -> Option<Jso
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::projection::Projection;
+    use axum::http::StatusCode;
     use serde_json::json;
 
     const BASE: &str = "https://scim.example.com";
@@ -692,7 +530,7 @@ mod tests {
         let Ok(user) = user_from_scim(body.clone()) else {
             panic!("valid body rejected")
         };
-        let out = user_to_scim(&stored(user.clone()), BASE);
+        let out = Json::Object(user_to_scim(&stored(user.clone()), BASE));
         let Json::Object(mut expected) = body else {
             panic!("object literal")
         };
@@ -802,7 +640,7 @@ mod tests {
             ],
             ..User::default()
         });
-        let out = user_to_scim(&user, BASE);
+        let out = Json::Object(user_to_scim(&user, BASE));
         assert_eq!(
             out["groups"],
             json!([
@@ -814,7 +652,7 @@ mod tests {
         assert_eq!(user_from_scim(out).map(|u| u.groups), Ok(Vec::new()));
         let projection = Projection::all(Resource::User);
         assert_eq!(
-            projected(&user, BASE, &projection),
+            projection.apply(user_to_scim(&user, BASE)),
             user_to_scim(&user, BASE)
         );
     }

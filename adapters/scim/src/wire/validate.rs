@@ -17,8 +17,8 @@
 
 use serde_json::{Map, Value as Json};
 
-use crate::error::ScimError;
-use crate::schema::{self, AttributeDef, Kind, Mutability, Resource, Returned};
+use crate::wire::error::ScimError;
+use crate::wire::schema::{self, AttributeDef, Kind, Mutability, Resource, Returned};
 
 /// Checks and normalises a POST/PUT body of a `resource`.
 pub fn resource_body(resource: Resource, body: Json) -> Result<Map<String, Json>, ScimError> {
@@ -225,7 +225,7 @@ fn shorten(value: &Json) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ScimType;
+    use crate::wire::error::ScimType;
     use serde_json::json;
 
     fn user(body: Json) -> Result<Json, ScimError> {

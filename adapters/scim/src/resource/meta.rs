@@ -3,8 +3,33 @@
 
 use serde_json::{Map, Value as Json};
 
+use identity_proto::v1::{Group, User};
+
 use crate::http::weak_etag;
-use crate::schema::{self, Resource};
+use crate::wire::schema::{self, Resource};
+
+/// A message the service stores: it carries the bookkeeping of `meta`.
+pub trait Stored {
+    fn meta(&self) -> Meta<'_>;
+}
+
+/// Every stored message names its bookkeeping fields alike.
+macro_rules! stored {
+    ($($message:ty),+) => {$(
+        impl Stored for $message {
+            fn meta(&self) -> Meta<'_> {
+                Meta {
+                    id: &self.id,
+                    etag: &self.etag,
+                    created: self.create_time.as_ref(),
+                    last_modified: self.update_time.as_ref(),
+                }
+            }
+        }
+    )+};
+}
+
+stored!(User, Group);
 
 /// The service's bookkeeping that becomes `meta`.
 pub struct Meta<'a> {

@@ -15,10 +15,10 @@
 
 use serde_json::{Map, Value as Json};
 
-use crate::bounds::{MAX_ATTRIBUTE_NAMES, MAX_PATH_BYTES};
-use crate::error::ScimError;
-use crate::http::ScimQuery;
-use crate::schema::{self, AttributeDef, PathTarget, Resource, Returned};
+use crate::wire::bounds::{MAX_ATTRIBUTE_NAMES, MAX_PATH_BYTES};
+use crate::wire::error::ScimError;
+use crate::wire::query::ScimQuery;
+use crate::wire::schema::{self, AttributeDef, PathTarget, Resource, Returned};
 
 /// What the client asked to see of each resource.
 #[derive(Debug, Clone, PartialEq)]
@@ -409,8 +409,8 @@ fn remove(value: Json, paths: &[Vec<String>], subs: &'static [AttributeDef]) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ScimType;
-    use crate::schema::ENTERPRISE_USER;
+    use crate::wire::error::ScimType;
+    use crate::wire::schema::ENTERPRISE_USER;
     use serde_json::json;
 
     const CUSTOM: &str = "urn:example:custom:1.0:User";

@@ -1,0 +1,388 @@
+//! One path for every SCIM resource type. A type says only what makes it
+//! itself (its SCIM mapping, its gRPC calls, whether PATCH echoes it and
+//! whether members stream after it) by implementing [`ScimResource`]; the
+//! handlers below serve its endpoint, and `bulk` and the root `/.search`
+//! reach it through the same trait. A new resource type is one module here
+//! implementing the trait, plus a line in [`routes`] and in the two places
+//! that pick a type at run time (`bulk`'s path dispatch, the root search).
+
+mod group;
+mod meta;
+mod user;
+
+use std::future::Future;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use identity_proto::v1::{PatchOperation, SortOrder};
+use serde_json::{Map, Value as Json};
+
+use crate::AppState;
+use crate::error::ScimError;
+use crate::http::{
+    Bearer, ScimJson, check_if_match, if_match, insert_etag, insert_location, not_modified,
+    scim_body, scim_json,
+};
+use crate::list::{ListParams, PageInfo, list_head, list_response, search_request};
+use crate::members::{self, MemberSource};
+use crate::wire::patch::parse_patch;
+use crate::wire::projection::Projection;
+use crate::wire::query::ScimQuery;
+use crate::wire::schema::{BASE_PATH, Resource};
+
+pub use group::Groups;
+pub use meta::{Stored, extension_schemas, meta};
+pub use user::Users;
+
+/// What one list call asks the service for, whatever the resource type.
+pub struct ListQuery {
+    pub filter: Option<identity_proto::v1::Filter>,
+    pub page_size: Option<i32>,
+    pub offset: i64,
+    pub page_token: String,
+    pub order_by: Option<SortOrder>,
+}
+
+/// One page as the service answered it.
+pub struct Listed<M> {
+    pub items: Vec<M>,
+    pub total_size: i64,
+    pub next_page_token: String,
+    pub previous_page_token: String,
+}
+
+/// A SCIM resource type served over one identity.v1 gRPC service. Every
+/// call takes the request's bearer, whose token and tenant travel with it.
+pub trait ScimResource: Send + Sync + 'static {
+    /// Which resource type this is in the schema catalog.
+    const KIND: Resource;
+    /// Whether PATCH answers with the resource when the request names no
+    /// `attributes`/`excludedAttributes`; otherwise it answers 204.
+    const PATCH_ECHOES: bool;
+    /// Whether documents are written as a stream, members after the rest;
+    /// otherwise each is sent whole.
+    const STREAMED: bool;
+
+    /// The proto message of one resource.
+    type Message: Stored + Send + Sync + 'static;
+    /// What a request body reads into.
+    type Input: Send + 'static;
+
+    /// Reads a create or replace body.
+    fn from_scim(body: Json) -> Result<Self::Input, ScimError>;
+    /// The SCIM document of a resource, before projection and without
+    /// streamed members.
+    fn to_scim(message: &Self::Message, base_url: &str) -> Map<String, Json>;
+
+    fn create(
+        state: &AppState,
+        bearer: &Bearer,
+        input: Self::Input,
+    ) -> impl Future<Output = Result<Self::Message, ScimError>> + Send;
+    /// `etag` ("" for none) must be current.
+    fn replace(
+        state: &AppState,
+        bearer: &Bearer,
+        id: String,
+        input: Self::Input,
+        etag: String,
+    ) -> impl Future<Output = Result<Self::Message, ScimError>> + Send;
+    /// `operations` is never empty; `etag` ("" for none) must be current.
+    fn patch(
+        state: &AppState,
+        bearer: &Bearer,
+        id: String,
+        operations: Vec<PatchOperation>,
+        etag: String,
+    ) -> impl Future<Output = Result<Self::Message, ScimError>> + Send;
+    fn delete(
+        state: &AppState,
+        bearer: &Bearer,
+        id: String,
+        etag: String,
+    ) -> impl Future<Output = Result<(), ScimError>> + Send;
+    fn get(
+        state: &AppState,
+        bearer: &Bearer,
+        id: String,
+    ) -> impl Future<Output = Result<Self::Message, ScimError>> + Send;
+    fn list(
+        state: &AppState,
+        bearer: &Bearer,
+        query: ListQuery,
+    ) -> impl Future<Output = Result<Listed<Self::Message>, ScimError>> + Send;
+
+    /// Where the members written after `message`'s document come from, or
+    /// `None` when none are to be written. Only streamed types have any.
+    fn members(
+        _state: &AppState,
+        _bearer: &Bearer,
+        _message: &Self::Message,
+        _projection: &Projection,
+    ) -> Option<MemberSource> {
+        None
+    }
+}
+
+/// Every resource type's endpoint.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .merge(endpoint::<Users>())
+        .merge(endpoint::<Groups>())
+}
+
+/// `/{Type}`, `/{Type}/.search` and `/{Type}/{id}` of one resource type.
+fn endpoint<R: ScimResource>() -> Router<AppState> {
+    let base = format!("{BASE_PATH}{}", R::KIND.endpoint());
+    Router::new()
+        .route(&base, get(list::<R>).post(create::<R>))
+        .route(&format!("{base}/.search"), post(search::<R>))
+        .route(
+            &format!("{base}/{{id}}"),
+            get(fetch::<R>)
+                .put(replace::<R>)
+                .patch(patch::<R>)
+                .delete(remove::<R>),
+        )
+}
+
+/// POST and a bulk POST: the created resource.
+pub async fn create_from<R: ScimResource>(
+    state: &AppState,
+    bearer: &Bearer,
+    body: Json,
+) -> Result<R::Message, ScimError> {
+    R::create(state, bearer, R::from_scim(body)?).await
+}
+
+/// PUT and a bulk PUT; `etag` ("" for none) must be current.
+pub async fn replace_from<R: ScimResource>(
+    state: &AppState,
+    bearer: &Bearer,
+    id: String,
+    body: Json,
+    etag: String,
+) -> Result<R::Message, ScimError> {
+    R::replace(state, bearer, id, R::from_scim(body)?, etag).await
+}
+
+/// PATCH and a bulk PATCH; `etag` ("" for none) must be current.
+pub async fn patch_from<R: ScimResource>(
+    state: &AppState,
+    bearer: &Bearer,
+    id: String,
+    body: Json,
+    etag: String,
+) -> Result<R::Message, ScimError> {
+    let operations = parse_patch(R::KIND, body)?;
+    if operations.is_empty() {
+        // Everything sent was ignorable (meta, password, nulls on add, an
+        // empty member list): nothing to change, so answer with the
+        // resource as it is, which must still exist.
+        let message = R::get(state, bearer, id).await?;
+        check_if_match(&etag, message.meta().etag)?;
+        return Ok(message);
+    }
+    R::patch(state, bearer, id, operations, etag).await
+}
+
+/// A listed resource: its projected document and, for streamed types,
+/// where its members come from; they are paged when the body reaches it.
+pub fn listed<R: ScimResource>(
+    state: &AppState,
+    bearer: &Bearer,
+    message: &R::Message,
+    projection: &Projection,
+) -> (Map<String, Json>, Option<MemberSource>) {
+    (
+        projection.apply(R::to_scim(message, &bearer.scope().base_url)),
+        R::members(state, bearer, message, projection),
+    )
+}
+
+async fn create<R: ScimResource>(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    query: ScimQuery,
+    ScimJson(body): ScimJson,
+) -> Result<Response, ScimError> {
+    let projection = Projection::parse(R::KIND, &query)?;
+    let created = create_from::<R>(&state, &bearer, body).await?;
+    resource_response::<R>(&state, &bearer, StatusCode::CREATED, &created, &projection).await
+}
+
+async fn fetch<R: ScimResource>(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    Path(id): Path<String>,
+    query: ScimQuery,
+    headers: HeaderMap,
+) -> Result<Response, ScimError> {
+    let projection = Projection::parse(R::KIND, &query)?;
+    let message = R::get(&state, &bearer, id).await?;
+    if let Some(response) = not_modified(&headers, message.meta().etag) {
+        return Ok(response);
+    }
+    resource_response::<R>(&state, &bearer, StatusCode::OK, &message, &projection).await
+}
+
+async fn list<R: ScimResource>(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    query: ScimQuery,
+) -> Result<Response, ScimError> {
+    list_response_for::<R>(&state, &bearer, &query).await
+}
+
+/// POST /{Type}/.search (RFC 7644 §3.4.3): a list request in the body.
+async fn search<R: ScimResource>(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    ScimJson(body): ScimJson,
+) -> Result<Response, ScimError> {
+    let query = search_request(body)?;
+    list_response_for::<R>(&state, &bearer, &query).await
+}
+
+async fn list_response_for<R: ScimResource>(
+    state: &AppState,
+    bearer: &Bearer,
+    query: &ScimQuery,
+) -> Result<Response, ScimError> {
+    let params = ListParams::parse(R::KIND, query)?;
+    let projection = Projection::parse(R::KIND, query)?;
+    let request = ListQuery {
+        filter: params.filter.clone(),
+        page_size: params.count,
+        offset: params.offset(),
+        page_token: params.page_token(),
+        order_by: params.order_by.clone(),
+    };
+    let response = R::list(state, bearer, request).await?;
+    let page = params.page_info(
+        response.total_size,
+        &response.next_page_token,
+        &response.previous_page_token,
+    );
+    let entries = response
+        .items
+        .iter()
+        .map(|message| listed::<R>(state, bearer, message, &projection));
+    Ok(list_body(&page, entries.collect(), R::STREAMED))
+}
+
+/// A ListResponse of `entries`: streamed when any type in it streams
+/// members, else written whole.
+pub fn list_body(
+    page: &PageInfo,
+    entries: Vec<(Map<String, Json>, Option<MemberSource>)>,
+    streamed: bool,
+) -> Response {
+    if streamed {
+        let head = list_head(page, entries.len());
+        return scim_body(
+            StatusCode::OK,
+            Body::from_stream(members::list_body(head, entries)),
+        );
+    }
+    let resources = entries
+        .into_iter()
+        .map(|(document, _)| Json::Object(document))
+        .collect();
+    list_response(page, resources)
+}
+
+async fn replace<R: ScimResource>(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    Path(id): Path<String>,
+    query: ScimQuery,
+    headers: HeaderMap,
+    ScimJson(body): ScimJson,
+) -> Result<Response, ScimError> {
+    let projection = Projection::parse(R::KIND, &query)?;
+    let message = replace_from::<R>(&state, &bearer, id, body, if_match(&headers)).await?;
+    resource_response::<R>(&state, &bearer, StatusCode::OK, &message, &projection).await
+}
+
+/// For a type that does not echo on PATCH, 204 unless
+/// `attributes`/`excludedAttributes` ask for the resource (RFC 7644
+/// §3.5.2): echoing a big group on every membership change is what Entra
+/// advises against.
+async fn patch<R: ScimResource>(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    Path(id): Path<String>,
+    query: ScimQuery,
+    headers: HeaderMap,
+    ScimJson(body): ScimJson,
+) -> Result<Response, ScimError> {
+    let projection = Projection::parse(R::KIND, &query)?;
+    let message = patch_from::<R>(&state, &bearer, id, body, if_match(&headers)).await?;
+    if R::PATCH_ECHOES || projection.requested() {
+        return resource_response::<R>(&state, &bearer, StatusCode::OK, &message, &projection)
+            .await;
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    insert_etag(response.headers_mut(), message.meta().etag);
+    Ok(response)
+}
+
+async fn remove<R: ScimResource>(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ScimError> {
+    R::delete(&state, &bearer, id, if_match(&headers)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Sends one gRPC request with the caller's credential, tenant edge and
+/// deadline, and reads the answer; `send` makes the call.
+pub async fn unary<M, A, F>(
+    bearer: &Bearer,
+    message: M,
+    send: impl FnOnce(tonic::Request<M>) -> F,
+) -> Result<A, ScimError>
+where
+    F: Future<Output = Result<tonic::Response<A>, tonic::Status>>,
+{
+    Ok(send(bearer.request(message)).await?.into_inner())
+}
+
+/// One resource as a response: its document (members streamed after it
+/// for streamed types), the `ETag`, and `Location` when it was just
+/// created. The first member page is read before answering so its failure
+/// is still a SCIM Error.
+async fn resource_response<R: ScimResource>(
+    state: &AppState,
+    bearer: &Bearer,
+    status: StatusCode,
+    message: &R::Message,
+    projection: &Projection,
+) -> Result<Response, ScimError> {
+    let (document, members) = listed::<R>(state, bearer, message, projection);
+    let mut response = if R::STREAMED {
+        let members = match members {
+            Some(source) => Some(source.prefetch().await?),
+            None => None,
+        };
+        let body = Body::from_stream(members::group_document(document, members));
+        scim_body(status, body)
+    } else {
+        scim_json(status, &Json::Object(document))
+    };
+    insert_etag(response.headers_mut(), message.meta().etag);
+    if status == StatusCode::CREATED {
+        insert_location(
+            response.headers_mut(),
+            &R::KIND.location(&bearer.scope().base_url, message.meta().id),
+        );
+    }
+    Ok(response)
+}
