@@ -18,12 +18,12 @@ use uuid::Uuid;
 use super::patch::{self, GroupPatch, MemberChange};
 use super::store::{self as group_store, GroupRow, Groups, MemberRow};
 use super::{GroupData, GroupError, parse_member_ids};
-use crate::api::{Api, Rendered};
+use crate::api::{Api, Rendered, list_request, list_response};
 use crate::auth::TenantRef;
 use crate::db::{StoreError, retry_conflict};
 use crate::rpc::{keyset_after, keyset_page_size, timestamp, traced};
 use crate::store::paging::PAGE_BYTES;
-use crate::store::{list_request, list_response, parse_id, required};
+use crate::store::{parse_id, required};
 use crate::users::full_name;
 
 /// ListMembers pages: large, since members are small and IdPs read them all.

@@ -14,12 +14,12 @@ use uuid::Uuid;
 
 use super::store::{self as user_store, UserRow, Users, WriteScope};
 use super::{UserData, policy};
-use crate::api::{Api, Rendered, render_one};
+use crate::api::{Api, Rendered, list_request, list_response, render_one};
 use crate::auth::TenantRef;
 use crate::db::retry_conflict;
 use crate::groups::service::group_refs;
 use crate::rpc::{timestamp, traced};
-use crate::store::{list_request, list_response, parse_id, required};
+use crate::store::{parse_id, required};
 
 /// `identity.v1.UserService`.
 pub(crate) type UserApi = Api<Users>;
