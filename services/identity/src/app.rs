@@ -3,9 +3,7 @@
 //! slot, then a work connection). Below the services; nothing here knows
 //! them, so they import it without a cycle.
 
-use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
-use std::sync::Arc;
 
 use diesel_async::AsyncPgConnection;
 use tokio::sync::OwnedSemaphorePermit;
@@ -22,22 +20,6 @@ pub(crate) struct AppState {
     auth_pool: Pool,
     auth: Authenticator,
     limits: Limits,
-}
-
-/// A gRPC service over the shared state. `S` (the resource it serves) only
-/// tells the services apart, so each implements its own proto trait.
-pub(crate) struct Api<S> {
-    pub(crate) state: Arc<AppState>,
-    service: PhantomData<fn() -> S>,
-}
-
-impl<S> Api<S> {
-    pub(crate) fn new(state: Arc<AppState>) -> Self {
-        Api {
-            state,
-            service: PhantomData,
-        }
-    }
 }
 
 /// A pooled connection for the work of one admitted request; it holds the

@@ -4,6 +4,7 @@
 //! The binary applies migrations and then calls [`serve`]; end-to-end tests
 //! call [`migrate`] and [`serve`] directly on sockets of their own.
 
+mod api;
 mod app;
 mod attr;
 mod auth;

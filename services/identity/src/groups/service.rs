@@ -18,11 +18,12 @@ use uuid::Uuid;
 use super::patch::{self, GroupPatch, MemberChange};
 use super::store::{self as group_store, GroupRow, Groups, MemberRow};
 use super::{GroupData, GroupError, parse_member_ids};
-use crate::app::Api;
+use crate::api::{Api, Rendered, list_request, list_response};
+use crate::auth::TenantRef;
 use crate::db::{StoreError, retry_conflict};
 use crate::rpc::{keyset_after, keyset_page_size, timestamp, traced};
 use crate::store::paging::PAGE_BYTES;
-use crate::store::{self, list_request, list_response, parse_id, required};
+use crate::store::{parse_id, required};
 use crate::users::full_name;
 
 /// ListMembers pages: large, since members are small and IdPs read them all.
@@ -48,6 +49,21 @@ fn to_proto(row: GroupRow, tenant: &str) -> Group {
         create_time: Some(timestamp(row.created_at)),
         update_time: Some(timestamp(row.updated_at)),
         synthetic: row.synthetic,
+    }
+}
+
+impl Rendered for Groups {
+    type Proto = Group;
+
+    async fn render(
+        _: &mut AsyncPgConnection,
+        tenant: &TenantRef,
+        rows: Vec<GroupRow>,
+    ) -> Result<Vec<Group>, Status> {
+        Ok(rows
+            .into_iter()
+            .map(|row| to_proto(row, &tenant.slug))
+            .collect())
     }
 }
 
@@ -99,10 +115,7 @@ impl GroupService for GroupApi {
     ) -> Result<Response<Group>, Status> {
         traced("GetGroup", async {
             let (metadata, _, req) = request.into_parts();
-            let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
-            let id = parse_id::<Groups>(&req.id)?;
-            let row = store::get::<Groups>(&mut conn, tenant.id, id, false).await?;
-            Ok(to_proto(row, &tenant.slug))
+            self.get(&metadata, &req.tenant, &req.id, false).await
         })
         .await
     }
@@ -113,15 +126,8 @@ impl GroupService for GroupApi {
     ) -> Result<Response<ListGroupsResponse>, Status> {
         traced("ListGroups", async {
             let (metadata, _, req) = request.into_parts();
-            let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
             let request = list_request!(req, show_deleted: false);
-            let mut listing = store::list::<Groups>(&mut conn, tenant.id, request).await?;
-            let groups = listing
-                .take_rows()
-                .into_iter()
-                .map(|row| to_proto(row, &tenant.slug))
-                .collect();
-            Ok(listing.respond(groups).into())
+            Ok(self.list(&metadata, &req.tenant, request).await?.into())
         })
         .await
     }

@@ -32,41 +32,6 @@ pub(crate) struct ListRequest<'a> {
     pub show_deleted: bool,
 }
 
-/// The [`ListRequest`] of a proto List request: they all spell these
-/// fields alike. Tombstones are the caller's to say, since not every
-/// resource keeps them.
-macro_rules! list_request {
-    ($req:expr, show_deleted: $show_deleted:expr) => {
-        $crate::store::ListRequest {
-            filter: $req.filter.as_ref(),
-            order_by: $req.order_by.as_ref(),
-            page_size: $req.page_size,
-            offset: $req.offset,
-            page_token: &$req.page_token,
-            show_deleted: $show_deleted,
-        }
-    };
-}
-pub(crate) use list_request;
-
-/// `From<ListPage<$item>>` for the proto List response `$response`, whose
-/// items are `$items`: every List response spells the rest alike.
-macro_rules! list_response {
-    ($response:ident { $items:ident: $item:ty }) => {
-        impl From<$crate::store::ListPage<$item>> for $response {
-            fn from(page: $crate::store::ListPage<$item>) -> Self {
-                $response {
-                    $items: page.items,
-                    total_size: page.total_size,
-                    next_page_token: page.next_page_token,
-                    previous_page_token: page.previous_page_token,
-                }
-            }
-        }
-    };
-}
-pub(crate) use list_response;
-
 /// One page of rows, its total and what its tokens are bound to.
 pub(crate) struct Listing<Row> {
     page: Page<Row>,

@@ -12,5 +12,5 @@ mod resource;
 
 pub(crate) use bag::{sent_bag, stored_bag};
 pub(crate) use error::{ResourceError, wraps_resource_error};
-pub(crate) use list::{ListPage, ListRequest, list, list_request, list_response};
+pub(crate) use list::{ListPage, ListRequest, Segments, list};
 pub(crate) use resource::{StoredResource, get, lock, not_found, parse_id, required, write_error};

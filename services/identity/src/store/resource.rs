@@ -1,5 +1,10 @@
 //! [`StoredResource`]: what a resource's table must say so that reading,
 //! locking and listing its rows is written once for every resource.
+//!
+//! The generic functions state the diesel bounds they need in `where`
+//! clauses rather than on the trait: they hold for any boxed query over a
+//! table whose row derives `Selectable`, and the compiler checks them with
+//! each resource's concrete types where it is used.
 
 use diesel::Selectable;
 use diesel::dsl::{self, AsSelect};
@@ -46,7 +51,7 @@ pub(crate) trait StoredResource {
 }
 
 /// The query reading whole rows of `R`.
-pub(super) type RowQuery<R> =
+type RowQuery<R> =
     dsl::Select<<R as StoredResource>::Query, AsSelect<<R as StoredResource>::Row, Pg>>;
 
 /// The resource a create or replace must carry.
@@ -59,6 +64,7 @@ pub(crate) fn parse_id<R: StoredResource>(id: &str) -> Result<Uuid, ResourceErro
     Uuid::try_parse(id.trim()).map_err(|_| not_found::<R>(id))
 }
 
+/// NOT_FOUND for the resource `id`, named by its kind.
 pub(crate) fn not_found<R: StoredResource>(id: impl ToString) -> ResourceError {
     ResourceError::NotFound {
         kind: R::KIND,

@@ -14,12 +14,12 @@ use uuid::Uuid;
 
 use super::store::{self as user_store, UserRow, Users, WriteScope};
 use super::{UserData, policy};
-use crate::app::Api;
+use crate::api::{Api, Rendered, list_request, list_response, render_one};
 use crate::auth::TenantRef;
 use crate::db::retry_conflict;
 use crate::groups::service::group_refs;
 use crate::rpc::{timestamp, traced};
-use crate::store::{self, list_request, list_response, parse_id, required};
+use crate::store::{parse_id, required};
 
 /// `identity.v1.UserService`.
 pub(crate) type UserApi = Api<Users>;
@@ -91,38 +91,31 @@ fn to_proto(
     }
 }
 
-async fn render(
-    conn: &mut AsyncPgConnection,
-    tenant: &TenantRef,
-    rows: Vec<UserRow>,
-) -> Result<Vec<User>, Status> {
-    let mut manager_ids: Vec<Uuid> = rows.iter().filter_map(|r| r.manager_id).collect();
-    manager_ids.sort_unstable();
-    manager_ids.dedup();
-    let managers =
-        user_store::manager_names(conn, tenant.id, &manager_ids, tenant.policy.name_policy())
-            .await?;
-    // One query for the groups of the whole page, never one per user.
-    let user_ids: Vec<Uuid> = rows.iter().map(|r| r.user_id).collect();
-    let mut groups = group_refs(conn, tenant.id, &user_ids).await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| {
-            let user_groups = groups.remove(&row.user_id).unwrap_or_default();
-            to_proto(row, tenant, &managers, user_groups)
-        })
-        .collect())
-}
+impl Rendered for Users {
+    type Proto = User;
 
-async fn render_one(
-    conn: &mut AsyncPgConnection,
-    tenant: &TenantRef,
-    row: UserRow,
-) -> Result<User, Status> {
-    render(conn, tenant, vec![row])
-        .await?
-        .pop()
-        .ok_or_else(|| Status::internal("internal error"))
+    async fn render(
+        conn: &mut AsyncPgConnection,
+        tenant: &TenantRef,
+        rows: Vec<UserRow>,
+    ) -> Result<Vec<User>, Status> {
+        let mut manager_ids: Vec<Uuid> = rows.iter().filter_map(|r| r.manager_id).collect();
+        manager_ids.sort_unstable();
+        manager_ids.dedup();
+        let managers =
+            user_store::manager_names(conn, tenant.id, &manager_ids, tenant.policy.name_policy())
+                .await?;
+        // One query for the groups of the whole page, never one per user.
+        let user_ids: Vec<Uuid> = rows.iter().map(|r| r.user_id).collect();
+        let mut groups = group_refs(conn, tenant.id, &user_ids).await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let user_groups = groups.remove(&row.user_id).unwrap_or_default();
+                to_proto(row, tenant, &managers, user_groups)
+            })
+            .collect())
+    }
 }
 
 list_response!(ListUsersResponse { users: User });
@@ -132,10 +125,8 @@ impl UserService for UserApi {
     async fn get_user(&self, request: Request<GetUserRequest>) -> Result<Response<User>, Status> {
         traced("GetUser", async {
             let (metadata, _, req) = request.into_parts();
-            let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
-            let id = parse_id::<Users>(&req.id)?;
-            let row = store::get::<Users>(&mut conn, tenant.id, id, req.show_deleted).await?;
-            render_one(&mut conn, &tenant, row).await
+            self.get(&metadata, &req.tenant, &req.id, req.show_deleted)
+                .await
         })
         .await
     }
@@ -146,11 +137,8 @@ impl UserService for UserApi {
     ) -> Result<Response<ListUsersResponse>, Status> {
         traced("ListUsers", async {
             let (metadata, _, req) = request.into_parts();
-            let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
             let request = list_request!(req, show_deleted: req.show_deleted);
-            let mut listing = store::list::<Users>(&mut conn, tenant.id, request).await?;
-            let users = render(&mut conn, &tenant, listing.take_rows()).await?;
-            Ok(listing.respond(users).into())
+            Ok(self.list(&metadata, &req.tenant, request).await?.into())
         })
         .await
     }
@@ -168,7 +156,7 @@ impl UserService for UserApi {
                 caller: &caller,
             };
             let row = retry_conflict!(user_store::create(&mut conn, &scope, user.clone()))?;
-            render_one(&mut conn, &tenant, row).await
+            render_one::<Users>(&mut conn, &tenant, row).await
         })
         .await
     }
@@ -189,7 +177,7 @@ impl UserService for UserApi {
             };
             let row =
                 retry_conflict!(user_store::replace(&mut conn, &scope, id, &req.etag, &user))?;
-            render_one(&mut conn, &tenant, row).await
+            render_one::<Users>(&mut conn, &tenant, row).await
         })
         .await
     }
@@ -213,7 +201,7 @@ impl UserService for UserApi {
                 &req.etag,
                 &req.operations
             ))?;
-            render_one(&mut conn, &tenant, row).await
+            render_one::<Users>(&mut conn, &tenant, row).await
         })
         .await
     }
