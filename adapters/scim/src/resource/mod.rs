@@ -1,16 +1,16 @@
 //! One path for every SCIM resource type. A type says only what makes it
-//! itself (its SCIM mapping, its gRPC calls, whether PATCH echoes it and
-//! whether members stream after it) by implementing [`ScimResource`]; the
+//! itself (its SCIM mapping, its create and replace requests, whether PATCH
+//! echoes it and whether members stream after it) by implementing
+//! [`ScimResource`], and names its gRPC service once in `service`; the
 //! handlers below serve its endpoint, and `bulk` and the root `/.search`
-//! reach it through the same trait. A new resource type is one module here
-//! implementing the trait, plus a line in [`routes`] and in the two places
-//! that pick a type at run time (`bulk`'s path dispatch, the root search).
+//! reach it through the same traits. A new resource type is one module here,
+//! a line in `service`'s table and in [`routes`], and one in each place that
+//! picks a type at run time (`bulk`'s path dispatch, the root search).
 
 mod group;
 mod meta;
+mod service;
 mod user;
-
-use std::future::Future;
 
 use axum::Router;
 use axum::body::Body;
@@ -18,7 +18,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use identity_proto::v1::{PatchOperation, SortOrder};
+use identity_proto::v1::{Filter, SortOrder};
 use serde_json::{Map, Value as Json};
 
 use crate::AppState;
@@ -36,11 +36,12 @@ use crate::wire::schema::{BASE_PATH, Resource};
 
 pub use group::Groups;
 pub use meta::{Stored, extension_schemas, meta};
+pub use service::Service;
 pub use user::Users;
 
 /// What one list call asks the service for, whatever the resource type.
 pub struct ListQuery {
-    pub filter: Option<identity_proto::v1::Filter>,
+    pub filter: Option<Filter>,
     pub page_size: Option<i32>,
     pub offset: i64,
     pub page_token: String,
@@ -55,9 +56,9 @@ pub struct Listed<M> {
     pub previous_page_token: String,
 }
 
-/// A SCIM resource type served over one identity.v1 gRPC service. Every
-/// call takes the request's bearer, whose token and tenant travel with it.
-pub trait ScimResource: Send + Sync + 'static {
+/// A SCIM resource type served over one identity.v1 gRPC service (its
+/// [`Service`]): what it reads and writes, and how it answers.
+pub trait ScimResource: Service + Send + Sync + 'static {
     /// Which resource type this is in the schema catalog.
     const KIND: Resource;
     /// Whether PATCH answers with the resource when the request names no
@@ -67,54 +68,11 @@ pub trait ScimResource: Send + Sync + 'static {
     /// otherwise each is sent whole.
     const STREAMED: bool;
 
-    /// The proto message of one resource.
-    type Message: Stored + Send + Sync + 'static;
-    /// What a request body reads into.
-    type Input: Send + 'static;
-
     /// Reads a create or replace body.
     fn from_scim(body: Json) -> Result<Self::Input, ScimError>;
     /// The SCIM document of a resource, before projection and without
     /// streamed members.
     fn to_scim(message: &Self::Message, base_url: &str) -> Map<String, Json>;
-
-    fn create(
-        state: &AppState,
-        bearer: &Bearer,
-        input: Self::Input,
-    ) -> impl Future<Output = Result<Self::Message, ScimError>> + Send;
-    /// `etag` ("" for none) must be current.
-    fn replace(
-        state: &AppState,
-        bearer: &Bearer,
-        id: String,
-        input: Self::Input,
-        etag: String,
-    ) -> impl Future<Output = Result<Self::Message, ScimError>> + Send;
-    /// `operations` is never empty; `etag` ("" for none) must be current.
-    fn patch(
-        state: &AppState,
-        bearer: &Bearer,
-        id: String,
-        operations: Vec<PatchOperation>,
-        etag: String,
-    ) -> impl Future<Output = Result<Self::Message, ScimError>> + Send;
-    fn delete(
-        state: &AppState,
-        bearer: &Bearer,
-        id: String,
-        etag: String,
-    ) -> impl Future<Output = Result<(), ScimError>> + Send;
-    fn get(
-        state: &AppState,
-        bearer: &Bearer,
-        id: String,
-    ) -> impl Future<Output = Result<Self::Message, ScimError>> + Send;
-    fn list(
-        state: &AppState,
-        bearer: &Bearer,
-        query: ListQuery,
-    ) -> impl Future<Output = Result<Listed<Self::Message>, ScimError>> + Send;
 
     /// Where the members written after `message`'s document come from, or
     /// `None` when none are to be written. Only streamed types have any.
@@ -340,19 +298,6 @@ async fn remove<R: ScimResource>(
 ) -> Result<Response, ScimError> {
     R::delete(&state, &bearer, id, if_match(&headers)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-/// Sends one gRPC request with the caller's credential, tenant edge and
-/// deadline, and reads the answer; `send` makes the call.
-pub async fn unary<M, A, F>(
-    bearer: &Bearer,
-    message: M,
-    send: impl FnOnce(tonic::Request<M>) -> F,
-) -> Result<A, ScimError>
-where
-    F: Future<Output = Result<tonic::Response<A>, tonic::Status>>,
-{
-    Ok(send(bearer.request(message)).await?.into_inner())
 }
 
 /// One resource as a response: its document (members streamed after it
