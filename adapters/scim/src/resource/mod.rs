@@ -27,7 +27,7 @@ use crate::http::{
     Bearer, ScimJson, check_if_match, if_match, insert_etag, insert_location, not_modified,
     scim_body, scim_json,
 };
-use crate::list::{ListParams, PageInfo, list_head, list_response, search_request};
+use crate::list::{ListParams, ListRequest, PageInfo, list_head, list_response};
 use crate::members::{self, MemberSource};
 use crate::wire::patch::parse_patch;
 use crate::wire::projection::Projection;
@@ -98,7 +98,7 @@ fn endpoint<R: ScimResource>() -> Router<AppState> {
     let base = format!("{BASE_PATH}{}", R::KIND.endpoint());
     Router::new()
         .route(&base, get(list::<R>).post(create::<R>))
-        .route(&format!("{base}/.search"), post(search::<R>))
+        .route(&format!("{base}/.search"), post(list::<R>))
         .route(
             &format!("{base}/{{id}}"),
             get(fetch::<R>)
@@ -188,31 +188,14 @@ async fn fetch<R: ScimResource>(
     resource_response::<R>(&state, &bearer, StatusCode::OK, &message, &projection).await
 }
 
+/// GET /{Type} and POST /{Type}/.search.
 async fn list<R: ScimResource>(
     State(state): State<AppState>,
     bearer: Bearer,
-    query: ScimQuery,
+    ListRequest(query): ListRequest,
 ) -> Result<Response, ScimError> {
-    list_response_for::<R>(&state, &bearer, &query).await
-}
-
-/// POST /{Type}/.search (RFC 7644 §3.4.3): a list request in the body.
-async fn search<R: ScimResource>(
-    State(state): State<AppState>,
-    bearer: Bearer,
-    ScimJson(body): ScimJson,
-) -> Result<Response, ScimError> {
-    let query = search_request(body)?;
-    list_response_for::<R>(&state, &bearer, &query).await
-}
-
-async fn list_response_for<R: ScimResource>(
-    state: &AppState,
-    bearer: &Bearer,
-    query: &ScimQuery,
-) -> Result<Response, ScimError> {
-    let params = ListParams::parse(R::KIND, query)?;
-    let projection = Projection::parse(R::KIND, query)?;
+    let params = ListParams::parse(R::KIND, &query)?;
+    let projection = Projection::parse(R::KIND, &query)?;
     let request = ListQuery {
         filter: params.filter.clone(),
         page_size: params.count,
@@ -220,7 +203,7 @@ async fn list_response_for<R: ScimResource>(
         page_token: params.page_token(),
         order_by: params.order_by.clone(),
     };
-    let response = R::list(state, bearer, request).await?;
+    let response = R::list(&state, &bearer, request).await?;
     let page = params.page_info(
         response.total_size,
         &response.next_page_token,
@@ -229,7 +212,7 @@ async fn list_response_for<R: ScimResource>(
     let entries = response
         .items
         .iter()
-        .map(|message| listed::<R>(state, bearer, message, &projection));
+        .map(|message| listed::<R>(&state, &bearer, message, &projection));
     Ok(list_body(&page, entries.collect(), R::STREAMED))
 }
 
