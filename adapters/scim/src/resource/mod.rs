@@ -15,7 +15,7 @@ mod user;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use identity_proto::v1::{Filter, SortOrder};
@@ -102,8 +102,8 @@ fn endpoint<R: ScimResource>() -> Router<AppState> {
         .route(
             &format!("{base}/{{id}}"),
             get(fetch::<R>)
-                .put(replace::<R>)
-                .patch(patch::<R>)
+                .put(write::<R>)
+                .patch(write::<R>)
                 .delete(remove::<R>),
         )
 }
@@ -237,25 +237,14 @@ pub fn list_body(
     list_response(page, resources)
 }
 
-async fn replace<R: ScimResource>(
-    State(state): State<AppState>,
-    bearer: Bearer,
-    Path(id): Path<String>,
-    query: ScimQuery,
-    headers: HeaderMap,
-    ScimJson(body): ScimJson,
-) -> Result<Response, ScimError> {
-    let projection = Projection::parse(R::KIND, &query)?;
-    let message = replace_from::<R>(&state, &bearer, id, body, if_match(&headers)).await?;
-    resource_response::<R>(&state, &bearer, StatusCode::OK, &message, &projection).await
-}
-
-/// For a type that does not echo on PATCH, 204 unless
+/// PUT and PATCH of one resource: they differ only in how the body changes
+/// it, and in that a type which does not echo on PATCH answers 204 unless
 /// `attributes`/`excludedAttributes` ask for the resource (RFC 7644
 /// §3.5.2): echoing a big group on every membership change is what Entra
 /// advises against.
-async fn patch<R: ScimResource>(
+async fn write<R: ScimResource>(
     State(state): State<AppState>,
+    method: Method,
     bearer: Bearer,
     Path(id): Path<String>,
     query: ScimQuery,
@@ -263,14 +252,19 @@ async fn patch<R: ScimResource>(
     ScimJson(body): ScimJson,
 ) -> Result<Response, ScimError> {
     let projection = Projection::parse(R::KIND, &query)?;
-    let message = patch_from::<R>(&state, &bearer, id, body, if_match(&headers)).await?;
-    if R::PATCH_ECHOES || projection.requested() {
-        return resource_response::<R>(&state, &bearer, StatusCode::OK, &message, &projection)
-            .await;
-    }
-    let mut response = StatusCode::NO_CONTENT.into_response();
-    insert_etag(response.headers_mut(), message.meta().etag);
-    Ok(response)
+    let etag = if_match(&headers);
+    let message = if method == Method::PUT {
+        replace_from::<R>(&state, &bearer, id, body, etag).await?
+    } else {
+        let message = patch_from::<R>(&state, &bearer, id, body, etag).await?;
+        if !R::PATCH_ECHOES && !projection.requested() {
+            let mut response = StatusCode::NO_CONTENT.into_response();
+            insert_etag(response.headers_mut(), message.meta().etag);
+            return Ok(response);
+        }
+        message
+    };
+    resource_response::<R>(&state, &bearer, StatusCode::OK, &message, &projection).await
 }
 
 async fn remove<R: ScimResource>(
