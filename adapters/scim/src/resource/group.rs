@@ -1,8 +1,9 @@
-//! `/Groups`: SCIM Group JSON <-> `identity.v1.Group`, and the GroupService
-//! calls that serve the generic handlers (see the parent module). A Group
-//! message never carries members: responses read them with paged
-//! ListMembers calls streamed into the body (see `members`), and not at all
-//! when the projection drops them or the group has none.
+//! `/Groups`: SCIM Group JSON <-> `identity.v1.Group`, and the two
+//! GroupService requests that carry a group (the other calls are written
+//! once, in `service`, for every type). A Group message never carries
+//! members: responses read them with paged ListMembers calls streamed into
+//! the body (see `members`), and not at all when the projection drops them
+//! or the group has none.
 
 use std::sync::Arc;
 
@@ -26,6 +27,7 @@ impl ScimResource for Groups {
     const KIND: Resource = Resource::Group;
     const PATCH_ECHOES: bool = false;
     const STREAMED: bool = true;
+
     fn from_scim(body: Json) -> Result<(Group, Vec<String>), ScimError> {
         group_from_scim(body)
     }

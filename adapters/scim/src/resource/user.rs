@@ -1,5 +1,6 @@
-//! `/Users`: SCIM User JSON <-> `identity.v1.User`, and the UserService
-//! calls that serve the generic handlers (see the parent module).
+//! `/Users`: SCIM User JSON <-> `identity.v1.User`, and the two UserService
+//! requests that carry a user (the other calls are written once, in
+//! `service`, for every type).
 
 use identity_proto::v1::{
     CreateUserRequest, Email, EnterpriseUser, GroupRef, Manager, Name, ReplaceUserRequest, User,
@@ -19,6 +20,7 @@ impl ScimResource for Users {
     const KIND: Resource = Resource::User;
     const PATCH_ECHOES: bool = true;
     const STREAMED: bool = false;
+
     fn from_scim(body: Json) -> Result<User, ScimError> {
         user_from_scim(body)
     }
