@@ -484,6 +484,9 @@ pub enum Resource {
 }
 
 impl Resource {
+    /// Every type, in the order discovery lists them.
+    pub const ALL: [Resource; 2] = [Resource::User, Resource::Group];
+
     pub fn name(self) -> &'static str {
         match self {
             Resource::User => "User",
