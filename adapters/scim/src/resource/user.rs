@@ -263,17 +263,22 @@ fn group_ref_to_scim(group: &GroupRef, base_url: &str) -> Json {
 }
 
 fn name_to_scim(name: &Name) -> Map<String, Json> {
-    [
+    texts([
         ("formatted", &name.formatted),
         ("familyName", &name.family_name),
         ("givenName", &name.given_name),
         ("middleName", &name.middle_name),
         ("honorificPrefix", &name.honorific_prefix),
         ("honorificSuffix", &name.honorific_suffix),
-    ]
-    .into_iter()
-    .filter_map(|(k, v)| v.clone().map(|v| (k.to_owned(), Json::String(v))))
-    .collect()
+    ])
+}
+
+/// The string sub-attributes that are set, by name.
+fn texts<const N: usize>(fields: [(&str, &Option<String>); N]) -> Map<String, Json> {
+    fields
+        .into_iter()
+        .filter_map(|(k, v)| v.clone().map(|v| (k.to_owned(), Json::String(v))))
+        .collect()
 }
 
 fn email_to_scim(email: &Email) -> Json {
@@ -290,16 +295,13 @@ fn email_to_scim(email: &Email) -> Json {
 }
 
 fn enterprise_to_scim(enterprise: &EnterpriseUser, base_url: &str) -> Option<Json> {
-    let mut out: Map<String, Json> = [
+    let mut out = texts([
         ("employeeNumber", &enterprise.employee_number),
         ("costCenter", &enterprise.cost_center),
         ("organization", &enterprise.organization),
         ("division", &enterprise.division),
         ("department", &enterprise.department),
-    ]
-    .into_iter()
-    .filter_map(|(k, v)| v.clone().map(|v| (k.to_owned(), Json::String(v))))
-    .collect();
+    ]);
     if let Some(manager) = enterprise.manager.as_ref().filter(|m| !m.value.is_empty()) {
         let mut m = Map::new();
         m.insert("value".into(), manager.value.clone().into());
