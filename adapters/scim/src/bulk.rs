@@ -264,7 +264,7 @@ fn split_path(path: &str) -> Option<(Resource, Option<&str>)> {
         Some((endpoint, id)) => (endpoint, Some(id)),
         None => (path, None),
     };
-    let resource = [Resource::User, Resource::Group]
+    let resource = Resource::ALL
         .into_iter()
         .find(|r| endpoint.eq_ignore_ascii_case(r.endpoint().trim_start_matches('/')))?;
     match id {

@@ -86,8 +86,6 @@ fn service_provider_config_body(base_url: &str, max_body_bytes: usize) -> Json {
     })
 }
 
-const RESOURCES: [Resource; 2] = [Resource::User, Resource::Group];
-
 fn resource_type_body(resource: Resource, base_url: &str) -> Json {
     let (description, extensions) = match resource {
         Resource::User => (
@@ -113,7 +111,7 @@ fn resource_type_body(resource: Resource, base_url: &str) -> Json {
 }
 
 async fn resource_types(scope: Scope) -> Response {
-    let bodies: Vec<Json> = RESOURCES
+    let bodies: Vec<Json> = Resource::ALL
         .iter()
         .map(|r| resource_type_body(*r, &scope.base_url))
         .collect();
@@ -122,7 +120,7 @@ async fn resource_types(scope: Scope) -> Response {
 }
 
 async fn resource_type(scope: Scope, Path(name): Path<String>) -> Result<Response, ScimError> {
-    RESOURCES
+    Resource::ALL
         .iter()
         .find(|r| r.name().eq_ignore_ascii_case(&name))
         .map(|r| scim_json(StatusCode::OK, &resource_type_body(*r, &scope.base_url)))

@@ -5,13 +5,15 @@
 //! whose cursors are the service's keyset page tokens. A SearchRequest body
 //! (§3.4.3) is read into the same query parameters here.
 
-use axum::http::StatusCode;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use identity_proto::v1::{Filter, SortOrder};
 use serde_json::{Map, Value as Json, json};
 
+use crate::AppState;
 use crate::error::ScimError;
-use crate::http::scim_json;
+use crate::http::{ScimJson, scim_json};
 use crate::wire::bounds::{self, MAX_CURSOR_BYTES, MAX_PATH_BYTES};
 use crate::wire::filter::parse_filter;
 use crate::wire::query::ScimQuery;
@@ -235,11 +237,31 @@ pub fn list_response(page: &PageInfo, resources: Vec<Json>) -> Response {
     scim_json(StatusCode::OK, &Json::Object(body))
 }
 
+/// What a list is asked with: the query string of a GET, or the
+/// SearchRequest body of a POST to `.search` (RFC 7644 §3.4.3), so that one
+/// handler serves both.
+pub struct ListRequest(pub ScimQuery);
+
+impl FromRequest<AppState> for ListRequest {
+    type Rejection = ScimError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ScimError> {
+        if request.method() == Method::POST {
+            let ScimJson(body) = ScimJson::from_request(request, state).await?;
+            return Ok(ListRequest(search_request(body)?));
+        }
+        let (mut parts, _) = request.into_parts();
+        Ok(ListRequest(
+            ScimQuery::from_request_parts(&mut parts, state).await?,
+        ))
+    }
+}
+
 /// The parameters of a SearchRequest body as list query parameters.
 /// `attributes` and `excludedAttributes` are lists of names (a
 /// comma-separated string is accepted too); `startIndex` and `count` are
 /// integers; unknown members are ignored.
-pub fn search_request(body: Json) -> Result<ScimQuery, ScimError> {
+fn search_request(body: Json) -> Result<ScimQuery, ScimError> {
     let Json::Object(body) = body else {
         return Err(ScimError::invalid_syntax(
             "a SearchRequest must be a JSON object",

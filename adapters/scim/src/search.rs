@@ -23,8 +23,8 @@ use axum::routing::{get, post};
 
 use crate::AppState;
 use crate::error::{ScimError, ScimType};
-use crate::http::{Bearer, ScimJson};
-use crate::list::{ListParams, Page, search_request};
+use crate::http::Bearer;
+use crate::list::{ListParams, ListRequest, Page};
 use crate::resource::{self, Groups, ListQuery, Listed, ScimResource, Users};
 use crate::wire::projection::Projection;
 use crate::wire::query::ScimQuery;
@@ -35,26 +35,17 @@ const DEFAULT_COUNT: i32 = 100;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route(&format!("{BASE_PATH}/.search"), post(root_search))
-        .route(BASE_PATH, get(root_query))
-        .route(&format!("{BASE_PATH}/"), get(root_query))
+        .route(&format!("{BASE_PATH}/.search"), post(root_list))
+        .route(BASE_PATH, get(root_list))
+        .route(&format!("{BASE_PATH}/"), get(root_list))
 }
 
-/// POST /.search: both resource types.
-async fn root_search(
+/// POST /.search, and GET on the server root with list parameters (RFC
+/// 7644 §3.4.2): every resource type.
+async fn root_list(
     State(state): State<AppState>,
     bearer: Bearer,
-    ScimJson(body): ScimJson,
-) -> Result<Response, ScimError> {
-    let query = search_request(body)?;
-    search_all(&state, &bearer, &query).await
-}
-
-/// GET on the server root with list parameters (RFC 7644 §3.4.2).
-async fn root_query(
-    State(state): State<AppState>,
-    bearer: Bearer,
-    query: ScimQuery,
+    ListRequest(query): ListRequest,
 ) -> Result<Response, ScimError> {
     search_all(&state, &bearer, &query).await
 }

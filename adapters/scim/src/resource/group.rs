@@ -1,22 +1,17 @@
-//! `/Groups`: SCIM Group JSON <-> `identity.v1.Group`, and the GroupService
-//! calls that serve the generic handlers (see the parent module). A Group
-//! message never carries members: responses read them with paged
-//! ListMembers calls streamed into the body (see `members`), and not at all
-//! when the projection drops them or the group has none.
+//! `/Groups`: SCIM Group JSON <-> `identity.v1.Group`, and the two
+//! GroupService requests that carry a group (the other calls are written
+//! once, in `service`, for every type). A Group message never carries
+//! members: responses read them with paged ListMembers calls streamed into
+//! the body (see `members`), and not at all when the projection drops them
+//! or the group has none.
 
 use std::sync::Arc;
 
-use identity_proto::v1::group_service_client::GroupServiceClient;
-use identity_proto::v1::{
-    CreateGroupRequest, DeleteGroupRequest, GetGroupRequest, Group, ListGroupsRequest,
-    PatchGroupRequest, PatchOperation, ReplaceGroupRequest,
-};
+use identity_proto::v1::{CreateGroupRequest, Group, ReplaceGroupRequest};
 use serde_json::{Map, Value as Json};
-use tonic::transport::Channel;
 
-use super::{ListQuery, Listed, ScimResource, Stored, unary};
+use super::{ScimResource, Stored};
 use crate::AppState;
-use crate::MAX_MESSAGE_BYTES;
 use crate::error::ScimError;
 use crate::http::Bearer;
 use crate::members::{self, MemberPages, MemberSource};
@@ -28,17 +23,10 @@ use crate::wire::validate;
 /// The Group resource type: answers PATCH with 204 and streams members.
 pub struct Groups;
 
-fn client(state: &AppState) -> GroupServiceClient<Channel> {
-    GroupServiceClient::new(state.channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES)
-}
-
 impl ScimResource for Groups {
     const KIND: Resource = Resource::Group;
     const PATCH_ECHOES: bool = false;
     const STREAMED: bool = true;
-    type Message = Group;
-    /// The group and its member ids.
-    type Input = (Group, Vec<String>);
 
     fn from_scim(body: Json) -> Result<(Group, Vec<String>), ScimError> {
         group_from_scim(body)
@@ -46,115 +34,6 @@ impl ScimResource for Groups {
 
     fn to_scim(group: &Group, base_url: &str) -> Map<String, Json> {
         group_to_scim(group, base_url)
-    }
-
-    async fn create(
-        state: &AppState,
-        bearer: &Bearer,
-        (group, member_ids): (Group, Vec<String>),
-    ) -> Result<Group, ScimError> {
-        let request = CreateGroupRequest {
-            tenant: bearer.tenant(),
-            group: Some(group),
-            member_ids,
-        };
-        unary(bearer, request, |r| async move {
-            client(state).create_group(r).await
-        })
-        .await
-    }
-
-    async fn replace(
-        state: &AppState,
-        bearer: &Bearer,
-        id: String,
-        (mut group, member_ids): (Group, Vec<String>),
-        etag: String,
-    ) -> Result<Group, ScimError> {
-        group.id = id;
-        let request = ReplaceGroupRequest {
-            tenant: bearer.tenant(),
-            group: Some(group),
-            member_ids,
-            etag,
-        };
-        unary(bearer, request, |r| async move {
-            client(state).replace_group(r).await
-        })
-        .await
-    }
-
-    async fn patch(
-        state: &AppState,
-        bearer: &Bearer,
-        id: String,
-        operations: Vec<PatchOperation>,
-        etag: String,
-    ) -> Result<Group, ScimError> {
-        let request = PatchGroupRequest {
-            tenant: bearer.tenant(),
-            id,
-            operations,
-            etag,
-        };
-        unary(bearer, request, |r| async move {
-            client(state).patch_group(r).await
-        })
-        .await
-    }
-
-    async fn delete(
-        state: &AppState,
-        bearer: &Bearer,
-        id: String,
-        etag: String,
-    ) -> Result<(), ScimError> {
-        let request = DeleteGroupRequest {
-            tenant: bearer.tenant(),
-            id,
-            etag,
-        };
-        unary(bearer, request, |r| async move {
-            client(state).delete_group(r).await
-        })
-        .await
-        .map(drop)
-    }
-
-    async fn get(state: &AppState, bearer: &Bearer, id: String) -> Result<Group, ScimError> {
-        let request = GetGroupRequest {
-            tenant: bearer.tenant(),
-            id,
-        };
-        unary(bearer, request, |r| async move {
-            client(state).get_group(r).await
-        })
-        .await
-    }
-
-    async fn list(
-        state: &AppState,
-        bearer: &Bearer,
-        query: ListQuery,
-    ) -> Result<Listed<Group>, ScimError> {
-        let request = ListGroupsRequest {
-            tenant: bearer.tenant(),
-            filter: query.filter,
-            page_size: query.page_size,
-            offset: query.offset,
-            page_token: query.page_token,
-            order_by: query.order_by,
-        };
-        let page = unary(bearer, request, |r| async move {
-            client(state).list_groups(r).await
-        })
-        .await?;
-        Ok(Listed {
-            items: page.groups,
-            total_size: page.total_size,
-            next_page_token: page.next_page_token,
-            previous_page_token: page.previous_page_token,
-        })
     }
 
     /// `None` when the group has none or the projection drops them (then
@@ -169,12 +48,43 @@ impl ScimResource for Groups {
         if group.member_count == 0 || !rule.keeps_any_of(members::sample_member()) {
             return None;
         }
-        let pages = MemberPages::new(client(state), bearer.clone(), group.id.clone());
+        let pages = MemberPages::new(Groups::client(state), bearer.clone(), group.id.clone());
         Some(MemberSource::new(
             pages,
             rule,
             Arc::clone(&bearer.scope().base_url),
         ))
+    }
+}
+
+/// The CreateGroup request of a group and its member ids.
+pub fn create_request(
+    tenant: String,
+    (group, member_ids): (Group, Vec<String>),
+) -> CreateGroupRequest {
+    let group = Some(group);
+    CreateGroupRequest {
+        tenant,
+        group,
+        member_ids,
+    }
+}
+
+/// The ReplaceGroup request that makes group `id` be `group` with exactly
+/// these members.
+pub fn replace_request(
+    tenant: String,
+    id: String,
+    (mut group, member_ids): (Group, Vec<String>),
+    etag: String,
+) -> ReplaceGroupRequest {
+    group.id = id;
+    let group = Some(group);
+    ReplaceGroupRequest {
+        tenant,
+        group,
+        member_ids,
+        etag,
     }
 }
 

@@ -1,24 +1,24 @@
 //! One path for every SCIM resource type. A type says only what makes it
-//! itself (its SCIM mapping, its gRPC calls, whether PATCH echoes it and
-//! whether members stream after it) by implementing [`ScimResource`]; the
+//! itself (its SCIM mapping, its create and replace requests, whether PATCH
+//! echoes it and whether members stream after it) by implementing
+//! [`ScimResource`], and names its gRPC service once in `service`; the
 //! handlers below serve its endpoint, and `bulk` and the root `/.search`
-//! reach it through the same trait. A new resource type is one module here
-//! implementing the trait, plus a line in [`routes`] and in the two places
-//! that pick a type at run time (`bulk`'s path dispatch, the root search).
+//! reach it through the same traits. A new resource type is one module here,
+//! a line in `service`'s table and in [`routes`], and one in each place that
+//! picks a type at run time (`bulk`'s path dispatch, the root search).
 
 mod group;
 mod meta;
+mod service;
 mod user;
-
-use std::future::Future;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use identity_proto::v1::{PatchOperation, SortOrder};
+use identity_proto::v1::{Filter, SortOrder};
 use serde_json::{Map, Value as Json};
 
 use crate::AppState;
@@ -27,7 +27,7 @@ use crate::http::{
     Bearer, ScimJson, check_if_match, if_match, insert_etag, insert_location, not_modified,
     scim_body, scim_json,
 };
-use crate::list::{ListParams, PageInfo, list_head, list_response, search_request};
+use crate::list::{ListParams, ListRequest, PageInfo, list_head, list_response};
 use crate::members::{self, MemberSource};
 use crate::wire::patch::parse_patch;
 use crate::wire::projection::Projection;
@@ -36,11 +36,12 @@ use crate::wire::schema::{BASE_PATH, Resource};
 
 pub use group::Groups;
 pub use meta::{Stored, extension_schemas, meta};
+pub use service::Service;
 pub use user::Users;
 
 /// What one list call asks the service for, whatever the resource type.
 pub struct ListQuery {
-    pub filter: Option<identity_proto::v1::Filter>,
+    pub filter: Option<Filter>,
     pub page_size: Option<i32>,
     pub offset: i64,
     pub page_token: String,
@@ -55,9 +56,9 @@ pub struct Listed<M> {
     pub previous_page_token: String,
 }
 
-/// A SCIM resource type served over one identity.v1 gRPC service. Every
-/// call takes the request's bearer, whose token and tenant travel with it.
-pub trait ScimResource: Send + Sync + 'static {
+/// A SCIM resource type served over one identity.v1 gRPC service (its
+/// [`Service`]): what it reads and writes, and how it answers.
+pub trait ScimResource: Service + Send + Sync + 'static {
     /// Which resource type this is in the schema catalog.
     const KIND: Resource;
     /// Whether PATCH answers with the resource when the request names no
@@ -67,54 +68,11 @@ pub trait ScimResource: Send + Sync + 'static {
     /// otherwise each is sent whole.
     const STREAMED: bool;
 
-    /// The proto message of one resource.
-    type Message: Stored + Send + Sync + 'static;
-    /// What a request body reads into.
-    type Input: Send + 'static;
-
     /// Reads a create or replace body.
     fn from_scim(body: Json) -> Result<Self::Input, ScimError>;
     /// The SCIM document of a resource, before projection and without
     /// streamed members.
     fn to_scim(message: &Self::Message, base_url: &str) -> Map<String, Json>;
-
-    fn create(
-        state: &AppState,
-        bearer: &Bearer,
-        input: Self::Input,
-    ) -> impl Future<Output = Result<Self::Message, ScimError>> + Send;
-    /// `etag` ("" for none) must be current.
-    fn replace(
-        state: &AppState,
-        bearer: &Bearer,
-        id: String,
-        input: Self::Input,
-        etag: String,
-    ) -> impl Future<Output = Result<Self::Message, ScimError>> + Send;
-    /// `operations` is never empty; `etag` ("" for none) must be current.
-    fn patch(
-        state: &AppState,
-        bearer: &Bearer,
-        id: String,
-        operations: Vec<PatchOperation>,
-        etag: String,
-    ) -> impl Future<Output = Result<Self::Message, ScimError>> + Send;
-    fn delete(
-        state: &AppState,
-        bearer: &Bearer,
-        id: String,
-        etag: String,
-    ) -> impl Future<Output = Result<(), ScimError>> + Send;
-    fn get(
-        state: &AppState,
-        bearer: &Bearer,
-        id: String,
-    ) -> impl Future<Output = Result<Self::Message, ScimError>> + Send;
-    fn list(
-        state: &AppState,
-        bearer: &Bearer,
-        query: ListQuery,
-    ) -> impl Future<Output = Result<Listed<Self::Message>, ScimError>> + Send;
 
     /// Where the members written after `message`'s document come from, or
     /// `None` when none are to be written. Only streamed types have any.
@@ -140,12 +98,12 @@ fn endpoint<R: ScimResource>() -> Router<AppState> {
     let base = format!("{BASE_PATH}{}", R::KIND.endpoint());
     Router::new()
         .route(&base, get(list::<R>).post(create::<R>))
-        .route(&format!("{base}/.search"), post(search::<R>))
+        .route(&format!("{base}/.search"), post(list::<R>))
         .route(
             &format!("{base}/{{id}}"),
             get(fetch::<R>)
-                .put(replace::<R>)
-                .patch(patch::<R>)
+                .put(write::<R>)
+                .patch(write::<R>)
                 .delete(remove::<R>),
         )
 }
@@ -230,31 +188,14 @@ async fn fetch<R: ScimResource>(
     resource_response::<R>(&state, &bearer, StatusCode::OK, &message, &projection).await
 }
 
+/// GET /{Type} and POST /{Type}/.search.
 async fn list<R: ScimResource>(
     State(state): State<AppState>,
     bearer: Bearer,
-    query: ScimQuery,
+    ListRequest(query): ListRequest,
 ) -> Result<Response, ScimError> {
-    list_response_for::<R>(&state, &bearer, &query).await
-}
-
-/// POST /{Type}/.search (RFC 7644 §3.4.3): a list request in the body.
-async fn search<R: ScimResource>(
-    State(state): State<AppState>,
-    bearer: Bearer,
-    ScimJson(body): ScimJson,
-) -> Result<Response, ScimError> {
-    let query = search_request(body)?;
-    list_response_for::<R>(&state, &bearer, &query).await
-}
-
-async fn list_response_for<R: ScimResource>(
-    state: &AppState,
-    bearer: &Bearer,
-    query: &ScimQuery,
-) -> Result<Response, ScimError> {
-    let params = ListParams::parse(R::KIND, query)?;
-    let projection = Projection::parse(R::KIND, query)?;
+    let params = ListParams::parse(R::KIND, &query)?;
+    let projection = Projection::parse(R::KIND, &query)?;
     let request = ListQuery {
         filter: params.filter.clone(),
         page_size: params.count,
@@ -262,7 +203,7 @@ async fn list_response_for<R: ScimResource>(
         page_token: params.page_token(),
         order_by: params.order_by.clone(),
     };
-    let response = R::list(state, bearer, request).await?;
+    let response = R::list(&state, &bearer, request).await?;
     let page = params.page_info(
         response.total_size,
         &response.next_page_token,
@@ -271,7 +212,7 @@ async fn list_response_for<R: ScimResource>(
     let entries = response
         .items
         .iter()
-        .map(|message| listed::<R>(state, bearer, message, &projection));
+        .map(|message| listed::<R>(&state, &bearer, message, &projection));
     Ok(list_body(&page, entries.collect(), R::STREAMED))
 }
 
@@ -296,25 +237,14 @@ pub fn list_body(
     list_response(page, resources)
 }
 
-async fn replace<R: ScimResource>(
-    State(state): State<AppState>,
-    bearer: Bearer,
-    Path(id): Path<String>,
-    query: ScimQuery,
-    headers: HeaderMap,
-    ScimJson(body): ScimJson,
-) -> Result<Response, ScimError> {
-    let projection = Projection::parse(R::KIND, &query)?;
-    let message = replace_from::<R>(&state, &bearer, id, body, if_match(&headers)).await?;
-    resource_response::<R>(&state, &bearer, StatusCode::OK, &message, &projection).await
-}
-
-/// For a type that does not echo on PATCH, 204 unless
+/// PUT and PATCH of one resource: they differ only in how the body changes
+/// it, and in that a type which does not echo on PATCH answers 204 unless
 /// `attributes`/`excludedAttributes` ask for the resource (RFC 7644
 /// §3.5.2): echoing a big group on every membership change is what Entra
 /// advises against.
-async fn patch<R: ScimResource>(
+async fn write<R: ScimResource>(
     State(state): State<AppState>,
+    method: Method,
     bearer: Bearer,
     Path(id): Path<String>,
     query: ScimQuery,
@@ -322,14 +252,19 @@ async fn patch<R: ScimResource>(
     ScimJson(body): ScimJson,
 ) -> Result<Response, ScimError> {
     let projection = Projection::parse(R::KIND, &query)?;
-    let message = patch_from::<R>(&state, &bearer, id, body, if_match(&headers)).await?;
-    if R::PATCH_ECHOES || projection.requested() {
-        return resource_response::<R>(&state, &bearer, StatusCode::OK, &message, &projection)
-            .await;
-    }
-    let mut response = StatusCode::NO_CONTENT.into_response();
-    insert_etag(response.headers_mut(), message.meta().etag);
-    Ok(response)
+    let etag = if_match(&headers);
+    let message = if method == Method::PUT {
+        replace_from::<R>(&state, &bearer, id, body, etag).await?
+    } else {
+        let message = patch_from::<R>(&state, &bearer, id, body, etag).await?;
+        if !R::PATCH_ECHOES && !projection.requested() {
+            let mut response = StatusCode::NO_CONTENT.into_response();
+            insert_etag(response.headers_mut(), message.meta().etag);
+            return Ok(response);
+        }
+        message
+    };
+    resource_response::<R>(&state, &bearer, StatusCode::OK, &message, &projection).await
 }
 
 async fn remove<R: ScimResource>(
@@ -340,19 +275,6 @@ async fn remove<R: ScimResource>(
 ) -> Result<Response, ScimError> {
     R::delete(&state, &bearer, id, if_match(&headers)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-/// Sends one gRPC request with the caller's credential, tenant edge and
-/// deadline, and reads the answer; `send` makes the call.
-pub async fn unary<M, A, F>(
-    bearer: &Bearer,
-    message: M,
-    send: impl FnOnce(tonic::Request<M>) -> F,
-) -> Result<A, ScimError>
-where
-    F: Future<Output = Result<tonic::Response<A>, tonic::Status>>,
-{
-    Ok(send(bearer.request(message)).await?.into_inner())
 }
 
 /// One resource as a response: its document (members streamed after it

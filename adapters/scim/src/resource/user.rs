@@ -1,19 +1,14 @@
-//! `/Users`: SCIM User JSON <-> `identity.v1.User`, and the UserService
-//! calls that serve the generic handlers (see the parent module).
+//! `/Users`: SCIM User JSON <-> `identity.v1.User`, and the two UserService
+//! requests that carry a user (the other calls are written once, in
+//! `service`, for every type).
 
-use identity_proto::v1::user_service_client::UserServiceClient;
 use identity_proto::v1::{
-    CreateUserRequest, DeleteUserRequest, Email, EnterpriseUser, GetUserRequest, GroupRef,
-    ListUsersRequest, Manager, Name, PatchOperation, PatchUserRequest, ReplaceUserRequest, User,
+    CreateUserRequest, Email, EnterpriseUser, GroupRef, Manager, Name, ReplaceUserRequest, User,
 };
 use serde_json::{Map, Value as Json};
-use tonic::transport::Channel;
 
-use super::{ListQuery, Listed, ScimResource, Stored, unary};
-use crate::AppState;
-use crate::MAX_MESSAGE_BYTES;
+use super::{ScimResource, Stored};
 use crate::error::ScimError;
-use crate::http::Bearer;
 use crate::wire::patch::manager_id;
 use crate::wire::schema::{self, CORE_USER, ENTERPRISE_USER, Resource, boolean, object, text};
 use crate::wire::validate;
@@ -21,16 +16,10 @@ use crate::wire::validate;
 /// The User resource type.
 pub struct Users;
 
-fn client(state: &AppState) -> UserServiceClient<Channel> {
-    UserServiceClient::new(state.channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES)
-}
-
 impl ScimResource for Users {
     const KIND: Resource = Resource::User;
     const PATCH_ECHOES: bool = true;
     const STREAMED: bool = false;
-    type Message = User;
-    type Input = User;
 
     fn from_scim(body: Json) -> Result<User, ScimError> {
         user_from_scim(body)
@@ -39,111 +28,24 @@ impl ScimResource for Users {
     fn to_scim(user: &User, base_url: &str) -> Map<String, Json> {
         user_to_scim(user, base_url)
     }
+}
 
-    async fn create(state: &AppState, bearer: &Bearer, user: User) -> Result<User, ScimError> {
-        let request = CreateUserRequest {
-            tenant: bearer.tenant(),
-            user: Some(user),
-        };
-        unary(bearer, request, |r| async move {
-            client(state).create_user(r).await
-        })
-        .await
-    }
+/// The CreateUser request of `user`.
+pub fn create_request(tenant: String, user: User) -> CreateUserRequest {
+    let user = Some(user);
+    CreateUserRequest { tenant, user }
+}
 
-    async fn replace(
-        state: &AppState,
-        bearer: &Bearer,
-        id: String,
-        mut user: User,
-        etag: String,
-    ) -> Result<User, ScimError> {
-        user.id = id;
-        let request = ReplaceUserRequest {
-            tenant: bearer.tenant(),
-            user: Some(user),
-            etag,
-        };
-        unary(bearer, request, |r| async move {
-            client(state).replace_user(r).await
-        })
-        .await
-    }
-
-    async fn patch(
-        state: &AppState,
-        bearer: &Bearer,
-        id: String,
-        operations: Vec<PatchOperation>,
-        etag: String,
-    ) -> Result<User, ScimError> {
-        let request = PatchUserRequest {
-            tenant: bearer.tenant(),
-            id,
-            operations,
-            etag,
-        };
-        unary(bearer, request, |r| async move {
-            client(state).patch_user(r).await
-        })
-        .await
-    }
-
-    async fn delete(
-        state: &AppState,
-        bearer: &Bearer,
-        id: String,
-        etag: String,
-    ) -> Result<(), ScimError> {
-        let request = DeleteUserRequest {
-            tenant: bearer.tenant(),
-            id,
-            etag,
-        };
-        unary(bearer, request, |r| async move {
-            client(state).delete_user(r).await
-        })
-        .await
-        .map(drop)
-    }
-
-    async fn get(state: &AppState, bearer: &Bearer, id: String) -> Result<User, ScimError> {
-        let request = GetUserRequest {
-            tenant: bearer.tenant(),
-            id,
-            show_deleted: false,
-        };
-        unary(bearer, request, |r| async move {
-            client(state).get_user(r).await
-        })
-        .await
-    }
-
-    async fn list(
-        state: &AppState,
-        bearer: &Bearer,
-        query: ListQuery,
-    ) -> Result<Listed<User>, ScimError> {
-        let request = ListUsersRequest {
-            tenant: bearer.tenant(),
-            filter: query.filter,
-            page_size: query.page_size,
-            offset: query.offset,
-            page_token: query.page_token,
-            show_deleted: false,
-            order_by: query.order_by,
-        };
-        let page = unary(bearer, request, |r| async move {
-            client(state).list_users(r).await
-        })
-        .await?;
-        Ok(Listed {
-            items: page.users,
-            total_size: page.total_size,
-            next_page_token: page.next_page_token,
-            previous_page_token: page.previous_page_token,
-        })
-    }
+/// The ReplaceUser request that makes user `id` be `user`.
+pub fn replace_request(
+    tenant: String,
+    id: String,
+    mut user: User,
+    etag: String,
+) -> ReplaceUserRequest {
+    user.id = id;
+    let user = Some(user);
+    ReplaceUserRequest { tenant, user, etag }
 }
 
 /// Reads a SCIM User body, checked against the published schema first (see
@@ -361,17 +263,22 @@ fn group_ref_to_scim(group: &GroupRef, base_url: &str) -> Json {
 }
 
 fn name_to_scim(name: &Name) -> Map<String, Json> {
-    [
+    texts([
         ("formatted", &name.formatted),
         ("familyName", &name.family_name),
         ("givenName", &name.given_name),
         ("middleName", &name.middle_name),
         ("honorificPrefix", &name.honorific_prefix),
         ("honorificSuffix", &name.honorific_suffix),
-    ]
-    .into_iter()
-    .filter_map(|(k, v)| v.clone().map(|v| (k.to_owned(), Json::String(v))))
-    .collect()
+    ])
+}
+
+/// The string sub-attributes that are set, by name.
+fn texts<const N: usize>(fields: [(&str, &Option<String>); N]) -> Map<String, Json> {
+    fields
+        .into_iter()
+        .filter_map(|(k, v)| v.clone().map(|v| (k.to_owned(), Json::String(v))))
+        .collect()
 }
 
 fn email_to_scim(email: &Email) -> Json {
@@ -388,16 +295,13 @@ fn email_to_scim(email: &Email) -> Json {
 }
 
 fn enterprise_to_scim(enterprise: &EnterpriseUser, base_url: &str) -> Option<Json> {
-    let mut out: Map<String, Json> = [
+    let mut out = texts([
         ("employeeNumber", &enterprise.employee_number),
         ("costCenter", &enterprise.cost_center),
         ("organization", &enterprise.organization),
         ("division", &enterprise.division),
         ("department", &enterprise.department),
-    ]
-    .into_iter()
-    .filter_map(|(k, v)| v.clone().map(|v| (k.to_owned(), Json::String(v))))
-    .collect();
+    ]);
     if let Some(manager) = enterprise.manager.as_ref().filter(|m| !m.value.is_empty()) {
         let mut m = Map::new();
         m.insert("value".into(), manager.value.clone().into());

@@ -375,21 +375,28 @@ impl Parser {
     /// `scope` is the multi-valued attribute whose elements a value filter
     /// selects; inside it, paths name sub-attributes.
     fn parse_or(&mut self, scope: Option<&AttributePath>) -> Result<Filter, FilterError> {
-        let mut operands = vec![self.parse_and(scope)?];
-        while is_keyword(self.peek(), "or") {
-            self.pos += 1;
-            operands.push(self.parse_and(scope)?);
-        }
-        Ok(logical(operands, filter::Expression::Or))
+        self.parse_chain(scope, "or", Self::parse_and, filter::Expression::Or)
     }
 
     fn parse_and(&mut self, scope: Option<&AttributePath>) -> Result<Filter, FilterError> {
-        let mut operands = vec![self.parse_not(scope)?];
-        while is_keyword(self.peek(), "and") {
+        self.parse_chain(scope, "and", Self::parse_not, filter::Expression::And)
+    }
+
+    /// Operands read by `operand` and joined by `keyword`: one level of
+    /// precedence. A single operand stands for itself.
+    fn parse_chain(
+        &mut self,
+        scope: Option<&AttributePath>,
+        keyword: &str,
+        operand: fn(&mut Self, Option<&AttributePath>) -> Result<Filter, FilterError>,
+        make: fn(Logical) -> filter::Expression,
+    ) -> Result<Filter, FilterError> {
+        let mut operands = vec![operand(self, scope)?];
+        while is_keyword(self.peek(), keyword) {
             self.pos += 1;
-            operands.push(self.parse_not(scope)?);
+            operands.push(operand(self, scope)?);
         }
-        Ok(logical(operands, filter::Expression::And))
+        Ok(logical(operands, make))
     }
 
     fn parse_not(&mut self, scope: Option<&AttributePath>) -> Result<Filter, FilterError> {
@@ -613,7 +620,3 @@ fn logical(mut operands: Vec<Filter>, make: fn(Logical) -> filter::Expression) -
 
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod text;
-#[cfg(test)]
-use text::FilterText;
