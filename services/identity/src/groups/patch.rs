@@ -257,8 +257,11 @@ fn value_of(object: &Map<String, Json>) -> Option<&Json> {
         .map(|(_, v)| v)
 }
 
-/// The ids a member value filter selects: `value eq "id"`, or several of
-/// those joined by `or`. Anything else would need the member list read.
+/// Recognises the one shape of member value filter a group PATCH takes,
+/// `members[value eq "<id>"]` (or several of those joined by `or`), and
+/// gives its ids. This is a shape check, not a filter interpreter: the
+/// members are never read into memory to evaluate a filter, so any other
+/// filter is refused here, while a list filter on members goes to SQL.
 fn filter_ids(filter: &Filter, label: &str) -> Result<Vec<Uuid>, PatchError> {
     let unsupported = || {
         PatchError::InvalidPath(format!(

@@ -28,6 +28,7 @@ use ops::{remove, set};
 pub(crate) use resolve::get_ci;
 use resolve::{Resolved, resolve};
 pub(crate) use schema::{Extension, PatchError, PatchSchema, Shape};
+use select::ValueFilter;
 
 /// Applies every operation in order; the caller discards the document on error.
 pub(crate) fn apply(
@@ -143,7 +144,11 @@ fn apply_at(
         }
         Resolved::Target(target) => target,
     };
-    let filter = path.value_filter.as_deref();
+    let filter = match path.value_filter.as_deref() {
+        Some(filter) => Some(ValueFilter::new(filter, &target)?),
+        None => None,
+    };
+    let filter = filter.as_ref();
     match (op, value) {
         (Op::Remove, value) => remove(doc, &target, filter, value),
         (_, None) => remove(doc, &target, filter, None),

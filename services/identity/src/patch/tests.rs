@@ -828,3 +828,50 @@ fn removing_every_value_unassigns_the_attribute() {
     // Without a filter, removing what is absent changes nothing.
     assert!(run(&out, &[op(Op::Remove, Some(path("", "roles", "")), None)]).is_ok());
 }
+
+#[test]
+fn value_filters_follow_the_catalog_case_rules() {
+    let mut start = user();
+    start.attributes.insert(
+        "x509Certificates".into(),
+        json!([{"value": "QUJD", "type": "work"}]),
+    );
+    let remove =
+        |attr: &str, filter: Filter| op(Op::Remove, Some(filtered(attr, filter, "type")), None);
+    // Binary values are caseExact (RFC 7643 §2.3.6), as in a list filter.
+    let err = run(
+        &start,
+        &[remove("x509Certificates", eq("value", json!("qujd")))],
+    );
+    assert!(matches!(err, Err(PatchError::NoTarget(_))), "{err:?}");
+    assert!(
+        run(
+            &start,
+            &[remove("x509Certificates", eq("value", json!("QUJD")))]
+        )
+        .is_ok()
+    );
+    // Email values are not.
+    assert!(
+        run(
+            &start,
+            &[remove("emails", eq("value", json!("ADA@HOME.example")))]
+        )
+        .is_ok()
+    );
+    // What a list refuses, PATCH refuses, whether or not there are values.
+    let ordered = Filter {
+        expression: Some(Expr::Comparison(Box::new(Comparison {
+            path: Some(Box::new(path("", "value", ""))),
+            operator: Operator::Gt as i32,
+            value: Some(identity_proto::json_to_value(json!("A"))),
+        }))),
+    };
+    for on in [&start, &user()] {
+        let err = run(on, &[remove("x509Certificates", ordered.clone())]);
+        assert!(
+            matches!(&err, Err(PatchError::InvalidPath(m)) if m.contains("does not apply")),
+            "{err:?}"
+        );
+    }
+}
