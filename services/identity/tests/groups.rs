@@ -13,7 +13,8 @@ use identity_proto::v1::{
     AddMembersRequest, AttributePath, Comparison, CreateGroupRequest, CreateUserRequest,
     DeleteGroupRequest, DeleteUserRequest, Filter, GetGroupRequest, GetUserRequest, Group,
     ListGroupsRequest, ListMembersRequest, ListUserGroupsRequest, ListUsersRequest, Member, Name,
-    PatchGroupRequest, PatchOperation, RemoveMembersRequest, ReplaceGroupRequest, User, ValuePath,
+    PatchGroupRequest, PatchOperation, PatchUserRequest, RemoveMembersRequest, ReplaceGroupRequest,
+    User, ValuePath,
 };
 use serde_json::json;
 use tonic::{Code, Status};
@@ -452,6 +453,53 @@ async fn unknown_members_are_invalid_values_and_change_nothing() {
     f.svc.stop().await;
 }
 
+/// The service takes canonical operations only (the proto's contract): a
+/// pathless operation sent straight over gRPC is refused, for users and
+/// groups alike, and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pathless_operations_are_invalid_paths() {
+    let f = Fixture::start("pathless").await;
+    let ids = f.users("m", 1).await;
+    let group = f.group("Admins", &[]).await;
+    let pathless = |value: serde_json::Value| PatchOperation {
+        op: Op::Add as i32,
+        path: None,
+        value: Some(identity_proto::json_to_value(value)),
+    };
+    let on_group = f
+        .patch(
+            &group.id,
+            vec![pathless(json!({"members": [{"value": ids[0]}]}))],
+        )
+        .await;
+    let on_user = f
+        .svc
+        .users()
+        .patch_user(call(
+            &f.token,
+            PatchUserRequest {
+                id: ids[0].clone(),
+                operations: vec![pathless(json!({"active": false}))],
+                ..PatchUserRequest::default()
+            },
+        ))
+        .await;
+    for status in [
+        expect_err(on_group, "pathless group patch"),
+        expect_err(on_user, "pathless user patch"),
+    ] {
+        assert_eq!(
+            (status.code(), reason(&status).as_str()),
+            (Code::InvalidArgument, "INVALID_PATH"),
+            "{status:?}"
+        );
+        assert!(status.message().contains("needs a path"), "{status:?}");
+    }
+    let now = f.get(&group.id).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((now.etag.as_str(), now.member_count), ("1", 0));
+    f.svc.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_patches_adding_different_members_all_land() {
     const WRITERS: usize = 20;
@@ -763,18 +811,15 @@ async fn group_writes_reads_filters_and_tenancy() {
     let ops = f.group("Ops", &[b]).await;
     f.group("Empty", &[]).await;
 
-    // Okta's pathless replace echoing the id; attributes go to the bag.
+    // Okta's pathless replace echoing the id, as the adapter expands it;
+    // attributes go to the bag.
     let patched = f
         .patch(
             &ops.id,
             vec![
-                PatchOperation {
-                    op: Op::Replace as i32,
-                    path: None,
-                    value: Some(identity_proto::json_to_value(json!({
-                        "id": ops.id, "displayName": "Operations", "description": "on call"
-                    }))),
-                },
+                replace_op("id", json!(ops.id)),
+                replace_op("displayName", json!("Operations")),
+                replace_op("description", json!("on call")),
                 replace_op("externalId", json!("OPS-1")),
                 members_op(Op::Add, &[c]),
             ],

@@ -15,7 +15,7 @@ use super::GroupData;
 use crate::attr::{
     Resource, Schema, attribute_parts, canonical, display_path, element_attribute, schema_of,
 };
-use crate::patch::{self, PatchError, PatchSchema, Shape, check_path_bounds, pathless_key};
+use crate::patch::{self, PatchError, PatchSchema, Shape, check_path_bounds};
 
 /// The group's attributes for the shared engine; `members` never reaches it.
 pub(crate) const GROUP: PatchSchema = PatchSchema {
@@ -75,43 +75,14 @@ impl GroupPatch {
 }
 
 /// Splits `operations` into membership changes and attribute operations,
-/// validating the membership ones; pathless operations are expanded to one
-/// operation per key first, so `{"members": [...]}` is a membership change.
+/// validating the membership ones. Operations come canonical (with a path,
+/// see [`patch::canonical`]), so `members` is always named by a path.
 pub(crate) fn plan(operations: &[PatchOperation]) -> Result<GroupPatch, PatchError> {
     let mut plan = GroupPatch::default();
     for operation in operations {
-        let op = Op::try_from(operation.op)
-            .ok()
-            .filter(|op| *op != Op::Unspecified)
-            .ok_or_else(|| {
-                PatchError::InvalidSyntax("each operation needs op add, replace or remove".into())
-            })?;
-        // JSON null means "no value", as for users.
-        let value = operation
-            .value
-            .clone()
-            .map(identity_proto::value_to_json)
-            .filter(|v| !v.is_null());
-        match &operation.path {
-            Some(path) => {
-                check_path_bounds(path)?;
-                plan_one(&mut plan, op, path, value)?
-            }
-            None => {
-                if op == Op::Remove {
-                    return Err(PatchError::NoTarget("remove needs a path".into()));
-                }
-                let Some(Json::Object(object)) = value else {
-                    return Err(PatchError::InvalidSyntax(
-                        "an operation without a path needs an object value".into(),
-                    ));
-                };
-                for (key, value) in object {
-                    let path = pathless_key(&key);
-                    plan_one(&mut plan, op, &path, Some(value).filter(|v| !v.is_null()))?;
-                }
-            }
-        }
+        let (op, path, value) = patch::canonical(operation)?;
+        check_path_bounds(path)?;
+        plan_one(&mut plan, op, path, value)?;
     }
     Ok(plan)
 }
@@ -572,18 +543,26 @@ mod tests {
     }
 
     #[test]
-    fn pathless_replace_splits_members_from_attributes() {
+    fn replace_splits_members_from_attributes() {
         let a = id(1);
-        // Okta echoes the id in a pathless replace.
-        let plan = plan(&[op(
-            Op::Replace,
-            None,
-            Some(json!({
-                "id": id(9).to_string(),
-                "displayName": "Ops",
-                "members": [{"value": a.to_string()}]
-            })),
-        )])
+        // Okta's pathless replace echoing the id, as the adapter expands it.
+        let plan = plan(&[
+            op(
+                Op::Replace,
+                Some(path("", "id", "")),
+                Some(json!(id(9).to_string())),
+            ),
+            op(
+                Op::Replace,
+                Some(path("", "displayName", "")),
+                Some(json!("Ops")),
+            ),
+            op(
+                Op::Replace,
+                members_path(),
+                Some(json!([{"value": a.to_string()}])),
+            ),
+        ])
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(plan.members, [MemberChange::Replace(vec![a])]);
         assert_eq!(plan.attributes.len(), 2);
@@ -738,8 +717,12 @@ mod tests {
             }
         }
         assert!(matches!(
-            plan(&[op(Op::Remove, None, None)]),
-            Err(PatchError::NoTarget(_))
+            plan(&[op(
+                Op::Add,
+                None,
+                Some(json!({"members": [{"value": id(1).to_string()}]}))
+            )]),
+            Err(PatchError::InvalidPath(_))
         ));
         assert!(matches!(
             plan(&[op(Op::Unspecified, members_path(), None)]),
