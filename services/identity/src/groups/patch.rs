@@ -11,7 +11,7 @@ use identity_proto::v1::{AttributePath, Filter, PatchOperation};
 use serde_json::{Map, Value as Json};
 use uuid::Uuid;
 
-use super::GroupData;
+use super::{GroupData, GroupError, parse_member_ids};
 use crate::attr::{
     Resource, Schema, attribute_parts, canonical, display_path, element_attribute, schema_of,
 };
@@ -77,7 +77,7 @@ impl GroupPatch {
 /// Splits `operations` into membership changes and attribute operations,
 /// validating the membership ones. Operations come canonical (with a path,
 /// see [`patch::canonical`]), so `members` is always named by a path.
-pub(crate) fn plan(operations: &[PatchOperation]) -> Result<GroupPatch, PatchError> {
+pub(crate) fn plan(operations: &[PatchOperation]) -> Result<GroupPatch, GroupError> {
     let mut plan = GroupPatch::default();
     for operation in operations {
         let (op, path, value) = patch::canonical(operation)?;
@@ -92,7 +92,7 @@ fn plan_one(
     op: Op,
     path: &AttributePath,
     value: Option<Json>,
-) -> Result<(), PatchError> {
+) -> Result<(), GroupError> {
     let (attr, _) = attribute_parts(path);
     if schema_of(path, Resource::Group) == Schema::Core && attr.eq_ignore_ascii_case("members") {
         return member_changes(plan, op, path, value);
@@ -117,16 +117,17 @@ fn member_changes(
     op: Op,
     path: &AttributePath,
     value: Option<Json>,
-) -> Result<(), PatchError> {
+) -> Result<(), GroupError> {
     let label = display_path(path);
     let (_, sub) = attribute_parts(path);
     if !sub.is_empty() && !sub.eq_ignore_ascii_case("value") {
         return if canonical(DERIVED_MEMBER_SUBS, sub).is_some() {
             Ok(())
         } else {
-            Err(PatchError::InvalidPath(format!(
-                "'{label}': members has no sub-attribute '{sub}'"
-            )))
+            Err(
+                PatchError::InvalidPath(format!("'{label}': members has no sub-attribute '{sub}'"))
+                    .into(),
+            )
         };
     }
     let changes = match (path.value_filter.as_deref(), op) {
@@ -174,22 +175,17 @@ fn member_changes(
     Ok(())
 }
 
-fn member_id(text: &str) -> Result<Uuid, PatchError> {
-    Uuid::try_parse(text.trim()).map_err(|_| {
-        PatchError::InvalidValue(format!("member '{text}' is not a user of this tenant"))
-    })
-}
-
 /// The user ids of a member list: `[{"value": id, "display": ...}, ...]`, one
 /// such object, or bare id strings. Only `value` is read; `display`, `type`
-/// and `$ref` are derived on output.
-fn member_ids(value: &Json) -> Result<Vec<Uuid>, PatchError> {
+/// and `$ref` are derived on output. The ids are parsed as every other path
+/// parses them ([`parse_member_ids`]).
+fn member_ids(value: &Json) -> Result<Vec<Uuid>, GroupError> {
     ids_in(value, true)
 }
 
 /// [`member_ids`], where an object without `value` is an error when
 /// `require_value`, else names no one.
-fn ids_in(value: &Json, require_value: bool) -> Result<Vec<Uuid>, PatchError> {
+fn ids_in(value: &Json, require_value: bool) -> Result<Vec<Uuid>, GroupError> {
     let items = match value {
         Json::Array(items) => items.as_slice(),
         single => std::slice::from_ref(single),
@@ -197,28 +193,28 @@ fn ids_in(value: &Json, require_value: bool) -> Result<Vec<Uuid>, PatchError> {
     let mut ids = Vec::with_capacity(items.len());
     for item in items {
         let id = match item {
-            Json::String(text) => member_id(text)?,
+            Json::String(text) => text.clone(),
             Json::Object(object) => match value_of(object) {
-                Some(Json::String(text)) => member_id(text)?,
+                Some(Json::String(text)) => text.clone(),
                 None | Some(Json::Null) if !require_value => continue,
                 _ => {
                     return Err(PatchError::InvalidValue(
                         "each member needs a \"value\" with a user id".into(),
-                    ));
+                    )
+                    .into());
                 }
             },
             Json::Null => continue,
             _ => {
                 return Err(PatchError::InvalidValue(
                     "members must be a list of {\"value\": user id}".into(),
-                ));
+                )
+                .into());
             }
         };
         ids.push(id);
     }
-    ids.sort_unstable();
-    ids.dedup();
-    Ok(ids)
+    parse_member_ids(&ids)
 }
 
 fn value_of(object: &Map<String, Json>) -> Option<&Json> {
@@ -233,7 +229,7 @@ fn value_of(object: &Map<String, Json>) -> Option<&Json> {
 /// gives its ids. This is a shape check, not a filter interpreter: the
 /// members are never read into memory to evaluate a filter, so any other
 /// filter is refused here, while a list filter on members goes to SQL.
-fn filter_ids(filter: &Filter, label: &str) -> Result<Vec<Uuid>, PatchError> {
+fn filter_ids(filter: &Filter, label: &str) -> Result<Vec<Uuid>, GroupError> {
     let unsupported = || {
         PatchError::InvalidPath(format!(
             "'{label}': members are selected by value eq \"<user id>\", alone or joined by or"
@@ -243,23 +239,22 @@ fn filter_ids(filter: &Filter, label: &str) -> Result<Vec<Uuid>, PatchError> {
     let mut pending = vec![filter];
     while let Some(filter) = pending.pop() {
         match filter.expression.as_ref() {
-            Some(Expr::Or(l)) if !l.operands.is_empty() => pending.extend(l.operands.iter()),
+            // Reversed onto the stack, so ids come in the order they were written.
+            Some(Expr::Or(l)) if !l.operands.is_empty() => pending.extend(l.operands.iter().rev()),
             Some(Expr::Comparison(c)) if c.operator == Operator::Eq as i32 => {
                 let path = c.path.as_deref().ok_or_else(unsupported)?;
                 if !element_attribute(path, "members").eq_ignore_ascii_case("value") {
-                    return Err(unsupported());
+                    return Err(unsupported().into());
                 }
                 match c.value.clone().map(identity_proto::value_to_json) {
-                    Some(Json::String(text)) => ids.push(member_id(&text)?),
-                    _ => return Err(unsupported()),
+                    Some(Json::String(text)) => ids.push(text),
+                    _ => return Err(unsupported().into()),
                 }
             }
-            _ => return Err(unsupported()),
+            _ => return Err(unsupported().into()),
         }
     }
-    ids.sort_unstable();
-    ids.dedup();
-    Ok(ids)
+    parse_member_ids(&ids)
 }
 
 /// The group as a SCIM document for the shared engine, without members.
@@ -457,7 +452,7 @@ mod tests {
         ] {
             assert!(matches!(
                 plan(&[op(Op::Remove, Some(filtered(bad, "")), None)]),
-                Err(PatchError::InvalidPath(_))
+                Err(GroupError::Patch(PatchError::InvalidPath(_)))
             ));
         }
     }
@@ -510,36 +505,46 @@ mod tests {
                 Some(path("", "members", "color")),
                 Some(json!("x"))
             )]),
-            Err(PatchError::InvalidPath(_))
+            Err(GroupError::Patch(PatchError::InvalidPath(_)))
         ));
     }
 
     #[test]
     fn malformed_member_values_are_invalid_values() {
         for bad in [
-            op(Op::Add, members_path(), Some(json!([{"value": "bob"}]))),
             op(Op::Add, members_path(), Some(json!([{"display": "Bob"}]))),
             op(Op::Add, members_path(), Some(json!([{"value": 7}]))),
             op(Op::Add, members_path(), Some(json!([7]))),
             op(Op::Add, members_path(), None),
-            op(Op::Remove, members_path(), Some(json!(["not-an-id"]))),
-            op(
-                Op::Remove,
-                Some(filtered(eq("value", json!("not-an-id")), "")),
-                None,
-            ),
         ] {
             let result = plan(std::slice::from_ref(&bad));
             assert!(
-                matches!(result, Err(PatchError::InvalidValue(_))),
+                matches!(result, Err(GroupError::Patch(PatchError::InvalidValue(_)))),
                 "{bad:?}: {result:?}"
             );
         }
-        let err = plan(&[op(Op::Add, members_path(), Some(json!([{"value": "bob"}])))])
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(err.contains("'bob'"), "{err}");
+    }
+
+    #[test]
+    fn malformed_member_ids_are_unknown_members_as_on_create() {
+        for bad in [
+            op(Op::Add, members_path(), Some(json!([{"value": "bob"}]))),
+            op(Op::Replace, members_path(), Some(json!(["bob"]))),
+            op(Op::Remove, members_path(), Some(json!(["bob"]))),
+            op(
+                Op::Remove,
+                Some(filtered(eq("value", json!("bob")), "")),
+                None,
+            ),
+        ] {
+            let result = plan(std::slice::from_ref(&bad)).err();
+            let create = parse_member_ids(&["bob".into()]).err();
+            assert!(
+                matches!(&result, Some(GroupError::UnknownMembers(ids)) if ids == &["bob"]),
+                "{bad:?}: {result:?}"
+            );
+            assert_eq!(result.map(|e| e.to_string()), create.map(|e| e.to_string()));
+        }
     }
 
     #[test]
@@ -613,9 +618,9 @@ mod tests {
         }
     }
 
-    fn apply_ops(ops: &[PatchOperation]) -> Result<GroupData, PatchError> {
+    fn apply_ops(ops: &[PatchOperation]) -> Result<GroupData, GroupError> {
         let plan = plan(ops)?;
-        apply_attributes(id(9), &group(), &plan.attributes)
+        Ok(apply_attributes(id(9), &group(), &plan.attributes)?)
     }
 
     #[test]
@@ -706,12 +711,12 @@ mod tests {
             let result = apply_ops(std::slice::from_ref(&bad));
             if mutability {
                 assert!(
-                    matches!(result, Err(PatchError::Mutability(_))),
+                    matches!(result, Err(GroupError::Patch(PatchError::Mutability(_)))),
                     "{result:?}"
                 );
             } else {
                 assert!(
-                    matches!(result, Err(PatchError::InvalidValue(_))),
+                    matches!(result, Err(GroupError::Patch(PatchError::InvalidValue(_)))),
                     "{result:?}"
                 );
             }
@@ -722,11 +727,11 @@ mod tests {
                 None,
                 Some(json!({"members": [{"value": id(1).to_string()}]}))
             )]),
-            Err(PatchError::InvalidPath(_))
+            Err(GroupError::Patch(PatchError::InvalidPath(_)))
         ));
         assert!(matches!(
             plan(&[op(Op::Unspecified, members_path(), None)]),
-            Err(PatchError::InvalidSyntax(_))
+            Err(GroupError::Patch(PatchError::InvalidSyntax(_)))
         ));
     }
 }

@@ -204,7 +204,7 @@ impl GroupService for GroupApi {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
             let id = parse_id(&req.id)?;
-            let plan = patch::plan(&req.operations).map_err(GroupError::from)?;
+            let plan = patch::plan(&req.operations)?;
             let row = retry_conflict!(store::patch(&mut conn, tenant.id, id, &req.etag, &plan))?;
             Ok(to_proto(row, &tenant.slug))
         })
