@@ -21,6 +21,8 @@ mod server;
 mod sort;
 mod status;
 mod tenants;
+#[cfg(test)]
+mod testing;
 mod tokens;
 mod users;
 

@@ -318,45 +318,16 @@ pub(crate) fn apply_attributes(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use identity_proto::v1::{Comparison, Logical};
+    use crate::testing::{eq, op, path};
+    use identity_proto::v1::Logical;
     use serde_json::json;
 
     fn id(n: u128) -> Uuid {
         Uuid::from_u128(n)
     }
 
-    fn path(schema: &str, attribute: &str, sub: &str) -> AttributePath {
-        AttributePath {
-            schema: schema.into(),
-            attribute: attribute.into(),
-            sub_attribute: sub.into(),
-            value_filter: None,
-        }
-    }
-
-    fn eq(attr: &str, value: Json) -> Filter {
-        Filter {
-            expression: Some(Expr::Comparison(Box::new(Comparison {
-                path: Some(Box::new(path("", attr, ""))),
-                operator: Operator::Eq as i32,
-                value: Some(identity_proto::json_to_value(value)),
-            }))),
-        }
-    }
-
     fn filtered(filter: Filter, sub: &str) -> AttributePath {
-        AttributePath {
-            value_filter: Some(Box::new(filter)),
-            ..path("", "members", sub)
-        }
-    }
-
-    fn op(op: Op, path: Option<AttributePath>, value: Option<Json>) -> PatchOperation {
-        PatchOperation {
-            op: op as i32,
-            path,
-            value: value.map(identity_proto::json_to_value),
-        }
+        crate::testing::filtered("members", filter, sub)
     }
 
     fn members(ops: &[PatchOperation]) -> Vec<MemberChange> {

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::attr::{ENTERPRISE_URN, MAX_RESOURCE_BYTES, MAX_VALUES};
+use crate::testing::{eq, filtered, op, path};
 use crate::users::UserData;
 use crate::users::document::{USER, from_document, to_document};
 use identity_proto::v1::comparison::Operator;
@@ -27,40 +28,6 @@ fn user() -> UserData {
             display: None,
         }],
         ..UserData::default()
-    }
-}
-
-fn path(schema: &str, attribute: &str, sub: &str) -> AttributePath {
-    AttributePath {
-        schema: schema.into(),
-        attribute: attribute.into(),
-        sub_attribute: sub.into(),
-        value_filter: None,
-    }
-}
-
-fn eq(attr: &str, value: Json) -> Filter {
-    Filter {
-        expression: Some(Expr::Comparison(Box::new(Comparison {
-            path: Some(Box::new(path("", attr, ""))),
-            operator: Operator::Eq as i32,
-            value: Some(identity_proto::json_to_value(value)),
-        }))),
-    }
-}
-
-fn filtered(attribute: &str, filter: Filter, sub: &str) -> AttributePath {
-    AttributePath {
-        value_filter: Some(Box::new(filter)),
-        ..path("", attribute, sub)
-    }
-}
-
-fn op(kind: Op, path: Option<AttributePath>, value: Option<Json>) -> PatchOperation {
-    PatchOperation {
-        op: kind as i32,
-        path,
-        value: value.map(identity_proto::json_to_value),
     }
 }
 
