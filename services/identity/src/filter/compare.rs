@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::attribute::{Kind, Multi};
 use super::bounds::{FilterError, invalid};
-use crate::attr::display_path;
+use crate::attr::{display_path, element_attribute};
 
 /// A comparison checked against its operand's kind, ready to be emitted as
 /// SQL or evaluated on a value.
@@ -186,7 +186,10 @@ pub(super) fn plan(
 
 impl Test {
     /// Whether `actual` (absent or JSON null: `None`), a value of `kind`,
-    /// passes, exactly as the SQL the compiler emits for this test decides.
+    /// passes, as the SQL the compiler emits for this test decides on the
+    /// stored value. Text is ordered by code point, as the database's C
+    /// collation orders it. Case is folded per character on both sides;
+    /// Postgres' `lower()` and Rust's differ only on rare letters ('İ').
     pub(crate) fn holds(&self, kind: Kind, nullable: bool, actual: Option<&Json>) -> bool {
         let actual = actual.filter(|v| !v.is_null());
         let ne = |op: &Operator| *op == Operator::Ne;
@@ -292,7 +295,7 @@ impl ElementFilter {
                         if path.value_filter.is_some() {
                             return Err(invalid(format!("'{what}': value paths cannot be nested")));
                         }
-                        let name = crate::attr::element_attribute(path, parent);
+                        let name = element_attribute(path, parent);
                         (name.to_owned(), Kind::Json, true)
                     }
                 };
