@@ -251,15 +251,7 @@ impl std::io::Write for Count {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn path(schema: &str, attribute: &str, sub: &str) -> AttributePath {
-        AttributePath {
-            schema: schema.into(),
-            attribute: attribute.into(),
-            sub_attribute: sub.into(),
-            value_filter: None,
-        }
-    }
+    use crate::testing::path;
 
     #[test]
     fn bags_are_bounded() {

@@ -22,6 +22,8 @@ mod sort;
 mod status;
 mod store;
 mod tenants;
+#[cfg(test)]
+mod testing;
 mod tokens;
 mod users;
 

@@ -291,7 +291,14 @@ async fn nul_characters_are_refused_on_every_user_write() {
             "emails.value contains a NUL",
         ),
         (
-            op(Op::Add, None, json!({"urn:example:ext": {"k": [nul]}})),
+            op(
+                Op::Add,
+                Some(AttributePath {
+                    schema: "urn:example:ext".into(),
+                    ..AttributePath::default()
+                }),
+                json!({"k": [nul]}),
+            ),
             "urn:example:ext.k contains a NUL",
         ),
         (

@@ -385,8 +385,8 @@ async fn user_lifecycle() {
     };
     let deactivate = PatchOperation {
         op: Op::Replace as i32,
-        path: None,
-        value: Some(identity_proto::json_to_value(json!({"active": false}))),
+        path: Some(path("", "active", "")),
+        value: Some(identity_proto::json_to_value(json!(false))),
     };
     let patched = users
         .patch_user(call(&token, patch("1", vec![work_email, deactivate])))

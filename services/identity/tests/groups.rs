@@ -13,7 +13,8 @@ use identity_proto::v1::{
     AddMembersRequest, AttributePath, Comparison, CreateGroupRequest, CreateUserRequest,
     DeleteGroupRequest, DeleteUserRequest, Filter, GetGroupRequest, GetUserRequest, Group,
     ListGroupsRequest, ListMembersRequest, ListUserGroupsRequest, ListUsersRequest, Member, Name,
-    PatchGroupRequest, PatchOperation, RemoveMembersRequest, ReplaceGroupRequest, User, ValuePath,
+    PatchGroupRequest, PatchOperation, PatchUserRequest, RemoveMembersRequest, ReplaceGroupRequest,
+    User, ValuePath,
 };
 use serde_json::json;
 use tonic::{Code, Status};
@@ -452,6 +453,153 @@ async fn unknown_members_are_invalid_values_and_change_nothing() {
     f.svc.stop().await;
 }
 
+/// A member id that is not a user id fails the same way on every path that
+/// takes member ids: group create and replace, PATCH add, replace and remove
+/// (by value or by filter), AddMembers and RemoveMembers. A malformed id
+/// names no user, so it is refused like an unknown user id is on create.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_member_id_is_the_same_error_on_every_path() {
+    let f = Fixture::start("bad-ids").await;
+    let ids = f.users("m", 1).await;
+    let group = f.group("Admins", &[&ids[0]]).await;
+    let bad = ["bob", "not-a-uuid"];
+    let listed = json!(bad.map(|id| json!({"value": id})));
+    let members_value = |op: Op| PatchOperation {
+        op: op as i32,
+        path: Some(path("members", "")),
+        value: Some(identity_proto::json_to_value(listed.clone())),
+    };
+    let either = PatchOperation {
+        op: Op::Remove as i32,
+        path: Some(AttributePath {
+            value_filter: Some(Box::new(Filter {
+                expression: Some(Expression::Or(identity_proto::v1::Logical {
+                    operands: bad.map(|id| cmp("value", "", json!(id))).to_vec(),
+                })),
+            })),
+            ..path("members", "")
+        }),
+        value: None,
+    };
+    let user_ids: Vec<String> = bad.map(str::to_owned).to_vec();
+    let mut outcomes = vec![("create", f.try_create_group("Ops", &bad).await.map(|_| ()))];
+    let replace = f
+        .svc
+        .groups()
+        .replace_group(call(
+            &f.token,
+            ReplaceGroupRequest {
+                tenant: String::new(),
+                group: Some(Group {
+                    id: group.id.clone(),
+                    display_name: "Admins".into(),
+                    ..Group::default()
+                }),
+                member_ids: user_ids.clone(),
+                etag: String::new(),
+            },
+        ))
+        .await;
+    outcomes.push(("replace", replace.map(|_| ())));
+    for (what, operation) in [
+        ("PATCH add", members_value(Op::Add)),
+        ("PATCH replace", members_value(Op::Replace)),
+        ("PATCH remove", members_value(Op::Remove)),
+        ("PATCH remove by filter", either),
+    ] {
+        outcomes.push((what, f.patch(&group.id, vec![operation]).await.map(|_| ())));
+    }
+    let add = f
+        .svc
+        .groups()
+        .add_members(call(
+            &f.token,
+            AddMembersRequest {
+                tenant: String::new(),
+                group_id: group.id.clone(),
+                user_ids: user_ids.clone(),
+            },
+        ))
+        .await;
+    outcomes.push(("AddMembers", add.map(|_| ())));
+    let remove = f
+        .svc
+        .groups()
+        .remove_members(call(
+            &f.token,
+            RemoveMembersRequest {
+                tenant: String::new(),
+                group_id: group.id.clone(),
+                user_ids,
+            },
+        ))
+        .await;
+    outcomes.push(("RemoveMembers", remove.map(|_| ())));
+    let expected = (
+        Code::InvalidArgument,
+        "INVALID_VALUE".to_owned(),
+        "members 'bob', 'not-a-uuid' are not users of this tenant".to_owned(),
+    );
+    for (what, outcome) in outcomes {
+        let status = expect_err(outcome, what);
+        assert_eq!(
+            (status.code(), reason(&status), status.message().to_owned()),
+            expected,
+            "{what}"
+        );
+    }
+    let now = f.get(&group.id).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((now.etag.as_str(), now.member_count), ("1", 1));
+    f.svc.stop().await;
+}
+
+/// The service takes canonical operations only (the proto's contract): a
+/// pathless operation sent straight over gRPC is refused, for users and
+/// groups alike, and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pathless_operations_are_invalid_paths() {
+    let f = Fixture::start("pathless").await;
+    let ids = f.users("m", 1).await;
+    let group = f.group("Admins", &[]).await;
+    let pathless = |value: serde_json::Value| PatchOperation {
+        op: Op::Add as i32,
+        path: None,
+        value: Some(identity_proto::json_to_value(value)),
+    };
+    let on_group = f
+        .patch(
+            &group.id,
+            vec![pathless(json!({"members": [{"value": ids[0]}]}))],
+        )
+        .await;
+    let on_user = f
+        .svc
+        .users()
+        .patch_user(call(
+            &f.token,
+            PatchUserRequest {
+                id: ids[0].clone(),
+                operations: vec![pathless(json!({"active": false}))],
+                ..PatchUserRequest::default()
+            },
+        ))
+        .await;
+    for status in [
+        expect_err(on_group, "pathless group patch"),
+        expect_err(on_user, "pathless user patch"),
+    ] {
+        assert_eq!(
+            (status.code(), reason(&status).as_str()),
+            (Code::InvalidArgument, "INVALID_PATH"),
+            "{status:?}"
+        );
+        assert!(status.message().contains("needs a path"), "{status:?}");
+    }
+    let now = f.get(&group.id).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((now.etag.as_str(), now.member_count), ("1", 0));
+    f.svc.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_patches_adding_different_members_all_land() {
     const WRITERS: usize = 20;
@@ -763,18 +911,15 @@ async fn group_writes_reads_filters_and_tenancy() {
     let ops = f.group("Ops", &[b]).await;
     f.group("Empty", &[]).await;
 
-    // Okta's pathless replace echoing the id; attributes go to the bag.
+    // Okta's pathless replace echoing the id, as the adapter expands it;
+    // attributes go to the bag.
     let patched = f
         .patch(
             &ops.id,
             vec![
-                PatchOperation {
-                    op: Op::Replace as i32,
-                    path: None,
-                    value: Some(identity_proto::json_to_value(json!({
-                        "id": ops.id, "displayName": "Operations", "description": "on call"
-                    }))),
-                },
+                replace_op("id", json!(ops.id)),
+                replace_op("displayName", json!("Operations")),
+                replace_op("description", json!("on call")),
                 replace_op("externalId", json!("OPS-1")),
                 members_op(Op::Add, &[c]),
             ],

@@ -8,7 +8,8 @@ use identity_proto::v1::AttributePath;
 use super::bounds::{FilterError, invalid};
 use super::sql::{Param, Sql};
 use crate::attr::{
-    CORE_URN, ENTERPRISE_URN, Resource, Schema, attribute_parts, display_path, schema_of,
+    CORE_URN, ENTERPRISE_URN, Resource, Schema, attribute_parts, display_path, element_attribute,
+    schema_of,
 };
 use crate::catalog::{self, BagAttr, user_bag_attribute};
 
@@ -171,6 +172,28 @@ impl Multi {
             Multi::Members => "groups.member_count > 0".to_owned(),
             Multi::Groups => format!("{GROUP_ROWS})"),
         }
+    }
+
+    /// What a comparison inside `attr[...]` names: the element's
+    /// sub-attribute, by its name and as an operand.
+    pub(crate) fn element_field(
+        self,
+        path: &AttributePath,
+    ) -> Result<(&str, Operand), FilterError> {
+        if path.value_filter.is_some() {
+            return Err(invalid(format!(
+                "'{}': value paths cannot be nested",
+                display_path(path)
+            )));
+        }
+        let name = element_attribute(path, self.name());
+        let field = self.field(name).ok_or_else(|| {
+            invalid(format!(
+                "unknown attribute '{}.{name}' in filter",
+                self.name()
+            ))
+        })?;
+        Ok((name, field))
     }
 
     /// The sub-attribute `name` of an element, `e` for JSON arrays.

@@ -1,21 +1,17 @@
 //! The compiler: a proto `Filter` tree to one SQL boolean expression, each
-//! comparison emitted by the [`Kind`] of the attribute it names.
+//! comparison emitted as the [`Test`] its attribute's [`Kind`] makes of it.
 
-use chrono::{DateTime, Utc};
 use diesel::sql_types::Bool;
 use identity_proto::v1::comparison::Operator;
 use identity_proto::v1::filter::Expression as Expr;
 use identity_proto::v1::{Comparison, Filter, ValuePath};
 use serde_json::Value as Json;
-use uuid::Uuid;
 
 use super::attribute::{Kind, Multi, Operand, RowAttr, TEXT_CI, resolve};
 use super::bounds::{FilterError, check_bounds, invalid};
+use super::compare::{Test, operator_name, parts, plan};
 use super::sql::{Param, Sql, SqlFilter};
-use crate::attr::{
-    CORE_URN, ENTERPRISE_URN, GROUP_URN, Resource, Schema, display_path, element_attribute,
-    schema_of,
-};
+use crate::attr::{CORE_URN, ENTERPRISE_URN, GROUP_URN, Resource, Schema, display_path, schema_of};
 
 /// Compiles `filter` to SQL over `users` or over `groups`.
 pub(crate) fn compile(filter: &Filter, resource: Resource) -> Result<SqlFilter, FilterError> {
@@ -33,22 +29,6 @@ enum Scope {
     Row,
     /// Inside `attr[...]`, where paths name sub-attributes of one element.
     Element(Multi),
-}
-
-fn operator_name(op: Operator) -> &'static str {
-    match op {
-        Operator::Unspecified => "unspecified",
-        Operator::Eq => "eq",
-        Operator::Ne => "ne",
-        Operator::Co => "co",
-        Operator::Sw => "sw",
-        Operator::Ew => "ew",
-        Operator::Pr => "pr",
-        Operator::Gt => "gt",
-        Operator::Ge => "ge",
-        Operator::Lt => "lt",
-        Operator::Le => "le",
-    }
 }
 
 fn sql_operator(op: Operator) -> &'static str {
@@ -162,32 +142,11 @@ impl Compiler {
     }
 
     fn comparison(&mut self, c: &Comparison, scope: Scope) -> Result<(), FilterError> {
-        let path = c
-            .path
-            .as_deref()
-            .ok_or_else(|| invalid("comparison without an attribute"))?;
-        let op = Operator::try_from(c.operator)
-            .ok()
-            .filter(|op| *op != Operator::Unspecified)
-            .ok_or_else(|| invalid(format!("'{}': unknown operator", display_path(path))))?;
-        let value = c
-            .value
-            .clone()
-            .map(identity_proto::value_to_json)
-            .unwrap_or(Json::Null);
+        let (path, op, value) = parts(c)?;
         let what = display_path(path);
         match scope {
             Scope::Element(multi) => {
-                if path.value_filter.is_some() {
-                    return Err(invalid(format!("'{what}': value paths cannot be nested")));
-                }
-                let name = element_attribute(path, multi.name());
-                let field = multi.field(name).ok_or_else(|| {
-                    invalid(format!(
-                        "unknown attribute '{}.{name}' in filter",
-                        multi.name()
-                    ))
-                })?;
+                let (_, field) = multi.element_field(path)?;
                 self.compare(&field, op, value, &what)
             }
             Scope::Row => match resolve(path, self.resource)? {
@@ -265,6 +224,7 @@ impl Compiler {
         Ok(())
     }
 
+    /// One comparison, as [`plan`] decides it for the operand's kind.
     fn compare(
         &mut self,
         o: &Operand,
@@ -272,129 +232,46 @@ impl Compiler {
         value: Json,
         what: &str,
     ) -> Result<(), FilterError> {
-        if op == Operator::Pr {
-            self.present(o);
-            return Ok(());
-        }
-        if value.is_null() {
-            return self.compare_null(o, op, what);
-        }
-        match o.kind {
-            Kind::Text { case_exact } => {
-                let text = text_value(value, what)?;
-                self.compare_text(o, case_exact, op, text);
-                Ok(())
+        match plan(o.kind, o.nullable, op, value, what)? {
+            Test::Present => self.present(o),
+            Test::Null { absent } => self.null(o, absent),
+            Test::Always(true) => self.sql("TRUE"),
+            Test::Always(false) => self.sql("FALSE"),
+            Test::Text {
+                case_exact,
+                op,
+                text,
+            } => {
+                let as_text = match o.kind {
+                    Kind::Uuid => o.wrapped("", "::text", TEXT_CI, o.nullable),
+                    Kind::Json => o.wrapped("(", " #>> '{}')", TEXT_CI, true),
+                    _ => o.clone(),
+                };
+                self.compare_text(&as_text, case_exact, op, text);
             }
-            Kind::Binary => {
-                if matches!(
-                    op,
-                    Operator::Gt | Operator::Ge | Operator::Lt | Operator::Le
-                ) {
-                    return Err(invalid(format!(
-                        "'{what}' is binary: '{}' does not apply",
-                        operator_name(op)
-                    )));
-                }
-                let text = text_value(value, what)?;
-                self.compare_text(o, true, op, text);
-                Ok(())
-            }
-            Kind::Bool => {
-                let b = bool_value(&value).ok_or_else(|| {
-                    invalid(format!(
-                        "'{what}' is boolean: compare it with true or false"
-                    ))
-                })?;
-                if !matches!(op, Operator::Eq | Operator::Ne) {
-                    return Err(invalid(format!(
-                        "'{what}' is boolean: '{}' does not apply",
-                        operator_name(op)
-                    )));
-                }
+            Test::Bool { op, value } => {
                 self.emit(o);
                 self.sql(&format!(" {} ", sql_operator(op)));
-                self.bind(Param::Bool(b));
-                Ok(())
+                self.bind(Param::Bool(value));
             }
-            Kind::Time => {
-                if matches!(op, Operator::Co | Operator::Sw | Operator::Ew) {
-                    return Err(invalid(format!(
-                        "'{what}' is a timestamp: '{}' does not apply",
-                        operator_name(op)
-                    )));
-                }
-                let time = value
-                    .as_str()
-                    .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-                    .ok_or_else(|| {
-                        invalid(format!("'{what}' compares with an RFC 3339 timestamp, e.g. \"2025-01-31T12:00:00Z\""))
-                    })?;
+            Test::Time { op, value } => {
                 self.emit(o);
                 self.sql(&format!(" {} ", sql_operator(op)));
-                self.bind(Param::Time(time.with_timezone(&Utc)));
-                Ok(())
+                self.bind(Param::Time(value));
             }
-            Kind::Uuid => {
-                let text = text_value(value, what)?;
-                if !matches!(op, Operator::Eq | Operator::Ne) {
-                    // Ordering and substring matches work on the canonical text form.
-                    let as_text = o.wrapped("", "::text", TEXT_CI, o.nullable);
-                    self.compare_text(&as_text, false, op, text);
-                    return Ok(());
-                }
-                match (Uuid::try_parse(text.trim()), op) {
-                    (Ok(id), _) => {
-                        self.guarded(o, op, |c| {
-                            c.emit(o);
-                            c.sql(&format!(" {} ", sql_operator(op)));
-                            c.bind(Param::Uuid(id));
-                        });
-                    }
-                    // Not an id: nothing equals it, everything differs from it.
-                    (Err(_), Operator::Eq) => self.sql("FALSE"),
-                    (Err(_), _) => self.sql("TRUE"),
-                }
-                Ok(())
-            }
-            Kind::Json => self.compare_json(o, op, value, what),
+            Test::Uuid { op, value } => self.guarded(o, op, |c| {
+                c.emit(o);
+                c.sql(&format!(" {} ", sql_operator(op)));
+                c.bind(Param::Uuid(value));
+            }),
+            Test::Json { op, value } => self.guarded(o, op, |c| {
+                c.emit(o);
+                c.sql(&format!(" {} CAST(", sql_operator(op)));
+                c.bind(Param::Text(value.to_string()));
+                c.sql(" AS jsonb)");
+            }),
         }
-    }
-
-    /// An unregistered extension's value: strings compare as text
-    /// (case-insensitively), numbers and booleans as JSON values.
-    fn compare_json(
-        &mut self,
-        o: &Operand,
-        op: Operator,
-        value: Json,
-        what: &str,
-    ) -> Result<(), FilterError> {
-        if !matches!(
-            op,
-            Operator::Eq | Operator::Ne | Operator::Co | Operator::Sw | Operator::Ew
-        ) {
-            return Err(invalid(format!(
-                "'{what}' belongs to an unregistered extension: only eq, ne, co, sw, ew and pr apply, not '{}'",
-                operator_name(op)
-            )));
-        }
-        let as_text = o.wrapped("(", " #>> '{}')", TEXT_CI, true);
-        match value {
-            Json::Number(_) | Json::Bool(_) if matches!(op, Operator::Eq | Operator::Ne) => {
-                self.guarded(o, op, |c| {
-                    c.emit(o);
-                    c.sql(&format!(" {} CAST(", sql_operator(op)));
-                    c.bind(Param::Text(value.to_string()));
-                    c.sql(" AS jsonb)");
-                });
-                Ok(())
-            }
-            value => {
-                let text = text_value(value, what)?;
-                self.compare_text(&as_text, false, op, text);
-                Ok(())
-            }
-        }
+        Ok(())
     }
 
     fn compare_text(&mut self, o: &Operand, case_exact: bool, op: Operator, text: String) {
@@ -439,36 +316,25 @@ impl Compiler {
         }
     }
 
-    fn compare_null(&mut self, o: &Operand, op: Operator, what: &str) -> Result<(), FilterError> {
-        match (op, o.nullable) {
-            (Operator::Eq | Operator::Ne, true) => {
-                let json = o.kind == Kind::Json;
-                self.sql(if json { "(" } else { "" });
+    /// `eq null` / `ne null` on a nullable operand; JSON null is no value.
+    fn null(&mut self, o: &Operand, absent: bool) {
+        let json = o.kind == Kind::Json;
+        self.sql(if json { "(" } else { "" });
+        self.emit(o);
+        match (absent, json) {
+            (true, false) => self.sql(" IS NULL"),
+            (false, false) => self.sql(" IS NOT NULL"),
+            (true, true) => {
+                self.sql(" IS NULL OR ");
                 self.emit(o);
-                match (op, json) {
-                    (Operator::Eq, false) => self.sql(" IS NULL"),
-                    (Operator::Ne, false) => self.sql(" IS NOT NULL"),
-                    (Operator::Eq, true) => {
-                        self.sql(" IS NULL OR ");
-                        self.emit(o);
-                        self.sql(" = 'null'::jsonb)");
-                    }
-                    _ => {
-                        self.sql(" IS NOT NULL AND ");
-                        self.emit(o);
-                        self.sql(" <> 'null'::jsonb)");
-                    }
-                }
+                self.sql(" = 'null'::jsonb)");
             }
-            (Operator::Eq, false) => self.sql("FALSE"),
-            (Operator::Ne, false) => self.sql("TRUE"),
-            _ => {
-                return Err(invalid(format!(
-                    "'{what}': only eq and ne compare with null"
-                )));
+            (false, true) => {
+                self.sql(" IS NOT NULL AND ");
+                self.emit(o);
+                self.sql(" <> 'null'::jsonb)");
             }
         }
-        Ok(())
     }
 
     fn present(&mut self, o: &Operand) {
@@ -497,26 +363,5 @@ impl Compiler {
             }
             (_, false) => self.sql("TRUE"),
         }
-    }
-}
-
-/// Unquoted numbers and booleans compare as their text with string attributes.
-fn text_value(value: Json, what: &str) -> Result<String, FilterError> {
-    match value {
-        Json::String(s) => Ok(s),
-        Json::Number(n) => Ok(n.to_string()),
-        Json::Bool(b) => Ok(b.to_string()),
-        _ => Err(invalid(format!(
-            "'{what}' compares with a single value, not a list or object"
-        ))),
-    }
-}
-
-fn bool_value(value: &Json) -> Option<bool> {
-    match value {
-        Json::Bool(b) => Some(*b),
-        Json::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
-        Json::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
-        _ => None,
     }
 }

@@ -2,31 +2,13 @@ use super::attribute::NAME_PRESENT;
 use super::bounds::{MAX_DEPTH, MAX_TERMS};
 use super::*;
 use crate::attr::Resource;
+use crate::testing::{cmp_path, path};
 use diesel::pg::Pg;
 use identity_proto::v1::comparison::Operator;
 use identity_proto::v1::filter::Expression as Expr;
-use identity_proto::v1::{AttributePath, Comparison, Filter, Logical, ValuePath};
+use identity_proto::v1::{Filter, Logical, ValuePath};
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
-
-fn path(schema: &str, attribute: &str, sub: &str) -> AttributePath {
-    AttributePath {
-        schema: schema.into(),
-        attribute: attribute.into(),
-        sub_attribute: sub.into(),
-        value_filter: None,
-    }
-}
-
-fn cmp_path(p: AttributePath, op: Operator, value: Json) -> Filter {
-    Filter {
-        expression: Some(Expr::Comparison(Box::new(Comparison {
-            path: Some(Box::new(p)),
-            operator: op as i32,
-            value: Some(identity_proto::json_to_value(value)),
-        }))),
-    }
-}
 
 fn cmp(attr: &str, op: Operator, value: Json) -> Filter {
     let (a, s) = attr.split_once('.').unwrap_or((attr, ""));

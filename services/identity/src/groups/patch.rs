@@ -11,11 +11,11 @@ use identity_proto::v1::{AttributePath, Filter, PatchOperation};
 use serde_json::{Map, Value as Json};
 use uuid::Uuid;
 
-use super::GroupData;
+use super::{GroupData, GroupError, parse_member_ids};
 use crate::attr::{
     Resource, Schema, attribute_parts, canonical, display_path, element_attribute, schema_of,
 };
-use crate::patch::{self, PatchError, PatchSchema, Shape, check_path_bounds, pathless_key};
+use crate::patch::{self, PatchError, PatchSchema, Shape, check_path_bounds};
 
 /// The group's attributes for the shared engine; `members` never reaches it.
 pub(crate) const GROUP: PatchSchema = PatchSchema {
@@ -75,43 +75,14 @@ impl GroupPatch {
 }
 
 /// Splits `operations` into membership changes and attribute operations,
-/// validating the membership ones; pathless operations are expanded to one
-/// operation per key first, so `{"members": [...]}` is a membership change.
-pub(crate) fn plan(operations: &[PatchOperation]) -> Result<GroupPatch, PatchError> {
+/// validating the membership ones. Operations come canonical (with a path,
+/// see [`patch::canonical`]), so `members` is always named by a path.
+pub(crate) fn plan(operations: &[PatchOperation]) -> Result<GroupPatch, GroupError> {
     let mut plan = GroupPatch::default();
     for operation in operations {
-        let op = Op::try_from(operation.op)
-            .ok()
-            .filter(|op| *op != Op::Unspecified)
-            .ok_or_else(|| {
-                PatchError::InvalidSyntax("each operation needs op add, replace or remove".into())
-            })?;
-        // JSON null means "no value", as for users.
-        let value = operation
-            .value
-            .clone()
-            .map(identity_proto::value_to_json)
-            .filter(|v| !v.is_null());
-        match &operation.path {
-            Some(path) => {
-                check_path_bounds(path)?;
-                plan_one(&mut plan, op, path, value)?
-            }
-            None => {
-                if op == Op::Remove {
-                    return Err(PatchError::NoTarget("remove needs a path".into()));
-                }
-                let Some(Json::Object(object)) = value else {
-                    return Err(PatchError::InvalidSyntax(
-                        "an operation without a path needs an object value".into(),
-                    ));
-                };
-                for (key, value) in object {
-                    let path = pathless_key(&key);
-                    plan_one(&mut plan, op, &path, Some(value).filter(|v| !v.is_null()))?;
-                }
-            }
-        }
+        let (op, path, value) = patch::canonical(operation)?;
+        check_path_bounds(path)?;
+        plan_one(&mut plan, op, path, value)?;
     }
     Ok(plan)
 }
@@ -121,7 +92,7 @@ fn plan_one(
     op: Op,
     path: &AttributePath,
     value: Option<Json>,
-) -> Result<(), PatchError> {
+) -> Result<(), GroupError> {
     let (attr, _) = attribute_parts(path);
     if schema_of(path, Resource::Group) == Schema::Core && attr.eq_ignore_ascii_case("members") {
         return member_changes(plan, op, path, value);
@@ -146,16 +117,17 @@ fn member_changes(
     op: Op,
     path: &AttributePath,
     value: Option<Json>,
-) -> Result<(), PatchError> {
+) -> Result<(), GroupError> {
     let label = display_path(path);
     let (_, sub) = attribute_parts(path);
     if !sub.is_empty() && !sub.eq_ignore_ascii_case("value") {
         return if canonical(DERIVED_MEMBER_SUBS, sub).is_some() {
             Ok(())
         } else {
-            Err(PatchError::InvalidPath(format!(
-                "'{label}': members has no sub-attribute '{sub}'"
-            )))
+            Err(
+                PatchError::InvalidPath(format!("'{label}': members has no sub-attribute '{sub}'"))
+                    .into(),
+            )
         };
     }
     let changes = match (path.value_filter.as_deref(), op) {
@@ -203,22 +175,17 @@ fn member_changes(
     Ok(())
 }
 
-fn member_id(text: &str) -> Result<Uuid, PatchError> {
-    Uuid::try_parse(text.trim()).map_err(|_| {
-        PatchError::InvalidValue(format!("member '{text}' is not a user of this tenant"))
-    })
-}
-
 /// The user ids of a member list: `[{"value": id, "display": ...}, ...]`, one
 /// such object, or bare id strings. Only `value` is read; `display`, `type`
-/// and `$ref` are derived on output.
-fn member_ids(value: &Json) -> Result<Vec<Uuid>, PatchError> {
+/// and `$ref` are derived on output. The ids are parsed as every other path
+/// parses them ([`parse_member_ids`]).
+fn member_ids(value: &Json) -> Result<Vec<Uuid>, GroupError> {
     ids_in(value, true)
 }
 
 /// [`member_ids`], where an object without `value` is an error when
 /// `require_value`, else names no one.
-fn ids_in(value: &Json, require_value: bool) -> Result<Vec<Uuid>, PatchError> {
+fn ids_in(value: &Json, require_value: bool) -> Result<Vec<Uuid>, GroupError> {
     let items = match value {
         Json::Array(items) => items.as_slice(),
         single => std::slice::from_ref(single),
@@ -226,28 +193,28 @@ fn ids_in(value: &Json, require_value: bool) -> Result<Vec<Uuid>, PatchError> {
     let mut ids = Vec::with_capacity(items.len());
     for item in items {
         let id = match item {
-            Json::String(text) => member_id(text)?,
+            Json::String(text) => text.clone(),
             Json::Object(object) => match value_of(object) {
-                Some(Json::String(text)) => member_id(text)?,
+                Some(Json::String(text)) => text.clone(),
                 None | Some(Json::Null) if !require_value => continue,
                 _ => {
                     return Err(PatchError::InvalidValue(
                         "each member needs a \"value\" with a user id".into(),
-                    ));
+                    )
+                    .into());
                 }
             },
             Json::Null => continue,
             _ => {
                 return Err(PatchError::InvalidValue(
                     "members must be a list of {\"value\": user id}".into(),
-                ));
+                )
+                .into());
             }
         };
         ids.push(id);
     }
-    ids.sort_unstable();
-    ids.dedup();
-    Ok(ids)
+    parse_member_ids(&ids)
 }
 
 fn value_of(object: &Map<String, Json>) -> Option<&Json> {
@@ -257,9 +224,12 @@ fn value_of(object: &Map<String, Json>) -> Option<&Json> {
         .map(|(_, v)| v)
 }
 
-/// The ids a member value filter selects: `value eq "id"`, or several of
-/// those joined by `or`. Anything else would need the member list read.
-fn filter_ids(filter: &Filter, label: &str) -> Result<Vec<Uuid>, PatchError> {
+/// Recognises the one shape of member value filter a group PATCH takes,
+/// `members[value eq "<id>"]` (or several of those joined by `or`), and
+/// gives its ids. This is a shape check, not a filter interpreter: the
+/// members are never read into memory to evaluate a filter, so any other
+/// filter is refused here, while a list filter on members goes to SQL.
+fn filter_ids(filter: &Filter, label: &str) -> Result<Vec<Uuid>, GroupError> {
     let unsupported = || {
         PatchError::InvalidPath(format!(
             "'{label}': members are selected by value eq \"<user id>\", alone or joined by or"
@@ -269,23 +239,22 @@ fn filter_ids(filter: &Filter, label: &str) -> Result<Vec<Uuid>, PatchError> {
     let mut pending = vec![filter];
     while let Some(filter) = pending.pop() {
         match filter.expression.as_ref() {
-            Some(Expr::Or(l)) if !l.operands.is_empty() => pending.extend(l.operands.iter()),
+            // Reversed onto the stack, so ids come in the order they were written.
+            Some(Expr::Or(l)) if !l.operands.is_empty() => pending.extend(l.operands.iter().rev()),
             Some(Expr::Comparison(c)) if c.operator == Operator::Eq as i32 => {
                 let path = c.path.as_deref().ok_or_else(unsupported)?;
                 if !element_attribute(path, "members").eq_ignore_ascii_case("value") {
-                    return Err(unsupported());
+                    return Err(unsupported().into());
                 }
                 match c.value.clone().map(identity_proto::value_to_json) {
-                    Some(Json::String(text)) => ids.push(member_id(&text)?),
-                    _ => return Err(unsupported()),
+                    Some(Json::String(text)) => ids.push(text),
+                    _ => return Err(unsupported().into()),
                 }
             }
-            _ => return Err(unsupported()),
+            _ => return Err(unsupported().into()),
         }
     }
-    ids.sort_unstable();
-    ids.dedup();
-    Ok(ids)
+    parse_member_ids(&ids)
 }
 
 /// The group as a SCIM document for the shared engine, without members.
@@ -349,45 +318,17 @@ pub(crate) fn apply_attributes(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use identity_proto::v1::{Comparison, Logical};
+    use crate::store::ResourceError;
+    use crate::testing::{eq, op, path};
+    use identity_proto::v1::Logical;
     use serde_json::json;
 
     fn id(n: u128) -> Uuid {
         Uuid::from_u128(n)
     }
 
-    fn path(schema: &str, attribute: &str, sub: &str) -> AttributePath {
-        AttributePath {
-            schema: schema.into(),
-            attribute: attribute.into(),
-            sub_attribute: sub.into(),
-            value_filter: None,
-        }
-    }
-
-    fn eq(attr: &str, value: Json) -> Filter {
-        Filter {
-            expression: Some(Expr::Comparison(Box::new(Comparison {
-                path: Some(Box::new(path("", attr, ""))),
-                operator: Operator::Eq as i32,
-                value: Some(identity_proto::json_to_value(value)),
-            }))),
-        }
-    }
-
     fn filtered(filter: Filter, sub: &str) -> AttributePath {
-        AttributePath {
-            value_filter: Some(Box::new(filter)),
-            ..path("", "members", sub)
-        }
-    }
-
-    fn op(op: Op, path: Option<AttributePath>, value: Option<Json>) -> PatchOperation {
-        PatchOperation {
-            op: op as i32,
-            path,
-            value: value.map(identity_proto::json_to_value),
-        }
+        crate::testing::filtered("members", filter, sub)
     }
 
     fn members(ops: &[PatchOperation]) -> Vec<MemberChange> {
@@ -483,7 +424,9 @@ mod tests {
         ] {
             assert!(matches!(
                 plan(&[op(Op::Remove, Some(filtered(bad, "")), None)]),
-                Err(PatchError::InvalidPath(_))
+                Err(GroupError::Resource(ResourceError::Patch(
+                    PatchError::InvalidPath(_)
+                )))
             ));
         }
     }
@@ -536,51 +479,76 @@ mod tests {
                 Some(path("", "members", "color")),
                 Some(json!("x"))
             )]),
-            Err(PatchError::InvalidPath(_))
+            Err(GroupError::Resource(ResourceError::Patch(
+                PatchError::InvalidPath(_)
+            )))
         ));
     }
 
     #[test]
     fn malformed_member_values_are_invalid_values() {
         for bad in [
-            op(Op::Add, members_path(), Some(json!([{"value": "bob"}]))),
             op(Op::Add, members_path(), Some(json!([{"display": "Bob"}]))),
             op(Op::Add, members_path(), Some(json!([{"value": 7}]))),
             op(Op::Add, members_path(), Some(json!([7]))),
             op(Op::Add, members_path(), None),
-            op(Op::Remove, members_path(), Some(json!(["not-an-id"]))),
-            op(
-                Op::Remove,
-                Some(filtered(eq("value", json!("not-an-id")), "")),
-                None,
-            ),
         ] {
             let result = plan(std::slice::from_ref(&bad));
             assert!(
-                matches!(result, Err(PatchError::InvalidValue(_))),
+                matches!(
+                    result,
+                    Err(GroupError::Resource(ResourceError::Patch(
+                        PatchError::InvalidValue(_)
+                    )))
+                ),
                 "{bad:?}: {result:?}"
             );
         }
-        let err = plan(&[op(Op::Add, members_path(), Some(json!([{"value": "bob"}])))])
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(err.contains("'bob'"), "{err}");
     }
 
     #[test]
-    fn pathless_replace_splits_members_from_attributes() {
+    fn malformed_member_ids_are_unknown_members_as_on_create() {
+        for bad in [
+            op(Op::Add, members_path(), Some(json!([{"value": "bob"}]))),
+            op(Op::Replace, members_path(), Some(json!(["bob"]))),
+            op(Op::Remove, members_path(), Some(json!(["bob"]))),
+            op(
+                Op::Remove,
+                Some(filtered(eq("value", json!("bob")), "")),
+                None,
+            ),
+        ] {
+            let result = plan(std::slice::from_ref(&bad)).err();
+            let create = parse_member_ids(&["bob".into()]).err();
+            assert!(
+                matches!(&result, Some(GroupError::UnknownMembers(ids)) if ids == &["bob"]),
+                "{bad:?}: {result:?}"
+            );
+            assert_eq!(result.map(|e| e.to_string()), create.map(|e| e.to_string()));
+        }
+    }
+
+    #[test]
+    fn replace_splits_members_from_attributes() {
         let a = id(1);
-        // Okta echoes the id in a pathless replace.
-        let plan = plan(&[op(
-            Op::Replace,
-            None,
-            Some(json!({
-                "id": id(9).to_string(),
-                "displayName": "Ops",
-                "members": [{"value": a.to_string()}]
-            })),
-        )])
+        // Okta's pathless replace echoing the id, as the adapter expands it.
+        let plan = plan(&[
+            op(
+                Op::Replace,
+                Some(path("", "id", "")),
+                Some(json!(id(9).to_string())),
+            ),
+            op(
+                Op::Replace,
+                Some(path("", "displayName", "")),
+                Some(json!("Ops")),
+            ),
+            op(
+                Op::Replace,
+                members_path(),
+                Some(json!([{"value": a.to_string()}])),
+            ),
+        ])
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(plan.members, [MemberChange::Replace(vec![a])]);
         assert_eq!(plan.attributes.len(), 2);
@@ -631,9 +599,9 @@ mod tests {
         }
     }
 
-    fn apply_ops(ops: &[PatchOperation]) -> Result<GroupData, PatchError> {
+    fn apply_ops(ops: &[PatchOperation]) -> Result<GroupData, GroupError> {
         let plan = plan(ops)?;
-        apply_attributes(id(9), &group(), &plan.attributes)
+        Ok(apply_attributes(id(9), &group(), &plan.attributes)?)
     }
 
     #[test]
@@ -724,23 +692,41 @@ mod tests {
             let result = apply_ops(std::slice::from_ref(&bad));
             if mutability {
                 assert!(
-                    matches!(result, Err(PatchError::Mutability(_))),
+                    matches!(
+                        result,
+                        Err(GroupError::Resource(ResourceError::Patch(
+                            PatchError::Mutability(_)
+                        )))
+                    ),
                     "{result:?}"
                 );
             } else {
                 assert!(
-                    matches!(result, Err(PatchError::InvalidValue(_))),
+                    matches!(
+                        result,
+                        Err(GroupError::Resource(ResourceError::Patch(
+                            PatchError::InvalidValue(_)
+                        )))
+                    ),
                     "{result:?}"
                 );
             }
         }
         assert!(matches!(
-            plan(&[op(Op::Remove, None, None)]),
-            Err(PatchError::NoTarget(_))
+            plan(&[op(
+                Op::Add,
+                None,
+                Some(json!({"members": [{"value": id(1).to_string()}]}))
+            )]),
+            Err(GroupError::Resource(ResourceError::Patch(
+                PatchError::InvalidPath(_)
+            )))
         ));
         assert!(matches!(
             plan(&[op(Op::Unspecified, members_path(), None)]),
-            Err(PatchError::InvalidSyntax(_))
+            Err(GroupError::Resource(ResourceError::Patch(
+                PatchError::InvalidSyntax(_)
+            )))
         ));
     }
 }

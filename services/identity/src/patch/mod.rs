@@ -22,12 +22,41 @@ use identity_proto::v1::patch_operation::Op;
 use identity_proto::v1::{AttributePath, PatchOperation};
 use serde_json::{Map, Value as Json};
 
-use crate::attr::{ENTERPRISE_URN, check_value, display_path};
+use crate::attr::{check_value, display_path};
 use crate::filter;
 use ops::{remove, set};
 pub(crate) use resolve::get_ci;
 use resolve::{Resolved, resolve};
 pub(crate) use schema::{Extension, PatchError, PatchSchema, Shape};
+use select::ValueFilter;
+
+/// What an operation says, in the canonical shape the service takes (see
+/// `PatchOperation` in the proto): a known op and a path. Pathless
+/// operations are expanded by the caller (the SCIM adapter does it), so one
+/// without a path is refused. JSON null means "no value": add or replace of
+/// null unassigns.
+pub(crate) fn canonical(
+    operation: &PatchOperation,
+) -> Result<(Op, &AttributePath, Option<Json>), PatchError> {
+    let op = Op::try_from(operation.op)
+        .ok()
+        .filter(|op| *op != Op::Unspecified)
+        .ok_or_else(|| {
+            PatchError::InvalidSyntax("each operation needs op add, replace or remove".into())
+        })?;
+    let path = operation.path.as_ref().ok_or_else(|| {
+        PatchError::InvalidPath(
+            "each operation needs a path: the caller expands a pathless operation into one operation per attribute"
+                .into(),
+        )
+    })?;
+    let value = operation
+        .value
+        .clone()
+        .map(identity_proto::value_to_json)
+        .filter(|v| !v.is_null());
+    Ok((op, path, value))
+}
 
 /// Applies every operation in order; the caller discards the document on error.
 pub(crate) fn apply(
@@ -36,33 +65,12 @@ pub(crate) fn apply(
     operations: &[PatchOperation],
 ) -> Result<(), PatchError> {
     for operation in operations {
-        let op = Op::try_from(operation.op)
-            .ok()
-            .filter(|op| *op != Op::Unspecified)
-            .ok_or_else(|| {
-                PatchError::InvalidSyntax("each operation needs op add, replace or remove".into())
-            })?;
-        // JSON null means "no value": add/replace of null unassigns.
-        let value = operation
-            .value
-            .clone()
-            .map(identity_proto::value_to_json)
-            .filter(|v| !v.is_null());
-        let label = operation
-            .path
-            .as_ref()
-            .map(display_path)
-            .unwrap_or_default();
+        let (op, path, value) = canonical(operation)?;
         if let Some(value) = &value {
-            check_value(&label, value).map_err(PatchError::InvalidValue)?;
+            check_value(&display_path(path), value).map_err(PatchError::InvalidValue)?;
         }
-        match &operation.path {
-            Some(path) => {
-                check_path_bounds(path)?;
-                apply_at(schema, doc, op, path, value)?
-            }
-            None => apply_pathless(schema, doc, op, value)?,
-        }
+        check_path_bounds(path)?;
+        apply_at(schema, doc, op, path, value)?
     }
     Ok(())
 }
@@ -74,48 +82,6 @@ pub(crate) fn check_path_bounds(path: &AttributePath) -> Result<(), PatchError> 
         Some(filter) => filter::check_bounds(filter).map_err(PatchError::InvalidPath),
         None => Ok(()),
     }
-}
-
-/// A pathless add/replace sets each attribute of its object value.
-fn apply_pathless(
-    schema: &PatchSchema,
-    doc: &mut Map<String, Json>,
-    op: Op,
-    value: Option<Json>,
-) -> Result<(), PatchError> {
-    if op == Op::Remove {
-        return Err(PatchError::NoTarget("remove needs a path".into()));
-    }
-    let Some(Json::Object(object)) = value else {
-        return Err(PatchError::InvalidSyntax(
-            "an operation without a path needs an object value".into(),
-        ));
-    };
-    for (key, value) in object {
-        let path = pathless_key(&key);
-        apply_at(schema, doc, op, &path, Some(value).filter(|v| !v.is_null()))?;
-    }
-    Ok(())
-}
-
-/// The path a key of a pathless operation's object value names: a plain or
-/// dotted attribute, an enterprise-qualified attribute or an extension URN.
-pub(crate) fn pathless_key(key: &str) -> AttributePath {
-    let urn_len = ENTERPRISE_URN.len();
-    let mut path = AttributePath::default();
-    let qualified = key.len() > urn_len
-        && key.is_char_boundary(urn_len)
-        && key[..urn_len].eq_ignore_ascii_case(ENTERPRISE_URN)
-        && key[urn_len..].starts_with(':');
-    if qualified {
-        path.schema = ENTERPRISE_URN.into();
-        path.attribute = key[urn_len + 1..].into();
-    } else if key.len() >= 4 && key[..4].eq_ignore_ascii_case("urn:") {
-        path.schema = key.into();
-    } else {
-        path.attribute = key.into();
-    }
-    path
 }
 
 fn apply_at(
@@ -143,7 +109,11 @@ fn apply_at(
         }
         Resolved::Target(target) => target,
     };
-    let filter = path.value_filter.as_deref();
+    let filter = match path.value_filter.as_deref() {
+        Some(filter) => Some(ValueFilter::new(filter, &target)?),
+        None => None,
+    };
+    let filter = filter.as_ref();
     match (op, value) {
         (Op::Remove, value) => remove(doc, &target, filter, value),
         (_, None) => remove(doc, &target, filter, None),

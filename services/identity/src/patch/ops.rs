@@ -4,12 +4,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use identity_proto::v1::Filter;
 use serde_json::{Map, Value as Json};
 
 use super::resolve::{Target, array_mut, existing_key, get_ci, last_key, parent_mut, remove_ci};
 use super::schema::{PatchError, Shape};
-use super::select::{Selectors, equality_element, matching};
+use super::select::{Selectors, ValueFilter, equality_element};
 use crate::attr::{MAX_RESOURCE_BYTES, MAX_VALUES, canonical, too_many_values, value_len};
 
 /// Merges `new` into `existing`; known sub-attribute names are canonicalised
@@ -95,7 +94,7 @@ fn canonical_element(value: Json, subs: Option<&[&'static str]>) -> Json {
 pub(super) fn set(
     doc: &mut Map<String, Json>,
     target: &Target,
-    filter: Option<&Filter>,
+    filter: Option<&ValueFilter<'_>>,
     value: Json,
     append: bool,
 ) -> Result<(), PatchError> {
@@ -106,11 +105,11 @@ pub(super) fn set(
     };
     if let Some(filter) = filter {
         let items = array_mut(parent, &key, target, true)?;
-        let matched = matching(items, filter, &key)?;
+        let matched = filter.matching(items);
         let touched = if matched.is_empty() {
             // Only a filter that names the element's `type` describes a new
             // one (Entra's `emails[type eq "work"].value`); any other is noTarget.
-            let mut element = equality_element(filter, &key, subs)
+            let mut element = equality_element(filter.filter, &key, subs)
                 .filter(|element| element.contains_key("type"))
                 .ok_or_else(|| {
                     PatchError::NoTarget(format!("'{}' matched no value", target.label))
@@ -240,7 +239,7 @@ fn set_in_element(
 pub(super) fn remove(
     doc: &mut Map<String, Json>,
     target: &Target,
-    filter: Option<&Filter>,
+    filter: Option<&ValueFilter<'_>>,
     value: Option<Json>,
 ) -> Result<(), PatchError> {
     let key = last_key(target).to_owned();
@@ -262,7 +261,7 @@ pub(super) fn remove(
                     target.label
                 )));
             };
-            let matched = matching(items, filter, &key)?;
+            let matched = filter.matching(items);
             if matched.is_empty() {
                 return Err(no_target());
             }

@@ -6,6 +6,7 @@ use serde_json::{Map, Value as Json};
 
 use super::schema::{PatchError, PatchSchema, Shape};
 use crate::attr::{Schema, attribute_parts, canonical, display_path, schema_of};
+use crate::filter::Multi;
 
 /// Where an operation applies: `keys` lead from the document root to the attribute.
 #[derive(Debug)]
@@ -14,6 +15,10 @@ pub(super) struct Target {
     pub shape: Shape,
     pub sub: Option<String>,
     pub label: String,
+    /// The multi-valued attribute as the filter compiler knows it, whose
+    /// value filters read its elements by the compiler's kinds; `None`
+    /// for attributes it does not register.
+    pub elements: Option<Multi>,
 }
 
 pub(super) enum Resolved {
@@ -46,6 +51,7 @@ pub(super) fn resolve(
 ) -> Result<Resolved, PatchError> {
     let label = display_path(path);
     let (attr, sub) = attribute_parts(path);
+    let core = schema_of(path, schema.resource) == Schema::Core;
     let (keys, shape) = match (schema_of(path, schema.resource), &schema.extension) {
         (Schema::Core, _) => {
             if attr.is_empty() {
@@ -134,11 +140,16 @@ pub(super) fn resolve(
             "'{label}': {attr} is not multi-valued"
         )));
     }
+    let elements = match shape {
+        Shape::Multi(_) if core => Multi::of(schema.resource, attr),
+        _ => None,
+    };
     Ok(Resolved::Target(Target {
         keys,
         shape,
         sub,
         label,
+        elements,
     }))
 }
 

@@ -9,9 +9,10 @@ use identity_proto::v1::comparison::Operator;
 use identity_proto::v1::filter::Expression as Expr;
 use serde_json::{Map, Value as Json};
 
-use super::resolve::get_ci;
+use super::resolve::{Target, last_key};
 use super::schema::PatchError;
 use crate::attr::{canonical, element_attribute};
+use crate::filter::ElementFilter;
 
 /// The values a remove-by-value names, indexed so that each stored value is
 /// tested with hash lookups (one per distinct set of sub-attribute names
@@ -70,12 +71,13 @@ impl Selectors {
     }
 }
 
-/// A value as text that two values share exactly when [`json_equal`] holds.
+/// A value as text that two values share exactly when a remove by value
+/// takes them as equal: strings in any case, numbers by value.
 fn equality_key(value: &Json) -> String {
     match value {
         Json::String(s) => format!("s{}", s.to_lowercase()),
         Json::Number(n) => match n.as_f64() {
-            // -0.0 == 0.0, as json_equal compares.
+            // -0.0 == 0.0.
             Some(f) => format!("n{}", (f + 0.0).to_bits()),
             None => format!("j{n}"),
         },
@@ -83,120 +85,31 @@ fn equality_key(value: &Json) -> String {
     }
 }
 
-pub(super) fn matching(
-    items: &[Json],
-    filter: &Filter,
-    parent: &str,
-) -> Result<Vec<usize>, PatchError> {
-    let mut matched = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        if matches(filter, item, parent)? {
-            matched.push(i);
-        }
-    }
-    Ok(matched)
+/// A path's value filter, checked whole against the attribute it filters
+/// before any element is read, so a bad filter fails whether or not the
+/// attribute has values, as it does in a list.
+pub(super) struct ValueFilter<'a> {
+    pub filter: &'a Filter,
+    elements: ElementFilter,
 }
 
-/// Evaluates a value filter on one element of a multi-valued attribute.
-fn matches(filter: &Filter, element: &Json, parent: &str) -> Result<bool, PatchError> {
-    match filter.expression.as_ref() {
-        None => Err(PatchError::InvalidPath("empty value filter".into())),
-        Some(Expr::And(l)) => {
-            for operand in &l.operands {
-                if !matches(operand, element, parent)? {
-                    return Ok(false);
-                }
-            }
-            Ok(!l.operands.is_empty())
-        }
-        Some(Expr::Or(l)) => {
-            for operand in &l.operands {
-                if matches(operand, element, parent)? {
-                    return Ok(true);
-                }
-            }
-            Ok(false)
-        }
-        Some(Expr::Not(inner)) => Ok(!matches(inner, element, parent)?),
-        Some(Expr::ValuePath(_)) => Err(PatchError::InvalidPath(
-            "value filters cannot be nested".into(),
-        )),
-        Some(Expr::Comparison(c)) => {
-            let path = c.path.as_deref().ok_or_else(|| {
-                PatchError::InvalidPath("value filter without an attribute".into())
-            })?;
-            let op = Operator::try_from(c.operator)
-                .ok()
-                .filter(|op| *op != Operator::Unspecified)
-                .ok_or_else(|| {
-                    PatchError::InvalidPath("value filter with an unknown operator".into())
-                })?;
-            let name = element_attribute(path, parent);
-            let actual = match element {
-                Json::Object(object) => get_ci(object, name),
-                // Multi-valued simple attributes: the element is its own value.
-                scalar if name.eq_ignore_ascii_case("value") => Some(scalar),
-                _ => None,
-            }
-            .filter(|v| !v.is_null());
-            let expected = c
-                .value
-                .clone()
-                .map(identity_proto::value_to_json)
-                .unwrap_or(Json::Null);
-            Ok(compare(actual, op, &expected))
-        }
+impl<'a> ValueFilter<'a> {
+    /// Elements are read as a list filter reads them: the same kinds and
+    /// case rules, the same errors ([`ElementFilter`]).
+    pub(super) fn new(filter: &'a Filter, target: &Target) -> Result<Self, PatchError> {
+        let elements = ElementFilter::new(filter, last_key(target), target.elements)
+            .map_err(|e| PatchError::InvalidPath(e.to_string()))?;
+        Ok(ValueFilter { filter, elements })
     }
-}
 
-fn compare(actual: Option<&Json>, op: Operator, expected: &Json) -> bool {
-    let lower = |v: &Json| v.as_str().map(str::to_lowercase);
-    match op {
-        Operator::Pr => actual.is_some_and(|a| match a {
-            Json::String(s) => !s.is_empty(),
-            Json::Array(v) => !v.is_empty(),
-            Json::Object(o) => !o.is_empty(),
-            _ => true,
-        }),
-        Operator::Eq => actual.map_or(expected.is_null(), |a| json_equal(a, expected)),
-        Operator::Ne => !actual.map_or(expected.is_null(), |a| json_equal(a, expected)),
-        Operator::Co | Operator::Sw | Operator::Ew => {
-            match (actual.and_then(lower), lower(expected)) {
-                (Some(a), Some(e)) => match op {
-                    Operator::Co => a.contains(&e),
-                    Operator::Sw => a.starts_with(&e),
-                    _ => a.ends_with(&e),
-                },
-                _ => false,
-            }
-        }
-        _ => {
-            let ordering = match (actual, expected) {
-                (Some(Json::String(a)), Json::String(e)) => {
-                    Some(a.to_lowercase().cmp(&e.to_lowercase()))
-                }
-                (Some(Json::Number(a)), Json::Number(e)) => a
-                    .as_f64()
-                    .zip(e.as_f64())
-                    .and_then(|(a, e)| a.partial_cmp(&e)),
-                _ => None,
-            };
-            ordering.is_some_and(|o| match op {
-                Operator::Gt => o.is_gt(),
-                Operator::Ge => o.is_ge(),
-                Operator::Lt => o.is_lt(),
-                _ => o.is_le(),
-            })
-        }
-    }
-}
-
-/// Strings compare case-insensitively, numbers by value.
-fn json_equal(a: &Json, b: &Json) -> bool {
-    match (a, b) {
-        (Json::String(a), Json::String(b)) => a.to_lowercase() == b.to_lowercase(),
-        (Json::Number(a), Json::Number(b)) => a.as_f64() == b.as_f64(),
-        _ => a == b,
+    /// The indexes of the elements of `items` the filter selects.
+    pub(super) fn matching(&self, items: &[Json]) -> Vec<usize> {
+        items
+            .iter()
+            .enumerate()
+            .filter(|(_, item)| self.elements.holds(item))
+            .map(|(i, _)| i)
+            .collect()
     }
 }
 

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::attr::{ENTERPRISE_URN, MAX_RESOURCE_BYTES, MAX_VALUES};
+use crate::testing::{eq, filtered, op, path};
 use crate::users::UserData;
 use crate::users::document::{USER, from_document, to_document};
 use identity_proto::v1::comparison::Operator;
@@ -27,40 +28,6 @@ fn user() -> UserData {
             display: None,
         }],
         ..UserData::default()
-    }
-}
-
-fn path(schema: &str, attribute: &str, sub: &str) -> AttributePath {
-    AttributePath {
-        schema: schema.into(),
-        attribute: attribute.into(),
-        sub_attribute: sub.into(),
-        value_filter: None,
-    }
-}
-
-fn eq(attr: &str, value: Json) -> Filter {
-    Filter {
-        expression: Some(Expr::Comparison(Box::new(Comparison {
-            path: Some(Box::new(path("", attr, ""))),
-            operator: Operator::Eq as i32,
-            value: Some(identity_proto::json_to_value(value)),
-        }))),
-    }
-}
-
-fn filtered(attribute: &str, filter: Filter, sub: &str) -> AttributePath {
-    AttributePath {
-        value_filter: Some(Box::new(filter)),
-        ..path("", attribute, sub)
-    }
-}
-
-fn op(kind: Op, path: Option<AttributePath>, value: Option<Json>) -> PatchOperation {
-    PatchOperation {
-        op: kind as i32,
-        path,
-        value: value.map(identity_proto::json_to_value),
     }
 }
 
@@ -93,7 +60,11 @@ fn operation_values_are_bounded_before_they_apply() {
         Some(json!(unwanted)),
     ));
     assert!(matches!(err, Err(PatchError::InvalidValue(_))), "{err:?}");
-    let err = apply_one(op(Op::Add, None, Some(json!({"urn:x": {"k": "\u{0}"}}))));
+    let err = apply_one(op(
+        Op::Add,
+        Some(path("urn:x", "", "")),
+        Some(json!({"k": "\u{0}"})),
+    ));
     assert!(
         matches!(&err, Err(PatchError::InvalidValue(m)) if m.starts_with("urn:x.k contains a NUL")),
         "{err:?}"
@@ -165,26 +136,58 @@ fn replace_simple_attributes() {
 }
 
 #[test]
-fn pathless_replace_deactivates_and_expands_keys() {
+fn canonical_replace_deactivates_and_reaches_every_schema() {
     let out = ok(
         &user(),
-        &[op(
-            Op::Replace,
-            None,
-            Some(json!({
-                "active": false,
-                "name.givenName": "Ada",
-                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber": "42",
-                ENT: {"costCenter": "CC1"},
-                "nickName": "Countess"
-            })),
-        )],
+        &[
+            op(
+                Op::Replace,
+                Some(path("", "active", "")),
+                Some(json!(false)),
+            ),
+            op(
+                Op::Replace,
+                Some(path("", "name.givenName", "")),
+                Some(json!("Ada")),
+            ),
+            op(
+                Op::Replace,
+                Some(path(ENT, "employeeNumber", "")),
+                Some(json!("42")),
+            ),
+            op(
+                Op::Replace,
+                Some(path(ENT, "", "")),
+                Some(json!({"costCenter": "CC1"})),
+            ),
+            op(
+                Op::Replace,
+                Some(path("", "nickName", "")),
+                Some(json!("Countess")),
+            ),
+        ],
     );
     assert!(!out.active);
     assert_eq!(out.name.given_name.as_deref(), Some("Ada"));
     assert_eq!(out.enterprise.employee_number.as_deref(), Some("42"));
     assert_eq!(out.enterprise.cost_center.as_deref(), Some("CC1"));
     assert_eq!(out.attributes.get("nickName"), Some(&json!("Countess")));
+}
+
+#[test]
+fn pathless_operations_are_refused() {
+    // The caller expands them (the proto says so); the service does not.
+    for (kind, value) in [
+        (Op::Replace, Some(json!({"active": false}))),
+        (Op::Add, Some(json!("x"))),
+        (Op::Remove, None),
+    ] {
+        let err = run(&user(), &[op(kind, None, value)]);
+        assert!(
+            matches!(&err, Err(PatchError::InvalidPath(m)) if m.contains("needs a path")),
+            "{err:?}"
+        );
+    }
 }
 
 #[test]
@@ -381,14 +384,6 @@ fn remove_with_and_without_filter() {
 }
 
 #[test]
-fn remove_without_path_is_no_target() {
-    assert!(matches!(
-        run(&user(), &[op(Op::Remove, None, None)]),
-        Err(PatchError::NoTarget(_))
-    ));
-}
-
-#[test]
 fn enterprise_fields_with_urn_paths() {
     let out = ok(
         &user(),
@@ -577,10 +572,6 @@ fn invalid_paths_and_syntax() {
                 Some(json!(true))
             )]
         ),
-        Err(PatchError::InvalidSyntax(_))
-    ));
-    assert!(matches!(
-        run(&user(), &[op(Op::Add, None, Some(json!("x")))]),
         Err(PatchError::InvalidSyntax(_))
     ));
 }
@@ -827,4 +818,51 @@ fn removing_every_value_unassigns_the_attribute() {
     assert!(matches!(again, Err(PatchError::NoTarget(_))), "{again:?}");
     // Without a filter, removing what is absent changes nothing.
     assert!(run(&out, &[op(Op::Remove, Some(path("", "roles", "")), None)]).is_ok());
+}
+
+#[test]
+fn value_filters_follow_the_catalog_case_rules() {
+    let mut start = user();
+    start.attributes.insert(
+        "x509Certificates".into(),
+        json!([{"value": "QUJD", "type": "work"}]),
+    );
+    let remove =
+        |attr: &str, filter: Filter| op(Op::Remove, Some(filtered(attr, filter, "type")), None);
+    // Binary values are caseExact (RFC 7643 §2.3.6), as in a list filter.
+    let err = run(
+        &start,
+        &[remove("x509Certificates", eq("value", json!("qujd")))],
+    );
+    assert!(matches!(err, Err(PatchError::NoTarget(_))), "{err:?}");
+    assert!(
+        run(
+            &start,
+            &[remove("x509Certificates", eq("value", json!("QUJD")))]
+        )
+        .is_ok()
+    );
+    // Email values are not.
+    assert!(
+        run(
+            &start,
+            &[remove("emails", eq("value", json!("ADA@HOME.example")))]
+        )
+        .is_ok()
+    );
+    // What a list refuses, PATCH refuses, whether or not there are values.
+    let ordered = Filter {
+        expression: Some(Expr::Comparison(Box::new(Comparison {
+            path: Some(Box::new(path("", "value", ""))),
+            operator: Operator::Gt as i32,
+            value: Some(identity_proto::json_to_value(json!("A"))),
+        }))),
+    };
+    for on in [&start, &user()] {
+        let err = run(on, &[remove("x509Certificates", ordered.clone())]);
+        assert!(
+            matches!(&err, Err(PatchError::InvalidPath(m)) if m.contains("does not apply")),
+            "{err:?}"
+        );
+    }
 }
