@@ -1,6 +1,6 @@
 //! One path for every SCIM resource type. A type says only what makes it
-//! itself (its SCIM mapping, its create and replace requests, whether PATCH
-//! echoes it and whether members stream after it) by implementing
+//! itself (its SCIM mapping, its create, replace and patch requests,
+//! whether PATCH echoes it and whether members stream after it) by implementing
 //! [`ScimResource`], and names its gRPC service once in `service`; the
 //! handlers below serve its endpoint, and `bulk` and the root `/.search`
 //! reach it through the same traits. A new resource type is one module here,

@@ -96,7 +96,6 @@ pub fn changes(
     path: &AttributePath,
     value: Option<Json>,
 ) -> Result<Option<Vec<MemberChange>>, ScimError> {
-    let whole = path.sub_attribute.is_empty() && path.value_filter.is_none();
     let value = value.filter(|v| !v.is_null());
     let op = match (op, &value) {
         (Op::Add, None) => return Ok(None),
@@ -104,9 +103,6 @@ pub fn changes(
         (Op::Replace, None) => Op::Remove,
         (op, _) => op,
     };
-    if whole {
-        return whole_changes(op, value);
-    }
     let sub = path.sub_attribute.as_str();
     if !sub.is_empty() && !sub.eq_ignore_ascii_case("value") {
         return if DERIVED_SUBS.iter().any(|d| d.eq_ignore_ascii_case(sub)) {
@@ -117,43 +113,47 @@ pub fn changes(
             )))
         };
     }
-    let changes = match (path.value_filter.as_deref(), op) {
-        (Some(filter), Op::Remove) => vec![remove(filter_ids(filter)?)],
-        (Some(filter), _) => {
-            let selected = filter_ids(filter)?;
-            let named = value.map_or(Ok(Vec::new()), |value| ids(value, false))?;
-            if named.is_empty() {
-                vec![add(selected)]
-            } else {
-                let leaving: Vec<String> = selected
-                    .into_iter()
-                    .filter(|id| !named.iter().any(|n| n.eq_ignore_ascii_case(id.trim())))
-                    .collect();
-                let mut changes = Vec::new();
-                if !leaving.is_empty() {
-                    changes.push(remove(leaving));
-                }
-                changes.push(add(named));
-                changes
-            }
-        }
-        (None, op) => vec![match (op, value) {
-            (Op::Remove, None) => remove_all(),
-            (Op::Remove, Some(value)) => remove(member_ids(value)?),
-            (Op::Replace, Some(value)) => replace(member_ids(value)?),
-            (_, value) => add(value.map_or(Ok(Vec::new()), member_ids)?),
-        }],
+    let Some(filter) = path.value_filter.as_deref() else {
+        return listed_changes(op, value, sub.is_empty());
     };
+    let selected = filter_ids(filter)?;
+    let named = match (op, value) {
+        (Op::Remove, _) | (_, None) => Vec::new(),
+        (_, Some(value)) => ids(value, false)?,
+    };
+    if op == Op::Remove {
+        return Ok(Some(vec![remove(selected)]));
+    }
+    if named.is_empty() {
+        return Ok(Some(vec![add(selected)]));
+    }
+    // Ids compare as text (trimmed, any case): an id named in another
+    // spelling leaves and joins again, which ends in the same member set.
+    let leaving: Vec<String> = selected
+        .into_iter()
+        .filter(|id| !named.iter().any(|n| n.eq_ignore_ascii_case(id.trim())))
+        .collect();
+    let mut changes = Vec::new();
+    if !leaving.is_empty() {
+        changes.push(remove(leaving));
+    }
+    changes.push(add(named));
     Ok(Some(changes))
 }
 
-/// `members` without a filter or sub-attribute.
-fn whole_changes(op: Op, value: Option<Json>) -> Result<Option<Vec<MemberChange>>, ScimError> {
+/// `members` or `members.value` without a filter: the listed users, or
+/// everyone for a remove without a value. With `drop_empty` (`members`
+/// itself), an add or remove of no one is not sent.
+fn listed_changes(
+    op: Op,
+    value: Option<Json>,
+    drop_empty: bool,
+) -> Result<Option<Vec<MemberChange>>, ScimError> {
     let Some(value) = value else {
         return Ok(Some(vec![remove_all()]));
     };
     let ids = member_ids(value)?;
-    if ids.is_empty() && op != Op::Replace {
+    if drop_empty && ids.is_empty() && op != Op::Replace {
         return Ok(None);
     }
     Ok(Some(vec![match op {

@@ -21,6 +21,7 @@ use crate::wire::schema::{self, Kind, PathTarget, Resource, Returned};
 pub struct Patch {
     /// Canonical operations on every attribute but a group's `members`.
     pub operations: Vec<PatchOperation>,
+    /// A group's membership changes, in request order.
     pub member_changes: Vec<MemberChange>,
 }
 
