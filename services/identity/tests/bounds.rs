@@ -11,11 +11,13 @@ use common::{TestService, call, reason};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use identity_proto::v1::comparison::Operator;
 use identity_proto::v1::filter::Expression;
+use identity_proto::v1::member_change::Change;
 use identity_proto::v1::patch_operation::Op;
 use identity_proto::v1::{
     AttributePath, Comparison, CreateGroupRequest, CreateUserRequest, Email, Filter,
-    GetUserRequest, Group, ListGroupsRequest, ListMembersRequest, ListUsersRequest, Logical, Name,
-    PatchGroupRequest, PatchOperation, PatchUserRequest, ReplaceUserRequest, SortOrder, User,
+    GetUserRequest, Group, ListGroupsRequest, ListMembersRequest, ListUsersRequest, Logical,
+    MemberChange, MemberIds, Name, PatchGroupRequest, PatchOperation, PatchUserRequest,
+    ReplaceUserRequest, SortOrder, User,
 };
 use serde_json::{Value as Json, json};
 use tonic::{Code, Status};
@@ -163,16 +165,30 @@ impl Fixture {
         id: &str,
         operations: Vec<PatchOperation>,
     ) -> Result<Group, Status> {
+        self.send_patch_group(PatchGroupRequest {
+            id: id.into(),
+            operations,
+            ..PatchGroupRequest::default()
+        })
+        .await
+    }
+
+    /// A PATCH that adds these users to group `id`.
+    async fn add_members(&self, id: &str, user_ids: Vec<String>) -> Result<Group, Status> {
+        self.send_patch_group(PatchGroupRequest {
+            id: id.into(),
+            member_changes: vec![MemberChange {
+                change: Some(Change::Add(MemberIds { user_ids })),
+            }],
+            ..PatchGroupRequest::default()
+        })
+        .await
+    }
+
+    async fn send_patch_group(&self, request: PatchGroupRequest) -> Result<Group, Status> {
         self.svc
             .groups()
-            .patch_group(call(
-                &self.token,
-                PatchGroupRequest {
-                    id: id.into(),
-                    operations,
-                    ..PatchGroupRequest::default()
-                },
-            ))
+            .patch_group(call(&self.token, request))
             .await
             .map(tonic::Response::into_inner)
     }
@@ -370,23 +386,20 @@ async fn nul_characters_are_refused_on_every_group_write() {
         )
         .await
         .expect("create group");
-    let patches = [
-        (
-            op(Op::Replace, Some(path("displayName")), json!(nul)),
-            "displayName contains a NUL",
-        ),
-        (
-            op(Op::Add, Some(path("members")), json!([{"value": nul}])),
-            "is not a user of this tenant",
-        ),
-    ];
-    for (patch, message) in patches {
-        refused(
-            f.patch_group(&group.id, vec![patch]).await,
-            "INVALID_VALUE",
-            message,
-        );
-    }
+    refused(
+        f.patch_group(
+            &group.id,
+            vec![op(Op::Replace, Some(path("displayName")), json!(nul))],
+        )
+        .await,
+        "INVALID_VALUE",
+        "displayName contains a NUL",
+    );
+    refused(
+        f.add_members(&group.id, vec![nul.to_owned()]).await,
+        "INVALID_VALUE",
+        "is not a user of this tenant",
+    );
     let listed = f
         .svc
         .groups()
@@ -751,17 +764,10 @@ async fn one_group_patch_adds_ten_thousand_members() {
         .await
         .expect("group");
     // Every id twice, and the first ten already members.
-    let values: Vec<Json> = ids
-        .iter()
-        .chain(ids.iter())
-        .map(|id| json!({"value": id}))
-        .collect();
-    f.patch_group(
-        &group.id,
-        vec![op(Op::Add, Some(path("members")), json!(values))],
-    )
-    .await
-    .expect("add 10,000 members");
+    let twice: Vec<String> = ids.iter().chain(ids.iter()).cloned().collect();
+    f.add_members(&group.id, twice)
+        .await
+        .expect("add 10,000 members");
     let mut seen = HashSet::new();
     let mut token = String::new();
     loop {

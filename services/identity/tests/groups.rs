@@ -8,13 +8,14 @@ use std::collections::HashSet;
 use common::{OPERATOR, TestService, call, reason};
 use identity_proto::v1::comparison::Operator;
 use identity_proto::v1::filter::Expression;
+use identity_proto::v1::member_change::Change;
 use identity_proto::v1::patch_operation::Op;
 use identity_proto::v1::{
     AddMembersRequest, AttributePath, Comparison, CreateGroupRequest, CreateUserRequest,
     DeleteGroupRequest, DeleteUserRequest, Filter, GetGroupRequest, GetUserRequest, Group,
-    ListGroupsRequest, ListMembersRequest, ListUserGroupsRequest, ListUsersRequest, Member, Name,
-    PatchGroupRequest, PatchOperation, PatchUserRequest, RemoveMembersRequest, ReplaceGroupRequest,
-    User, ValuePath,
+    ListGroupsRequest, ListMembersRequest, ListUserGroupsRequest, ListUsersRequest, Member,
+    MemberChange, MemberIds, Name, PatchGroupRequest, PatchOperation, PatchUserRequest,
+    RemoveAllMembers, RemoveMembersRequest, ReplaceGroupRequest, User, ValuePath,
 };
 use serde_json::json;
 use tonic::{Code, Status};
@@ -38,28 +39,13 @@ fn cmp(attribute: &str, sub: &str, value: serde_json::Value) -> Filter {
     }
 }
 
-/// `members` ADD/REPLACE/REMOVE with a value list, as Okta and Entra send it.
-fn members_op(op: Op, ids: &[&str]) -> PatchOperation {
-    let value: Vec<serde_json::Value> = ids
-        .iter()
-        .map(|id| json!({"value": id, "display": "ignored"}))
-        .collect();
-    PatchOperation {
-        op: op as i32,
-        path: Some(path("members", "")),
-        value: Some(identity_proto::json_to_value(json!(value))),
-    }
-}
-
-/// Okta's `remove` of `members[value eq "id"]`.
-fn remove_member_op(id: &str) -> PatchOperation {
-    PatchOperation {
-        op: Op::Remove as i32,
-        path: Some(AttributePath {
-            value_filter: Some(Box::new(cmp("value", "", json!(id)))),
-            ..path("members", "")
-        }),
-        value: None,
+/// A typed membership change of these users, as the adapter sends what
+/// Okta and Entra write as `members` operations.
+fn members_change(change: fn(MemberIds) -> Change, ids: &[&str]) -> MemberChange {
+    MemberChange {
+        change: Some(change(MemberIds {
+            user_ids: ids.iter().map(|id| (*id).to_owned()).collect(),
+        })),
     }
 }
 
@@ -153,6 +139,15 @@ impl Fixture {
     }
 
     async fn patch(&self, id: &str, operations: Vec<PatchOperation>) -> Result<Group, Status> {
+        self.change(id, operations, Vec::new()).await
+    }
+
+    async fn change(
+        &self,
+        id: &str,
+        operations: Vec<PatchOperation>,
+        member_changes: Vec<MemberChange>,
+    ) -> Result<Group, Status> {
         self.svc
             .groups()
             .patch_group(call(
@@ -162,6 +157,7 @@ impl Fixture {
                     id: id.into(),
                     operations,
                     etag: String::new(),
+                    member_changes,
                 },
             ))
             .await
@@ -245,13 +241,17 @@ async fn adding_members_and_non_members_are_no_ops() {
     assert_eq!((group.member_count, group.etag.as_str()), (1, "1"));
 
     let added = f
-        .patch(&group.id, vec![members_op(Op::Add, &[a, b])])
+        .change(
+            &group.id,
+            vec![],
+            vec![members_change(Change::Add, &[a, b])],
+        )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((added.member_count, added.etag.as_str()), (2, "2"));
     // Adding an existing member changes nothing but the version.
     let again = f
-        .patch(&group.id, vec![members_op(Op::Add, &[a])])
+        .change(&group.id, vec![], vec![members_change(Change::Add, &[a])])
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(again.member_count, 2);
@@ -260,9 +260,13 @@ async fn adding_members_and_non_members_are_no_ops() {
     // Removing a non-member (a user, or an id of nobody) is a no-op.
     let nobody = uuid::Uuid::new_v4().to_string();
     let same = f
-        .patch(
+        .change(
             &group.id,
-            vec![members_op(Op::Remove, &[c, &nobody]), remove_member_op(c)],
+            vec![],
+            vec![
+                members_change(Change::Remove, &[c, &nobody]),
+                members_change(Change::Remove, &[c]),
+            ],
         )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -271,12 +275,20 @@ async fn adding_members_and_non_members_are_no_ops() {
 
     // Entra's remove with a value list, Okta's remove with a value filter.
     let fewer = f
-        .patch(&group.id, vec![members_op(Op::Remove, &[b])])
+        .change(
+            &group.id,
+            vec![],
+            vec![members_change(Change::Remove, &[b])],
+        )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(fewer.member_count, 1);
     let none = f
-        .patch(&group.id, vec![remove_member_op(a)])
+        .change(
+            &group.id,
+            vec![],
+            vec![members_change(Change::Remove, &[a])],
+        )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(none.member_count, 0);
@@ -313,20 +325,20 @@ async fn adding_members_and_non_members_are_no_ops() {
 
     // replace sets exactly the given set; remove without value empties.
     let replaced = f
-        .patch(&group.id, vec![members_op(Op::Replace, &[b, c])])
+        .change(
+            &group.id,
+            vec![],
+            vec![members_change(Change::Replace, &[b, c])],
+        )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(replaced.member_count, 2);
     assert_eq!(f.member_ids(&group.id).await, sorted(&[b, c]));
+    let remove_all = MemberChange {
+        change: Some(Change::RemoveAll(RemoveAllMembers {})),
+    };
     let emptied = f
-        .patch(
-            &group.id,
-            vec![PatchOperation {
-                op: Op::Remove as i32,
-                path: Some(path("members", "")),
-                value: None,
-            }],
-        )
+        .change(&group.id, vec![], vec![remove_all])
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(emptied.member_count, 0);
@@ -380,12 +392,12 @@ async fn unknown_members_are_invalid_values_and_change_nothing() {
     ] {
         // A valid rename and a valid add in the same request are not applied either.
         let status = expect_err(
-            f.patch(
+            f.change(
                 &group.id,
+                vec![replace_op("displayName", json!("Renamed"))],
                 vec![
-                    replace_op("displayName", json!("Renamed")),
-                    members_op(Op::Add, &[b]),
-                    members_op(Op::Add, &[bad]),
+                    members_change(Change::Add, &[b]),
+                    members_change(Change::Add, &[bad]),
                 ],
             )
             .await,
@@ -454,8 +466,8 @@ async fn unknown_members_are_invalid_values_and_change_nothing() {
 }
 
 /// A member id that is not a user id fails the same way on every path that
-/// takes member ids: group create and replace, PATCH add, replace and remove
-/// (by value or by filter), AddMembers and RemoveMembers. A malformed id
+/// takes member ids: group create and replace, PATCH member changes (add,
+/// replace and remove), AddMembers and RemoveMembers. A malformed id
 /// names no user, so it is refused like an unknown user id is on create.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_member_id_is_the_same_error_on_every_path() {
@@ -463,24 +475,6 @@ async fn a_bad_member_id_is_the_same_error_on_every_path() {
     let ids = f.users("m", 1).await;
     let group = f.group("Admins", &[&ids[0]]).await;
     let bad = ["bob", "not-a-uuid"];
-    let listed = json!(bad.map(|id| json!({"value": id})));
-    let members_value = |op: Op| PatchOperation {
-        op: op as i32,
-        path: Some(path("members", "")),
-        value: Some(identity_proto::json_to_value(listed.clone())),
-    };
-    let either = PatchOperation {
-        op: Op::Remove as i32,
-        path: Some(AttributePath {
-            value_filter: Some(Box::new(Filter {
-                expression: Some(Expression::Or(identity_proto::v1::Logical {
-                    operands: bad.map(|id| cmp("value", "", json!(id))).to_vec(),
-                })),
-            })),
-            ..path("members", "")
-        }),
-        value: None,
-    };
     let user_ids: Vec<String> = bad.map(str::to_owned).to_vec();
     let mut outcomes = vec![("create", f.try_create_group("Ops", &bad).await.map(|_| ()))];
     let replace = f
@@ -501,13 +495,13 @@ async fn a_bad_member_id_is_the_same_error_on_every_path() {
         ))
         .await;
     outcomes.push(("replace", replace.map(|_| ())));
-    for (what, operation) in [
-        ("PATCH add", members_value(Op::Add)),
-        ("PATCH replace", members_value(Op::Replace)),
-        ("PATCH remove", members_value(Op::Remove)),
-        ("PATCH remove by filter", either),
+    for (what, change) in [
+        ("PATCH add", members_change(Change::Add, &bad)),
+        ("PATCH replace", members_change(Change::Replace, &bad)),
+        ("PATCH remove", members_change(Change::Remove, &bad)),
     ] {
-        outcomes.push((what, f.patch(&group.id, vec![operation]).await.map(|_| ())));
+        let outcome = f.change(&group.id, vec![], vec![change]).await;
+        outcomes.push((what, outcome.map(|_| ())));
     }
     let add = f
         .svc
@@ -550,6 +544,42 @@ async fn a_bad_member_id_is_the_same_error_on_every_path() {
     }
     let now = f.get(&group.id).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((now.etag.as_str(), now.member_count), ("1", 1));
+    f.svc.stop().await;
+}
+
+/// Membership travels typed: an operation naming `members` (with a value
+/// list, a value filter or a sub-attribute) is refused and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_in_operations_are_invalid_paths() {
+    let f = Fixture::start("members-op").await;
+    let ids = f.users("m", 1).await;
+    let group = f.group("Admins", &[]).await;
+    let by_filter = AttributePath {
+        value_filter: Some(Box::new(cmp("value", "", json!(ids[0])))),
+        ..path("members", "")
+    };
+    for members_path in [path("members", ""), path("Members", "value"), by_filter] {
+        let status = expect_err(
+            f.patch(
+                &group.id,
+                vec![PatchOperation {
+                    op: Op::Add as i32,
+                    path: Some(members_path.clone()),
+                    value: Some(identity_proto::json_to_value(json!([{"value": ids[0]}]))),
+                }],
+            )
+            .await,
+            "members in operations",
+        );
+        assert_eq!(
+            (status.code(), reason(&status).as_str()),
+            (Code::InvalidArgument, "INVALID_PATH"),
+            "{members_path:?}: {status:?}"
+        );
+        assert!(status.message().contains("member_changes"), "{status:?}");
+    }
+    let now = f.get(&group.id).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((now.etag.as_str(), now.member_count), ("1", 0));
     f.svc.stop().await;
 }
 
@@ -618,8 +648,9 @@ async fn concurrent_patches_adding_different_members_all_land() {
                     PatchGroupRequest {
                         tenant: String::new(),
                         id: group,
-                        operations: vec![members_op(Op::Add, &[&id])],
+                        operations: vec![],
                         etag: String::new(),
+                        member_changes: vec![members_change(Change::Add, &[&id])],
                     },
                 ))
                 .await
@@ -914,15 +945,15 @@ async fn group_writes_reads_filters_and_tenancy() {
     // Okta's pathless replace echoing the id, as the adapter expands it;
     // attributes go to the bag.
     let patched = f
-        .patch(
+        .change(
             &ops.id,
             vec![
                 replace_op("id", json!(ops.id)),
                 replace_op("displayName", json!("Operations")),
                 replace_op("description", json!("on call")),
                 replace_op("externalId", json!("OPS-1")),
-                members_op(Op::Add, &[c]),
             ],
+            vec![members_change(Change::Add, &[c])],
         )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -1245,11 +1276,12 @@ async fn user_deletes_racing_membership_writes_leave_consistent_groups() {
                     PatchGroupRequest {
                         tenant: String::new(),
                         id: group.clone(),
-                        operations: vec![
-                            members_op(Op::Add, &[&adds[0], &adds[1]]),
-                            members_op(Op::Remove, &[&removes[0]]),
-                        ],
+                        operations: vec![],
                         etag: String::new(),
+                        member_changes: vec![
+                            members_change(Change::Add, &[&adds[0], &adds[1]]),
+                            members_change(Change::Remove, &[&removes[0]]),
+                        ],
                     },
                 ))
                 .await;

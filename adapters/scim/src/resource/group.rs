@@ -1,13 +1,13 @@
-//! `/Groups`: SCIM Group JSON <-> `identity.v1.Group`, and the two
-//! GroupService requests that carry a group (the other calls are written
-//! once, in `service`, for every type). A Group message never carries
+//! `/Groups`: SCIM Group JSON <-> `identity.v1.Group`, and the
+//! GroupService requests that carry a group or its changes (the other calls
+//! are written once, in `service`, for every type). A Group message never carries
 //! members: responses read them with paged ListMembers calls streamed into
 //! the body (see `members`), and not at all when the projection drops them
 //! or the group has none.
 
 use std::sync::Arc;
 
-use identity_proto::v1::{CreateGroupRequest, Group, ReplaceGroupRequest};
+use identity_proto::v1::{CreateGroupRequest, Group, PatchGroupRequest, ReplaceGroupRequest};
 use serde_json::{Map, Value as Json};
 
 use super::{ScimResource, Stored};
@@ -15,7 +15,8 @@ use crate::AppState;
 use crate::error::ScimError;
 use crate::http::Bearer;
 use crate::members::{self, MemberPages, MemberSource};
-use crate::wire::patch::member_ids;
+use crate::wire::members::member_ids;
+use crate::wire::patch::Patch;
 use crate::wire::projection::Projection;
 use crate::wire::schema::{self, CORE_GROUP, Resource, text};
 use crate::wire::validate;
@@ -85,6 +86,18 @@ pub fn replace_request(
         group,
         member_ids,
         etag,
+    }
+}
+
+/// The PatchGroup request of a parsed PATCH: attribute operations and
+/// typed member changes.
+pub fn patch_request(tenant: String, id: String, patch: Patch, etag: String) -> PatchGroupRequest {
+    PatchGroupRequest {
+        tenant,
+        id,
+        operations: patch.operations,
+        etag,
+        member_changes: patch.member_changes,
     }
 }
 

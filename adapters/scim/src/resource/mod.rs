@@ -1,6 +1,6 @@
 //! One path for every SCIM resource type. A type says only what makes it
-//! itself (its SCIM mapping, its create and replace requests, whether PATCH
-//! echoes it and whether members stream after it) by implementing
+//! itself (its SCIM mapping, its create, replace and patch requests,
+//! whether PATCH echoes it and whether members stream after it) by implementing
 //! [`ScimResource`], and names its gRPC service once in `service`; the
 //! handlers below serve its endpoint, and `bulk` and the root `/.search`
 //! reach it through the same traits. A new resource type is one module here,
@@ -136,16 +136,15 @@ pub async fn patch_from<R: ScimResource>(
     body: Json,
     etag: String,
 ) -> Result<R::Message, ScimError> {
-    let operations = parse_patch(R::KIND, body)?;
-    if operations.is_empty() {
+    let Some(patch) = parse_patch(R::KIND, body)? else {
         // Everything sent was ignorable (meta, password, nulls on add, an
         // empty member list): nothing to change, so answer with the
         // resource as it is, which must still exist.
         let message = R::get(state, bearer, id).await?;
         check_if_match(&etag, message.meta().etag)?;
         return Ok(message);
-    }
-    R::patch(state, bearer, id, operations, etag).await
+    };
+    R::patch(state, bearer, id, patch, etag).await
 }
 
 /// A listed resource: its projected document and, for streamed types,

@@ -1,9 +1,9 @@
 //! The gRPC side of every resource type: the calls the generic handlers
 //! make, each a unary call on the type's identity.v1 service with the
 //! caller's bearer attached. The services spell their requests alike (the
-//! tenant, the id and version, the PATCH operations, the list parameters),
-//! so those are filled in once below; only the create and replace requests,
-//! which carry the resource itself, are built by the type's own module.
+//! tenant, the id and version, the list parameters), so those are filled in
+//! once below; only the create, replace and patch requests, which carry the
+//! resource or its changes, are built by the type's own module.
 
 use std::future::Future;
 
@@ -11,7 +11,7 @@ use identity_proto::v1::group_service_client::GroupServiceClient;
 use identity_proto::v1::user_service_client::UserServiceClient;
 use identity_proto::v1::{
     DeleteGroupRequest, DeleteUserRequest, GetGroupRequest, GetUserRequest, Group,
-    ListGroupsRequest, ListUsersRequest, PatchGroupRequest, PatchOperation, PatchUserRequest, User,
+    ListGroupsRequest, ListUsersRequest, User,
 };
 use tonic::transport::Channel;
 
@@ -20,6 +20,7 @@ use crate::AppState;
 use crate::MAX_MESSAGE_BYTES;
 use crate::error::ScimError;
 use crate::http::Bearer;
+use crate::wire::patch::Patch;
 
 /// The calls of one resource type's gRPC service.
 pub trait Service {
@@ -41,12 +42,12 @@ pub trait Service {
         input: Self::Input,
         etag: String,
     ) -> impl Future<Output = Result<Self::Message, ScimError>> + Send;
-    /// `operations` is never empty; `etag` ("" for none) must be current.
+    /// `etag` ("" for none) must be current.
     fn patch(
         state: &AppState,
         bearer: &Bearer,
         id: String,
-        operations: Vec<PatchOperation>,
+        patch: Patch,
         etag: String,
     ) -> impl Future<Output = Result<Self::Message, ScimError>> + Send;
     fn delete(
@@ -85,7 +86,7 @@ where
 macro_rules! services {
     ($($resource:ty: $client:ident, $module:ident, $message:ty, $input:ty,
         [$create:ident, $replace:ident, $patch:ident, $delete:ident, $get:ident, $list:ident],
-        [$patch_request:ident, $delete_request:ident, $get_request:ident, $list_request:ident],
+        [$delete_request:ident, $get_request:ident, $list_request:ident],
         $items:ident;)+) => {$(
         impl $resource {
             /// The service's generated client on the adapter's channel.
@@ -129,11 +130,10 @@ macro_rules! services {
                 state: &AppState,
                 bearer: &Bearer,
                 id: String,
-                operations: Vec<PatchOperation>,
+                patch: Patch,
                 etag: String,
             ) -> Result<$message, ScimError> {
-                let tenant = bearer.tenant();
-                let request = $patch_request { tenant, id, operations, etag };
+                let request = $module::patch_request(bearer.tenant(), id, patch, etag);
                 let mut client = Self::client(state);
                 unary(bearer, request, |r| async move { client.$patch(r).await }).await
             }
@@ -191,8 +191,8 @@ macro_rules! services {
 services! {
     Users: UserServiceClient, user, User, User,
         [create_user, replace_user, patch_user, delete_user, get_user, list_users],
-        [PatchUserRequest, DeleteUserRequest, GetUserRequest, ListUsersRequest], users;
+        [DeleteUserRequest, GetUserRequest, ListUsersRequest], users;
     Groups: GroupServiceClient, group, Group, (Group, Vec<String>),
         [create_group, replace_group, patch_group, delete_group, get_group, list_groups],
-        [PatchGroupRequest, DeleteGroupRequest, GetGroupRequest, ListGroupsRequest], groups;
+        [DeleteGroupRequest, GetGroupRequest, ListGroupsRequest], groups;
 }

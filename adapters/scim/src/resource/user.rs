@@ -1,15 +1,16 @@
-//! `/Users`: SCIM User JSON <-> `identity.v1.User`, and the two UserService
-//! requests that carry a user (the other calls are written once, in
-//! `service`, for every type).
+//! `/Users`: SCIM User JSON <-> `identity.v1.User`, and the UserService
+//! requests that carry a user or its changes (the other calls are written
+//! once, in `service`, for every type).
 
 use identity_proto::v1::{
-    CreateUserRequest, Email, EnterpriseUser, GroupRef, Manager, Name, ReplaceUserRequest, User,
+    CreateUserRequest, Email, EnterpriseUser, GroupRef, Manager, Name, PatchUserRequest,
+    ReplaceUserRequest, User,
 };
 use serde_json::{Map, Value as Json};
 
 use super::{ScimResource, Stored};
 use crate::error::ScimError;
-use crate::wire::patch::manager_id;
+use crate::wire::patch::{Patch, manager_id};
 use crate::wire::schema::{self, CORE_USER, ENTERPRISE_USER, Resource, boolean, object, text};
 use crate::wire::validate;
 
@@ -46,6 +47,18 @@ pub fn replace_request(
     user.id = id;
     let user = Some(user);
     ReplaceUserRequest { tenant, user, etag }
+}
+
+/// The PatchUser request of a parsed PATCH. A user has no `members`, so
+/// the parser gives it attribute operations only.
+pub fn patch_request(tenant: String, id: String, patch: Patch, etag: String) -> PatchUserRequest {
+    let operations = patch.operations;
+    PatchUserRequest {
+        tenant,
+        id,
+        operations,
+        etag,
+    }
 }
 
 /// Reads a SCIM User body, checked against the published schema first (see

@@ -8,6 +8,7 @@
 pub mod bounds;
 pub mod error;
 pub mod filter;
+pub mod members;
 pub mod patch;
 pub mod projection;
 pub mod query;

@@ -1,21 +1,48 @@
 //! SCIM PATCH bodies (RFC 7644 §3.5.2) -> typed `PatchOperation`s, in every
 //! dialect Okta and Entra send: op names in any case, pathless add/replace
 //! expanded per key (dotted and URN-qualified keys), `"True"`/`"False"`
-//! booleans, value-filtered and URN-prefixed paths, the manager shapes, and
-//! group member lists. Applying them is the service's job.
+//! booleans, value-filtered and URN-prefixed paths, the manager shapes; a
+//! group's `members` become typed member changes (see `members`). Applying
+//! them is the service's job.
 
-use std::collections::HashSet;
-
-use identity_proto::v1::{AttributePath, PatchOperation, patch_operation::Op};
+use identity_proto::v1::{AttributePath, MemberChange, PatchOperation, patch_operation::Op};
 use serde_json::{Map, Value as Json};
 
 use crate::wire::bounds::{self, MAX_PATCH_OPERATIONS};
 use crate::wire::error::ScimError;
 use crate::wire::filter;
+use crate::wire::members;
 use crate::wire::schema::{self, Kind, PathTarget, Resource, Returned};
 
-/// Parses a PatchOp body for a `resource` into the operations to send, in order.
-pub fn parse_patch(resource: Resource, body: Json) -> Result<Vec<PatchOperation>, ScimError> {
+/// A PATCH body as the service takes it: attribute operations and member
+/// changes, each in request order (the service applies the operations
+/// first). Only a group has member changes.
+#[derive(Debug, Default, PartialEq)]
+pub struct Patch {
+    /// Canonical operations on every attribute but a group's `members`.
+    pub operations: Vec<PatchOperation>,
+    /// A group's membership changes, in request order.
+    pub member_changes: Vec<MemberChange>,
+}
+
+/// What one SCIM operation contributes to a [`Patch`].
+enum Part {
+    Operation(PatchOperation),
+    /// Possibly none: a write on a derived member sub-attribute changes no
+    /// member, yet is sent like any other write.
+    Members(Vec<MemberChange>),
+}
+
+impl From<PatchOperation> for Part {
+    fn from(operation: PatchOperation) -> Self {
+        Part::Operation(operation)
+    }
+}
+
+/// Parses a PatchOp body for a `resource` into what to send; `None` when
+/// every operation was one the adapter drops (meta, password, nulls on
+/// add, an empty member list), so there is nothing to change.
+pub fn parse_patch(resource: Resource, body: Json) -> Result<Option<Patch>, ScimError> {
     let Json::Object(body) = body else {
         return Err(ScimError::invalid_syntax(
             "the PATCH body must be a JSON object",
@@ -35,14 +62,24 @@ pub fn parse_patch(resource: Resource, body: Json) -> Result<Vec<PatchOperation>
             operations.len()
         )));
     }
-    let mut out = Vec::new();
+    let mut parts = Vec::new();
     for (index, operation) in operations.iter().enumerate() {
-        out.extend(parse_operation(resource, operation).map_err(|e| ScimError {
+        parts.extend(parse_operation(resource, operation).map_err(|e| ScimError {
             detail: format!("Operations[{index}]: {}", e.detail),
             ..e
         })?);
     }
-    Ok(out)
+    if parts.is_empty() {
+        return Ok(None);
+    }
+    let mut patch = Patch::default();
+    for part in parts {
+        match part {
+            Part::Operation(operation) => patch.operations.push(operation),
+            Part::Members(changes) => patch.member_changes.extend(changes),
+        }
+    }
+    Ok(Some(patch))
 }
 
 fn get_ignore_case<'a>(map: &'a Map<String, Json>, key: &str) -> Option<&'a Json> {
@@ -53,7 +90,7 @@ fn get_ignore_case<'a>(map: &'a Map<String, Json>, key: &str) -> Option<&'a Json
     })
 }
 
-fn parse_operation(resource: Resource, operation: &Json) -> Result<Vec<PatchOperation>, ScimError> {
+fn parse_operation(resource: Resource, operation: &Json) -> Result<Vec<Part>, ScimError> {
     let Json::Object(operation) = operation else {
         return Err(ScimError::invalid_syntax(
             "each operation must be a JSON object",
@@ -104,6 +141,7 @@ fn parse_operation(resource: Resource, operation: &Json) -> Result<Vec<PatchOper
                     Some((_, defs)) => Ok(defs
                         .iter()
                         .map(|def| operation_of(Op::Remove, attr(&schema, def.name, ""), None))
+                        .map(Part::from)
                         .collect()),
                     None => Err(ScimError::invalid_path(format!(
                         "path \"{path}\" names a schema this resource does not have"
@@ -146,7 +184,7 @@ fn expand_object(
     op: Op,
     schema: &str,
     map: Map<String, Json>,
-) -> Result<Vec<PatchOperation>, ScimError> {
+) -> Result<Vec<Part>, ScimError> {
     let mut out = Vec::new();
     for (key, value) in map {
         // `schemas` may come inside an extension's object too (scim2-tester
@@ -202,14 +240,14 @@ fn has_known_prefix(resource: Resource, key: &str) -> bool {
 }
 
 /// Applies the leniencies to one targeted operation: `password` dropped,
-/// null meaning absent, manager shapes, member lists, string booleans,
+/// null meaning absent, manager shapes, member changes, string booleans,
 /// canonical keys.
 fn normalize(
     resource: Resource,
     op: Op,
     path: AttributePath,
     value: Option<Json>,
-) -> Result<Vec<PatchOperation>, ScimError> {
+) -> Result<Vec<Part>, ScimError> {
     let never_returned = schema::attribute_def(resource, &path.schema, &path.attribute)
         .is_some_and(|def| matches!(def.returned, Returned::Never));
     if never_returned {
@@ -219,90 +257,27 @@ fn normalize(
         && path.schema == schema::ENTERPRISE_USER
         && path.attribute == "manager"
     {
-        return Ok(manager_operation(op, path, value).into_iter().collect());
+        return Ok(manager_operation(op, path, value)
+            .map(Part::from)
+            .into_iter()
+            .collect());
     }
-    let whole_members = resource == Resource::Group
-        && path.schema.is_empty()
-        && path.attribute == "members"
-        && path.sub_attribute.is_empty()
-        && path.value_filter.is_none();
-    if whole_members {
-        return members_operation(op, path, value);
+    if resource == Resource::Group && members::is_members(&path) {
+        return Ok(members::changes(op, &path, value)?
+            .map(Part::Members)
+            .into_iter()
+            .collect());
     }
     let value = match (op, value) {
         (Op::Remove, value) => value.filter(|v| !v.is_null()),
         (_, None | Some(Json::Null)) if op == Op::Add => return Ok(Vec::new()),
         (_, None | Some(Json::Null)) => {
-            return Ok(vec![operation_of(Op::Remove, path, None)]);
+            return Ok(vec![operation_of(Op::Remove, path, None).into()]);
         }
         (_, Some(value)) => Some(value),
     };
     let value = value.map(|v| normalize_value(resource, &path, v));
-    Ok(vec![operation_of(op, path, value)])
-}
-
-/// `members` without a filter: the value, in any shape [`member_ids`]
-/// reads, leaves as `[{"value": id}, ...]`. Add or remove of no one is
-/// dropped (an empty Entra removal must not read as "remove all"); remove
-/// without a value, and replace with null, remove every member.
-fn members_operation(
-    op: Op,
-    path: AttributePath,
-    value: Option<Json>,
-) -> Result<Vec<PatchOperation>, ScimError> {
-    let ids = match value {
-        None | Some(Json::Null) if op == Op::Add => return Ok(Vec::new()),
-        None | Some(Json::Null) => return Ok(vec![operation_of(Op::Remove, path, None)]),
-        Some(value) => member_ids(value)?,
-    };
-    if ids.is_empty() && op != Op::Replace {
-        return Ok(Vec::new());
-    }
-    let value = ids
-        .into_iter()
-        .map(|id| {
-            let mut member = Map::new();
-            member.insert("value".into(), Json::String(id));
-            Json::Object(member)
-        })
-        .collect();
-    Ok(vec![operation_of(op, path, Some(Json::Array(value)))])
-}
-
-/// The user ids of a `members` value: `[{"value": id, "display": …}]`, one
-/// such object, or bare ids. `display`, `type` and `$ref` are ignored (the
-/// service fills them in), nulls skipped, repeats dropped.
-pub fn member_ids(value: Json) -> Result<Vec<String>, ScimError> {
-    let items = match value {
-        Json::Array(items) => items,
-        Json::Null => Vec::new(),
-        single => vec![single],
-    };
-    let mut seen = HashSet::new();
-    let mut ids = Vec::new();
-    for (index, item) in items.into_iter().enumerate() {
-        let id = match item {
-            Json::Null => continue,
-            Json::String(id) => Some(id),
-            Json::Object(member) => match get_ignore_case(&member, "value") {
-                Some(Json::String(id)) => Some(id.clone()),
-                _ => None,
-            },
-            _ => None,
-        };
-        let id = id
-            .map(|id| id.trim().to_owned())
-            .filter(|id| !id.is_empty())
-            .ok_or_else(|| {
-                ScimError::invalid_value(format!(
-                    "members[{index}] must be an object with the member's id as \"value\""
-                ))
-            })?;
-        if seen.insert(id.clone()) {
-            ids.push(id);
-        }
-    }
-    Ok(ids)
+    Ok(vec![operation_of(op, path, value).into()])
 }
 
 /// The manager arrives as `"id"`, `{"value": id}` or `[{"value": id}]` and

@@ -174,7 +174,7 @@ impl GroupService for GroupApi {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
             let id = parse_id::<Groups>(&req.id)?;
-            let plan = patch::plan(&req.operations)?;
+            let plan = patch::plan(&req.operations, &req.member_changes)?;
             let row = retry_conflict!(group_store::patch(
                 &mut conn, tenant.id, id, &req.etag, &plan
             ))?;

@@ -1,4 +1,5 @@
 use super::*;
+use crate::wire::members::tests::{add, remove, remove_all, replace};
 use identity_proto::v1::{Comparison, Filter, comparison, filter::Expression};
 use serde_json::json;
 
@@ -34,12 +35,17 @@ fn f(op: Op, schema: &str, attribute: &str, sub: &str, value: Option<Json>) -> F
     )
 }
 
+/// The operations of a parsed body; none when nothing is to be sent.
+fn operations(patch: Option<Patch>) -> Vec<PatchOperation> {
+    patch.map(|p| p.operations).unwrap_or_default()
+}
+
 fn patch(ops: Json) -> Result<Vec<Flat>, ScimError> {
     parse_patch(
         Resource::User,
         json!({"schemas": [schema::PATCH_OP], "Operations": ops}),
     )
-    .map(flat)
+    .map(|p| flat(operations(p)))
 }
 
 #[test]
@@ -123,7 +129,8 @@ fn value_filtered_paths() {
         json!({"Operations": [
             {"op": "replace", "path": "emails[type eq \"work\"].value", "value": "a@b.c"}
         ]}),
-    );
+    )
+    .map(operations);
     let Ok([op]) = ops.as_deref() else {
         panic!("one operation expected: {ops:?}")
     };
@@ -342,18 +349,20 @@ fn malformed_bodies() {
     );
 }
 
-fn group_patch(ops: Json) -> Result<Vec<Flat>, ScimError> {
+fn group_patch(ops: Json) -> Result<Option<Patch>, ScimError> {
     parse_patch(
         Resource::Group,
         json!({"schemas": [schema::PATCH_OP], "Operations": ops}),
     )
-    .map(flat)
 }
 
-fn members(ids: &[&str]) -> Option<Json> {
-    Some(Json::Array(
-        ids.iter().map(|id| json!({"value": id})).collect(),
-    ))
+/// A group PATCH that changes members only.
+fn member_changes(ops: Json) -> Result<Vec<MemberChange>, ScimError> {
+    group_patch(ops).map(|p| {
+        let p = p.unwrap_or_default();
+        assert!(p.operations.is_empty(), "{:?}", p.operations);
+        p.member_changes
+    })
 }
 
 const ID: &str = "2819c223-7f76-453a-919d-413861904646";
@@ -364,7 +373,7 @@ fn okta_pathless_replace_echoes_id() {
         "op": "replace",
         "value": {"id": "g1", "displayName": "Engineering", "schemas": [], "meta": {}}
     }]));
-    let mut ops = ops.unwrap_or_default();
+    let mut ops = flat(ops.map(operations).unwrap_or_default());
     ops.sort_by(|a, b| a.2.cmp(&b.2));
     assert_eq!(
         ops,
@@ -383,82 +392,54 @@ fn okta_pathless_replace_echoes_id() {
 
 #[test]
 fn okta_remove_by_filter_then_add_in_one_request() {
-    let ops = parse_patch(
-        Resource::Group,
-        json!({"Operations": [
+    assert_eq!(
+        member_changes(json!([
             {"op": "remove", "path": format!("members[value eq \"{ID}\"]")},
             {"op": "add", "path": "members", "value": [
                 {"value": "u2", "display": "Ann"},
                 {"value": "u3", "display": "Bob"}
             ]},
-        ]}),
-    );
-    let Ok([remove, add]) = ops.as_deref() else {
-        panic!("two operations expected: {ops:?}")
-    };
-    assert_eq!(remove.op, Op::Remove as i32);
-    assert!(remove.value.is_none());
-    let path = remove.path.clone().unwrap_or_default();
-    assert_eq!(
-        (path.attribute.as_str(), path.sub_attribute.as_str()),
-        ("members", "")
-    );
-    let Some(Filter {
-        expression: Some(Expression::Comparison(c)),
-    }) = path.value_filter.map(|f| *f)
-    else {
-        panic!("comparison filter expected")
-    };
-    assert_eq!(c.path.map(|p| p.attribute), Some("value".into()));
-    assert_eq!(c.operator, comparison::Operator::Eq as i32);
-    assert_eq!(c.value.map(identity_proto::value_to_json), Some(json!(ID)));
-    assert_eq!(
-        flat(vec![add.clone()]),
-        vec![f(Op::Add, "", "members", "", members(&["u2", "u3"]))]
+        ])),
+        Ok(vec![remove(&[ID]), add(&["u2", "u3"])])
     );
 }
 
 #[test]
 fn okta_remove_by_or_of_filters() {
-    let ops = group_patch(json!([
-        {"op": "remove", "path": "members[value eq \"a\" or value eq \"b\"]"}
-    ]));
     assert_eq!(
-        ops.map(|o| o.into_iter().map(|o| (o.0, o.2, o.4)).collect::<Vec<_>>()),
-        Ok(vec![(Op::Remove, "members".into(), true)])
+        member_changes(json!([
+            {"op": "remove", "path": "members[value eq \"a\" or value eq \"b\"]"}
+        ])),
+        Ok(vec![remove(&["a", "b"])])
     );
 }
 
 #[test]
 fn entra_add_and_remove_member_lists() {
     assert_eq!(
-        group_patch(json!([
+        member_changes(json!([
             {"op": "Add", "path": "members", "value": [{"value": "u1"}, {"value": "u2"}]},
             {"op": "Remove", "path": "members", "value": [{"value": "u3"}]},
             {"op": "ADD", "path": "Members", "value": {"value": "u4"}},
         ])),
-        Ok(vec![
-            f(Op::Add, "", "members", "", members(&["u1", "u2"])),
-            f(Op::Remove, "", "members", "", members(&["u3"])),
-            f(Op::Add, "", "members", "", members(&["u4"])),
-        ])
+        Ok(vec![add(&["u1", "u2"]), remove(&["u3"]), add(&["u4"])])
     );
 }
 
 #[test]
 fn remove_all_and_replace_members() {
     assert_eq!(
-        group_patch(json!([
+        member_changes(json!([
             {"op": "remove", "path": "members"},
             {"op": "replace", "path": "members", "value": [{"value": "u1", "$ref": "x", "type": "User"}, "u2"]},
             {"op": "replace", "path": "members", "value": []},
             {"op": "replace", "path": "members", "value": null},
         ])),
         Ok(vec![
-            f(Op::Remove, "", "members", "", None),
-            f(Op::Replace, "", "members", "", members(&["u1", "u2"])),
-            f(Op::Replace, "", "members", "", members(&[])),
-            f(Op::Remove, "", "members", "", None),
+            remove_all(),
+            replace(&["u1", "u2"]),
+            replace(&[]),
+            remove_all(),
         ])
     );
 }
@@ -473,26 +454,28 @@ fn empty_member_changes_are_dropped() {
             {"op": "add", "path": "members", "value": null},
             {"op": "add", "value": {"members": [null]}},
         ])),
-        Ok(vec![])
+        Ok(None)
     );
 }
 
 #[test]
 fn group_attribute_replacements() {
+    let patch = group_patch(json!([
+        {"op": "replace", "path": "displayName", "value": "Ops"},
+        {"op": "Replace", "path": "EXTERNALID", "value": "e1"},
+        {"op": "add", "path": "urn:ietf:params:scim:schemas:core:2.0:Group:displayName", "value": "Ops2"},
+        {"op": "add", "value": {"description": "x", "members": [{"value": "u1"}]}},
+        {"op": "replace", "path": "password", "value": "kept on a group"},
+    ]))
+    .unwrap_or_else(|e| panic!("{e:?}"))
+    .unwrap_or_default();
     assert_eq!(
-        group_patch(json!([
-            {"op": "replace", "path": "displayName", "value": "Ops"},
-            {"op": "Replace", "path": "EXTERNALID", "value": "e1"},
-            {"op": "add", "path": "urn:ietf:params:scim:schemas:core:2.0:Group:displayName", "value": "Ops2"},
-            {"op": "add", "value": {"description": "x", "members": [{"value": "u1"}]}},
-            {"op": "replace", "path": "password", "value": "kept on a group"},
-        ])),
-        Ok(vec![
+        flat(patch.operations),
+        vec![
             f(Op::Replace, "", "displayName", "", Some(json!("Ops"))),
             f(Op::Replace, "", "externalId", "", Some(json!("e1"))),
             f(Op::Add, "", "displayName", "", Some(json!("Ops2"))),
             f(Op::Add, "", "description", "", Some(json!("x"))),
-            f(Op::Add, "", "members", "", members(&["u1"])),
             f(
                 Op::Replace,
                 "",
@@ -500,8 +483,9 @@ fn group_attribute_replacements() {
                 "",
                 Some(json!("kept on a group"))
             ),
-        ])
+        ]
     );
+    assert_eq!(patch.member_changes, vec![add(&["u1"])]);
 }
 
 #[test]
@@ -556,7 +540,7 @@ fn operation_count_is_bounded() {
     let body = |n: usize| json!({"Operations": vec![op.clone(); n]});
     assert_eq!(
         parse_patch(Resource::User, body(MAX_PATCH_OPERATIONS))
-            .map(|ops| ops.len())
+            .map(|patch| operations(patch).len())
             .ok(),
         Some(MAX_PATCH_OPERATIONS)
     );
@@ -571,7 +555,7 @@ fn operation_count_is_bounded() {
 mod fuzz {
     use super::*;
     use crate::wire::bounds::check_json;
-    use identity_proto::v1::PatchUserRequest;
+    use identity_proto::v1::PatchGroupRequest;
     use proptest::prelude::*;
     use prost::Message;
 
@@ -696,9 +680,13 @@ mod fuzz {
             });
             // What passes the adapter's checks stays decodable by the
             // service: far from prost's recursion limit.
-            for operations in outcome.into_iter().flatten().flatten() {
-                let request = PatchUserRequest { operations, ..Default::default() };
-                let decoded = PatchUserRequest::decode(request.encode_to_vec().as_slice());
+            for patch in outcome.into_iter().flatten().flatten().flatten() {
+                let request = PatchGroupRequest {
+                    operations: patch.operations,
+                    member_changes: patch.member_changes,
+                    ..Default::default()
+                };
+                let decoded = PatchGroupRequest::decode(request.encode_to_vec().as_slice());
                 prop_assert_eq!(decoded.as_ref().ok(), Some(&request), "{:?}", decoded);
             }
         }
