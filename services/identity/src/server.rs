@@ -11,8 +11,8 @@ use identity_proto::v1::tenant_service_server::TenantServiceServer;
 use identity_proto::v1::token_service_server::TokenServiceServer;
 use identity_proto::v1::user_service_server::UserServiceServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -87,7 +87,12 @@ pub async fn serve(
         .add_service(TenantServiceServer::new(TenantApi::new(state.clone())))
         .add_service(TokenServiceServer::new(TokenApi::new(state.clone())))
         .add_service(AuthServiceServer::new(AuthApi::new(state)))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(
+            // Without TCP_NODELAY a small response waits on the caller's
+            // delayed ACK: a flat ~40 ms per call from a single client.
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        )
         .await;
     watcher.abort();
     tracing::info!("identity service stopped");
