@@ -1,0 +1,203 @@
+//! The stack under load: its own database on the given server, and the two
+//! release binaries started as separate processes, as scripts/quickstart
+//! starts them, so their RSS and CPU time are theirs alone.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use identity_lifecycle_tests::ADMIN_TOKEN;
+
+/// The same URL naming another database on the same server.
+pub fn database_url(admin_url: &str, database: &str) -> String {
+    let (base, query) = match admin_url.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (admin_url, String::new()),
+    };
+    let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
+    format!("{server}/{database}{query}")
+}
+
+/// Runs one statement on the admin database (CREATE/DROP DATABASE).
+pub async fn admin(admin_url: &str, sql: &str) -> Result<(), String> {
+    let (client, connection) = tokio_postgres::connect(admin_url, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| format!("connect to the database server: {e}"))?;
+    tokio::spawn(connection);
+    client
+        .batch_execute(sql)
+        .await
+        .map_err(|e| format!("{sql}: {e}"))
+}
+
+/// A free loopback port, released for the child to bind.
+fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("find a free port: {e}"))
+}
+
+/// CPU seconds and peak resident memory of one process at one moment.
+#[derive(Clone, Copy, Default)]
+pub struct Usage {
+    pub cpu_seconds: f64,
+    pub peak_rss_kib: u64,
+}
+
+pub struct Process {
+    pub name: &'static str,
+    child: Child,
+}
+
+impl Process {
+    fn spawn(name: &'static str, command: &mut Command, log: &Path) -> Result<Process, String> {
+        let file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let err = file.try_clone().map_err(|e| e.to_string())?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(file)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| format!("start {name}: {e}"))?;
+        Ok(Process { name, child })
+    }
+
+    fn usage(&self) -> Usage {
+        let pid = self.child.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let peak_rss_kib = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_default();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Fields after the parenthesised command name, which may hold spaces:
+        // utime and stime are the 14th and 15th fields of the whole line.
+        let ticks: u64 = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| {
+                rest.split_whitespace()
+                    .skip(11)
+                    .take(2)
+                    .filter_map(|t| t.parse::<u64>().ok())
+                    .sum()
+            })
+            .unwrap_or_default();
+        Usage {
+            cpu_seconds: ticks as f64 / clock_ticks(),
+            peak_rss_kib,
+        }
+    }
+
+    /// Restarts VmHWM from the current RSS, so each scenario's peak is its own.
+    fn reset_peak(&self) {
+        let _ = std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5");
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The kernel's clock ticks per second, as `getconf CLK_TCK` reports them.
+fn clock_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+pub struct Stack {
+    pub grpc_url: String,
+    pub scim_base: String,
+    processes: Vec<Process>,
+    admin_url: String,
+    database: String,
+}
+
+impl Stack {
+    pub async fn start(
+        bin_dir: &Path,
+        admin_url: &str,
+        run_id: &str,
+        out: &Path,
+    ) -> Result<Stack, String> {
+        let database = format!("{run_id}_stack");
+        admin(admin_url, &format!("CREATE DATABASE \"{database}\"")).await?;
+        let mut stack = Stack {
+            grpc_url: String::new(),
+            scim_base: String::new(),
+            processes: Vec::new(),
+            admin_url: admin_url.to_string(),
+            database: database.clone(),
+        };
+        let grpc_port = free_port()?;
+        let scim_port = free_port()?;
+        stack.grpc_url = format!("http://127.0.0.1:{grpc_port}");
+        let scim_url = format!("http://127.0.0.1:{scim_port}");
+        stack.scim_base = format!("{scim_url}/scim/v2");
+
+        stack.processes.push(Process::spawn(
+            "identity-service",
+            Command::new(bin_dir.join("identity-service"))
+                .env("DATABASE_URL", database_url(admin_url, &database))
+                .env("IDENTITY_GRPC_ADDR", format!("127.0.0.1:{grpc_port}"))
+                .env("IDENTITY_ADMIN_TOKEN", ADMIN_TOKEN),
+            &out.join("identity-service.log"),
+        )?);
+        wait_for(&format!("127.0.0.1:{grpc_port}"), "identity-service").await?;
+        stack.processes.push(Process::spawn(
+            "scim-adapter",
+            Command::new(bin_dir.join("scim-adapter"))
+                .env("SCIM_LISTEN_ADDR", format!("127.0.0.1:{scim_port}"))
+                .env("IDENTITY_GRPC_URL", &stack.grpc_url)
+                .env("SCIM_PUBLIC_URL", &scim_url),
+            &out.join("scim-adapter.log"),
+        )?);
+        wait_for(&format!("127.0.0.1:{scim_port}"), "scim-adapter").await?;
+        Ok(stack)
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        self.processes.iter().map(|p| p.name).collect()
+    }
+
+    pub fn sample(&self) -> Vec<Usage> {
+        self.processes.iter().map(Process::usage).collect()
+    }
+
+    pub fn reset_peaks(&self) {
+        self.processes.iter().for_each(Process::reset_peak);
+    }
+
+    /// Stops both processes and drops the stack's database.
+    pub async fn stop(mut self) {
+        self.processes.clear();
+        let drop = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.database);
+        if let Err(e) = admin(&self.admin_url, &drop).await {
+            eprintln!("warning: {e}");
+        }
+    }
+}
+
+/// Waits until `addr` accepts connections (the service migrates first).
+async fn wait_for(addr: &str, name: &str) -> Result<(), String> {
+    for _ in 0..600 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!(
+        "{name} did not listen on {addr} within 60 s (see its log)"
+    ))
+}
