@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -89,6 +90,8 @@ pub struct Target {
     ids: Vec<String>,
     /// Makes this run's created userNames unique against earlier runs' data.
     nonce: u128,
+    /// Numbers every created userName of this run, across scenarios and client counts.
+    created: AtomicU64,
 }
 
 fn seeded_name(n: usize) -> String {
@@ -144,6 +147,7 @@ impl Target {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_nanos())
                 .unwrap_or_default(),
+            created: AtomicU64::new(0),
         })
     }
 
@@ -173,15 +177,10 @@ impl Target {
     }
 
     /// Sends one request of `scenario`; an error names what answered.
-    async fn once(
-        &self,
-        scenario: Scenario,
-        client: usize,
-        seq: u64,
-        rng: &mut StdRng,
-    ) -> Result<(), String> {
+    async fn once(&self, scenario: Scenario, rng: &mut StdRng) -> Result<(), String> {
         let pick = rng.random_range(0..self.ids.len());
-        let fresh = format!("load-{}-{client}-{seq}@example.com", self.nonce);
+        let n = self.created.fetch_add(1, Ordering::Relaxed);
+        let fresh = format!("load-{}-{n}@example.com", self.nonce);
         let request = match scenario {
             Scenario::ScimPost => self
                 .http
@@ -292,14 +291,12 @@ pub async fn run(
                 let mut rng = StdRng::seed_from_u64(client as u64);
                 let mut latency = histogram();
                 let mut errors = BTreeMap::<String, u64>::new();
-                let mut seq = 0;
                 while Instant::now() < deadline {
                     let sent = Instant::now();
-                    match target.once(scenario, client, seq, &mut rng).await {
+                    match target.once(scenario, &mut rng).await {
                         Ok(()) => latency.saturating_record(sent.elapsed().as_micros() as u64),
                         Err(kind) => *errors.entry(kind).or_default() += 1,
                     }
-                    seq += 1;
                 }
                 (latency, errors)
             })

@@ -77,7 +77,8 @@ fn markdown(options: &Options, report: &Report) -> String {
     let _ = writeln!(
         md,
         "Tenant of {} users seeded through gRPC CreateUser in {:.1} s; {} s per run; \
-         closed-loop clients; release binaries as separate processes.\n",
+         closed-loop clients; release binaries as separate processes, logging at their default \
+         level (one line per request), as scripts/quickstart runs them.\n",
         options.users,
         report.seed_seconds,
         options.duration.as_secs_f64()
