@@ -16,7 +16,8 @@ use drive::Scenario;
 const USAGE: &str = "usage: load [--users N] [--duration S] [--clients 1,4,16,64] [--out DIR]
   env BENCH_BIN_DIR: directory of the release identity-service and scim-adapter
   env TEST_DATABASE_URL: an admin URL of the Postgres server to create databases on
-  env BENCH_RUN_ID (optional): prefix of this run's databases, [a-z0-9_]";
+  env BENCH_RUN_ID (optional): prefix of this run's databases, [a-z0-9_]
+  env BENCH_CALLER_DIR (optional): the directory a relative --out is under";
 
 /// What one run measures, from the command line.
 pub struct Options {
@@ -59,7 +60,14 @@ fn parse_options() -> Result<Options, String> {
                     return Err("--clients: counts must be at least 1".into());
                 }
             }
-            "--out" => options.out = PathBuf::from(value("--out")?),
+            // Relative to where scripts/bench was called, not to this package.
+            "--out" => {
+                let out = PathBuf::from(value("--out")?);
+                options.out = match std::env::var_os("BENCH_CALLER_DIR") {
+                    Some(caller) if out.is_relative() => PathBuf::from(caller).join(out),
+                    _ => out,
+                };
+            }
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
