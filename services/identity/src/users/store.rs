@@ -98,6 +98,10 @@ impl StoredResource for Users {
     fn with_id(query: Self::Query, id: Uuid) -> Self::Query {
         query.filter(users::user_id.eq(id))
     }
+
+    fn is_tombstone(row: &UserRow) -> bool {
+        row.deleted_at.is_some()
+    }
 }
 
 impl UserRow {
