@@ -6,6 +6,7 @@ pub mod v1 {
 }
 
 mod json;
+mod name;
 
 pub use json::{json_to_struct, json_to_value, struct_to_json, value_to_json};
 

@@ -128,14 +128,8 @@ fn name_from(value: Json) -> Result<Name, ScimError> {
         }
         let canonical = schema::canonical_sub_attribute(Resource::User, "", "name", &key);
         let what = format!("name.{canonical}");
-        let slot = match canonical.as_str() {
-            "formatted" => &mut name.formatted,
-            "familyName" => &mut name.family_name,
-            "givenName" => &mut name.given_name,
-            "middleName" => &mut name.middle_name,
-            "honorificPrefix" => &mut name.honorific_prefix,
-            "honorificSuffix" => &mut name.honorific_suffix,
-            _ => continue,
+        let Some(slot) = name.scim_part_mut(&canonical) else {
+            continue;
         };
         *slot = Some(text(value, &what)?);
     }
@@ -276,14 +270,7 @@ fn group_ref_to_scim(group: &GroupRef, base_url: &str) -> Json {
 }
 
 fn name_to_scim(name: &Name) -> Map<String, Json> {
-    texts([
-        ("formatted", &name.formatted),
-        ("familyName", &name.family_name),
-        ("givenName", &name.given_name),
-        ("middleName", &name.middle_name),
-        ("honorificPrefix", &name.honorific_prefix),
-        ("honorificSuffix", &name.honorific_suffix),
-    ])
+    texts(name.scim_parts())
 }
 
 /// The string sub-attributes that are set, by name.

@@ -32,14 +32,7 @@ pub(crate) const USER: PatchSchema = PatchSchema {
         complex: &[("manager", MANAGER_SUBS)],
     }),
 };
-const NAME_SUBS: &[&str] = &[
-    "formatted",
-    "familyName",
-    "givenName",
-    "middleName",
-    "honorificPrefix",
-    "honorificSuffix",
-];
+const NAME_SUBS: &[&str] = &Name::SCIM_SUB_ATTRIBUTES;
 const EMAIL_SUBS: &[&str] = &["value", "type", "primary", "display"];
 const ENTERPRISE_ATTRIBUTES: &[&str] = &[
     "employeeNumber",
@@ -62,15 +55,8 @@ pub(crate) fn to_document(id: Uuid, user: &UserData) -> Map<String, Json> {
         doc.insert("externalId".into(), string(v));
     }
     let name = &user.name;
-    let name_parts = [
-        ("formatted", &name.formatted),
-        ("familyName", &name.family_name),
-        ("givenName", &name.given_name),
-        ("middleName", &name.middle_name),
-        ("honorificPrefix", &name.honorific_prefix),
-        ("honorificSuffix", &name.honorific_suffix),
-    ];
-    let name_object: Map<String, Json> = name_parts
+    let name_object: Map<String, Json> = name
+        .scim_parts()
         .into_iter()
         .filter_map(|(k, v)| v.as_deref().map(|v| (k.to_owned(), string(v))))
         .collect();
@@ -180,13 +166,8 @@ fn name_value(value: Json) -> Result<Name, PatchError> {
             PatchError::InvalidValue(format!("name has no sub-attribute '{key}'"))
         })?;
         let value = optional_string(value, &format!("name.{sub}"))?;
-        match sub {
-            "formatted" => name.formatted = value,
-            "familyName" => name.family_name = value,
-            "givenName" => name.given_name = value,
-            "middleName" => name.middle_name = value,
-            "honorificPrefix" => name.honorific_prefix = value,
-            _ => name.honorific_suffix = value,
+        if let Some(slot) = name.scim_part_mut(sub) {
+            *slot = value;
         }
     }
     Ok(name)
