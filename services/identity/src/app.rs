@@ -74,6 +74,12 @@ impl AppState {
         Ok((WorkConn { conn, _slot: slot }, caller))
     }
 
+    /// A token or tenant changed: this replica applies it from the next
+    /// request on (the others within the token cache's TTL).
+    pub(crate) fn tokens_changed(&self) {
+        self.auth.forget_lookups();
+    }
+
     /// A connection and the tenant the caller may act on as `tenant`.
     pub(crate) async fn tenant_call(
         &self,

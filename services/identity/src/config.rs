@@ -63,6 +63,13 @@ pub(crate) struct Cli {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) token_rate_burst: u32,
 
+    /// How long a token lookup is reused before the database is asked
+    /// again (0s: never; at most 1s): how late other replicas may learn of
+    /// a revocation. The replica that revokes applies it at once
+    #[arg(long, env = "IDENTITY_TOKEN_CACHE_TTL", default_value = "1s",
+          value_parser = token_cache_ttl)]
+    pub(crate) token_cache_ttl: Duration,
+
     /// Log output format (verbosity comes from RUST_LOG, default "info")
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,
@@ -94,6 +101,15 @@ pub(crate) fn one_line(rendered: &str) -> String {
         .join(" ")
         .trim_start_matches("error: ")
         .to_owned()
+}
+
+/// A duration of at most a second, the promise a revocation keeps.
+fn token_cache_ttl(text: &str) -> Result<Duration, String> {
+    let ttl = identity_proto::parse_duration(text)?;
+    if ttl > Duration::from_secs(1) {
+        return Err(format!("{text} is longer than 1s"));
+    }
+    Ok(ttl)
 }
 
 /// The per-token rate of the flags: `per_second` 0 means no limit.
@@ -128,6 +144,7 @@ mod tests {
             defaults.tenant_max_concurrent_requests
         );
         assert_eq!(cli.tenant_queue_timeout, defaults.tenant_queue_timeout);
+        assert_eq!(cli.token_cache_ttl, defaults.token_cache_ttl);
         assert_eq!(
             token_rate(cli.token_rate_limit, cli.token_rate_burst),
             defaults.token_rate

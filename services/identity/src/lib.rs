@@ -54,6 +54,9 @@ pub struct ServiceSettings {
     pub tenant_queue_timeout: Duration,
     /// Per-token rate limit; `None` (the default) means no limit.
     pub token_rate: Option<TokenRate>,
+    /// How long a token lookup is reused (zero: never, at most one second):
+    /// how late another replica may learn of a revocation.
+    pub token_cache_ttl: Duration,
 }
 
 /// A token may make `burst` calls at once, then one per `period`.
@@ -76,6 +79,7 @@ impl ServiceSettings {
             tenant_max_concurrent_requests: 8,
             tenant_queue_timeout: Duration::from_secs(5),
             token_rate: None,
+            token_cache_ttl: Duration::from_secs(1),
         }
     }
 }
@@ -96,6 +100,7 @@ impl std::fmt::Debug for ServiceSettings {
             )
             .field("tenant_queue_timeout", &self.tenant_queue_timeout)
             .field("token_rate", &self.token_rate)
+            .field("token_cache_ttl", &self.token_cache_ttl)
             .finish()
     }
 }

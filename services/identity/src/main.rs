@@ -61,6 +61,7 @@ async fn run(cli: Cli) -> Result<(), StartupError> {
         tenant_max_concurrent_requests: cli.tenant_max_concurrent_requests,
         tenant_queue_timeout: cli.tenant_queue_timeout,
         token_rate: token_rate(cli.token_rate_limit, cli.token_rate_burst),
+        token_cache_ttl: cli.token_cache_ttl,
         ..ServiceSettings::new(cli.database_url)
     };
     serve(settings, listener, shutdown_signal()).await

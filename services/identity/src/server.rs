@@ -61,7 +61,7 @@ pub async fn serve(
     let state = Arc::new(AppState::new(
         pool.clone(),
         auth_pool,
-        Authenticator::new(settings.admin_token.as_deref()),
+        Authenticator::new(settings.admin_token.as_deref(), settings.token_cache_ttl),
         Limits::new(
             settings.tenant_max_concurrent_requests,
             settings.tenant_queue_timeout,

@@ -684,6 +684,52 @@ async fn health_reports_serving() {
     svc.stop().await;
 }
 
+/// Token lookups are reused for at most the cache's TTL (one second by
+/// default): the replica that revokes refuses at once, another replica
+/// once the TTL has passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_reaches_every_replica_within_the_token_cache_ttl() {
+    let first = TestService::start().await;
+    let second = first.replica().await;
+    let token = first.tenant_with_token("rolling").await;
+    for replica in [&first, &second] {
+        replica
+            .auth()
+            .who_am_i(call(&token, WhoAmIRequest {}))
+            .await
+            .unwrap_or_else(|e| panic!("the fresh token is refused: {e}"));
+    }
+    first
+        .tokens()
+        .revoke_token(call(
+            OPERATOR,
+            RevokeTokenRequest {
+                tenant: "rolling".into(),
+                token: Some(Which::Name("test".into())),
+            },
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let refused = first
+        .auth()
+        .who_am_i(call(&token, WhoAmIRequest {}))
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("the revoking replica still accepts the token"));
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    let ttl = identity_service::ServiceSettings::new("").token_cache_ttl;
+    tokio::time::sleep(ttl + std::time::Duration::from_millis(50)).await;
+    let refused = second
+        .auth()
+        .who_am_i(call(&token, WhoAmIRequest {}))
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("another replica accepts the token past the cache TTL"));
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    second.stop().await;
+    first.stop().await;
+}
+
 /// The lead's end-to-end tests may run on a current-thread runtime.
 #[tokio::test]
 async fn migrate_runs_twice_on_a_current_thread_runtime() {

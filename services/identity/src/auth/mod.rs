@@ -1,7 +1,9 @@
 //! Who is calling: the operator (IDENTITY_ADMIN_TOKEN) or a tenant token.
-//! Every RPC authenticates against Postgres, so a revocation is effective on
-//! the next request on every replica. Lookups use a pool of their own, so
-//! a flood of bogus tokens never holds the connections that do the work.
+//! Tenant tokens are looked up in Postgres and the lookup is reused for at
+//! most a second (see [`cache`]), so a revocation is effective within a
+//! second on every replica and at once on the one that made it. Lookups use
+//! a pool of their own, so a flood of bogus tokens never holds the
+//! connections that do the work.
 
 use std::sync::Arc;
 
@@ -10,6 +12,7 @@ use diesel_async::AsyncPgConnection;
 use tonic::metadata::MetadataMap;
 use uuid::Uuid;
 
+pub(crate) mod cache;
 pub(crate) mod service;
 
 use identity_proto::v1::{ProvisioningPolicy, TokenScope};
@@ -19,9 +22,11 @@ use crate::rpc::record_tenant;
 use crate::tenants;
 use crate::tenants::store::TenantRow;
 use crate::tokens;
+use cache::{TokenCache, TokenGrant};
 
 /// A tenant as the services address it, with the rules it provisions by,
-/// read once per request so a policy change applies to the next request.
+/// read with the caller's token: a policy change applies from the next
+/// request on the replica that made it, within a second on the others.
 #[derive(Debug, Clone)]
 pub(crate) struct TenantRef {
     pub id: Uuid,
@@ -115,14 +120,23 @@ const LAST_USE_RESOLUTION: TimeDelta = TimeDelta::seconds(60);
 /// Checks bearer tokens. The operator token is kept only as its digest.
 pub(crate) struct Authenticator {
     operator_digest: Option<[u8; 32]>,
+    cache: TokenCache,
 }
 
 impl Authenticator {
-    /// An empty or absent admin token means no operator exists.
-    pub(crate) fn new(admin_token: Option<&str>) -> Self {
+    /// An empty or absent admin token means no operator exists; tenant
+    /// token lookups are reused for `cache_ttl` (zero: never).
+    pub(crate) fn new(admin_token: Option<&str>, cache_ttl: std::time::Duration) -> Self {
         Authenticator {
             operator_digest: admin_token.filter(|t| !t.is_empty()).map(tokens::digest),
+            cache: TokenCache::new(cache_ttl),
         }
+    }
+
+    /// A token or tenant changed on this replica: the next call of every
+    /// token reads it again.
+    pub(crate) fn forget_lookups(&self) {
+        self.cache.clear();
     }
 
     /// Takes a connection of `pool` only for a well-formed tenant token:
@@ -150,12 +164,15 @@ impl Authenticator {
             tracing::debug!("refused: not a well-formed tenant token");
             return Err(AuthError::Invalid);
         };
-        let mut conn = db::conn(pool).await?;
-        let Some((token, tenant)) = tokens::store::find_by_hash(&mut conn, tenant, &digest).await?
-        else {
-            tracing::debug!(tenant_id = %tenant, "refused: no such token in the tenant it names");
-            return Err(AuthError::Invalid);
+        let grant = match self.cache.get(&digest) {
+            Some(grant) => grant,
+            None => {
+                let grant = Arc::new(self.look_up(pool, tenant, &digest).await?);
+                self.cache.insert(digest, Arc::clone(&grant));
+                grant
+            }
         };
+        let TokenGrant { token, tenant } = &*grant;
         let scope = tokens::scope_of(&token.scope);
         // DisableScim revokes SCIM tokens; the switch is checked as well, so
         // no SCIM token outlives it whatever happened to the revocation.
@@ -163,8 +180,7 @@ impl Authenticator {
             tracing::debug!(token_id = %token.token_id, revoked = token.revoked_at.is_some(), "refused: token revoked or SCIM disabled");
             return Err(AuthError::Revoked);
         }
-        let now = Utc::now();
-        if token.expires_at <= now {
+        if token.expires_at <= Utc::now() {
             tracing::debug!(token_id = %token.token_id, "refused: token expired");
             return Err(AuthError::Expired);
         }
@@ -172,9 +188,34 @@ impl Authenticator {
             tracing::debug!(token_id = %token.token_id, "refused: a service token on the SCIM edge");
             return Err(AuthError::NotOnEdge);
         }
-        if token
-            .last_used_at
-            .is_none_or(|used| now - used > LAST_USE_RESOLUTION)
+        Ok(Caller::Tenant {
+            tenant: tenant.clone(),
+            scope,
+            scim_override: token.scim_override,
+            token_id: token.token_id,
+            token_name: token.name.clone(),
+        })
+    }
+
+    /// The token of `digest` in `tenant`, from the database, recording its
+    /// use (coarsely: see [`LAST_USE_RESOLUTION`]).
+    async fn look_up(
+        &self,
+        pool: &Pool,
+        tenant: Uuid,
+        digest: &[u8; 32],
+    ) -> Result<TokenGrant, AuthError> {
+        let mut conn = db::conn(pool).await?;
+        let Some((token, tenant)) = tokens::store::find_by_hash(&mut conn, tenant, digest).await?
+        else {
+            tracing::debug!(tenant_id = %tenant, "refused: no such token in the tenant it names");
+            return Err(AuthError::Invalid);
+        };
+        if token.revoked_at.is_none()
+            && token.expires_at > Utc::now()
+            && token
+                .last_used_at
+                .is_none_or(|used| Utc::now() - used > LAST_USE_RESOLUTION)
         {
             // Bookkeeping only: a failed write must not fail the call.
             if let Err(error) =
@@ -183,12 +224,9 @@ impl Authenticator {
                 tracing::warn!(token_id = %token.token_id, %error, "could not record the token's last use");
             }
         }
-        Ok(Caller::Tenant {
+        Ok(TokenGrant {
+            token,
             tenant: TenantRef::of(&tenant),
-            scope,
-            scim_override: token.scim_override,
-            token_id: token.token_id,
-            token_name: token.name,
         })
     }
 }
@@ -297,8 +335,9 @@ mod tests {
 
     #[test]
     fn empty_admin_token_means_no_operator() {
-        assert!(Authenticator::new(Some("")).operator_digest.is_none());
-        assert!(Authenticator::new(None).operator_digest.is_none());
-        assert!(Authenticator::new(Some("x")).operator_digest.is_some());
+        let ttl = cache::MAX_TOKEN_CACHE_TTL;
+        assert!(Authenticator::new(Some(""), ttl).operator_digest.is_none());
+        assert!(Authenticator::new(None, ttl).operator_digest.is_none());
+        assert!(Authenticator::new(Some("x"), ttl).operator_digest.is_some());
     }
 }

@@ -134,6 +134,7 @@ impl TenantService for TenantApi {
                     Ok::<_, TenantError>(row)
                 })
                 .await?;
+            self.state.tokens_changed();
             tracing::info!(policy = %row.policy, "tenant updated");
             Ok(to_proto(row))
         })
@@ -173,6 +174,7 @@ impl TenantService for TenantApi {
                     Ok::<_, TenantError>((row, token))
                 })
                 .await?;
+            self.state.tokens_changed();
             tracing::info!(
                 token_id = %token.token_id,
                 prefix = %token.prefix,
@@ -207,6 +209,7 @@ impl TenantService for TenantApi {
                     Ok::<_, TenantError>((row, revoked))
                 })
                 .await?;
+            self.state.tokens_changed();
             tracing::info!(revoked, "SCIM disabled");
             Ok(to_proto(row))
         })

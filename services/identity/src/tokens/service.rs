@@ -178,6 +178,7 @@ impl TokenService for TokenApi {
                 }
             };
             let row = store::revoke(&mut conn, tenant.id, which).await?;
+            self.state.tokens_changed();
             tracing::info!(token_id = %row.token_id, "token revoked");
             Ok(to_proto(row, &tenant.slug))
         })

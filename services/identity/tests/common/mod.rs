@@ -19,12 +19,15 @@ use tonic_types::StatusExt;
 
 pub const OPERATOR: &str = "test-operator-token";
 
-/// A migrated database with the service serving it on 127.0.0.1.
+/// A migrated database with the service serving it on 127.0.0.1; or, from
+/// [`TestService::replica`], one more replica serving another's database.
 pub struct TestService {
     channel: Channel,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), StartupError>>>,
-    db: TestDatabase,
+    url: String,
+    /// Dropped (and the database with it) by the first service only.
+    db: Option<TestDatabase>,
 }
 
 impl TestService {
@@ -36,6 +39,18 @@ impl TestService {
     pub async fn start_with(adjust: impl FnOnce(&mut ServiceSettings)) -> TestService {
         let db = TestDatabase::migrated(|url| async move { identity_service::migrate(&url).await })
             .await;
+        let mut service = Self::serve(db.url(), adjust).await;
+        service.db = Some(db);
+        service
+    }
+
+    /// A second replica on this service's database, with default settings,
+    /// as a rolling deployment runs them. Stop it before this one.
+    pub async fn replica(&self) -> TestService {
+        Self::serve(&self.url, |_| {}).await
+    }
+
+    async fn serve(url: &str, adjust: impl FnOnce(&mut ServiceSettings)) -> TestService {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .unwrap_or_else(|e| panic!("bind failed: {e}"));
@@ -44,7 +59,7 @@ impl TestService {
         let mut settings = ServiceSettings {
             admin_token: Some(OPERATOR.into()),
             pool_size: 8,
-            ..ServiceSettings::new(db.url())
+            ..ServiceSettings::new(url)
         };
         adjust(&mut settings);
         let task = tokio::spawn(identity_service::serve(settings, listener, async {
@@ -59,13 +74,14 @@ impl TestService {
             channel,
             shutdown: Some(tx),
             task: Some(task),
-            db,
+            url: url.to_owned(),
+            db: None,
         }
     }
 
     /// The URL of the service's database, for the test's own connections.
     pub fn database_url(&self) -> &str {
-        self.db.url()
+        &self.url
     }
 
     pub fn users(&self) -> UserServiceClient<Channel> {
