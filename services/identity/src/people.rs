@@ -19,6 +19,15 @@ pub(crate) struct Membership {
     pub source: String,
 }
 
+/// A person as [`get_or_create`] found or made them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Person {
+    pub id: Uuid,
+    /// Made by this transaction: nobody else can see them yet, so they have
+    /// no membership and claim protection has nothing to ask.
+    pub is_new: bool,
+}
+
 /// The person signing in with `email` (lowercased by the caller), made on
 /// first sight. One statement, so concurrent first sightings agree; it
 /// locks the person's row until the transaction ends, which serialises
@@ -26,8 +35,10 @@ pub(crate) struct Membership {
 pub(crate) async fn get_or_create(
     conn: &mut AsyncPgConnection,
     email: &str,
-) -> Result<Uuid, StoreError> {
-    Ok(diesel::insert_into(people::table)
+) -> Result<Person, StoreError> {
+    // A row this statement inserted has no deleting transaction (xmax 0);
+    // one it updated on conflict carries this transaction's id there.
+    let (id, is_new) = diesel::insert_into(people::table)
         .values((
             people::person_id.eq(Uuid::new_v4()),
             people::email.eq(email),
@@ -35,9 +46,13 @@ pub(crate) async fn get_or_create(
         .on_conflict(people::email)
         .do_update()
         .set(people::email.eq(excluded(people::email)))
-        .returning(people::person_id)
+        .returning((
+            people::person_id,
+            diesel::dsl::sql::<diesel::sql_types::Bool>("xmax = 0"),
+        ))
         .get_result(conn)
-        .await?)
+        .await?;
+    Ok(Person { id, is_new })
 }
 
 /// The person's live memberships. Call it after [`get_or_create`], whose

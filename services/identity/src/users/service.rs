@@ -12,7 +12,7 @@ use identity_proto::v1::{
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::store::{self as user_store, UserRow, Users, WriteScope};
+use super::store::{self as user_store, Created, UserRow, Users, WriteScope};
 use super::{UserData, policy};
 use crate::api::{Api, Rendered, list_request, list_response, render_one};
 use crate::auth::TenantRef;
@@ -118,6 +118,23 @@ impl Rendered for Users {
     }
 }
 
+/// A user this request inserted, who is in no group yet: only a manager's
+/// name is read, and only when there is a manager.
+async fn render_inserted(
+    conn: &mut AsyncPgConnection,
+    tenant: &TenantRef,
+    row: UserRow,
+) -> Result<User, Status> {
+    let managers = user_store::manager_names(
+        conn,
+        tenant.id,
+        row.manager_id.as_slice(),
+        tenant.policy.name_policy(),
+    )
+    .await?;
+    Ok(to_proto(row, tenant, &managers, Vec::new()))
+}
+
 list_response!(ListUsersResponse { users: User });
 
 #[tonic::async_trait]
@@ -155,8 +172,10 @@ impl UserService for UserApi {
                 tenant: &tenant,
                 caller: &caller,
             };
-            let row = retry_conflict!(user_store::create(&mut conn, &scope, user.clone()))?;
-            render_one::<Users>(&mut conn, &tenant, row).await
+            match retry_conflict!(user_store::create(&mut conn, &scope, user.clone()))? {
+                Created::Inserted(row) => render_inserted(&mut conn, &tenant, row).await,
+                Created::Adopted(row) => render_one::<Users>(&mut conn, &tenant, row).await,
+            }
         })
         .await
     }

@@ -22,7 +22,7 @@ use crate::auth::{Caller, TenantRef};
 use crate::db::StoreError;
 use crate::groups;
 use crate::patch;
-use crate::people;
+use crate::people::{self, Person};
 use crate::schema::users;
 use crate::store::{ResourceError, StoredResource, lock, stored_bag, write_error};
 
@@ -257,6 +257,14 @@ async fn check_manager(
     }
 }
 
+/// What a create wrote.
+pub(crate) enum Created {
+    /// A new row: the user is in no group yet.
+    Inserted(UserRow),
+    /// The row of a user who joined outside SCIM, adopted by a SCIM create.
+    Adopted(UserRow),
+}
+
 /// A new user under the tenant's policy. A SCIM create of a person the tenant does not
 /// manage follows the claim policy (see [`claim`]): refused, or linked (a
 /// person who joined this tenant outside SCIM is adopted: their row becomes
@@ -265,7 +273,7 @@ pub(crate) async fn create(
     conn: &mut AsyncPgConnection,
     scope: &WriteScope<'_>,
     mut user: UserData,
-) -> Result<UserRow, UserError> {
+) -> Result<Created, UserError> {
     let tenant = scope.tenant.id;
     let policy = &*scope.tenant.policy;
     policy::prepare(&mut user, policy)?;
@@ -287,7 +295,9 @@ pub(crate) async fn create(
             && let Claim::Adopt(existing) = claim(tx, scope, person, email, None).await?
         {
             let row = lock::<Users>(tx, tenant, existing, "").await?;
-            return write(tx, scope, &row, user.clone(), SOURCE_SCIM).await;
+            return Ok(Created::Adopted(
+                write(tx, scope, &row, user.clone(), SOURCE_SCIM).await?,
+            ));
         }
         check_manager(tx, tenant, id, user.manager_id).await?;
         let member =
@@ -303,7 +313,7 @@ pub(crate) async fn create(
                 users::user_id.eq(id),
                 writable(user),
                 Standing {
-                    person_id: person,
+                    person_id: person.map(|p| p.id),
                     login_email: login.as_deref(),
                     source,
                     tenant_member: member,
@@ -314,6 +324,7 @@ pub(crate) async fn create(
             .returning(UserRow::as_returning())
             .get_result(tx)
             .await
+            .map(Created::Inserted)
             .map_err(|e| write_error::<Users>(e, &user.user_name).into())
     })
     .await
@@ -348,17 +359,20 @@ enum Refusal {
 ///   as `reject` does.
 ///
 /// The person's row is locked (by [`people::get_or_create`]), so no
-/// membership appears meanwhile.
+/// membership appears meanwhile; a person this transaction made has none.
 async fn claim(
     tx: &mut AsyncPgConnection,
     scope: &WriteScope<'_>,
-    person: Uuid,
+    person: Person,
     email: &str,
     user: Option<Uuid>,
 ) -> Result<Claim, UserError> {
+    if person.is_new {
+        return Ok(Claim::Link);
+    }
     let tenant = scope.tenant.id;
     let policy = &*scope.tenant.policy;
-    let memberships = people::memberships(tx, person).await?;
+    let memberships = people::memberships(tx, person.id).await?;
     let others = memberships.iter().filter(|m| Some(m.user_id) != user);
     let mut joined_directly = None;
     let mut elsewhere = false;
@@ -386,7 +400,7 @@ async fn claim(
     if let Some(reason) = refusal {
         tracing::debug!(
             tenant = %scope.tenant.slug,
-            %person,
+            person = %person.id,
             ?reason,
             policy = policy.existing_person().as_str_name(),
             "claim refused"
@@ -463,10 +477,10 @@ async fn write(
             Some(email) => {
                 let person = people::get_or_create(tx, email).await?;
                 // A new address is a claim as much as a create is.
-                if scope.caller.is_scim() && old.person_id != Some(person) {
+                if scope.caller.is_scim() && old.person_id != Some(person.id) {
                     claim(tx, scope, person, email, Some(id)).await?;
                 }
-                Some(person)
+                Some(person.id)
             }
             None => None,
         }
