@@ -1,6 +1,6 @@
 //! One SVG per scenario family: throughput and p99 latency against the
-//! client count (log scale), each scenario a line, with its pgbench
-//! ceiling dashed and the peer dotted where they were measured.
+//! client count, each scenario a line, with its pgbench ceiling and the
+//! peer dashed where they were measured.
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -11,7 +11,8 @@ use crate::report::{Report, Row};
 
 const SIZE: (u32, u32) = (1200, 480);
 
-/// One line of a panel: its label, (clients, value) points and its look.
+/// One line of a panel: its label, (position of the client count, value)
+/// points and its look.
 struct Line {
     label: String,
     points: Vec<(f64, f64)>,
@@ -61,9 +62,15 @@ fn grey(i: usize) -> RGBColor {
     RGBColor(v, v, v)
 }
 
-fn points(rows: &[Row], value: impl Fn(&Row) -> f64) -> Vec<(f64, f64)> {
+/// Client counts sit evenly spaced in the order given (1, 4, 16, 64 grow
+/// by the same factor, so this is their log scale), labelled by count.
+fn position(clients: &[usize], count: usize) -> f64 {
+    clients.iter().position(|&c| c == count).unwrap_or_default() as f64
+}
+
+fn points(rows: &[Row], clients: &[usize], value: impl Fn(&Row) -> f64) -> Vec<(f64, f64)> {
     rows.iter()
-        .map(|r| (r.run.clients as f64, value(r)))
+        .map(|r| (position(clients, r.run.clients), value(r)))
         .collect()
 }
 
@@ -80,13 +87,13 @@ fn draw(
     for (i, (scenario, rows)) in scenarios.iter().enumerate() {
         throughput.push(Line {
             label: scenario.title().to_string(),
-            points: points(rows, |r| r.run.throughput()),
+            points: points(rows, clients, |r| r.run.throughput()),
             color: color(i),
             dashed: false,
         });
         p99.push(Line {
             label: scenario.title().to_string(),
-            points: points(rows, |r| r.run.ms(0.99)),
+            points: points(rows, clients, |r| r.run.ms(0.99)),
             color: color(i),
             dashed: false,
         });
@@ -99,13 +106,13 @@ fn draw(
             let label = format!("peer {}", scenario.title());
             throughput.push(Line {
                 label: label.clone(),
-                points: points(peer, |r| r.run.throughput()),
+                points: points(peer, clients, |r| r.run.throughput()),
                 color: lighter(color(i)),
                 dashed: true,
             });
             p99.push(Line {
                 label,
-                points: points(peer, |r| r.run.ms(0.99)),
+                points: points(peer, clients, |r| r.run.ms(0.99)),
                 color: lighter(color(i)),
                 dashed: true,
             });
@@ -118,7 +125,7 @@ fn draw(
         let points: Vec<(f64, f64)> = clients
             .iter()
             .filter_map(|&c| report.ceiling.at(*statement, c))
-            .map(|r| (r.clients as f64, r.per_second))
+            .map(|r| (position(clients, r.clients), r.per_second))
             .collect();
         if !points.is_empty() {
             throughput.push(Line {
@@ -140,6 +147,15 @@ fn draw(
     Ok(())
 }
 
+/// A y tick without float noise: whole numbers from 10 up, else 2 decimals.
+fn tick(y: f64) -> String {
+    if y >= 10.0 {
+        format!("{y:.0}")
+    } else {
+        format!("{y:.2}")
+    }
+}
+
 fn panel(
     area: &DrawingArea<SVGBackend<'_>, Shift>,
     caption: &str,
@@ -147,26 +163,36 @@ fn panel(
     lines: &[Line],
     clients: &[usize],
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let low = clients.iter().copied().min().unwrap_or(1) as f64;
-    let high = clients.iter().copied().max().unwrap_or(1) as f64;
-    let top = lines
-        .iter()
-        .flat_map(|l| l.points.iter().map(|p| p.1))
-        .fold(0.0_f64, f64::max)
-        .max(1.0)
-        * 1.1;
+    let last = clients.len().saturating_sub(1) as f64;
+    // Log scale on both axes: the ceiling, our lines and the peer's sit
+    // orders of magnitude apart, and ratios read as distances.
+    let values = || {
+        lines
+            .iter()
+            .flat_map(|l| l.points.iter().map(|p| p.1))
+            .filter(|v| *v > 0.0)
+    };
+    let top = values().fold(1.0_f64, f64::max) * 1.5;
+    let bottom = values().fold(top, f64::min) / 1.5;
     let mut chart = ChartBuilder::on(area)
         .caption(caption, ("sans-serif", 16))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d((low / 1.5..high * 1.5).log_scale(), 0.0..top)?;
+        .build_cartesian_2d(-0.3..last + 0.3, (bottom..top).log_scale())?;
     chart
         .configure_mesh()
-        .x_desc("clients (log scale)")
-        .y_desc(unit)
-        .x_labels(clients.len().max(2))
-        .x_label_formatter(&|x| format!("{x:.0}"))
+        .x_desc("clients")
+        .y_desc(format!("{unit} (log scale)"))
+        .x_labels(clients.len() * 2 + 1)
+        .x_label_formatter(&|x| {
+            let i = x.round();
+            match clients.get(i as usize) {
+                Some(c) if (x - i).abs() < 0.01 && i >= 0.0 => c.to_string(),
+                _ => String::new(),
+            }
+        })
+        .y_label_formatter(&|y| tick(*y))
         .draw()?;
     for line in lines {
         let style = line.color.stroke_width(2);

@@ -397,6 +397,13 @@ fn markdown(options: &Options, report: &Report) -> String {
     md.push_str(&setup(options, report));
 
     let _ = writeln!(md, "## Targets at {TARGET_CLIENTS} clients\n");
+    if !options.clients.contains(&TARGET_CLIENTS) {
+        let _ = writeln!(
+            md,
+            "This run left out {TARGET_CLIENTS} clients (`--clients`): the targets stated at \
+             {TARGET_CLIENTS} clients are not measured.\n"
+        );
+    }
     let _ = writeln!(md, "| target | measured | met |\n|---|---|---|");
     for t in targets(options, report) {
         let _ = writeln!(md, "| {} | {} | {} |", t.what, t.measured, t.met);
@@ -610,7 +617,10 @@ fn peer_section(md: &mut String, report: &Report) {
     let _ = writeln!(
         md,
         "Its own tenant of {} users (`seed{{n}}@example.com`), seeded through its /Bulk in {:.1} s; \
-         same clients, same durations, right after ours in the same run.\n",
+         same clients, same durations, right after ours in the same run. It serves through \
+         Python's threaded wsgiref server, whose listen backlog is 5 connections: beyond that \
+         many clients, a new connection waits for the kernel's SYN retry (~1 s), which shows in \
+         its p99.\n",
         peer.users, peer.seed_seconds
     );
     let _ = writeln!(

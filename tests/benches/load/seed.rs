@@ -305,6 +305,9 @@ impl Target {
                 .ok_or(format!("no nextCursor after {walked} users"))?
                 .to_string();
             walked += count;
+            if depth >= 100 * WALK_PAGE && walked % (depth / 10).max(1) < count {
+                eprintln!("  {walked} / {depth}");
+            }
         }
         self.deep_cursor = cursor;
         Ok(seconds_since(started))
