@@ -668,7 +668,8 @@ fn soak_section(md: &mut String, report: &Report) {
         md,
         "Each client in turn: {} (deactivate then reactivate). {:.1} req/s, p50 {:.2} ms, \
          p99 {:.2} ms, max {:.2} ms, errors {}. RSS sampled every 10 s; growth is from the last \
-         sample of the first minute to the last one.\n",
+         sample of the first minute (of the first half, in a soak under two minutes) to the last \
+         one.\n",
         mix.join(", "),
         run.throughput(),
         run.ms(0.5),

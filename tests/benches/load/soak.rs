@@ -47,8 +47,10 @@ impl Growth {
 
 impl Soak {
     pub fn growth(&self) -> Vec<Growth> {
-        let warm = WARM_UP.as_secs_f64();
-        // The last sample within the first minute, else the first one.
+        // A soak shorter than two minutes compares its two halves instead.
+        let total = self.samples.last().map_or(0.0, |s| s.seconds);
+        let warm = WARM_UP.as_secs_f64().min(total / 2.0);
+        // The last sample within the warm-up, else the first one.
         let baseline = self
             .samples
             .iter()
