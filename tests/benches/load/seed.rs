@@ -29,8 +29,9 @@ pub const BIG_GROUP_MAX: usize = 100_000;
 pub const SMALL_GROUP: usize = 10;
 /// Members per PATCH while filling the big group. Entra pushes a big
 /// group's membership as many `add members` PATCHes of a few members each;
-/// its documentation gives no exact batch size, so this uses the ~20 seen
-/// in practice.
+/// neither its documentation nor our notes on IdP behaviour give the exact
+/// batch size, so this is a working figure of the same order, to be
+/// corrected when a trace of Entra shows it.
 pub const MEMBERS_PER_PATCH: usize = 20;
 /// PATCHes in flight while filling: they queue on the group's row lock.
 const FILL_CONCURRENCY: usize = 4;
