@@ -7,223 +7,442 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use hdrhistogram::Histogram;
-use identity_lifecycle_tests::{ADMIN_TOKEN, Bearer, USER_SCHEMA, json};
-use identity_proto::v1::{
-    CreateTenantRequest, CreateUserRequest, GetUserRequest, IssueTokenRequest, User,
-    tenant_service_client::TenantServiceClient, token_service_client::TokenServiceClient,
-    user_service_client::UserServiceClient,
-};
+use identity_lifecycle_tests::{PATCH_SCHEMA, USER_SCHEMA, json};
+use identity_proto::v1::{CreateUserRequest, GetUserRequest, User};
 use rand::{Rng, SeedableRng, rngs::StdRng};
+use serde_json::Value;
+
+use identity_lifecycle_tests::Bearer;
+use identity_proto::v1::user_service_client::UserServiceClient;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
-use crate::procs::Stack;
+pub type Users = UserServiceClient<InterceptedService<Channel, Bearer>>;
 
-const TENANT: &str = "bench";
-/// Concurrent CreateUser calls while seeding.
-const SEED_CONCURRENCY: usize = 32;
+pub const TENANT: &str = "bench";
 
-/// The statement whose pgbench rate bounds a scenario.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// The single statement whose pgbench rate bounds a scenario.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, PartialOrd, Ord)]
 pub enum Statement {
     Insert,
-    Select,
+    SelectByName,
+    SelectById,
+    UpdateById,
+    Membership,
+    Keyset,
 }
 
-#[derive(Clone, Copy)]
+/// Scenarios that share a chart: same kind of request, different shape.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Family {
+    Users,
+    Deactivate,
+    Members,
+    Paging,
+    Grpc,
+}
+
+impl Family {
+    pub const ALL: [Family; 5] = [
+        Family::Users,
+        Family::Deactivate,
+        Family::Members,
+        Family::Paging,
+        Family::Grpc,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Users => "users",
+            Family::Deactivate => "deactivate",
+            Family::Members => "members",
+            Family::Paging => "paging",
+            Family::Grpc => "grpc",
+        }
+    }
+
+    /// Its chart, beside the report.
+    pub fn chart_file(self) -> String {
+        format!("chart-{}.svg", self.name())
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Family::Users => "SCIM users (scenarios 1-3)",
+            Family::Deactivate => "SCIM PATCH active (scenario 4)",
+            Family::Members => "SCIM PATCH one member (scenario 5)",
+            Family::Paging => "List pages (scenario 6)",
+            Family::Grpc => "gRPC (scenario 7)",
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Scenario {
     ScimPost,
     ScimFilter,
     ScimGet,
+    PatchActive,
+    MemberSmall,
+    MemberBig,
+    PageFirstIndex,
+    PageDeepIndex,
+    PageFirstCursor,
+    PageDeepCursor,
     GrpcGet,
     GrpcCreate,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 5] = [
+    pub const ALL: [Scenario; 12] = [
         Scenario::ScimPost,
         Scenario::ScimFilter,
         Scenario::ScimGet,
+        Scenario::PatchActive,
+        Scenario::MemberSmall,
+        Scenario::MemberBig,
+        Scenario::PageFirstIndex,
+        Scenario::PageDeepIndex,
+        Scenario::PageFirstCursor,
+        Scenario::PageDeepCursor,
         Scenario::GrpcGet,
         Scenario::GrpcCreate,
     ];
 
+    /// The soak's mix: every kind of write and read an IdP sends most.
+    pub const SOAK: [Scenario; 4] = [
+        Scenario::ScimPost,
+        Scenario::ScimGet,
+        Scenario::ScimFilter,
+        Scenario::PatchActive,
+    ];
+
     pub fn title(self) -> &'static str {
         match self {
-            Scenario::ScimPost => "SCIM POST /Users",
-            Scenario::ScimFilter => "SCIM GET /Users?filter=userName eq",
-            Scenario::ScimGet => "SCIM GET /Users/{id}",
-            Scenario::GrpcGet => "gRPC GetUser",
-            Scenario::GrpcCreate => "gRPC CreateUser",
+            Scenario::ScimPost => "1. SCIM POST /Users",
+            Scenario::ScimFilter => "2. SCIM GET /Users?filter=userName eq",
+            Scenario::ScimGet => "3. SCIM GET /Users/{id}",
+            Scenario::PatchActive => "4. SCIM PATCH active false / true",
+            Scenario::MemberSmall => "5a. SCIM PATCH add / remove one member, 10-member group",
+            Scenario::MemberBig => "5b. SCIM PATCH add / remove one member, big group",
+            Scenario::PageFirstIndex => "6a. SCIM GET /Users first page, startIndex=1",
+            Scenario::PageDeepIndex => "6b. SCIM GET /Users deep page by startIndex",
+            Scenario::PageFirstCursor => "6c. SCIM GET /Users first page by cursor",
+            Scenario::PageDeepCursor => "6d. SCIM GET /Users deep page by cursor",
+            Scenario::GrpcGet => "7a. gRPC GetUser",
+            Scenario::GrpcCreate => "7b. gRPC CreateUser",
         }
     }
 
-    pub fn key(self) -> &'static str {
+    /// Its name on the command line (`--scenarios`) and in the JSON report.
+    pub fn name(self) -> &'static str {
         match self {
-            Scenario::ScimPost => "scim_post_users",
-            Scenario::ScimFilter => "scim_filter_user_name",
-            Scenario::ScimGet => "scim_get_user",
-            Scenario::GrpcGet => "grpc_get_user",
-            Scenario::GrpcCreate => "grpc_create_user",
+            Scenario::ScimPost => "post",
+            Scenario::ScimFilter => "filter",
+            Scenario::ScimGet => "get",
+            Scenario::PatchActive => "deactivate",
+            Scenario::MemberSmall => "member-small",
+            Scenario::MemberBig => "member-big",
+            Scenario::PageFirstIndex => "page-first-index",
+            Scenario::PageDeepIndex => "page-deep-index",
+            Scenario::PageFirstCursor => "page-first-cursor",
+            Scenario::PageDeepCursor => "page-deep-cursor",
+            Scenario::GrpcGet => "grpc-get",
+            Scenario::GrpcCreate => "grpc-create",
+        }
+    }
+
+    pub fn family(self) -> Family {
+        match self {
+            Scenario::ScimPost | Scenario::ScimFilter | Scenario::ScimGet => Family::Users,
+            Scenario::PatchActive => Family::Deactivate,
+            Scenario::MemberSmall | Scenario::MemberBig => Family::Members,
+            Scenario::PageFirstIndex
+            | Scenario::PageDeepIndex
+            | Scenario::PageFirstCursor
+            | Scenario::PageDeepCursor => Family::Paging,
+            Scenario::GrpcGet | Scenario::GrpcCreate => Family::Grpc,
         }
     }
 
     pub fn statement(self) -> Statement {
         match self {
             Scenario::ScimPost | Scenario::GrpcCreate => Statement::Insert,
-            Scenario::ScimFilter | Scenario::ScimGet | Scenario::GrpcGet => Statement::Select,
+            Scenario::ScimFilter => Statement::SelectByName,
+            Scenario::ScimGet | Scenario::GrpcGet => Statement::SelectById,
+            Scenario::PatchActive => Statement::UpdateById,
+            Scenario::MemberSmall | Scenario::MemberBig => Statement::Membership,
+            Scenario::PageFirstIndex
+            | Scenario::PageDeepIndex
+            | Scenario::PageFirstCursor
+            | Scenario::PageDeepCursor => Statement::Keyset,
+        }
+    }
+
+    /// Whether the peer serves it too (scenarios 1-3).
+    pub fn compared_with_peer(self) -> bool {
+        self.family() == Family::Users
+    }
+
+    /// Requests of one full cycle: a change and its undo are two.
+    fn cycle(self) -> usize {
+        match self {
+            Scenario::PatchActive | Scenario::MemberSmall | Scenario::MemberBig => 2,
+            _ => 1,
         }
     }
 }
 
-type Users = UserServiceClient<InterceptedService<Channel, Bearer>>;
-
-/// Everything a client needs to send any scenario's request.
-pub struct Target {
-    http: reqwest::Client,
-    scim_base: String,
-    bearer: String,
-    users: Users,
-    /// Ids of the seeded users, `seed{n}@example.com` for n in 0..ids.len().
-    ids: Vec<String>,
-    /// Makes this run's created userNames unique against earlier runs' data.
-    nonce: u128,
-    /// Numbers every created userName of this run, across scenarios and client counts.
-    created: AtomicU64,
+/// Reads `--scenarios`: scenario names and family names, comma-separated.
+pub fn parse_scenarios(text: &str) -> Result<Vec<Scenario>, String> {
+    let mut chosen = Vec::new();
+    for word in text.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+        let matched: Vec<Scenario> = Scenario::ALL
+            .into_iter()
+            .filter(|s| s.name() == word || s.family().name() == word)
+            .collect();
+        if matched.is_empty() {
+            let names: Vec<&str> = Scenario::ALL.iter().map(|s| s.name()).collect();
+            let families: Vec<&str> = Family::ALL.iter().map(|f| f.name()).collect();
+            return Err(format!(
+                "--scenarios: unknown {word:?}; scenarios: {}; families: {}",
+                names.join(","),
+                families.join(",")
+            ));
+        }
+        chosen.extend(matched);
+    }
+    if chosen.is_empty() {
+        return Err("--scenarios: name at least one scenario".into());
+    }
+    // Run order is the report's order, whatever order they were named in.
+    Ok(Scenario::ALL
+        .into_iter()
+        .filter(|s| chosen.contains(s))
+        .collect())
 }
 
-fn seeded_name(n: usize) -> String {
+/// Everything a client needs to send any scenario's request to one server.
+pub struct Target {
+    pub http: reqwest::Client,
+    pub scim_base: String,
+    pub bearer: String,
+    /// Absent on the peer, which speaks SCIM only.
+    pub grpc: Option<Users>,
+    /// Ids of the seeded users, `seed{n}@example.com` for n in 0..ids.len().
+    pub ids: Vec<String>,
+    /// One user per client that no group holds, for member add/remove.
+    pub spares: Vec<String>,
+    pub small_group: String,
+    pub big_group: String,
+    /// The 1-based startIndex of the deep page, and its cursor.
+    pub deep_index: usize,
+    pub deep_cursor: String,
+    /// Makes this run's created userNames unique against earlier runs' data.
+    pub nonce: u128,
+    /// Numbers every created userName of this run, across scenarios and client counts.
+    pub created: AtomicU64,
+}
+
+pub fn seeded_name(n: usize) -> String {
     format!("seed{n}@example.com")
 }
 
-fn user(user_name: String) -> User {
+pub fn grpc_user(user_name: String) -> User {
     User {
         user_name,
         ..User::default()
     }
 }
 
+pub const PAGE: usize = 100;
+
+/// A client's own state: its random numbers and the change it has yet to undo.
+pub struct Client {
+    index: usize,
+    rng: StdRng,
+    /// The seeded user a deactivation left inactive.
+    deactivated: Option<usize>,
+    /// Whether its spare user is in the group of the scenario it runs.
+    added: bool,
+    /// Whether its next change uses Okta's shapes; each undone change
+    /// flips it, so both IdPs' shapes are measured.
+    okta: bool,
+}
+
+impl Client {
+    pub fn new(index: usize) -> Client {
+        Client {
+            index,
+            rng: StdRng::seed_from_u64(index as u64),
+            deactivated: None,
+            added: false,
+            okta: true,
+        }
+    }
+}
+
+fn patch_body(operations: Value) -> Value {
+    json!({"schemas": [PATCH_SCHEMA], "Operations": operations})
+}
+
+/// Okta deactivates and reactivates with a pathless replace and real
+/// booleans; Entra's default dialect names the path, capitalises the op
+/// and sends the boolean as a string.
+fn active_patch(okta: bool, active: bool) -> Value {
+    if okta {
+        patch_body(json!([{"op": "replace", "value": {"active": active}}]))
+    } else {
+        let text = if active { "True" } else { "False" };
+        patch_body(json!([{"op": "Replace", "path": "active", "value": text}]))
+    }
+}
+
+/// Both IdPs add with a members list; Okta removes with a value filter in
+/// the path, Entra with a members list.
+fn member_patch(okta: bool, add: bool, user: &str) -> Value {
+    match (add, okta) {
+        (true, true) => {
+            patch_body(json!([{"op": "add", "path": "members", "value": [{"value": user}]}]))
+        }
+        (true, false) => {
+            patch_body(json!([{"op": "Add", "path": "members", "value": [{"value": user}]}]))
+        }
+        (false, true) => {
+            patch_body(json!([{"op": "remove", "path": format!("members[value eq \"{user}\"]")}]))
+        }
+        (false, false) => {
+            patch_body(json!([{"op": "Remove", "path": "members", "value": [{"value": user}]}]))
+        }
+    }
+}
+
 impl Target {
-    /// Creates the tenant and its SCIM token through gRPC, as an operator would.
-    pub async fn connect(stack: &Stack) -> Result<Target, String> {
-        let channel = Endpoint::from_shared(stack.grpc_url.clone())
-            .map_err(|e| e.to_string())?
-            .tcp_nodelay(true)
-            .connect()
-            .await
-            .map_err(|e| format!("connect to identity-service: {e}"))?;
-        TenantServiceClient::with_interceptor(channel.clone(), Bearer::new(ADMIN_TOKEN))
-            .create_tenant(CreateTenantRequest {
-                slug: TENANT.to_string(),
-                display_name: "Load benchmark".to_string(),
-            })
-            .await
-            .map_err(|e| format!("create tenant: {e}"))?;
-        let bearer =
-            TokenServiceClient::with_interceptor(channel.clone(), Bearer::new(ADMIN_TOKEN))
-                .issue_token(IssueTokenRequest {
-                    tenant: TENANT.to_string(),
-                    name: "load".to_string(),
-                    ..IssueTokenRequest::default()
-                })
-                .await
-                .map_err(|e| format!("issue token: {e}"))?
-                .into_inner()
-                .secret;
-        let http = reqwest::Client::builder()
-            .tcp_nodelay(true)
-            .pool_max_idle_per_host(1024)
-            .build()
-            .map_err(|e| e.to_string())?;
-        Ok(Target {
-            http,
-            scim_base: stack.scim_base.clone(),
-            users: UserServiceClient::with_interceptor(channel, Bearer::new(&bearer)),
-            bearer,
-            ids: Vec::new(),
-            nonce: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or_default(),
-            created: AtomicU64::new(0),
-        })
-    }
-
-    /// Creates `count` users through concurrent gRPC CreateUser calls.
-    pub async fn seed(&mut self, count: usize) -> Result<Duration, String> {
-        let started = Instant::now();
-        let users = self.users.clone();
-        let created: Vec<Result<String, String>> = futures::stream::iter(0..count)
-            .map(|n| {
-                let mut users = users.clone();
-                async move {
-                    users
-                        .create_user(CreateUserRequest {
-                            tenant: TENANT.to_string(),
-                            user: Some(user(seeded_name(n))),
-                        })
-                        .await
-                        .map(|reply| reply.into_inner().id)
-                        .map_err(|e| format!("seed user {n}: {e}"))
-                }
-            })
-            .buffered(SEED_CONCURRENCY)
-            .collect()
-            .await;
-        self.ids = created.into_iter().collect::<Result<_, _>>()?;
-        Ok(started.elapsed())
-    }
-
     /// Sends one request of `scenario`; an error names what answered.
-    async fn once(&self, scenario: Scenario, rng: &mut StdRng) -> Result<(), String> {
-        let pick = rng.random_range(0..self.ids.len());
-        let n = self.created.fetch_add(1, Ordering::Relaxed);
-        let fresh = format!("load-{}-{n}@example.com", self.nonce);
-        let request = match scenario {
-            Scenario::ScimPost => self
-                .http
-                .post(format!("{}/Users", self.scim_base))
-                .header("content-type", "application/scim+json")
-                .json(&json!({
+    async fn once(&self, scenario: Scenario, client: &mut Client) -> Result<(), String> {
+        if self.ids.is_empty() {
+            return Err("no seeded users".into());
+        }
+        let pick = client.rng.random_range(0..self.ids.len());
+        let users = format!("{}/Users", self.scim_base);
+        let (request, want) = match scenario {
+            Scenario::ScimPost => {
+                let fresh = self.fresh_name();
+                let body = json!({
                     "schemas": [USER_SCHEMA],
                     "userName": fresh,
                     "name": {"givenName": "Load", "familyName": "Bench"},
                     "emails": [{"value": fresh, "type": "work", "primary": true}],
                     "active": true,
-                })),
-            Scenario::ScimFilter => self
-                .http
-                .get(format!("{}/Users", self.scim_base))
-                .query(&[("filter", format!("userName eq \"{}\"", seeded_name(pick)))]),
-            Scenario::ScimGet => self
-                .http
-                .get(format!("{}/Users/{}", self.scim_base, self.ids[pick])),
+                });
+                (self.http.post(users).json(&body), &[201][..])
+            }
+            Scenario::ScimFilter => {
+                let filter = format!("userName eq \"{}\"", seeded_name(pick));
+                (
+                    self.http.get(users).query(&[("filter", filter)]),
+                    &[200][..],
+                )
+            }
+            Scenario::ScimGet => (
+                self.http.get(format!("{users}/{}", self.ids[pick])),
+                &[200][..],
+            ),
+            Scenario::PatchActive => {
+                let okta = client.okta;
+                let (user, active) = match client.deactivated.take() {
+                    Some(user) => {
+                        client.okta = !client.okta;
+                        (user, true)
+                    }
+                    None => {
+                        client.deactivated = Some(pick);
+                        (pick, false)
+                    }
+                };
+                let url = format!("{users}/{}", self.ids[user]);
+                (
+                    self.http.patch(url).json(&active_patch(okta, active)),
+                    &[200, 204][..],
+                )
+            }
+            Scenario::MemberSmall | Scenario::MemberBig => {
+                let group = if scenario == Scenario::MemberBig {
+                    &self.big_group
+                } else {
+                    &self.small_group
+                };
+                let spare = self
+                    .spares
+                    .get(client.index)
+                    .ok_or("no spare user for this client")?;
+                let okta = client.okta;
+                let add = !client.added;
+                if !add {
+                    client.okta = !client.okta;
+                }
+                client.added = add;
+                let url = format!("{}/Groups/{group}", self.scim_base);
+                (
+                    self.http.patch(url).json(&member_patch(okta, add, spare)),
+                    &[200, 204][..],
+                )
+            }
+            Scenario::PageFirstIndex | Scenario::PageDeepIndex => {
+                let start = if scenario == Scenario::PageDeepIndex {
+                    self.deep_index
+                } else {
+                    1
+                };
+                let query = [("startIndex", start), ("count", PAGE)];
+                (self.http.get(users).query(&query), &[200][..])
+            }
+            Scenario::PageFirstCursor | Scenario::PageDeepCursor => {
+                let cursor = if scenario == Scenario::PageDeepCursor {
+                    self.deep_cursor.as_str()
+                } else {
+                    ""
+                };
+                let query = [("cursor", cursor), ("count", "100")];
+                (self.http.get(users).query(&query), &[200][..])
+            }
             Scenario::GrpcGet | Scenario::GrpcCreate => {
-                return self.grpc(scenario, pick, fresh).await;
+                return self.grpc(scenario, pick).await;
             }
         };
-        let want = if matches!(scenario, Scenario::ScimPost) {
-            201
-        } else {
-            200
-        };
         let reply = request
+            .header("content-type", "application/scim+json")
             .bearer_auth(&self.bearer)
             .send()
             .await
             .map_err(transport)?;
-        if reply.status().as_u16() != want {
-            return Err(format!("HTTP {}", reply.status().as_u16()));
-        }
+        let status = reply.status().as_u16();
         // The whole body, as a client would read it before its next request.
-        reply.bytes().await.map(drop).map_err(transport)
+        let body = reply.bytes().await.map_err(transport)?;
+        if !want.contains(&status) {
+            return Err(format!("HTTP {status}"));
+        }
+        if matches!(
+            scenario,
+            Scenario::PageFirstIndex
+                | Scenario::PageDeepIndex
+                | Scenario::PageFirstCursor
+                | Scenario::PageDeepCursor
+        ) {
+            return full_page(&body);
+        }
+        Ok(())
     }
 
-    async fn grpc(&self, scenario: Scenario, pick: usize, fresh: String) -> Result<(), String> {
-        let mut users = self.users.clone();
-        let answer = if matches!(scenario, Scenario::GrpcGet) {
+    pub fn fresh_name(&self) -> String {
+        let n = self.created.fetch_add(1, Ordering::Relaxed);
+        format!("load-{}-{n}@example.com", self.nonce)
+    }
+
+    async fn grpc(&self, scenario: Scenario, pick: usize) -> Result<(), String> {
+        let mut users = self.grpc.clone().ok_or("no gRPC API on this server")?;
+        let answer = if scenario == Scenario::GrpcGet {
             users
                 .get_user(GetUserRequest {
                     tenant: TENANT.to_string(),
@@ -235,7 +454,7 @@ impl Target {
             users
                 .create_user(CreateUserRequest {
                     tenant: TENANT.to_string(),
-                    user: Some(user(fresh)),
+                    user: Some(grpc_user(self.fresh_name())),
                 })
                 .await
         };
@@ -243,7 +462,18 @@ impl Target {
     }
 }
 
-fn transport(e: reqwest::Error) -> String {
+/// A page that is not a full page means the scenario measured something
+/// else than it says (an empty deep page is cheap).
+fn full_page(body: &[u8]) -> Result<(), String> {
+    let page: Value = serde_json::from_slice(body).map_err(|_| "page is not JSON")?;
+    match page["Resources"].as_array().map(Vec::len) {
+        Some(PAGE) => Ok(()),
+        Some(n) => Err(format!("page of {n} users")),
+        None => Err("page without Resources".into()),
+    }
+}
+
+pub fn transport(e: reqwest::Error) -> String {
     if e.is_timeout() {
         "timeout".to_string()
     } else if e.is_connect() {
@@ -253,7 +483,7 @@ fn transport(e: reqwest::Error) -> String {
     }
 }
 
-/// One scenario at one client count.
+/// One scenario (or the soak's mix) at one client count.
 pub struct Run {
     pub clients: usize,
     pub elapsed: Duration,
@@ -270,32 +500,66 @@ impl Run {
     pub fn error_count(&self) -> u64 {
         self.errors.values().sum()
     }
+
+    pub fn ms(&self, quantile: f64) -> f64 {
+        self.latency.value_at_quantile(quantile) as f64 / 1000.0
+    }
+
+    pub fn max_ms(&self) -> f64 {
+        self.latency.max() as f64 / 1000.0
+    }
 }
 
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid histogram bounds")
 }
 
+/// Runs `mix` (one scenario, or several each client takes in turn, a
+/// change always followed by its undo) with `clients` clients.
 pub async fn run(
     target: &Arc<Target>,
-    scenario: Scenario,
+    mix: &[Scenario],
     clients: usize,
     duration: Duration,
 ) -> Run {
     let started = Instant::now();
     let deadline = started + duration;
     let tasks: Vec<_> = (0..clients)
-        .map(|client| {
+        .map(|index| {
             let target = Arc::clone(target);
+            let mix = mix.to_vec();
             tokio::spawn(async move {
-                let mut rng = StdRng::seed_from_u64(client as u64);
+                let mut client = Client::new(index);
                 let mut latency = histogram();
                 let mut errors = BTreeMap::<String, u64>::new();
-                while Instant::now() < deadline {
-                    let sent = Instant::now();
-                    match target.once(scenario, &mut rng).await {
-                        Ok(()) => latency.saturating_record(sent.elapsed().as_micros() as u64),
-                        Err(kind) => *errors.entry(kind).or_default() += 1,
+                'load: loop {
+                    for &scenario in &mix {
+                        for _ in 0..scenario.cycle() {
+                            if Instant::now() >= deadline {
+                                break 'load;
+                            }
+                            let sent = Instant::now();
+                            match target.once(scenario, &mut client).await {
+                                Ok(()) => {
+                                    latency.saturating_record(sent.elapsed().as_micros() as u64)
+                                }
+                                Err(kind) => *errors.entry(kind).or_default() += 1,
+                            }
+                        }
+                    }
+                }
+                // Leave nothing deactivated or added for the next run.
+                for scenario in mix {
+                    let pending = match scenario {
+                        Scenario::PatchActive => client.deactivated.is_some(),
+                        Scenario::MemberSmall | Scenario::MemberBig => client.added,
+                        _ => false,
+                    };
+                    if !pending {
+                        continue;
+                    }
+                    if let Err(kind) = target.once(scenario, &mut client).await {
+                        *errors.entry(format!("undo: {kind}")).or_default() += 1;
                     }
                 }
                 (latency, errors)

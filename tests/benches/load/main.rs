@@ -1,30 +1,53 @@
 //! Load benchmark: the release binaries as separate processes, seeded
-//! through gRPC, driven by closed-loop clients at growing client counts,
-//! next to pgbench's ceiling for the equivalent single statement. Run with
-//! `scripts/bench load`; see the usage text below for its flags.
+//! through gRPC and SCIM PATCH, driven by closed-loop clients at growing
+//! client counts, next to pgbench's ceiling for the equivalent single
+//! statements and to the scim2-server peer, with an optional RSS soak. Run
+//! with `scripts/bench load`; see the usage text below for its flags.
 
 mod ceiling;
+mod chart;
 mod drive;
+mod peer;
 mod procs;
 mod report;
+mod seed;
+mod soak;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use drive::Scenario;
+use drive::{Family, Scenario, Target};
+use soak::SOAK_CLIENTS;
 
-const USAGE: &str = "usage: load [--users N] [--duration S] [--clients 1,4,16,64] [--out DIR]
+const USAGE: &str = "usage: load [--users N] [--million] [--duration S] [--clients 1,4,16,64]
+            [--scenarios NAME,...] [--soak SECONDS] [--peer-users N] [--out DIR]
+  --scenarios: scenario or family names (default: all), e.g. paging or post,filter
+  --soak: seconds of mixed load at 16 clients sampling RSS every 10 s (default 0: none)
+  --peer-users: users seeded into the peer (default: --users, at most 100000)
   env BENCH_BIN_DIR: directory of the release identity-service and scim-adapter
   env TEST_DATABASE_URL: an admin URL of the Postgres server to create databases on
+  env BENCH_PEER (optional): the scim2-server executable; without it the peer is skipped
   env BENCH_RUN_ID (optional): prefix of this run's databases, [a-z0-9_]
+  env BENCH_COMMIT (optional): the commit measured, named in the report
   env BENCH_CALLER_DIR (optional): the directory a relative --out is under";
+
+/// The peer's tenant is capped: seeding it goes at ~1,000 users/s.
+const PEER_USERS_MAX: usize = 100_000;
 
 /// What one run measures, from the command line.
 pub struct Options {
     pub users: usize,
     pub duration: Duration,
     pub clients: Vec<usize>,
+    pub scenarios: Vec<Scenario>,
+    pub soak: Duration,
+    pub peer_users: Option<usize>,
     pub out: PathBuf,
+}
+
+fn number(name: &str, text: String) -> Result<usize, String> {
+    text.parse().map_err(|e| format!("{name}: {e}"))
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -32,6 +55,9 @@ fn parse_options() -> Result<Options, String> {
         users: 100_000,
         duration: Duration::from_secs(10),
         clients: vec![1, 4, 16, 64],
+        scenarios: Scenario::ALL.to_vec(),
+        soak: Duration::ZERO,
+        peer_users: None,
         out: PathBuf::from(".local/bench/load"),
     };
     let mut args = std::env::args().skip(1);
@@ -40,23 +66,25 @@ fn parse_options() -> Result<Options, String> {
         match arg.as_str() {
             // cargo bench appends it to every harness-less bench's arguments.
             "--bench" => {}
-            "--users" => {
-                options.users = value("--users")?
-                    .parse()
-                    .map_err(|e| format!("--users: {e}"))?;
-            }
+            "--users" => options.users = number("--users", value("--users")?)?,
             "--million" => options.users = 1_000_000,
             "--duration" => {
-                let text = value("--duration")?;
-                options.duration = identity_proto::parse_duration(&text)?;
+                options.duration = identity_proto::parse_duration(&value("--duration")?)?;
             }
+            "--soak" => {
+                options.soak = Duration::from_secs(number("--soak", value("--soak")?)? as u64);
+            }
+            "--peer-users" => {
+                options.peer_users = Some(number("--peer-users", value("--peer-users")?)?);
+            }
+            "--scenarios" => options.scenarios = drive::parse_scenarios(&value("--scenarios")?)?,
             "--clients" => {
                 options.clients = value("--clients")?
                     .split(',')
                     .map(|c| c.trim().parse::<usize>())
                     .collect::<Result<_, _>>()
                     .map_err(|e| format!("--clients: {e}"))?;
-                if options.clients.contains(&0) {
+                if options.clients.is_empty() || options.clients.contains(&0) {
                     return Err("--clients: counts must be at least 1".into());
                 }
             }
@@ -72,10 +100,37 @@ fn parse_options() -> Result<Options, String> {
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
     }
-    if options.users == 0 {
-        return Err("--users must be at least 1".into());
+    if options.users <= drive::PAGE {
+        return Err(format!(
+            "--users must be more than {} (one page)",
+            drive::PAGE
+        ));
+    }
+    if options.duration.is_zero() {
+        return Err("--duration must be more than 0".into());
     }
     Ok(options)
+}
+
+impl Options {
+    fn peer_users(&self) -> usize {
+        self.peer_users
+            .unwrap_or(self.users.min(PEER_USERS_MAX))
+            .max(1)
+    }
+
+    fn runs(&self, family: Family) -> bool {
+        self.scenarios.iter().any(|s| s.family() == family)
+    }
+
+    fn max_clients(&self) -> usize {
+        let most = self.clients.iter().copied().max().unwrap_or(1);
+        if self.soak.is_zero() {
+            most
+        } else {
+            most.max(SOAK_CLIENTS)
+        }
+    }
 }
 
 fn env(name: &str) -> Result<String, String> {
@@ -107,67 +162,141 @@ async fn run() -> Result<(), String> {
     {
         return Err(format!("BENCH_RUN_ID {run_id:?}: only a-z, 0-9 and _"));
     }
+    let started = std::time::Instant::now();
     let stack = procs::Stack::start(&bin_dir, &admin_url, &run_id, &options.out).await?;
-    let result = measure(&options, &stack, &admin_url, &run_id).await;
+    let result = measure(&options, &stack).await;
     stack.stop().await;
-    let report = result?;
-    report::write(&options, &report)?;
-    println!(
-        "{}",
-        std::fs::read_to_string(options.out.join("bench-report.md")).unwrap_or_default()
-    );
-    Ok(())
-}
-
-async fn measure(
-    options: &Options,
-    stack: &procs::Stack,
-    admin_url: &str,
-    run_id: &str,
-) -> Result<report::Report, String> {
-    let mut target = drive::Target::connect(stack).await?;
-    eprintln!("seeding {} users through gRPC CreateUser", options.users);
-    let seeded = target.seed(options.users).await?;
-    eprintln!(
-        "seeded in {:.1} s ({:.0} users/s)",
-        seeded.as_secs_f64(),
-        options.users as f64 / seeded.as_secs_f64()
-    );
-
-    let target = std::sync::Arc::new(target);
-    let mut scenarios = Vec::new();
-    for scenario in Scenario::ALL {
-        let mut rows = Vec::new();
-        for &clients in &options.clients {
-            let before = stack.sample();
-            stack.reset_peaks();
-            let run = drive::run(&target, scenario, clients, options.duration).await;
-            let after = stack.sample();
-            eprintln!(
-                "{:<28} c={clients:<3} {:>9.1} req/s  errors {}",
-                scenario.title(),
-                run.throughput(),
-                run.error_count()
-            );
-            rows.push(report::Row::new(run, &before, &after));
-        }
-        scenarios.push((scenario, rows));
-    }
+    let mut report = result?;
 
     eprintln!("measuring the database ceiling with pgbench");
-    let ceiling = ceiling::measure(
-        admin_url,
-        run_id,
+    let mut statements: Vec<_> = options.scenarios.iter().map(|s| s.statement()).collect();
+    statements.sort();
+    statements.dedup();
+    report.ceiling = ceiling::measure(
+        &admin_url,
+        &run_id,
         options.users,
+        &statements,
         &options.clients,
         options.duration,
         &options.out,
     )
     .await?;
-    Ok(report::Report {
-        seed_seconds: seeded.as_secs_f64(),
-        processes: stack.names(),
-        scenarios,
-        ceiling,
-    })
+    report.wall_seconds = started.elapsed().as_secs_f64();
+    report::write(&options, &report)?;
+    chart::write(&options, &report)?;
+    println!(
+        "{}",
+        std::fs::read_to_string(options.out.join("bench-report.md")).unwrap_or_default()
+    );
+    eprintln!(
+        "done in {:.0} s; results in {}",
+        report.wall_seconds,
+        options.out.display()
+    );
+    Ok(())
+}
+
+/// Runs every chosen scenario at every client count, then the peer and the soak.
+async fn measure(options: &Options, stack: &procs::Stack) -> Result<report::Report, String> {
+    let mut target = Target::connect(stack).await?;
+    let groups = options.runs(Family::Members);
+    let mut seeding = target
+        .seed(
+            &stack.grpc_url,
+            options.users,
+            options.max_clients(),
+            groups,
+        )
+        .await?;
+    let walk_seconds = if options.runs(Family::Paging) {
+        let walk = target.find_deep_page(options.users).await?;
+        seeding.deep_index = target.deep_index;
+        Some(walk)
+    } else {
+        None
+    };
+    let target = Arc::new(target);
+    let mut report = report::Report::new(seeding, walk_seconds);
+
+    for &scenario in &options.scenarios {
+        let mut rows = Vec::new();
+        for &clients in &options.clients {
+            stack.reset_peaks();
+            let before = stack.sample();
+            let run = drive::run(&target, &[scenario], clients, options.duration).await;
+            let after = stack.sample();
+            progress(scenario.title(), &run);
+            rows.push(report::Row::new(run, &stack.names(), &before, &after));
+        }
+        report.scenarios.push((scenario, rows));
+    }
+
+    if !options.soak.is_zero() {
+        report.soak = Some(soak::run(&target, stack, options.soak).await);
+    }
+
+    let compared: Vec<Scenario> = options
+        .scenarios
+        .iter()
+        .copied()
+        .filter(|s| s.compared_with_peer())
+        .collect();
+    match std::env::var_os("BENCH_PEER") {
+        _ if compared.is_empty() => {}
+        None => report.peer_note = Some("BENCH_PEER is not set (scripts/bench sets it)".into()),
+        Some(executable) => {
+            match peer::start(
+                &PathBuf::from(executable),
+                options.peer_users(),
+                &options.out,
+            )
+            .await
+            {
+                Ok(peer) => report.peer = Some(measure_peer(options, peer, &compared).await),
+                Err(e) => {
+                    eprintln!("peer not measured: {e}");
+                    report.peer_note = Some(e);
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+async fn measure_peer(
+    options: &Options,
+    peer: peer::Peer,
+    compared: &[Scenario],
+) -> report::PeerRuns {
+    let names = [peer.process.name];
+    let target = Arc::new(peer.target);
+    let mut runs = report::PeerRuns {
+        users: peer.users,
+        seed_seconds: peer.seed_seconds,
+        scenarios: Vec::new(),
+    };
+    for &scenario in compared {
+        let mut rows = Vec::new();
+        for &clients in &options.clients {
+            peer.process.reset_peak();
+            let before = [peer.process.usage()];
+            let run = drive::run(&target, &[scenario], clients, options.duration).await;
+            let after = [peer.process.usage()];
+            progress(&format!("peer {}", scenario.title()), &run);
+            rows.push(report::Row::new(run, &names, &before, &after));
+        }
+        runs.scenarios.push((scenario, rows));
+    }
+    runs
+}
+
+fn progress(title: &str, run: &drive::Run) {
+    eprintln!(
+        "{title:<62} c={:<3} {:>9.1} req/s  p99 {:>8.2} ms  errors {}",
+        run.clients,
+        run.throughput(),
+        run.ms(0.99),
+        run.error_count()
+    );
 }

@@ -31,17 +31,18 @@ pub async fn admin(admin_url: &str, sql: &str) -> Result<(), String> {
 }
 
 /// A free loopback port, released for the child to bind.
-fn free_port() -> Result<u16, String> {
+pub fn free_port() -> Result<u16, String> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .map_err(|e| format!("find a free port: {e}"))
 }
 
-/// CPU seconds and peak resident memory of one process at one moment.
+/// CPU seconds, resident memory and its peak of one process at one moment.
 #[derive(Clone, Copy, Default)]
 pub struct Usage {
     pub cpu_seconds: f64,
+    pub rss_kib: u64,
     pub peak_rss_kib: u64,
 }
 
@@ -51,7 +52,7 @@ pub struct Process {
 }
 
 impl Process {
-    fn spawn(name: &'static str, command: &mut Command, log: &Path) -> Result<Process, String> {
+    pub fn spawn(name: &'static str, command: &mut Command, log: &Path) -> Result<Process, String> {
         let file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
         let err = file.try_clone().map_err(|e| e.to_string())?;
         let child = command
@@ -63,14 +64,16 @@ impl Process {
         Ok(Process { name, child })
     }
 
-    fn usage(&self) -> Usage {
+    pub fn usage(&self) -> Usage {
         let pid = self.child.id();
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let peak_rss_kib = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or_default();
+        let kib = |field: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(field))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+                .unwrap_or_default()
+        };
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         // Fields after the parenthesised command name, which may hold spaces:
         // utime and stime are the 14th and 15th fields of the whole line.
@@ -86,12 +89,13 @@ impl Process {
             .unwrap_or_default();
         Usage {
             cpu_seconds: ticks as f64 / clock_ticks(),
-            peak_rss_kib,
+            rss_kib: kib("VmRSS:"),
+            peak_rss_kib: kib("VmHWM:"),
         }
     }
 
     /// Restarts VmHWM from the current RSS, so each scenario's peak is its own.
-    fn reset_peak(&self) {
+    pub fn reset_peak(&self) {
         let _ = std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5");
     }
 }
@@ -190,7 +194,7 @@ impl Stack {
 }
 
 /// Waits until `addr` accepts connections (the service migrates first).
-async fn wait_for(addr: &str, name: &str) -> Result<(), String> {
+pub async fn wait_for(addr: &str, name: &str) -> Result<(), String> {
     for _ in 0..600 {
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
             return Ok(());

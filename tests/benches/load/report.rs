@@ -1,5 +1,8 @@
-//! bench-report.md and bench-report.json: one table per scenario, each row
-//! next to the pgbench ceiling of its statement at the same client count.
+//! bench-report.md and bench-report.json: the issue's targets at 16
+//! clients first, then one table per scenario with each row next to the
+//! pgbench ceiling of its statement and to the peer at the same client
+//! count, the side-by-side views the targets compare, the soak, and the
+//! history of measured changes kept in tests/benches/load/history.md.
 
 use std::fmt::Write as _;
 
@@ -7,37 +10,42 @@ use serde_json::{Value, json};
 
 use crate::Options;
 use crate::ceiling::Ceiling;
-use crate::drive::{Run, Scenario};
+use crate::drive::{Family, Run, Scenario};
 use crate::procs::Usage;
+use crate::seed::Seeding;
+use crate::soak::{SOAK_CLIENTS, Soak};
 
-/// What the issue asks for that this version does not measure yet.
-const NOT_MEASURED: &str = "SCIM PATCH deactivate/reactivate; PATCH member add/remove on a \
-100,000-member group and a 10-member group; 1,000 groups; deep list pages by startIndex and by \
-cursor; the scim2-server peer; charts; the 10-minute RSS soak";
+/// The history of measured changes, copied into every report.
+const HISTORY: &str = include_str!("history.md");
+/// The client count the issue's targets are stated at.
+const TARGET_CLIENTS: usize = SOAK_CLIENTS;
+const RSS_LIMIT_MB: f64 = 128.0;
+
+/// CPU seconds one process spent during a run, and its peak RSS in it.
+pub struct ProcessUsage {
+    pub name: &'static str,
+    pub cpu_seconds: f64,
+    pub peak_rss_kib: u64,
+}
 
 /// One scenario at one client count, with the usage of each process.
 pub struct Row {
-    run: Run,
-    /// (CPU seconds spent during the run, peak RSS in KiB during it) per process.
-    usage: Vec<(f64, u64)>,
+    pub run: Run,
+    pub usage: Vec<ProcessUsage>,
 }
 
 impl Row {
-    pub fn new(run: Run, before: &[Usage], after: &[Usage]) -> Row {
-        let usage = before
+    pub fn new(run: Run, names: &[&'static str], before: &[Usage], after: &[Usage]) -> Row {
+        let usage = names
             .iter()
-            .zip(after)
-            .map(|(b, a)| (a.cpu_seconds - b.cpu_seconds, a.peak_rss_kib))
+            .zip(before.iter().zip(after))
+            .map(|(&name, (b, a))| ProcessUsage {
+                name,
+                cpu_seconds: a.cpu_seconds - b.cpu_seconds,
+                peak_rss_kib: a.peak_rss_kib,
+            })
             .collect();
         Row { run, usage }
-    }
-
-    fn ms(&self, quantile: f64) -> f64 {
-        self.run.latency.value_at_quantile(quantile) as f64 / 1000.0
-    }
-
-    fn max_ms(&self) -> f64 {
-        self.run.latency.max() as f64 / 1000.0
     }
 
     fn errors(&self) -> String {
@@ -53,11 +61,111 @@ impl Row {
     }
 }
 
-pub struct Report {
+pub struct PeerRuns {
+    pub users: usize,
     pub seed_seconds: f64,
-    pub processes: Vec<&'static str>,
     pub scenarios: Vec<(Scenario, Vec<Row>)>,
+}
+
+pub struct Report {
+    pub seeding: Seeding,
+    pub walk_seconds: Option<f64>,
+    pub scenarios: Vec<(Scenario, Vec<Row>)>,
+    pub peer: Option<PeerRuns>,
+    /// Why the peer was not measured.
+    pub peer_note: Option<String>,
+    pub soak: Option<Soak>,
     pub ceiling: Ceiling,
+    pub wall_seconds: f64,
+}
+
+impl Report {
+    pub fn new(seeding: Seeding, walk_seconds: Option<f64>) -> Report {
+        Report {
+            seeding,
+            walk_seconds,
+            scenarios: Vec::new(),
+            peer: None,
+            peer_note: None,
+            soak: None,
+            ceiling: Ceiling::default(),
+            wall_seconds: 0.0,
+        }
+    }
+
+    pub fn rows(&self, scenario: Scenario) -> Option<&[Row]> {
+        self.scenarios
+            .iter()
+            .find(|(s, _)| *s == scenario)
+            .map(|(_, rows)| rows.as_slice())
+    }
+
+    pub fn row(&self, scenario: Scenario, clients: usize) -> Option<&Row> {
+        self.rows(scenario)?
+            .iter()
+            .find(|r| r.run.clients == clients)
+    }
+
+    pub fn peer_row(&self, scenario: Scenario, clients: usize) -> Option<&Row> {
+        self.peer
+            .as_ref()?
+            .scenarios
+            .iter()
+            .find(|(s, _)| *s == scenario)?
+            .1
+            .iter()
+            .find(|r| r.run.clients == clients)
+    }
+
+    pub fn ceiling_ratio(&self, scenario: Scenario, row: &Row) -> Option<f64> {
+        self.ceiling
+            .at(scenario.statement(), row.run.clients)
+            .filter(|c| c.per_second > 0.0)
+            .map(|c| row.run.throughput() / c.per_second)
+    }
+
+    pub fn peer_ratio(&self, scenario: Scenario, row: &Row) -> Option<f64> {
+        self.peer_row(scenario, row.run.clients)
+            .filter(|p| p.run.throughput() > 0.0)
+            .map(|p| row.run.throughput() / p.run.throughput())
+    }
+
+    /// The p50 latency of `a` over that of `b` at the same client count.
+    fn p50_ratio(&self, a: Scenario, b: Scenario, clients: usize) -> Option<f64> {
+        let a = self.row(a, clients)?.run.ms(0.5);
+        let b = self.row(b, clients)?.run.ms(0.5);
+        (b > 0.0).then(|| a / b)
+    }
+
+    /// The throughput of `a` over that of `b` at the same client count.
+    fn throughput_ratio(&self, a: Scenario, b: Scenario, clients: usize) -> Option<f64> {
+        let a = self.row(a, clients)?.run.throughput();
+        let b = self.row(b, clients)?.run.throughput();
+        (b > 0.0).then(|| a / b)
+    }
+
+    /// The highest peak RSS of each process over every run and the soak.
+    fn peak_rss(&self) -> Vec<(&'static str, u64)> {
+        let mut peaks: Vec<(&'static str, u64)> = Vec::new();
+        let soak = self.soak.iter().flat_map(|s| {
+            s.growth()
+                .into_iter()
+                .map(|g| (g.name, g.peak_kib))
+                .collect::<Vec<_>>()
+        });
+        let runs = self
+            .scenarios
+            .iter()
+            .flat_map(|(_, rows)| rows)
+            .flat_map(|row| row.usage.iter().map(|u| (u.name, u.peak_rss_kib)));
+        for (name, kib) in runs.chain(soak) {
+            match peaks.iter_mut().find(|(n, _)| *n == name) {
+                Some(peak) => peak.1 = peak.1.max(kib),
+                None => peaks.push((name, kib)),
+            }
+        }
+        peaks
+    }
 }
 
 pub fn write(options: &Options, report: &Report) -> Result<(), String> {
@@ -71,133 +179,622 @@ pub fn write(options: &Options, report: &Report) -> Result<(), String> {
     Ok(())
 }
 
+fn ratio(value: Option<f64>) -> String {
+    value.map_or("-".to_string(), |v| format!("{v:.3}"))
+}
+
+fn mb(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// One line of the targets table.
+struct Target {
+    what: String,
+    measured: String,
+    met: String,
+}
+
+fn verdict(ok: Option<bool>) -> String {
+    match ok {
+        Some(true) => "yes".to_string(),
+        Some(false) => "**no**".to_string(),
+        None => "not measured".to_string(),
+    }
+}
+
+fn targets(options: &Options, report: &Report) -> Vec<Target> {
+    let c = TARGET_CLIENTS;
+    let mut targets = Vec::new();
+    let mut ceiling_target = |scenario: Scenario, bound: f64, what: &str| {
+        let row = report.row(scenario, c);
+        let value = row.and_then(|r| report.ceiling_ratio(scenario, r));
+        targets.push(Target {
+            what: format!(
+                "{what} ≥ {bound}× the {} ceiling",
+                scenario.statement().title()
+            ),
+            measured: row.map_or("-".to_string(), |r| {
+                format!("{:.0} req/s, {}× ceiling", r.run.throughput(), ratio(value))
+            }),
+            met: verdict(value.map(|v| v >= bound)),
+        });
+    };
+    ceiling_target(Scenario::ScimPost, 0.5, "SCIM POST /Users");
+    ceiling_target(Scenario::ScimFilter, 0.25, "SCIM GET by filter");
+    ceiling_target(Scenario::ScimGet, 0.25, "SCIM GET by id");
+    ceiling_target(Scenario::GrpcGet, 0.4, "gRPC GetUser");
+    for (scenario, what) in [
+        (Scenario::ScimFilter, "SCIM GET by filter"),
+        (Scenario::ScimGet, "SCIM GET by id"),
+    ] {
+        let p99 = report.row(scenario, c).map(|r| r.run.ms(0.99));
+        targets.push(Target {
+            what: format!("{what} p99 < 10 ms"),
+            measured: p99.map_or("-".to_string(), |v| format!("{v:.2} ms")),
+            met: verdict(p99.map(|v| v < 10.0)),
+        });
+    }
+    for scenario in [Scenario::ScimPost, Scenario::ScimFilter, Scenario::ScimGet] {
+        let value = report
+            .row(scenario, c)
+            .and_then(|r| report.peer_ratio(scenario, r));
+        targets.push(Target {
+            what: format!("{} ≥ 10× the peer", scenario.title()),
+            measured: value.map_or("-".to_string(), |v| format!("{v:.2}×")),
+            met: verdict(value.map(|v| v >= 10.0)),
+        });
+    }
+    let latency = report.p50_ratio(Scenario::MemberBig, Scenario::MemberSmall, c);
+    let throughput = report.throughput_ratio(Scenario::MemberSmall, Scenario::MemberBig, c);
+    targets.push(Target {
+        what: format!(
+            "member add/remove on the {}-member group within 1.5× of the 10-member group, no ANALYZE",
+            report.seeding.big_group
+        ),
+        measured: format!(
+            "p50 big/small {}×, throughput small/big {}×",
+            ratio(latency),
+            ratio(throughput)
+        ),
+        met: verdict(latency.zip(throughput).map(|(l, t)| l <= 1.5 && t <= 1.5)),
+    });
+    let deep = report.p50_ratio(Scenario::PageDeepCursor, Scenario::PageFirstCursor, c);
+    let million = options.users >= 1_000_000;
+    targets.push(Target {
+        what: "a cursor page deep in a 1,000,000-user tenant within 1.5× of the first page (p50)"
+            .to_string(),
+        measured: format!(
+            "{}× at depth {} of {} users",
+            ratio(deep),
+            report.seeding.users.saturating_sub(crate::drive::PAGE),
+            options.users
+        ),
+        met: if million {
+            verdict(deep.map(|d| d <= 1.5))
+        } else {
+            format!(
+                "{} (not a 1,000,000-user run: `--million`)",
+                verdict(deep.map(|d| d <= 1.5))
+            )
+        },
+    });
+    let first = [Scenario::PageFirstIndex, Scenario::PageFirstCursor]
+        .into_iter()
+        .filter_map(|s| {
+            report
+                .row(s, c)
+                .map(|r| format!("{} p50 {:.2} ms", s.name(), r.run.ms(0.5)))
+        })
+        .collect::<Vec<_>>();
+    let keyset = report.ceiling.at(crate::drive::Statement::Keyset, c);
+    targets.push(Target {
+        what: "the first page does not pay to count every match".to_string(),
+        measured: format!(
+            "{}; keyset ceiling {} ms",
+            if first.is_empty() {
+                "-".to_string()
+            } else {
+                first.join(", ")
+            },
+            keyset.map_or("-".to_string(), |k| format!("{:.2}", k.latency_ms))
+        ),
+        met: "no numeric bound: compare with the keyset ceiling".to_string(),
+    });
+    for (name, kib) in report.peak_rss() {
+        targets.push(Target {
+            what: format!("{name} peak RSS under load < {RSS_LIMIT_MB} MB"),
+            measured: format!("{:.1} MB", mb(kib)),
+            met: verdict(Some(mb(kib) < RSS_LIMIT_MB)),
+        });
+    }
+    match &report.soak {
+        Some(soak) => {
+            for growth in soak.growth() {
+                targets.push(Target {
+                    what: format!(
+                        "{} RSS flat (< 5 % growth) over a {} s soak",
+                        growth.name,
+                        soak.run.elapsed.as_secs()
+                    ),
+                    measured: format!(
+                        "{:+.1} % ({:.1} -> {:.1} MB)",
+                        growth.percent(),
+                        mb(growth.after_warm_up_kib),
+                        mb(growth.end_kib)
+                    ),
+                    met: verdict(Some(growth.percent() < 5.0)),
+                });
+            }
+        }
+        None => targets.push(Target {
+            what: "RSS flat (< 5 % growth) over a 10-minute soak".to_string(),
+            measured: "-".to_string(),
+            met: "not measured (`--soak 600`)".to_string(),
+        }),
+    }
+    targets
+}
+
+fn setup(options: &Options, report: &Report) -> String {
+    let s = &report.seeding;
+    let mut text = String::new();
+    let commit = std::env::var("BENCH_COMMIT").unwrap_or_else(|_| "unknown".to_string());
+    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
+    let _ = writeln!(
+        text,
+        "Commit `{commit}`, {cpus} CPUs; the whole run took {:.0} s.\n",
+        report.wall_seconds
+    );
+    let _ = writeln!(
+        text,
+        "- Tenant: {} users (`seed{{n}}@example.com`) and {} spare users (one per client, for \
+         member changes) created through gRPC CreateUser in {:.1} s.",
+        s.users, s.spares, s.users_seconds
+    );
+    if s.groups > 0 {
+        let _ = writeln!(
+            text,
+            "- {} groups through gRPC CreateGroup in {:.1} s; a group of {} members filled through \
+             SCIM PATCH `add members`, {} per PATCH as Entra sends them, in {:.1} s; a \
+             10-member group the same way. No ANALYZE anywhere: the plans are those of a tenant \
+             right after the push.",
+            s.groups,
+            s.groups_seconds,
+            s.big_group,
+            crate::seed::MEMBERS_PER_PATCH,
+            s.big_group_seconds
+        );
+    } else {
+        let _ = writeln!(text, "- No groups: no member scenario was chosen.");
+    }
+    if let Some(walk) = report.walk_seconds {
+        let _ = writeln!(
+            text,
+            "- The deep page starts at startIndex {} (the cursor found by walking pages, {walk:.1} s).",
+            s.deep_index
+        );
+    }
+    let _ = writeln!(
+        text,
+        "- {} s per point at {:?} closed-loop clients; release binaries as separate processes, \
+         logging at their default level (one line per request), as scripts/quickstart runs them. \
+         Latencies are HDR histograms of every successful answer.",
+        options.duration.as_secs_f64(),
+        options.clients
+    );
+    let _ = writeln!(
+        text,
+        "- Ceiling: pgbench `-M prepared` in the same run, each statement its own transaction, on \
+         tables built by our migrations and seeded alike (with ANALYZE). Paired scripts \
+         (deactivate/reactivate, add/remove) count each statement, as our side counts each PATCH.\n"
+    );
+    text
+}
+
 fn markdown(options: &Options, report: &Report) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# Load benchmark\n");
-    let _ = writeln!(
-        md,
-        "Tenant of {} users seeded through gRPC CreateUser in {:.1} s; {} s per run; \
-         closed-loop clients; release binaries as separate processes, logging at their default \
-         level (one line per request), as scripts/quickstart runs them.\n",
-        options.users,
-        report.seed_seconds,
-        options.duration.as_secs_f64()
-    );
-    let _ = writeln!(md, "Not measured yet: {NOT_MEASURED}.\n");
-    let _ = writeln!(
-        md,
-        "Ceiling: pgbench `-M prepared`, one statement per transaction on tables built by our \
-         migrations (INSERT for creates, SELECT by lower(user_name) for reads, also for reads by id). \
-         CPU is seconds spent during the run; RSS is the peak (VmHWM) during it.\n"
-    );
-    for (scenario, rows) in &report.scenarios {
-        let _ = writeln!(md, "## {}\n", scenario.title());
-        let mut header =
-            "| clients | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | ceiling/s | ratio |"
-                .to_string();
-        let mut rule = "|---|---|---|---|---|---|---|---|---|".to_string();
-        for name in &report.processes {
-            let _ = write!(header, " {name} CPU s | {name} RSS MB |");
-            rule.push_str("---|---|");
-        }
-        let _ = writeln!(md, "{header}\n{rule}");
-        for row in rows {
-            let ceiling = report.ceiling.at(scenario.statement(), row.run.clients);
-            let (ceiling_text, ratio) = match ceiling {
-                Some(rate) if rate.tps > 0.0 => (
-                    format!("{:.0}", rate.tps),
-                    format!("{:.3}", row.run.throughput() / rate.tps),
-                ),
-                _ => ("-".to_string(), "-".to_string()),
-            };
-            let _ = write!(
+    md.push_str(&setup(options, report));
+
+    let _ = writeln!(md, "## Targets at {TARGET_CLIENTS} clients\n");
+    if !options.clients.contains(&TARGET_CLIENTS) {
+        let _ = writeln!(
+            md,
+            "This run left out {TARGET_CLIENTS} clients (`--clients`): the targets stated at \
+             {TARGET_CLIENTS} clients are not measured.\n"
+        );
+    }
+    let _ = writeln!(md, "| target | measured | met |\n|---|---|---|");
+    for t in targets(options, report) {
+        let _ = writeln!(md, "| {} | {} | {} |", t.what, t.measured, t.met);
+    }
+    md.push('\n');
+
+    let families: Vec<Family> = Family::ALL
+        .into_iter()
+        .filter(|f| report.scenarios.iter().any(|(s, _)| s.family() == *f))
+        .collect();
+    if !families.is_empty() {
+        let _ = writeln!(md, "## Charts\n");
+        for family in &families {
+            let _ = writeln!(
                 md,
-                "| {} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {ceiling_text} | {ratio} |",
-                row.run.clients,
-                row.run.throughput(),
-                row.ms(0.5),
-                row.ms(0.9),
-                row.ms(0.99),
-                row.max_ms(),
-                row.errors()
+                "- [{}]({}): throughput and p99 against clients",
+                family.title(),
+                family.chart_file()
             );
-            for (cpu, rss) in &row.usage {
-                let _ = write!(md, " {cpu:.2} | {:.1} |", *rss as f64 / 1024.0);
-            }
-            md.push('\n');
         }
         md.push('\n');
     }
+
+    members_table(&mut md, report);
+    paging_table(&mut md, report);
+
+    for (scenario, rows) in &report.scenarios {
+        scenario_table(&mut md, report, *scenario, rows);
+    }
+    peer_section(&mut md, report);
+    soak_section(&mut md, report);
+
     let _ = writeln!(md, "## Ceiling (pgbench)\n");
     let _ = writeln!(
         md,
-        "| clients | insert tps | insert avg ms | select tps | select avg ms |"
+        "| statement | clients | statements/s | avg ms | failed |\n|---|---|---|---|---|"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|");
-    for (insert, select) in report.ceiling.insert.iter().zip(&report.ceiling.select) {
-        let _ = writeln!(
-            md,
-            "| {} | {:.0} | {:.3} | {:.0} | {:.3} |",
-            insert.clients, insert.tps, insert.latency_ms, select.tps, select.latency_ms
-        );
+    for statement in report.ceiling.statements() {
+        for &clients in &options.clients {
+            if let Some(rate) = report.ceiling.at(statement, clients) {
+                let _ = writeln!(
+                    md,
+                    "| {} | {clients} | {:.0} | {:.3} | {} |",
+                    statement.title(),
+                    rate.per_second,
+                    rate.latency_ms,
+                    rate.failed
+                );
+            }
+        }
     }
+    md.push('\n');
+    let _ = writeln!(md, "## History\n");
+    md.push_str(HISTORY.trim_start_matches(|c: char| c != '\n').trim_start());
     md
 }
 
-fn document(options: &Options, report: &Report) -> Value {
-    let scenarios: Vec<Value> = report
-        .scenarios
+fn scenario_table(md: &mut String, report: &Report, scenario: Scenario, rows: &[Row]) {
+    let _ = writeln!(md, "## {}\n", scenario.title());
+    let peer = scenario.compared_with_peer() && report.peer.is_some();
+    let mut header =
+        "| clients | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | ceiling/s | ours/ceiling |"
+            .to_string();
+    let mut rule = "|---|---|---|---|---|---|---|---|---|".to_string();
+    if peer {
+        header.push_str(" peer req/s | ours/peer |");
+        rule.push_str("---|---|");
+    }
+    for usage in rows.first().map_or(&[][..], |r| &r.usage) {
+        let _ = write!(header, " {} CPU s | {0} RSS MB |", usage.name);
+        rule.push_str("---|---|");
+    }
+    let _ = writeln!(md, "{header}\n{rule}");
+    for row in rows {
+        let ceiling = report.ceiling.at(scenario.statement(), row.run.clients);
+        let _ = write!(
+            md,
+            "| {} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {} |",
+            row.run.clients,
+            row.run.throughput(),
+            row.run.ms(0.5),
+            row.run.ms(0.9),
+            row.run.ms(0.99),
+            row.run.max_ms(),
+            row.errors(),
+            ceiling.map_or("-".to_string(), |c| format!("{:.0}", c.per_second)),
+            ratio(report.ceiling_ratio(scenario, row)),
+        );
+        if peer {
+            let _ = write!(
+                md,
+                " {} | {} |",
+                report
+                    .peer_row(scenario, row.run.clients)
+                    .map_or("-".to_string(), |p| format!("{:.1}", p.run.throughput())),
+                ratio(report.peer_ratio(scenario, row))
+            );
+        }
+        for usage in &row.usage {
+            let _ = write!(
+                md,
+                " {:.2} | {:.1} |",
+                usage.cpu_seconds,
+                mb(usage.peak_rss_kib)
+            );
+        }
+        md.push('\n');
+    }
+    md.push('\n');
+}
+
+fn members_table(md: &mut String, report: &Report) {
+    let (Some(small), Some(big)) = (
+        report.rows(Scenario::MemberSmall),
+        report.rows(Scenario::MemberBig),
+    ) else {
+        return;
+    };
+    let _ = writeln!(
+        md,
+        "## Member add/remove: the {}-member group against the 10-member group\n",
+        report.seeding.big_group
+    );
+    let _ = writeln!(
+        md,
+        "| clients | small req/s | big req/s | small/big req/s | small p50 ms | big p50 ms | \
+         big/small p50 | small p99 ms | big p99 ms |\n|---|---|---|---|---|---|---|---|---|"
+    );
+    for (s, b) in small.iter().zip(big) {
+        let _ = writeln!(
+            md,
+            "| {} | {:.1} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            s.run.clients,
+            s.run.throughput(),
+            b.run.throughput(),
+            s.run.throughput() / b.run.throughput().max(f64::MIN_POSITIVE),
+            s.run.ms(0.5),
+            b.run.ms(0.5),
+            b.run.ms(0.5) / s.run.ms(0.5).max(f64::MIN_POSITIVE),
+            s.run.ms(0.99),
+            b.run.ms(0.99)
+        );
+    }
+    md.push('\n');
+}
+
+fn paging_table(md: &mut String, report: &Report) {
+    let pairs = [
+        (
+            "startIndex",
+            Scenario::PageFirstIndex,
+            Scenario::PageDeepIndex,
+        ),
+        (
+            "cursor",
+            Scenario::PageFirstCursor,
+            Scenario::PageDeepCursor,
+        ),
+    ];
+    if !pairs
         .iter()
-        .map(|(scenario, rows)| {
-            let rows: Vec<Value> = rows
-                .iter()
-                .map(|row| {
-                    let ceiling = report.ceiling.at(scenario.statement(), row.run.clients);
-                    let processes: Vec<Value> = report
-                        .processes
-                        .iter()
-                        .zip(&row.usage)
-                        .map(|(name, (cpu, rss))| {
-                            json!({"process": name, "cpu_seconds": cpu, "peak_rss_kib": rss})
-                        })
-                        .collect();
-                    json!({
-                        "clients": row.run.clients,
-                        "seconds": row.run.elapsed.as_secs_f64(),
-                        "requests": row.run.latency.len(),
-                        "requests_per_second": row.run.throughput(),
-                        "p50_ms": row.ms(0.5),
-                        "p90_ms": row.ms(0.9),
-                        "p99_ms": row.ms(0.99),
-                        "max_ms": row.max_ms(),
-                        "errors": row.run.errors,
-                        "ceiling_per_second": ceiling.map(|c| c.tps),
-                        "ratio_to_ceiling": ceiling
-                            .filter(|c| c.tps > 0.0)
-                            .map(|c| row.run.throughput() / c.tps),
-                        "processes": processes,
-                    })
-                })
-                .collect();
-            json!({"scenario": scenario.key(), "title": scenario.title(), "runs": rows})
+        .any(|(_, a, b)| report.rows(*a).is_some() || report.rows(*b).is_some())
+    {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "## 100-user pages: the first page against the page at startIndex {}\n",
+        report.seeding.deep_index
+    );
+    let _ = writeln!(
+        md,
+        "| paging | clients | first p50 ms | deep p50 ms | deep/first p50 | first p99 ms | deep p99 ms | \
+         first req/s | deep req/s |\n|---|---|---|---|---|---|---|---|---|"
+    );
+    for (paging, first, deep) in pairs {
+        let (Some(first), Some(deep)) = (report.rows(first), report.rows(deep)) else {
+            continue;
+        };
+        for (f, d) in first.iter().zip(deep) {
+            let _ = writeln!(
+                md,
+                "| {paging} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} |",
+                f.run.clients,
+                f.run.ms(0.5),
+                d.run.ms(0.5),
+                d.run.ms(0.5) / f.run.ms(0.5).max(f64::MIN_POSITIVE),
+                f.run.ms(0.99),
+                d.run.ms(0.99),
+                f.run.throughput(),
+                d.run.throughput()
+            );
+        }
+    }
+    md.push('\n');
+}
+
+fn peer_section(md: &mut String, report: &Report) {
+    let _ = writeln!(md, "## Peer: scim2-server (PyPI, in-memory)\n");
+    let Some(peer) = &report.peer else {
+        let _ = writeln!(
+            md,
+            "Not measured: {}.\n",
+            report
+                .peer_note
+                .as_deref()
+                .unwrap_or("no compared scenario chosen")
+        );
+        return;
+    };
+    let _ = writeln!(
+        md,
+        "Its own tenant of {} users (`seed{{n}}@example.com`), seeded through its /Bulk in {:.1} s; \
+         same clients, same durations, right after ours in the same run. It serves through \
+         Python's threaded wsgiref server, whose listen backlog is 5 connections: beyond that \
+         many clients, a new connection waits for the kernel's SYN retry (~1 s), which shows in \
+         its p99.\n",
+        peer.users, peer.seed_seconds
+    );
+    let _ = writeln!(
+        md,
+        "| scenario | clients | req/s | p50 ms | p99 ms | errors | ours/peer | CPU s | RSS MB |\n\
+         |---|---|---|---|---|---|---|---|---|"
+    );
+    for (scenario, rows) in &peer.scenarios {
+        for row in rows {
+            let ours = report.row(*scenario, row.run.clients);
+            let (cpu, rss) = row
+                .usage
+                .first()
+                .map_or((0.0, 0), |u| (u.cpu_seconds, u.peak_rss_kib));
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.1} | {:.2} | {:.2} | {} | {} | {cpu:.2} | {:.1} |",
+                scenario.title(),
+                row.run.clients,
+                row.run.throughput(),
+                row.run.ms(0.5),
+                row.run.ms(0.99),
+                row.errors(),
+                ratio(ours.and_then(|o| report.peer_ratio(*scenario, o))),
+                mb(rss)
+            );
+        }
+    }
+    md.push('\n');
+}
+
+fn soak_section(md: &mut String, report: &Report) {
+    let Some(soak) = &report.soak else {
+        return;
+    };
+    let run = &soak.run;
+    let _ = writeln!(
+        md,
+        "## Soak: {} s of mixed load at {} clients\n",
+        run.elapsed.as_secs(),
+        run.clients
+    );
+    let mix: Vec<&str> = Scenario::SOAK.iter().map(|s| s.name()).collect();
+    let _ = writeln!(
+        md,
+        "Each client in turn: {} (deactivate then reactivate). {:.1} req/s, p50 {:.2} ms, \
+         p99 {:.2} ms, max {:.2} ms, errors {}. RSS sampled every 10 s; growth is from the last \
+         sample of the first minute (of the first half, in a soak under two minutes) to the last \
+         one.\n",
+        mix.join(", "),
+        run.throughput(),
+        run.ms(0.5),
+        run.ms(0.99),
+        run.max_ms(),
+        run.error_count()
+    );
+    let _ = writeln!(
+        md,
+        "| process | RSS after 1 min MB | RSS at end MB | growth | peak MB |\n|---|---|---|---|---|"
+    );
+    for g in soak.growth() {
+        let _ = writeln!(
+            md,
+            "| {} | {:.1} | {:.1} | {:+.1} % | {:.1} |",
+            g.name,
+            mb(g.after_warm_up_kib),
+            mb(g.end_kib),
+            g.percent(),
+            mb(g.peak_kib)
+        );
+    }
+    md.push('\n');
+}
+
+fn row_json(report: &Report, scenario: Scenario, row: &Row, peer: bool) -> Value {
+    let processes: Vec<Value> = row
+        .usage
+        .iter()
+        .map(|u| {
+            json!({"process": u.name, "cpu_seconds": u.cpu_seconds, "peak_rss_kib": u.peak_rss_kib})
         })
         .collect();
-    let rates = |rates: &[crate::ceiling::Rate]| -> Vec<Value> {
-        rates
-            .iter()
-            .map(|r| {
-                json!({"clients": r.clients, "tps": r.tps, "latency_avg_ms": r.latency_ms,
-                       "failed": r.failed})
+    let ceiling = report.ceiling.at(scenario.statement(), row.run.clients);
+    let mut value = json!({
+        "clients": row.run.clients,
+        "seconds": row.run.elapsed.as_secs_f64(),
+        "requests": row.run.latency.len(),
+        "requests_per_second": row.run.throughput(),
+        "p50_ms": row.run.ms(0.5),
+        "p90_ms": row.run.ms(0.9),
+        "p99_ms": row.run.ms(0.99),
+        "max_ms": row.run.max_ms(),
+        "errors": row.run.errors,
+        "processes": processes,
+    });
+    if !peer {
+        value["ceiling_per_second"] = json!(ceiling.map(|c| c.per_second));
+        value["ratio_to_ceiling"] = json!(report.ceiling_ratio(scenario, row));
+        value["ratio_to_peer"] = json!(report.peer_ratio(scenario, row));
+    }
+    value
+}
+
+fn document(options: &Options, report: &Report) -> Value {
+    let scenarios = |runs: &[(Scenario, Vec<Row>)], peer: bool| -> Vec<Value> {
+        runs.iter()
+            .map(|(scenario, rows)| {
+                let rows: Vec<Value> = rows
+                    .iter()
+                    .map(|r| row_json(report, *scenario, r, peer))
+                    .collect();
+                json!({
+                    "scenario": scenario.name(),
+                    "title": scenario.title(),
+                    "ceiling_statement": scenario.statement().title(),
+                    "runs": rows,
+                })
             })
             .collect()
     };
+    let ceiling: Vec<Value> = report
+        .ceiling
+        .rates
+        .iter()
+        .map(|r| {
+            json!({"statement": r.statement.title(), "clients": r.clients,
+                   "statements_per_second": r.per_second, "latency_avg_ms": r.latency_ms,
+                   "failed": r.failed})
+        })
+        .collect();
+    let targets: Vec<Value> = targets(options, report)
+        .into_iter()
+        .map(|t| json!({"target": t.what, "measured": t.measured, "met": t.met}))
+        .collect();
+    let s = &report.seeding;
     json!({
+        "commit": std::env::var("BENCH_COMMIT").ok(),
         "users": options.users,
         "duration_seconds": options.duration.as_secs_f64(),
         "clients": options.clients,
-        "seed_seconds": report.seed_seconds,
-        "not_measured_yet": NOT_MEASURED,
-        "scenarios": scenarios,
-        "ceiling": {"insert": rates(&report.ceiling.insert), "select": rates(&report.ceiling.select)},
+        "wall_seconds": report.wall_seconds,
+        "seeding": {
+            "users": s.users, "users_seconds": s.users_seconds, "spare_users": s.spares,
+            "groups": s.groups, "groups_seconds": s.groups_seconds,
+            "big_group_members": s.big_group, "big_group_seconds": s.big_group_seconds,
+            "members_per_patch": crate::seed::MEMBERS_PER_PATCH,
+            "deep_start_index": s.deep_index, "deep_walk_seconds": report.walk_seconds,
+        },
+        "targets": targets,
+        "scenarios": scenarios(&report.scenarios, false),
+        "peer": report.peer.as_ref().map(|p| json!({
+            "package": "scim2-server",
+            "users": p.users,
+            "seed_seconds": p.seed_seconds,
+            "scenarios": scenarios(&p.scenarios, true),
+        })),
+        "peer_not_measured": report.peer_note,
+        "soak": report.soak.as_ref().map(|soak| json!({
+            "seconds": soak.run.elapsed.as_secs_f64(),
+            "clients": soak.run.clients,
+            "requests_per_second": soak.run.throughput(),
+            "p50_ms": soak.run.ms(0.5),
+            "p99_ms": soak.run.ms(0.99),
+            "errors": soak.run.errors,
+            "growth": soak.growth().iter().map(|g| json!({
+                "process": g.name, "after_first_minute_kib": g.after_warm_up_kib,
+                "end_kib": g.end_kib, "peak_kib": g.peak_kib, "percent": g.percent(),
+            })).collect::<Vec<_>>(),
+            "samples": soak.samples.iter().map(|s| json!({
+                "seconds": s.seconds,
+                "rss_kib": soak.processes.iter().zip(&s.rss_kib)
+                    .map(|(p, k)| json!({"process": p, "kib": k})).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        })),
+        "ceiling": ceiling,
     })
 }
