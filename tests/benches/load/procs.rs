@@ -74,21 +74,8 @@ impl Process {
                 .and_then(|v| v.split_whitespace().next()?.parse().ok())
                 .unwrap_or_default()
         };
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        // Fields after the parenthesised command name, which may hold spaces:
-        // utime and stime are the 14th and 15th fields of the whole line.
-        let ticks: u64 = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| {
-                rest.split_whitespace()
-                    .skip(11)
-                    .take(2)
-                    .filter_map(|t| t.parse::<u64>().ok())
-                    .sum()
-            })
-            .unwrap_or_default();
         Usage {
-            cpu_seconds: ticks as f64 / clock_ticks(),
+            cpu_seconds: cpu_seconds(&pid.to_string()),
             rss_kib: kib("VmRSS:"),
             peak_rss_kib: kib("VmHWM:"),
         }
@@ -108,6 +95,42 @@ impl Drop for Process {
 }
 
 /// The kernel's clock ticks per second, as `getconf CLK_TCK` reports them.
+/// CPU seconds (user and system) process `pid` has used, 0 once it is gone.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name, which may hold spaces:
+    // utime and stime are the 14th and 15th fields of the whole line.
+    let ticks: u64 = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .skip(11)
+                .take(2)
+                .filter_map(|t| t.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or_default();
+    ticks as f64 / clock_ticks()
+}
+
+/// CPU seconds of every PostgreSQL process on this machine: the server the
+/// stack and pgbench use, so a run's share of it is its difference.
+fn postgres_cpu_seconds() -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim() == "postgres")
+        })
+        .map(|pid| cpu_seconds(&pid))
+        .sum()
+}
+
 fn clock_ticks() -> f64 {
     static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
     *TICKS.get_or_init(|| {
@@ -119,6 +142,10 @@ fn clock_ticks() -> f64 {
             .unwrap_or(100.0)
     })
 }
+
+/// The CPU-only entries of [`Stack::sample`].
+pub const POSTGRES: &str = "postgres";
+pub const DRIVER: &str = "load driver";
 
 pub struct Stack {
     pub grpc_url: String,
@@ -171,12 +198,34 @@ impl Stack {
         Ok(stack)
     }
 
+    /// The servers, then PostgreSQL's processes and this load driver, whose
+    /// CPU time says where a request's cost goes (they have no RSS here).
     pub fn names(&self) -> Vec<&'static str> {
+        let servers = self.processes.iter().map(|p| p.name);
+        servers.chain([POSTGRES, DRIVER]).collect()
+    }
+
+    /// The two servers, whose memory the soak follows.
+    pub fn server_names(&self) -> Vec<&'static str> {
         self.processes.iter().map(|p| p.name).collect()
     }
 
+    pub fn server_rss_kib(&self) -> Vec<u64> {
+        self.processes.iter().map(|p| p.usage().rss_kib).collect()
+    }
+
     pub fn sample(&self) -> Vec<Usage> {
-        self.processes.iter().map(Process::usage).collect()
+        let servers = self.processes.iter().map(Process::usage);
+        let cpu_only = |cpu_seconds| Usage {
+            cpu_seconds,
+            ..Usage::default()
+        };
+        servers
+            .chain([
+                cpu_only(postgres_cpu_seconds()),
+                cpu_only(cpu_seconds("self")),
+            ])
+            .collect()
     }
 
     pub fn reset_peaks(&self) {

@@ -157,7 +157,8 @@ impl Report {
             .scenarios
             .iter()
             .flat_map(|(_, rows)| rows)
-            .flat_map(|row| row.usage.iter().map(|u| (u.name, u.peak_rss_kib)));
+            .flat_map(|row| row.usage.iter().map(|u| (u.name, u.peak_rss_kib)))
+            .filter(|&(name, _)| name != crate::procs::POSTGRES && name != crate::procs::DRIVER);
         for (name, kib) in runs.chain(soak) {
             match peaks.iter_mut().find(|(n, _)| *n == name) {
                 Some(peak) => peak.1 = peak.1.max(kib),
@@ -473,9 +474,16 @@ fn scenario_table(md: &mut String, report: &Report, scenario: Scenario, rows: &[
         rule.push_str("---|---|");
     }
     for usage in rows.first().map_or(&[][..], |r| &r.usage) {
-        let _ = write!(header, " {} CPU s | {0} RSS MB |", usage.name);
-        rule.push_str("---|---|");
+        if cpu_only(usage.name) {
+            let _ = write!(header, " {} CPU s |", usage.name);
+            rule.push_str("---|");
+        } else {
+            let _ = write!(header, " {} CPU s | {0} RSS MB |", usage.name);
+            rule.push_str("---|---|");
+        }
     }
+    header.push_str(" CPU µs per request, all |");
+    rule.push_str("---|");
     let _ = writeln!(md, "{header}\n{rule}");
     for row in rows {
         let ceiling = report.ceiling.at(scenario.statement(), row.run.clients);
@@ -503,16 +511,32 @@ fn scenario_table(md: &mut String, report: &Report, scenario: Scenario, rows: &[
             );
         }
         for usage in &row.usage {
-            let _ = write!(
-                md,
-                " {:.2} | {:.1} |",
-                usage.cpu_seconds,
-                mb(usage.peak_rss_kib)
-            );
+            if cpu_only(usage.name) {
+                let _ = write!(md, " {:.2} |", usage.cpu_seconds);
+            } else {
+                let _ = write!(
+                    md,
+                    " {:.2} | {:.1} |",
+                    usage.cpu_seconds,
+                    mb(usage.peak_rss_kib)
+                );
+            }
+        }
+        let answered = row.run.latency.len();
+        let cpu: f64 = row.usage.iter().map(|u| u.cpu_seconds).sum();
+        if answered > 0 {
+            let _ = write!(md, " {:.0} |", cpu * 1e6 / answered as f64);
+        } else {
+            md.push_str(" - |");
         }
         md.push('\n');
     }
     md.push('\n');
+}
+
+/// PostgreSQL and the load driver: sampled for CPU time only.
+fn cpu_only(name: &str) -> bool {
+    name == crate::procs::POSTGRES || name == crate::procs::DRIVER
 }
 
 fn members_table(md: &mut String, report: &Report) {

@@ -84,7 +84,7 @@ pub async fn run(target: &Arc<Target>, stack: &Stack, duration: Duration) -> Soa
     let started = Instant::now();
     let sample = || Sample {
         seconds: started.elapsed().as_secs_f64(),
-        rss_kib: stack.sample().iter().map(|u| u.rss_kib).collect(),
+        rss_kib: stack.server_rss_kib(),
     };
     let sampler = async {
         let mut samples = vec![sample()];
@@ -112,7 +112,7 @@ pub async fn run(target: &Arc<Target>, stack: &Stack, duration: Duration) -> Soa
     );
     Soak {
         run,
-        processes: stack.names(),
+        processes: stack.server_names(),
         samples,
     }
 }
