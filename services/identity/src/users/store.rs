@@ -239,15 +239,15 @@ async fn check_manager(
             ResourceError::InvalidValue("a user cannot be their own manager".into()).into(),
         );
     }
-    let exists: bool = diesel::select(diesel::dsl::exists(
-        users::table
-            .filter(users::tenant_id.eq(tenant))
-            .filter(users::user_id.eq(manager))
-            .filter(users::deleted_at.is_null()),
-    ))
-    .get_result(conn)
-    .await?;
-    if exists {
+    // Through the primary key; a tombstone is told apart after (see `get`).
+    let live: Option<bool> = users::table
+        .filter(users::tenant_id.eq(tenant))
+        .filter(users::user_id.eq(manager))
+        .select(users::deleted_at.is_null())
+        .get_result(conn)
+        .await
+        .optional()?;
+    if live == Some(true) {
         Ok(())
     } else {
         Err(ResourceError::InvalidValue(format!(
@@ -636,15 +636,16 @@ pub(crate) async fn manager_names(
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
+    // Through the primary key, tombstones dropped after (see `get`).
     let rows: Vec<ManagerName> = users::table
         .filter(users::tenant_id.eq(tenant))
         .filter(users::user_id.eq_any(ids))
-        .filter(users::deleted_at.is_null())
         .select(ManagerName::as_select())
         .load(conn)
         .await?;
     Ok(rows
         .into_iter()
+        .filter(|row| row.deleted_at.is_none())
         .map(|row| {
             let name = Name {
                 given_name: row.given_name,
@@ -669,4 +670,5 @@ struct ManagerName {
     family_name: Option<String>,
     name_formatted: Option<String>,
     display_name: Option<String>,
+    deleted_at: Option<DateTime<Utc>>,
 }
