@@ -91,7 +91,15 @@ impl StoredResource for Users {
         if show_deleted {
             rows
         } else {
-            rows.filter(users::deleted_at.is_null())
+            // Not `deleted_at IS NULL`: without statistics the planner takes
+            // that for a rare row (0.5%), so it prefers the partial userName
+            // index and a sort of the whole tenant to the index that reads a
+            // page in order (600 ms instead of 0.1 ms for a first page of
+            // 1,000,000 users). A CASE is opaque to it: half the rows, and
+            // no partial index fits, whatever the statistics.
+            rows.filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                "CASE WHEN users.deleted_at IS NULL THEN true ELSE false END",
+            ))
         }
     }
 
