@@ -218,7 +218,7 @@ async fn grpc_callers_use_the_same_lifecycle() {
         .await
         .expect("list")
         .into_inner();
-    assert_eq!(found.total_size, 1);
+    assert_eq!(found.total_size, Some(1));
     let etag = found.users[0].etag.clone();
 
     // A conditional patch with a stale etag is refused and changes nothing.

@@ -97,10 +97,16 @@ impl ListParams {
         }
     }
 
+    /// Whether the page may come without `totalResults`: RFC 9865 lets
+    /// cursor pages omit a total the server cannot give cheaply.
+    pub fn total_optional(&self) -> bool {
+        matches!(self.page, Page::Cursor(_))
+    }
+
     /// What the ListResponse says about this page.
     pub fn page_info(
         &self,
-        total_results: i64,
+        total_results: Option<i64>,
         next_token: &str,
         previous_token: &str,
     ) -> PageInfo {
@@ -181,7 +187,8 @@ fn sort_order(resource: Resource, query: &ScimQuery) -> Result<Option<SortOrder>
 /// The counts and cursors of one ListResponse page.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PageInfo {
-    pub total_results: i64,
+    /// Absent only on cursor pages whose total was not counted.
+    pub total_results: Option<i64>,
     /// Index pagination only.
     pub start_index: Option<i64>,
     pub next_cursor: Option<String>,
@@ -192,7 +199,7 @@ impl PageInfo {
     /// A page that is the whole result, e.g. the discovery lists.
     pub fn whole(total_results: i64) -> Self {
         PageInfo {
-            total_results,
+            total_results: Some(total_results),
             start_index: Some(1),
             next_cursor: None,
             previous_cursor: None,
@@ -203,7 +210,9 @@ impl PageInfo {
     fn head(&self, items_per_page: usize) -> Map<String, Json> {
         let mut head = Map::new();
         head.insert("schemas".into(), json!([LIST_RESPONSE]));
-        head.insert("totalResults".into(), self.total_results.into());
+        if let Some(total_results) = self.total_results {
+            head.insert("totalResults".into(), total_results.into());
+        }
         if let Some(start_index) = self.start_index {
             head.insert("startIndex".into(), start_index.into());
         }
@@ -476,19 +485,23 @@ mod tests {
         let Ok(p) = params(&[("cursor", "")]) else {
             panic!("empty cursor rejected")
         };
+        assert!(p.total_optional());
         assert_eq!(
-            p.page_info(5, "next", ""),
+            p.page_info(Some(5), "next", ""),
             PageInfo {
-                total_results: 5,
+                total_results: Some(5),
                 start_index: None,
                 next_cursor: Some("next".into()),
                 previous_cursor: None,
             }
         );
-        let text = list_head(&p.page_info(5, "n", "p"), 2);
+        let text = list_head(&p.page_info(Some(5), "n", "p"), 2);
         assert!(text.contains("\"nextCursor\":\"n\""), "{text}");
         assert!(text.contains("\"previousCursor\":\"p\""), "{text}");
         assert!(!text.contains("startIndex"), "{text}");
+        let uncounted = list_head(&p.page_info(None, "n", ""), 2);
+        assert!(!uncounted.contains("totalResults"), "{uncounted}");
+        assert!(uncounted.contains("\"itemsPerPage\":2"), "{uncounted}");
     }
 
     #[test]

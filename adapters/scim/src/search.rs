@@ -74,6 +74,7 @@ async fn page_of<R: ScimResource>(
         offset,
         page_token: String::new(),
         order_by,
+        total_optional: false,
     };
     match R::list(state, bearer, query(params.order_by.clone())).await {
         Err(e) if e.status == StatusCode::BAD_REQUEST && params.order_by.is_some() => {
@@ -102,7 +103,8 @@ async fn search_all(
 
     let (users, user_total, user_error) =
         match page_of::<Users>(state, bearer, &user_params, count, offset).await {
-            Ok(page) => (page.items, page.total_size, None),
+            // Index pages always carry their total.
+            Ok(page) => (page.items, page.total_size.unwrap_or_default(), None),
             Err(e) if names_unknown_attribute(&e) => (Vec::new(), 0, Some(e)),
             Err(e) => return Err(e),
         };
@@ -112,7 +114,7 @@ async fn search_all(
     let groups =
         page_of::<Groups>(state, bearer, &group_params, remaining.max(0), group_offset).await;
     let (groups, group_total) = match groups {
-        Ok(page) => (page.items, page.total_size),
+        Ok(page) => (page.items, page.total_size.unwrap_or_default()),
         Err(e) if names_unknown_attribute(&e) => match user_error {
             Some(user_error) => return Err(user_error),
             None => (Vec::new(), 0),
@@ -129,6 +131,6 @@ async fn search_all(
             .iter()
             .map(|group| resource::listed::<Groups>(state, bearer, group, &group_projection)),
     );
-    let page = user_params.page_info(user_total.saturating_add(group_total), "", "");
+    let page = user_params.page_info(Some(user_total.saturating_add(group_total)), "", "");
     Ok(resource::list_body(&page, entries, true))
 }

@@ -48,6 +48,7 @@ macro_rules! list_request {
             offset: $req.offset,
             page_token: &$req.page_token,
             show_deleted: $show_deleted,
+            total_optional: $req.total_optional,
         }
     };
 }

@@ -266,7 +266,7 @@ async fn keyset_pages_walk_both_ways_through_ties_and_nulls() {
         .unwrap_or_else(|e| panic!("{e}"));
     let ids = |users: &[User]| users.iter().map(|u| u.id.clone()).collect::<Vec<_>>();
     assert_eq!(ids(&at_offset.users), ascending[4..7]);
-    assert_eq!(at_offset.total_size, 11);
+    assert_eq!(at_offset.total_size, Some(11));
     let back = f
         .list(ListUsersRequest {
             page_token: at_offset.previous_page_token.clone(),
@@ -314,8 +314,53 @@ async fn keyset_pages_walk_both_ways_through_ties_and_nulls() {
         })
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!((count.users.len(), count.total_size), (0, 11));
+    assert_eq!((count.users.len(), count.total_size), (0, Some(11)));
     assert!(count.next_page_token.is_empty());
+
+    // The total: counted unless the page shows it, and not at all when the
+    // caller can do without it.
+    let total = |request: ListUsersRequest| {
+        let f = &f;
+        async move {
+            f.list(request)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .total_size
+        }
+    };
+    let optional = ListUsersRequest {
+        total_optional: true,
+        ..base.clone()
+    };
+    let sized = |size: i32, offset: i64, template: &ListUsersRequest| ListUsersRequest {
+        page_size: Some(size),
+        offset,
+        ..template.clone()
+    };
+    // A short page from the start, or with rows from an offset, ends the matches.
+    assert_eq!(total(sized(20, 0, &optional)).await, Some(11));
+    assert_eq!(total(sized(20, 9, &optional)).await, Some(11));
+    // Full pages and pages past the end would need a count.
+    assert_eq!(total(sized(3, 0, &optional)).await, None);
+    assert_eq!(total(sized(3, 20, &optional)).await, None);
+    assert_eq!(total(sized(3, 0, &base)).await, Some(11));
+    assert_eq!(total(sized(3, 20, &base)).await, Some(11));
+    // Token pages: counted only for a caller that wants the total.
+    let after = ListUsersRequest {
+        page_token: at_offset.next_page_token.clone(),
+        ..sized(3, 0, &base)
+    };
+    assert_eq!(total(after.clone()).await, Some(11));
+    assert_eq!(
+        total(ListUsersRequest {
+            total_optional: true,
+            ..after
+        })
+        .await,
+        None
+    );
+    // Count only counts even so.
+    assert_eq!(total(sized(0, 0, &optional)).await, Some(11));
     f.svc.stop().await;
 }
 
@@ -336,7 +381,7 @@ async fn page_tokens_only_continue_their_own_query() {
         ..ListUsersRequest::default()
     };
     let first = f.list(base.clone()).await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(first.total_size, 3);
+    assert_eq!(first.total_size, Some(3));
     let token = first.next_page_token.clone();
     let second = f
         .list(ListUsersRequest {

@@ -46,12 +46,14 @@ pub struct ListQuery {
     pub offset: i64,
     pub page_token: String,
     pub order_by: Option<SortOrder>,
+    /// The page may come without a total (see [`ListParams::total_optional`]).
+    pub total_optional: bool,
 }
 
 /// One page as the service answered it.
 pub struct Listed<M> {
     pub items: Vec<M>,
-    pub total_size: i64,
+    pub total_size: Option<i64>,
     pub next_page_token: String,
     pub previous_page_token: String,
 }
@@ -201,6 +203,7 @@ async fn list<R: ScimResource>(
         offset: params.offset(),
         page_token: params.page_token(),
         order_by: params.order_by.clone(),
+        total_optional: params.total_optional(),
     };
     let response = R::list(&state, &bearer, request).await?;
     let page = params.page_info(

@@ -173,6 +173,7 @@ macro_rules! services {
                     offset: query.offset,
                     page_token: query.page_token,
                     order_by: query.order_by,
+                    total_optional: query.total_optional,
                     ..Default::default()
                 };
                 let mut client = Self::client(state);

@@ -1,10 +1,20 @@
 //! Group and membership rows. Every write is one transaction.
 //!
 //! Memberships are written set-wise (`INSERT ... ON CONFLICT DO NOTHING`,
-//! `DELETE ... = ANY(ids)`), probing the primary key once per id, so their
+//! one `DELETE` for all ids), probing the primary key once per id, so their
 //! cost does not grow with the group; `member_count` moves by the affected
 //! row counts, and the group row's lock (version + 1) serialises concurrent
 //! writes of one group so none is lost.
+//!
+//! No query here may depend on fresh planner statistics: an identity
+//! provider fills a big group long before autovacuum analyzes it. So a
+//! lookup by id never says `deleted_at IS NULL` (the partial userName index
+//! would then fit it, and a planner that believes the tenant small scans
+//! the tenant's every live user through it); tombstones are told apart from
+//! the row read. And a set of ids is probed one id at a time with every
+//! primary key column equal, which no other index can beat: given
+//! `user_id = ANY(ids)` next to the group, a planner that believes the
+//! group small reads the whole group instead.
 //!
 //! Lock order, the same in every transaction so none can deadlock: the
 //! users being added (FOR KEY SHARE), then group rows in group id order.
@@ -120,16 +130,17 @@ async fn lock_users(
     if ids.is_empty() {
         return Ok(());
     }
+    // Tombstones are locked too, and refused below: through the primary key.
     let found: HashSet<Uuid> = users::table
         .filter(users::tenant_id.eq(tenant))
         .filter(users::user_id.eq_any(ids))
-        .filter(users::deleted_at.is_null())
-        .select(users::user_id)
+        .select((users::user_id, users::deleted_at))
         .order(users::user_id)
         .for_key_share()
-        .load::<Uuid>(conn)
+        .load::<(Uuid, Option<DateTime<Utc>>)>(conn)
         .await?
         .into_iter()
+        .filter_map(|(id, deleted_at)| deleted_at.is_none().then_some(id))
         .collect();
     let unknown: Vec<String> = ids
         .iter()
@@ -155,8 +166,9 @@ fn keep_synthetic_name(row: &GroupRow, group: &GroupData) -> Result<(), GroupErr
     Ok(())
 }
 
-/// Adds the users `ids` (already checked by [`lock_users`]); returns how
-/// many were not members yet.
+/// Adds the users `ids`, which [`lock_users`] checked and keeps live until
+/// the transaction ends, so users need not be read again (the foreign key
+/// still probes each); returns how many were not members yet.
 async fn insert_members(
     conn: &mut AsyncPgConnection,
     tenant: Uuid,
@@ -166,30 +178,23 @@ async fn insert_members(
     if ids.is_empty() {
         return Ok(0);
     }
-    let inserted = diesel::insert_into(group_members::table)
-        .values(
-            users::table
-                .filter(users::tenant_id.eq(tenant))
-                .filter(users::user_id.eq_any(ids))
-                .filter(users::deleted_at.is_null())
-                .select((
-                    users::tenant_id,
-                    group.into_sql::<sql_types::Uuid>(),
-                    users::user_id,
-                )),
-        )
-        .into_columns((
-            group_members::tenant_id,
-            group_members::group_id,
-            group_members::user_id,
-        ))
-        .on_conflict_do_nothing()
-        .execute(conn)
-        .await?;
+    let inserted = diesel::sql_query(
+        "INSERT INTO group_members (tenant_id, group_id, user_id) \
+         SELECT $1, $2, id FROM unnest($3::uuid[]) AS id \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind::<sql_types::Uuid, _>(tenant)
+    .bind::<sql_types::Uuid, _>(group)
+    .bind::<sql_types::Array<sql_types::Uuid>, _>(ids)
+    .execute(conn)
+    .await?;
     Ok(inserted as i64)
 }
 
-/// Removes the users `ids` that are members; returns how many were.
+/// Removes the users `ids` that are members; returns how many were. Each
+/// id is looked up with the whole primary key (a subquery per id, which the
+/// planner cannot turn into a scan of the group) and its row deleted by
+/// its address.
 async fn delete_members(
     conn: &mut AsyncPgConnection,
     tenant: Uuid,
@@ -199,12 +204,15 @@ async fn delete_members(
     if ids.is_empty() {
         return Ok(0);
     }
-    let deleted = diesel::delete(
-        group_members::table
-            .filter(group_members::tenant_id.eq(tenant))
-            .filter(group_members::group_id.eq(group))
-            .filter(group_members::user_id.eq_any(ids)),
+    let deleted = diesel::sql_query(
+        "DELETE FROM group_members WHERE ctid = ANY (ARRAY( \
+             SELECT (SELECT gm.ctid FROM group_members AS gm \
+                     WHERE gm.tenant_id = $1 AND gm.group_id = $2 AND gm.user_id = gone.id) \
+             FROM unnest($3::uuid[]) AS gone(id)))",
     )
+    .bind::<sql_types::Uuid, _>(tenant)
+    .bind::<sql_types::Uuid, _>(group)
+    .bind::<sql_types::Array<sql_types::Uuid>, _>(ids)
     .execute(conn)
     .await?;
     Ok(deleted as i64)
@@ -494,15 +502,15 @@ pub(crate) async fn user_groups(
     tenant: Uuid,
     user: Uuid,
 ) -> Result<Vec<(Uuid, String)>, GroupError> {
-    let exists: bool = diesel::select(diesel::dsl::exists(
-        users::table
-            .filter(users::tenant_id.eq(tenant))
-            .filter(users::user_id.eq(user))
-            .filter(users::deleted_at.is_null()),
-    ))
-    .get_result(conn)
-    .await?;
-    if !exists {
+    // Through the primary key; a tombstone is told apart after.
+    let live: Option<bool> = users::table
+        .filter(users::tenant_id.eq(tenant))
+        .filter(users::user_id.eq(user))
+        .select(users::deleted_at.is_null())
+        .get_result(conn)
+        .await
+        .optional()?;
+    if live != Some(true) {
         return Err(GroupError::UserNotFound(user.to_string()));
     }
     Ok(groups_of_users(conn, tenant, &[user])
@@ -512,9 +520,22 @@ pub(crate) async fn user_groups(
         .collect())
 }
 
+/// One membership of [`groups_of_users`].
+#[derive(QueryableByName)]
+struct Membership {
+    #[diesel(sql_type = sql_types::Uuid)]
+    user_id: Uuid,
+    #[diesel(sql_type = sql_types::Uuid)]
+    group_id: Uuid,
+    #[diesel(sql_type = Text)]
+    display_name: String,
+}
+
 /// (user id, group id, displayName) of every membership of `users_ids`,
-/// by displayName: one query for a whole page of users, through the
-/// (tenant_id, user_id) index.
+/// by displayName: one query for a whole page of users. Each user's
+/// memberships are one range of the (tenant_id, user_id) index, and each
+/// group's name one primary key probe: the subqueries keep the planner from
+/// joining whole groups instead, whatever it believes their sizes are.
 pub(crate) async fn groups_of_users(
     conn: &mut AsyncPgConnection,
     tenant: Uuid,
@@ -523,22 +544,27 @@ pub(crate) async fn groups_of_users(
     if user_ids.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(group_members::table
-        .inner_join(
-            groups::table.on(groups::tenant_id
-                .eq(group_members::tenant_id)
-                .and(groups::group_id.eq(group_members::group_id))),
-        )
-        .filter(group_members::tenant_id.eq(tenant))
-        .filter(group_members::user_id.eq_any(user_ids))
-        .select((
-            group_members::user_id,
-            groups::group_id,
-            groups::display_name,
-        ))
-        .order((groups::display_name, groups::group_id))
-        .load(conn)
-        .await?)
+    let rows: Vec<Membership> = diesel::sql_query(
+        "SELECT m.user_id, m.group_id, m.display_name \
+         FROM unnest($2::uuid[]) AS member(id) \
+         CROSS JOIN LATERAL ( \
+             SELECT gm.user_id, gm.group_id, \
+                    (SELECT g.display_name FROM groups AS g \
+                     WHERE g.tenant_id = gm.tenant_id AND g.group_id = gm.group_id) \
+                        AS display_name \
+             FROM group_members AS gm \
+             WHERE gm.tenant_id = $1 AND gm.user_id = member.id \
+             OFFSET 0) AS m \
+         ORDER BY m.display_name, m.group_id",
+    )
+    .bind::<sql_types::Uuid, _>(tenant)
+    .bind::<sql_types::Array<sql_types::Uuid>, _>(user_ids)
+    .load(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|m| (m.user_id, m.group_id, m.display_name))
+        .collect())
 }
 
 /// Removes every membership of `user` inside the caller's transaction (the

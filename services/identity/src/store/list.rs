@@ -1,7 +1,13 @@
 //! One list request, whatever the resource: the filter and the order
-//! compiled for it, the page size and start checked, then one page and the
-//! total read from one snapshot, and the rendered page cut to its byte
-//! budget.
+//! compiled for it, the page size and start checked, then one page, its
+//! total, and the rendered page cut to its byte budget.
+//!
+//! The total costs a read of every match, so it is counted only when
+//! the page itself cannot tell it: a page from the start (or, with rows,
+//! from an offset) that is shorter than asked ends the matches, so its
+//! total is exact for free; that is the common lookup (`userName eq`),
+//! answered by one statement. A caller that can do without the total (RFC
+//! 9865 cursor paging) gets none instead of a count.
 
 use std::marker::PhantomData;
 
@@ -16,7 +22,7 @@ use identity_proto::v1::{Filter, SortOrder};
 use prost::Message;
 use uuid::Uuid;
 
-use super::paging::{self, Fetched, Keyset, Page, Rows, Segment};
+use super::paging::{self, Fetched, Keyset, Page, Rows, Segment, Start};
 use super::{ResourceError, StoredResource};
 use crate::filter::{self, Sql, SqlFilter};
 use crate::rpc::page_size;
@@ -30,19 +36,21 @@ pub(crate) struct ListRequest<'a> {
     pub offset: i64,
     pub page_token: &'a str,
     pub show_deleted: bool,
+    /// The caller can do without a total that would have to be counted.
+    pub total_optional: bool,
 }
 
 /// One page of rows, its total and what its tokens are bound to.
 pub(crate) struct Listing<Row> {
     page: Page<Row>,
     keyset: Keyset,
-    total: i64,
+    total: Option<i64>,
 }
 
 /// A rendered page, ready for the List response.
 pub(crate) struct ListPage<T> {
     pub items: Vec<T>,
-    pub total_size: i64,
+    pub total_size: Option<i64>,
     pub next_page_token: String,
     pub previous_page_token: String,
 }
@@ -101,18 +109,26 @@ where
         key: keyset.key_text(),
         resource: PhantomData,
     };
-    let (page, total) = conn
-        .build_transaction()
-        .read_only()
-        .repeatable_read()
-        .run(async |tx| {
-            let total: i64 = SelectDsl::select(source.matching(), dsl::count_star())
-                .get_result(tx)
+    let page = paging::page(conn, &source, &keyset, &start, size).await?;
+    let shown = page.rows.len() as i64;
+    let total = match start {
+        // Nothing follows a short page: the matches end on it.
+        Start::Offset(offset) if shown < size && (offset == 0 || shown > 0) => Some(offset + shown),
+        _ if request.total_optional && size > 0 => None,
+        _ => {
+            let counted: i64 = SelectDsl::select(source.matching(), dsl::count_star())
+                .get_result(conn)
                 .await?;
-            let page = paging::page(tx, &source, &keyset, &start, size).await?;
-            Ok::<_, ResourceError>((page, total))
-        })
-        .await?;
+            // Counted by a statement of its own: rows written in between
+            // never make the total contradict the page.
+            let before = match start {
+                Start::Offset(offset) if shown > 0 => offset,
+                _ => 0,
+            };
+            let beyond = i64::from(!page.next_page_token.is_empty());
+            Some(counted.max(before + shown + beyond))
+        }
+    };
     Ok(Listing {
         page,
         keyset,

@@ -374,21 +374,6 @@ async fn collect<S: Rows>(
     Ok(rows)
 }
 
-/// Whether any row lies beyond `from` in that direction.
-async fn any_beyond<S: Rows>(
-    conn: &mut AsyncPgConnection,
-    source: &S,
-    keyset: &Keyset,
-    from: Option<&Position>,
-    forward: bool,
-) -> Result<bool, StoreError> {
-    let Some(from) = from else {
-        return Ok(false);
-    };
-    let segments = keyset.segments(Some(from), forward);
-    Ok(!collect(conn, source, &segments, 1).await?.is_empty())
-}
-
 /// The page of `size` rows at `start`, with the tokens of the pages around it.
 pub(crate) async fn page<S: Rows>(
     conn: &mut AsyncPgConnection,
@@ -428,16 +413,13 @@ pub(crate) async fn page<S: Rows>(
     }
     let first = rows.first().map(|(_, p)| p.clone());
     let last = rows.last().map(|(_, p)| p.clone());
+    // A token continues from a row of the page that issued it, so that
+    // page lies on the other side: no query asks. (Were its rows deleted
+    // since, that page comes back empty, with no token onward.)
     let (before, after) = match start {
         Start::Offset(offset) => (*offset > 0 && first.is_some(), more),
-        Start::After(_) => (
-            any_beyond(conn, source, keyset, first.as_ref(), false).await?,
-            more,
-        ),
-        Start::Before(_) => (
-            more,
-            any_beyond(conn, source, keyset, last.as_ref(), true).await?,
-        ),
+        Start::After(_) => (first.is_some(), more),
+        Start::Before(_) => (more, last.is_some()),
     };
     let token = |wanted: bool, before: bool, position: Option<&Position>| match position {
         Some(position) if wanted => keyset.token(before, position),

@@ -91,7 +91,15 @@ impl StoredResource for Users {
         if show_deleted {
             rows
         } else {
-            rows.filter(users::deleted_at.is_null())
+            // Not `deleted_at IS NULL`: without statistics the planner takes
+            // that for a rare row (0.5%), so it prefers the partial userName
+            // index and a sort of the whole tenant to the index that reads a
+            // page in order (600 ms instead of 0.1 ms for a first page of
+            // 1,000,000 users). A CASE is opaque to it: half the rows, and
+            // no partial index fits, whatever the statistics.
+            rows.filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                "CASE WHEN users.deleted_at IS NULL THEN true ELSE false END",
+            ))
         }
     }
 
@@ -239,15 +247,15 @@ async fn check_manager(
             ResourceError::InvalidValue("a user cannot be their own manager".into()).into(),
         );
     }
-    let exists: bool = diesel::select(diesel::dsl::exists(
-        users::table
-            .filter(users::tenant_id.eq(tenant))
-            .filter(users::user_id.eq(manager))
-            .filter(users::deleted_at.is_null()),
-    ))
-    .get_result(conn)
-    .await?;
-    if exists {
+    // Through the primary key; a tombstone is told apart after (see `get`).
+    let live: Option<bool> = users::table
+        .filter(users::tenant_id.eq(tenant))
+        .filter(users::user_id.eq(manager))
+        .select(users::deleted_at.is_null())
+        .get_result(conn)
+        .await
+        .optional()?;
+    if live == Some(true) {
         Ok(())
     } else {
         Err(ResourceError::InvalidValue(format!(
@@ -650,15 +658,16 @@ pub(crate) async fn manager_names(
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
+    // Through the primary key, tombstones dropped after (see `get`).
     let rows: Vec<ManagerName> = users::table
         .filter(users::tenant_id.eq(tenant))
         .filter(users::user_id.eq_any(ids))
-        .filter(users::deleted_at.is_null())
         .select(ManagerName::as_select())
         .load(conn)
         .await?;
     Ok(rows
         .into_iter()
+        .filter(|row| row.deleted_at.is_none())
         .map(|row| {
             let name = Name {
                 given_name: row.given_name,
@@ -683,4 +692,5 @@ struct ManagerName {
     family_name: Option<String>,
     name_formatted: Option<String>,
     display_name: Option<String>,
+    deleted_at: Option<DateTime<Utc>>,
 }
