@@ -152,7 +152,16 @@ pub(crate) async fn connect_pool(
     config.custom_setup = Box::new(move |url| {
         Box::pin(async move {
             let mut conn = AsyncPgConnection::establish(url).await?;
-            let set = format!("SET statement_timeout = {timeout_ms}");
+            // Generic plans from the first execution: a custom plan per call
+            // is planned anew every time, and Postgres keeps choosing custom
+            // plans for a statement whose generic estimate looks worse (an
+            // array of ids it cannot see), while statistics it lacks (a new
+            // tenant, a table autovacuum has not analyzed yet) mislead exactly
+            // the custom plans. Every query here is shaped so that the generic
+            // plan is the right one.
+            let set = format!(
+                "SET statement_timeout = {timeout_ms}; SET plan_cache_mode = force_generic_plan"
+            );
             diesel_async::SimpleAsyncConnection::batch_execute(&mut conn, &set)
                 .await
                 .map_err(ConnectionError::CouldntSetupConfiguration)?;
