@@ -411,15 +411,7 @@ impl Target {
                 return self.grpc(scenario, pick).await;
             }
         };
-        let reply = request
-            .header("content-type", "application/scim+json")
-            .bearer_auth(&self.bearer)
-            .send()
-            .await
-            .map_err(transport)?;
-        let status = reply.status().as_u16();
-        // The whole body, as a client would read it before its next request.
-        let body = reply.bytes().await.map_err(transport)?;
+        let (status, body) = self.exchange(request).await?;
         if !want.contains(&status) {
             return Err(format!("HTTP {status}"));
         }
@@ -433,6 +425,22 @@ impl Target {
             return full_page(&body);
         }
         Ok(())
+    }
+
+    /// Sends a SCIM request with the tenant's token and reads the whole
+    /// body, as a client does before its next request.
+    pub async fn exchange(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(u16, bytes::Bytes), String> {
+        let reply = request
+            .header("content-type", "application/scim+json")
+            .bearer_auth(&self.bearer)
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = reply.status().as_u16();
+        Ok((status, reply.bytes().await.map_err(transport)?))
     }
 
     pub fn fresh_name(&self) -> String {

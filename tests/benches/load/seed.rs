@@ -16,7 +16,7 @@ use identity_proto::v1::{
 use serde_json::Value;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::drive::{PAGE, TENANT, Target, grpc_user, seeded_name, transport};
+use crate::drive::{PAGE, TENANT, Target, grpc_user, seeded_name};
 use crate::procs::Stack;
 
 /// Calls in flight while seeding through gRPC, spread over as many
@@ -320,14 +320,7 @@ impl Target {
 
     /// Sends a seeding request; its JSON body (Null when empty) if `want` answered.
     async fn send(&self, request: reqwest::RequestBuilder, want: u16) -> Result<Value, String> {
-        let reply = request
-            .header("content-type", "application/scim+json")
-            .bearer_auth(&self.bearer)
-            .send()
-            .await
-            .map_err(transport)?;
-        let status = reply.status().as_u16();
-        let body = reply.bytes().await.map_err(transport)?;
+        let (status, body) = self.exchange(request).await?;
         if status != want {
             return Err(format!(
                 "seeding: HTTP {status}: {}",

@@ -99,12 +99,7 @@ impl Rendered for Users {
         tenant: &TenantRef,
         rows: Vec<UserRow>,
     ) -> Result<Vec<User>, Status> {
-        let mut manager_ids: Vec<Uuid> = rows.iter().filter_map(|r| r.manager_id).collect();
-        manager_ids.sort_unstable();
-        manager_ids.dedup();
-        let managers =
-            user_store::manager_names(conn, tenant.id, &manager_ids, tenant.policy.name_policy())
-                .await?;
+        let managers = managers_of(conn, tenant, &rows).await?;
         // One query for the groups of the whole page, never one per user.
         let user_ids: Vec<Uuid> = rows.iter().map(|r| r.user_id).collect();
         let mut groups = group_refs(conn, tenant.id, &user_ids).await?;
@@ -118,20 +113,30 @@ impl Rendered for Users {
     }
 }
 
-/// A user this request inserted, who is in no group yet: only a manager's
-/// name is read, and only when there is a manager.
+/// The full names of the managers of `rows`, for `manager.display_name`;
+/// no query when none has a manager.
+async fn managers_of(
+    conn: &mut AsyncPgConnection,
+    tenant: &TenantRef,
+    rows: &[UserRow],
+) -> Result<HashMap<Uuid, String>, Status> {
+    let mut manager_ids: Vec<Uuid> = rows.iter().filter_map(|r| r.manager_id).collect();
+    manager_ids.sort_unstable();
+    manager_ids.dedup();
+    Ok(
+        user_store::manager_names(conn, tenant.id, &manager_ids, tenant.policy.name_policy())
+            .await?,
+    )
+}
+
+/// A user this request inserted is in no group yet: only its manager's
+/// name is read.
 async fn render_inserted(
     conn: &mut AsyncPgConnection,
     tenant: &TenantRef,
     row: UserRow,
 ) -> Result<User, Status> {
-    let managers = user_store::manager_names(
-        conn,
-        tenant.id,
-        row.manager_id.as_slice(),
-        tenant.policy.name_policy(),
-    )
-    .await?;
+    let managers = managers_of(conn, tenant, std::slice::from_ref(&row)).await?;
     Ok(to_proto(row, tenant, &managers, Vec::new()))
 }
 
