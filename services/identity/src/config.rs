@@ -103,8 +103,12 @@ pub(crate) fn one_line(rendered: &str) -> String {
         .to_owned()
 }
 
-/// A duration of at most a second, the promise a revocation keeps.
+/// A duration of at most a second, the promise a revocation keeps; zero
+/// (which other duration flags refuse) turns the cache off.
 fn token_cache_ttl(text: &str) -> Result<Duration, String> {
+    if matches!(text.trim(), "0" | "0s" | "0ms" | "0m") {
+        return Ok(Duration::ZERO);
+    }
     let ttl = identity_proto::parse_duration(text)?;
     if ttl > Duration::from_secs(1) {
         return Err(format!("{text} is longer than 1s"));
@@ -148,6 +152,23 @@ mod tests {
         assert_eq!(
             token_rate(cli.token_rate_limit, cli.token_rate_burst),
             defaults.token_rate
+        );
+    }
+
+    #[test]
+    fn token_cache_ttl_is_at_most_a_second() {
+        assert_eq!(token_cache_ttl("0s"), Ok(Duration::ZERO));
+        assert_eq!(token_cache_ttl("1s"), Ok(Duration::from_secs(1)));
+        assert!(token_cache_ttl("2s").is_err());
+        assert!(
+            Cli::try_parse_from([
+                "identity-service",
+                "--database-url",
+                "postgres://x/y",
+                "--token-cache-ttl",
+                "5s"
+            ])
+            .is_err()
         );
     }
 
