@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use identity_proto::v1::{
     DeleteMode, DeprovisionAction, ExistingPersonPolicy, Name, NamePolicy, PatchOperation,
@@ -293,6 +294,42 @@ pub(crate) async fn create(
     } else {
         SOURCE_DIRECT
     };
+    let member =
+        user.active || policy.deprovision() != DeprovisionAction::DeprovisionRemoveMembership;
+    let (roles, organizations) = if member {
+        policy::default_access(policy)
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let standing = |person: Option<Uuid>| Standing {
+        person_id: person,
+        login_email: login.as_deref(),
+        source,
+        tenant_member: member,
+        roles: roles.clone(),
+        organizations: organizations.clone(),
+    };
+    // Most creates are of a person nobody has seen, with no manager to
+    // check: one statement and no transaction.
+    if user.manager_id.is_none() {
+        let first_sight = FirstSight {
+            tenant,
+            id,
+            person: Uuid::new_v4(),
+            login: login.as_deref(),
+            user: writable(user),
+            standing: standing(None),
+            returning: UserRow::as_select(),
+        };
+        let inserted: Option<UserRow> = first_sight
+            .get_result(conn)
+            .await
+            .optional()
+            .map_err(|e| write_error::<Users>(e, &user.user_name))?;
+        if let Some(row) = inserted {
+            return Ok(Created::Inserted(row));
+        }
+    }
     conn.transaction(async |tx| {
         let person = match &login {
             Some(email) => Some(people::get_or_create(tx, email).await?),
@@ -308,26 +345,12 @@ pub(crate) async fn create(
             ));
         }
         check_manager(tx, tenant, id, user.manager_id).await?;
-        let member =
-            user.active || policy.deprovision() != DeprovisionAction::DeprovisionRemoveMembership;
-        let (roles, organizations) = if member {
-            policy::default_access(policy)
-        } else {
-            (Vec::new(), Vec::new())
-        };
         diesel::insert_into(users::table)
             .values((
                 users::tenant_id.eq(tenant),
                 users::user_id.eq(id),
                 writable(user),
-                Standing {
-                    person_id: person.map(|p| p.id),
-                    login_email: login.as_deref(),
-                    source,
-                    tenant_member: member,
-                    roles,
-                    organizations,
-                },
+                standing(person.map(|p| p.id)),
             ))
             .returning(UserRow::as_returning())
             .get_result(tx)
@@ -336,6 +359,109 @@ pub(crate) async fn create(
             .map_err(|e| write_error::<Users>(e, &user.user_name).into())
     })
     .await
+}
+
+/// A create's user row, inserted only when its login address belongs to
+/// nobody yet, together with the person it then names: claim protection
+/// has nothing to ask of a person this statement makes (see [`claim`]).
+/// Without a login address the row is inserted unconditionally. One
+/// statement is atomic by itself, so it needs no transaction; no row back
+/// means the person exists, and the create takes the locked path.
+struct FirstSight<'a> {
+    tenant: Uuid,
+    id: Uuid,
+    /// The id the person gets if this statement makes them.
+    person: Uuid,
+    login: Option<&'a str>,
+    user: Writable<'a>,
+    /// Its `person_id` is ignored: the person comes from the statement.
+    standing: Standing<'a>,
+    returning: diesel::dsl::AsSelect<UserRow, Pg>,
+}
+
+impl QueryId for FirstSight<'_> {
+    type QueryId = FirstSight<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl Query for FirstSight<'_> {
+    type SqlType = <diesel::dsl::AsSelect<UserRow, Pg> as Expression>::SqlType;
+}
+
+impl QueryFragment<Pg> for FirstSight<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        use diesel::sql_types::{Array, Bool, Jsonb, Nullable, Text, Uuid as SqlUuid};
+        // The SQL text is the same whether or not there is a login, so
+        // each connection prepares it once: a NULL address inserts no
+        // person and takes the user row as it is.
+        out.push_sql("WITH new_person AS (INSERT INTO people (person_id, email) SELECT ");
+        out.push_bind_param::<SqlUuid, _>(&self.person)?;
+        out.push_sql(", address FROM (SELECT ");
+        out.push_bind_param::<Nullable<Text>, _>(&self.login)?;
+        out.push_sql(
+            "::text AS address) AS login WHERE address IS NOT NULL \
+             ON CONFLICT (email) DO NOTHING RETURNING person_id) \
+             INSERT INTO users (tenant_id, user_id, user_name, external_id, display_name, \
+             name_formatted, family_name, given_name, middle_name, honorific_prefix, \
+             honorific_suffix, emails, active, employee_number, cost_center, organization, \
+             division, department, manager_id, attributes, person_id, login_email, source, \
+             tenant_member, roles, organizations) SELECT ",
+        );
+        let user = &self.user;
+        let standing = &self.standing;
+        out.push_bind_param::<SqlUuid, _>(&self.tenant)?;
+        out.push_sql(", ");
+        out.push_bind_param::<SqlUuid, _>(&self.id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&user.user_name)?;
+        for text in [
+            &user.external_id,
+            &user.display_name,
+            &user.name_formatted,
+            &user.family_name,
+            &user.given_name,
+            &user.middle_name,
+            &user.honorific_prefix,
+            &user.honorific_suffix,
+        ] {
+            out.push_sql(", ");
+            out.push_bind_param::<Nullable<Text>, _>(text)?;
+        }
+        out.push_sql(", ");
+        out.push_bind_param::<Jsonb, _>(&user.emails)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Bool, _>(&user.active)?;
+        for text in [
+            &user.employee_number,
+            &user.cost_center,
+            &user.organization,
+            &user.division,
+            &user.department,
+        ] {
+            out.push_sql(", ");
+            out.push_bind_param::<Nullable<Text>, _>(text)?;
+        }
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<SqlUuid>, _>(&user.manager_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Jsonb, _>(&user.attributes)?;
+        out.push_sql(", new_person.person_id, ");
+        out.push_bind_param::<Nullable<Text>, _>(&standing.login_email)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&standing.source)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Bool, _>(&standing.tenant_member)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&standing.roles)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&standing.organizations)?;
+        // With a login the row needs the person this statement made; the
+        // outer join keeps it when there is no login to make one of.
+        out.push_sql(" FROM (SELECT 1) AS one LEFT JOIN new_person ON true WHERE ");
+        out.push_bind_param::<Nullable<Text>, _>(&self.login)?;
+        out.push_sql("::text IS NULL OR new_person.person_id IS NOT NULL RETURNING ");
+        self.returning.walk_ast(out.reborrow())
+    }
 }
 
 /// What claim protection lets a SCIM write do with a person.
