@@ -148,3 +148,22 @@ redact_url() {
     fi
     printf '%s://%s\n' "$scheme" "$rest"
 }
+
+# ensure_venv VENV REQUIREMENTS WHAT: a Python 3.11+ virtualenv at VENV holding the pins
+# of REQUIREMENTS, (re)built only when the pins changed. WHAT names it in messages.
+ensure_venv() {
+    local venv=$1 requirements=$2 what=$3
+    command -v python3 >/dev/null 2>&1 ||
+        { printf 'error: python3 not found; install Python 3.11+ with venv (Debian/Ubuntu: apt-get install python3 python3-venv)\n' >&2; return 1; }
+    python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
+        { printf 'error: %s needs Python 3.11 or newer; python3 is %s\n' "$what" "$(python3 --version 2>&1)" >&2; return 1; }
+    if [[ -x $venv/bin/python ]] && cmp -s "$requirements" "$venv/.requirements"; then
+        return 0
+    fi
+    say "creating $venv with $what (pinned in ${requirements#"$PWD"/})"
+    python3 -m venv --clear "$venv" ||
+        { printf 'error: python3 -m venv failed (Debian/Ubuntu: apt-get install python3-venv)\n' >&2; return 1; }
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+        --requirement "$requirements" || return 1
+    cp "$requirements" "$venv/.requirements"
+}
