@@ -147,8 +147,19 @@ impl UserService for UserApi {
     async fn get_user(&self, request: Request<GetUserRequest>) -> Result<Response<User>, Status> {
         traced("GetUser", async {
             let (metadata, _, req) = request.into_parts();
-            self.get(&metadata, &req.tenant, &req.id, req.show_deleted)
-                .await
+            let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
+            let id = parse_id::<Users>(&req.id)?;
+            let (row, groups) =
+                user_store::get_with_groups(&mut conn, tenant.id, id, req.show_deleted).await?;
+            let managers = managers_of(&mut conn, &tenant, std::slice::from_ref(&row)).await?;
+            let groups = groups
+                .into_iter()
+                .map(|(id, display_name)| GroupRef {
+                    id: id.to_string(),
+                    display_name,
+                })
+                .collect();
+            Ok(to_proto(row, &tenant, &managers, groups))
         })
         .await
     }

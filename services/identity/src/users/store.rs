@@ -25,7 +25,7 @@ use crate::groups;
 use crate::patch;
 use crate::people::{self, Person};
 use crate::schema::users;
-use crate::store::{ResourceError, StoredResource, lock, stored_bag, write_error};
+use crate::store::{ResourceError, StoredResource, lock, not_found, stored_bag, write_error};
 
 /// userName is unique per tenant, case-insensitively, among live users.
 const USER_NAME_INDEX: &str = "users_live_user_name_key";
@@ -772,6 +772,81 @@ async fn tombstone(
         people::forget_if_unlinked(tx, person).await?;
     }
     Ok(tombstone)
+}
+
+/// The row `id` of `tenant` (a tombstone only if `show_deleted`) with its
+/// groups (id, displayName, by displayName): a GET by id is one statement,
+/// where the row and then its groups were two.
+pub(crate) async fn get_with_groups(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+    id: Uuid,
+    show_deleted: bool,
+) -> Result<(UserRow, Vec<(Uuid, String)>), ResourceError> {
+    let found: Option<(UserRow, Vec<Uuid>, Vec<String>)> = UserWithGroups {
+        tenant,
+        id,
+        columns: UserRow::as_select(),
+    }
+    .get_result(conn)
+    .await
+    .optional()?;
+    // Tombstones are told apart here, as in `store::get`: the query goes
+    // through the primary key whatever the planner believes.
+    match found {
+        Some((row, ids, names)) if show_deleted || row.deleted_at.is_none() => {
+            Ok((row, ids.into_iter().zip(names).collect()))
+        }
+        _ => Err(not_found::<Users>(id)),
+    }
+}
+
+/// The query of [`get_with_groups`]: the memberships are one range of the
+/// (tenant_id, user_id) index and each group's name one primary-key probe,
+/// aggregated into two parallel arrays in the same order.
+struct UserWithGroups {
+    tenant: Uuid,
+    id: Uuid,
+    columns: diesel::dsl::AsSelect<UserRow, Pg>,
+}
+
+impl QueryId for UserWithGroups {
+    type QueryId = UserWithGroups;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl Query for UserWithGroups {
+    type SqlType = (
+        <diesel::dsl::AsSelect<UserRow, Pg> as Expression>::SqlType,
+        diesel::sql_types::Array<diesel::sql_types::Uuid>,
+        diesel::sql_types::Array<diesel::sql_types::Text>,
+    );
+}
+
+impl QueryFragment<Pg> for UserWithGroups {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("SELECT ");
+        self.columns.walk_ast(out.reborrow())?;
+        out.push_sql(
+            ", member_of.ids, member_of.names FROM users CROSS JOIN LATERAL ( \
+                 SELECT coalesce(array_agg(m.group_id ORDER BY m.display_name, m.group_id), \
+                                 '{}') AS ids, \
+                        coalesce(array_agg(m.display_name ORDER BY m.display_name, m.group_id), \
+                                 '{}') AS names \
+                 FROM (SELECT gm.group_id, \
+                              (SELECT g.display_name FROM groups AS g \
+                               WHERE g.tenant_id = gm.tenant_id AND g.group_id = gm.group_id) \
+                                  AS display_name \
+                       FROM group_members AS gm \
+                       WHERE gm.tenant_id = users.tenant_id AND gm.user_id = users.user_id \
+                       OFFSET 0) AS m) AS member_of \
+             WHERE users.tenant_id = ",
+        );
+        out.push_bind_param::<diesel::sql_types::Uuid, _>(&self.tenant)?;
+        out.push_sql(" AND users.user_id = ");
+        out.push_bind_param::<diesel::sql_types::Uuid, _>(&self.id)?;
+        Ok(())
+    }
 }
 
 /// Full names of the live managers among `ids`, for `manager.display_name`.
