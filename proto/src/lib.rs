@@ -6,9 +6,15 @@ pub mod v1 {
 }
 
 mod json;
+pub mod lifecycle;
 mod name;
 
 pub use json::{json_to_struct, json_to_value, struct_to_json, value_to_json};
+
+/// The compiled descriptors of identity.v1 and the files it imports, as
+/// gRPC server reflection serves them.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/identity_descriptor.bin"));
 
 /// `google.rpc.ErrorInfo.domain` of every error the service returns.
 pub const ERROR_DOMAIN: &str = "identity.v1";
@@ -46,6 +52,15 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     Ok(duration)
 }
 
+/// A duration as [`parse_duration`] reads it, where zero is allowed and
+/// means "do not wait" (`0`, `0s`, `0ms` or `0m`).
+pub fn parse_duration_or_zero(text: &str) -> Result<std::time::Duration, String> {
+    if matches!(text.trim(), "0" | "0s" | "0ms" | "0m") {
+        return Ok(std::time::Duration::ZERO);
+    }
+    parse_duration(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,6 +75,11 @@ mod tests {
         for bad in ["0s", "s", "5h", "-1s", ""] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+        for zero in ["0", "0s", " 0ms", "0m"] {
+            assert_eq!(parse_duration_or_zero(zero), Ok(Duration::ZERO), "{zero}");
+        }
+        assert_eq!(parse_duration_or_zero("3s"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration_or_zero("-0s").is_err());
     }
 
     #[test]

@@ -2,6 +2,9 @@
 //! a migrated template), a real identity service and a real SCIM adapter on
 //! loopback sockets, and talks to them over real HTTP and gRPC.
 
+pub mod postgres;
+pub mod process;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -27,7 +30,7 @@ pub const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 
 /// A fresh database of this run, cloned from the migrated template.
-async fn fresh_database() -> TestDatabase {
+pub async fn fresh_database() -> TestDatabase {
     TestDatabase::migrated(|url| async move { identity_service::migrate(&url).await }).await
 }
 
@@ -174,31 +177,11 @@ impl Stack {
 
     /// Creates a tenant and issues it one token, as an operator would.
     pub async fn tenant(&self, slug: &str) -> Tenant {
-        self.tenants(ADMIN_TOKEN)
-            .create_tenant(CreateTenantRequest {
-                slug: slug.to_string(),
-                display_name: format!("{slug} test tenant"),
-            })
-            .await
-            .expect("create tenant");
-        let token = self.issue_token(slug, "e2e").await;
-        Tenant {
-            slug: slug.to_string(),
-            token,
-        }
+        create_tenant(&self.channel, slug).await
     }
 
     pub async fn issue_token(&self, tenant: &str, name: &str) -> String {
-        self.tokens(ADMIN_TOKEN)
-            .issue_token(IssueTokenRequest {
-                tenant: tenant.to_string(),
-                name: name.to_string(),
-                ..IssueTokenRequest::default()
-            })
-            .await
-            .expect("issue token")
-            .into_inner()
-            .secret
+        issue_token(&self.channel, tenant, name).await
     }
 
     /// Runs the `identityctl` binary at `bin` against this stack as the
@@ -300,6 +283,37 @@ impl Drop for Stack {
         }
         // The database field is dropped after this, once the servers were told to stop.
     }
+}
+
+/// Creates a tenant on the service behind `channel` and issues it one
+/// token, as an operator would.
+pub async fn create_tenant(channel: &Channel, slug: &str) -> Tenant {
+    TenantServiceClient::with_interceptor(channel.clone(), Bearer::new(ADMIN_TOKEN))
+        .create_tenant(CreateTenantRequest {
+            slug: slug.to_string(),
+            display_name: format!("{slug} test tenant"),
+        })
+        .await
+        .expect("create tenant");
+    let token = issue_token(channel, slug, "e2e").await;
+    Tenant {
+        slug: slug.to_string(),
+        token,
+    }
+}
+
+/// Issues a SCIM token of `tenant` as the operator, on the service behind `channel`.
+pub async fn issue_token(channel: &Channel, tenant: &str, name: &str) -> String {
+    TokenServiceClient::with_interceptor(channel.clone(), Bearer::new(ADMIN_TOKEN))
+        .issue_token(IssueTokenRequest {
+            tenant: tenant.to_string(),
+            name: name.to_string(),
+            ..IssueTokenRequest::default()
+        })
+        .await
+        .expect("issue token")
+        .into_inner()
+        .secret
 }
 
 pub struct Tenant {

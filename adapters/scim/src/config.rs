@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use identity_proto::lifecycle::Drain;
 
 use crate::AdapterSettings;
 
@@ -63,6 +64,16 @@ pub struct Config {
     #[arg(long, env = "SCIM_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
 
+    /// After SIGTERM, how long /readyz fails while requests are still
+    /// served, so load balancers stop sending new ones (0s: none).
+    #[arg(long, env = "SCIM_SHUTDOWN_DELAY", default_value = "5s", value_parser = identity_proto::parse_duration_or_zero)]
+    pub shutdown_delay: Duration,
+
+    /// After that delay, how long requests in flight may take to finish
+    /// before they are cut and the process exits.
+    #[arg(long, env = "SCIM_SHUTDOWN_GRACE", default_value = "20s", value_parser = identity_proto::parse_duration)]
+    pub shutdown_grace: Duration,
+
     /// Log line format. Levels come from RUST_LOG (default "info").
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -78,6 +89,10 @@ impl Config {
             idle_timeout: self.idle_timeout,
             max_header_bytes: self.max_header_bytes,
             max_connections: self.max_connections,
+            drain: Drain {
+                delay: self.shutdown_delay,
+                grace: self.shutdown_grace,
+            },
             ..AdapterSettings::new(self.identity_grpc_url.clone())
         }
     }
@@ -128,6 +143,7 @@ mod tests {
         let defaults = Config::try_parse_from(["scim-adapter"]).map(|c| c.settings());
         let new = AdapterSettings::new("http://127.0.0.1:50051");
         let defaults = defaults.ok();
+        assert_eq!(defaults.as_ref().map(|s| s.drain), Some(new.drain));
         assert_eq!(
             defaults.as_ref().map(|s| (
                 s.grpc_timeout,

@@ -1,7 +1,8 @@
 //! Liveness and readiness for orchestrators: `/healthz` answers while the
 //! process runs; `/readyz` only while the identity service reports SERVING
-//! on the standard gRPC health service.
+//! on the standard gRPC health service, and never once shutdown began.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Router;
@@ -28,6 +29,9 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
+    if state.draining.load(Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
+    }
     let mut client = HealthClient::new(state.channel.clone());
     let check = client.check(HealthCheckRequest {
         service: String::new(),

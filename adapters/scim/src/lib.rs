@@ -22,12 +22,14 @@ pub mod wire;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
+use identity_proto::lifecycle::Drain;
 use tonic::transport::{Channel, Endpoint};
 use tower::Layer;
 use tower::util::MapRequestLayer;
@@ -58,6 +60,8 @@ pub struct AdapterSettings {
     pub max_header_bytes: usize,
     /// Connections served at once; further ones wait in the listen backlog.
     pub max_connections: usize,
+    /// How the server drains once its shutdown future completes.
+    pub drain: Drain,
 }
 
 impl AdapterSettings {
@@ -72,6 +76,10 @@ impl AdapterSettings {
             idle_timeout: Duration::from_secs(60),
             max_header_bytes: 64 * 1024,
             max_connections: 1024,
+            drain: Drain {
+                delay: Duration::from_secs(5),
+                grace: Duration::from_secs(20),
+            },
         }
     }
 }
@@ -110,6 +118,8 @@ struct AppState {
     max_body_bytes: usize,
     /// The deadline each gRPC call carries (see `http::Bearer`).
     grpc_timeout: Duration,
+    /// Set once shutdown begins: readiness fails from then on.
+    draining: Arc<AtomicBool>,
 }
 
 /// A fresh connection attempt must not hold a request for long.
@@ -124,8 +134,9 @@ const CHANNEL_TIMEOUT_MARGIN: Duration = Duration::from_secs(1);
 /// `tooMany` (see `error`).
 pub(crate) const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
 
-/// Serves SCIM on `listener` until `shutdown` completes, then drains
-/// in-flight requests.
+/// Serves SCIM on `listener` until `shutdown` completes, then drains as
+/// [`AdapterSettings::drain`] says: `/readyz` fails at once, the listener
+/// closes after the delay, and requests in flight have the grace period.
 pub async fn serve(
     settings: AdapterSettings,
     listener: tokio::net::TcpListener,
@@ -148,16 +159,24 @@ pub async fn serve(
         base_url,
         schema::BASE_PATH,
     );
+    let draining = Arc::new(AtomicBool::new(false));
     let state = AppState {
         channel,
         base_url: base_url.into(),
         max_body_bytes: settings.max_body_bytes,
         grpc_timeout: settings.grpc_timeout,
+        draining: Arc::clone(&draining),
     };
     // Wrapped around the router, not layered into it: the tenant form must
     // be rewritten before routing picks a route (see `scope`).
     let app = MapRequestLayer::new(scope::address_tenant).layer(router(state));
-    server::serve(listener, app, limits, shutdown).await;
+    let unready = async move { draining.store(true, Ordering::Relaxed) };
+    settings
+        .drain
+        .run(shutdown, unready, |stop| {
+            server::serve(listener, app, limits, stop)
+        })
+        .await;
     Ok(())
 }
 

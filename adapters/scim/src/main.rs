@@ -1,9 +1,11 @@
-//! `scim-adapter`: reads its configuration, binds, and serves until SIGTERM or Ctrl-C.
+//! `scim-adapter`: reads its configuration, binds, and serves until SIGTERM
+//! or Ctrl-C, then drains (a second signal exits at once).
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use clap::error::ErrorKind;
+use identity_proto::lifecycle::shutdown_signal;
 use scim_adapter::StartupError;
 use scim_adapter::config::{Config, init_tracing};
 
@@ -36,42 +38,14 @@ async fn main() -> ExitCode {
 }
 
 async fn run(config: &Config) -> Result<(), StartupError> {
+    let shutdown = shutdown_signal();
     let listener = tokio::net::TcpListener::bind(config.listen_addr)
         .await
         .map_err(|source| StartupError::Bind {
             addr: config.listen_addr.to_string(),
             source,
         })?;
-    scim_adapter::serve(config.settings(), listener, shutdown_signal()).await?;
+    scim_adapter::serve(config.settings(), listener, shutdown).await?;
     tracing::info!("scim-adapter shut down");
     Ok(())
-}
-
-/// Completes on Ctrl-C or SIGTERM, whichever comes first.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutdown requested; draining in-flight requests");
 }

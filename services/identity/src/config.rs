@@ -70,6 +70,24 @@ pub(crate) struct Cli {
           value_parser = token_cache_ttl)]
     pub(crate) token_cache_ttl: Duration,
 
+    /// How long start-up keeps trying to reach the database (with backoff)
+    /// before it gives up
+    #[arg(long, env = "IDENTITY_DB_STARTUP_TIMEOUT", default_value = "60s",
+          value_parser = identity_proto::parse_duration)]
+    pub(crate) db_startup_timeout: Duration,
+
+    /// After SIGTERM, how long health reports NOT_SERVING while calls are
+    /// still served, so load balancers stop sending new ones (0s: none)
+    #[arg(long, env = "IDENTITY_SHUTDOWN_DELAY", default_value = "5s",
+          value_parser = identity_proto::parse_duration_or_zero)]
+    pub(crate) shutdown_delay: Duration,
+
+    /// After that delay, how long calls in flight may take to finish before
+    /// they are cut and the process exits
+    #[arg(long, env = "IDENTITY_SHUTDOWN_GRACE", default_value = "20s",
+          value_parser = identity_proto::parse_duration)]
+    pub(crate) shutdown_grace: Duration,
+
     /// Log output format (verbosity comes from RUST_LOG, default "info")
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,
@@ -106,10 +124,7 @@ pub(crate) fn one_line(rendered: &str) -> String {
 /// A duration of at most a second, the promise a revocation keeps; zero
 /// (which other duration flags refuse) turns the cache off.
 fn token_cache_ttl(text: &str) -> Result<Duration, String> {
-    if matches!(text.trim(), "0" | "0s" | "0ms" | "0m") {
-        return Ok(Duration::ZERO);
-    }
-    let ttl = identity_proto::parse_duration(text)?;
+    let ttl = identity_proto::parse_duration_or_zero(text)?;
     if ttl > Duration::from_secs(1) {
         return Err(format!("{text} is longer than 1s"));
     }
@@ -149,6 +164,8 @@ mod tests {
         );
         assert_eq!(cli.tenant_queue_timeout, defaults.tenant_queue_timeout);
         assert_eq!(cli.token_cache_ttl, defaults.token_cache_ttl);
+        assert_eq!(cli.shutdown_delay, defaults.drain.delay);
+        assert_eq!(cli.shutdown_grace, defaults.drain.grace);
         assert_eq!(
             token_rate(cli.token_rate_limit, cli.token_rate_burst),
             defaults.token_rate

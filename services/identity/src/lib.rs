@@ -19,6 +19,7 @@ mod rpc;
 mod schema;
 mod server;
 mod sort;
+mod startup;
 mod status;
 mod store;
 mod tenants;
@@ -29,8 +30,11 @@ mod users;
 
 use std::time::Duration;
 
+use identity_proto::lifecycle::Drain;
+
 pub use db::migrate;
 pub use server::serve;
+pub use startup::migrate_when_reachable;
 
 /// What [`serve`] needs; the binary fills it from flags and environment.
 #[derive(Clone)]
@@ -57,6 +61,8 @@ pub struct ServiceSettings {
     /// How long a token lookup is reused (zero: never, at most one second):
     /// how late another replica may learn of a revocation.
     pub token_cache_ttl: Duration,
+    /// How the server drains once its shutdown future completes.
+    pub drain: Drain,
 }
 
 /// A token may make `burst` calls at once, then one per `period`.
@@ -80,6 +86,10 @@ impl ServiceSettings {
             tenant_queue_timeout: Duration::from_secs(5),
             token_rate: None,
             token_cache_ttl: Duration::from_secs(1),
+            drain: Drain {
+                delay: Duration::from_secs(5),
+                grace: Duration::from_secs(20),
+            },
         }
     }
 }
@@ -101,6 +111,7 @@ impl std::fmt::Debug for ServiceSettings {
             .field("tenant_queue_timeout", &self.tenant_queue_timeout)
             .field("token_rate", &self.token_rate)
             .field("token_cache_ttl", &self.token_cache_ttl)
+            .field("drain", &self.drain)
             .finish()
     }
 }

@@ -1,11 +1,13 @@
-//! `identity-service`: applies pending migrations, then serves gRPC.
+//! `identity-service`: applies pending migrations (waiting for the database
+//! to answer), then serves gRPC until SIGTERM or Ctrl-C and drains.
 //! `identity-service migrate` only migrates.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use identity_service::{ServiceSettings, StartupError, migrate, serve};
+use identity_proto::lifecycle::{Drain, shutdown_signal};
+use identity_service::{ServiceSettings, StartupError, migrate_when_reachable, serve};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Cli, Command, LogFormat, one_line, token_rate};
@@ -42,7 +44,12 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), StartupError> {
-    migrate(&cli.database_url).await?;
+    // Installed first: a signal during start-up ends it (and waits for no drain).
+    let mut shutdown = Box::pin(shutdown_signal());
+    tokio::select! {
+        migrated = migrate_when_reachable(&cli.database_url, cli.db_startup_timeout) => migrated?,
+        () = &mut shutdown => return Ok(()),
+    }
     if let Some(Command::Migrate) = cli.command {
         return Ok(());
     }
@@ -62,9 +69,13 @@ async fn run(cli: Cli) -> Result<(), StartupError> {
         tenant_queue_timeout: cli.tenant_queue_timeout,
         token_rate: token_rate(cli.token_rate_limit, cli.token_rate_burst),
         token_cache_ttl: cli.token_cache_ttl,
+        drain: Drain {
+            delay: cli.shutdown_delay,
+            grace: cli.shutdown_grace,
+        },
         ..ServiceSettings::new(cli.database_url)
     };
-    serve(settings, listener, shutdown_signal()).await
+    serve(settings, listener, shutdown).await
 }
 
 fn init_logging(format: LogFormat) {
@@ -80,29 +91,4 @@ fn init_logging(format: LogFormat) {
             .with_current_span(true)
             .init(),
     }
-}
-
-/// Completes on Ctrl-C or SIGTERM, starting a graceful shutdown.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutdown requested: finishing in-flight requests");
 }

@@ -11,6 +11,7 @@ use identity_proto::v1::tenant_service_server::TenantServiceServer;
 use identity_proto::v1::token_service_server::TokenServiceServer;
 use identity_proto::v1::user_service_server::UserServiceServer;
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
@@ -31,7 +32,8 @@ use crate::{ServiceSettings, StartupError};
 const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Serves UserService, GroupService, TenantService, TokenService,
-/// AuthService and grpc.health.v1 on `listener` until `shutdown` completes.
+/// AuthService, grpc.health.v1 and server reflection on `listener` until
+/// `shutdown` completes, then drains as [`ServiceSettings::drain`] says.
 /// Does not migrate.
 pub async fn serve(
     settings: ServiceSettings,
@@ -70,33 +72,53 @@ pub async fn serve(
     ));
     let (reporter, health) = tonic_health::server::health_reporter();
     set_health(&reporter, ServingStatus::Serving).await;
-    let watcher = tokio::spawn(watch_database(pool, reporter));
+    let (drain_started, draining) = oneshot::channel();
+    let watcher = tokio::spawn(watch_database(pool, reporter, draining));
+    let stop_watching = watcher.abort_handle();
+    let unready = async move {
+        let _ = drain_started.send(());
+        let _ = watcher.await;
+    };
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "identity service listening");
     }
     // tonic ends a call at the caller's own `grpc-timeout` (CANCELLED, to
     // a caller who has already gone); the server-wide bound answers
     // DEADLINE_EXCEEDED with `retry-after`.
-    let result = Server::builder()
+    // What `grpcurl list` and `describe` read, so no .proto files are needed.
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(identity_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| StartupError::Serve(format!("cannot build server reflection: {e}")))?;
+    let router = Server::builder()
         .layer(RequestBound {
             limit: settings.request_timeout,
         })
         .add_service(health)
+        .add_service(reflection)
         .add_service(UserServiceServer::new(UserApi::new(state.clone())))
         .add_service(GroupServiceServer::new(GroupApi::new(state.clone())))
         .add_service(TenantServiceServer::new(TenantApi::new(state.clone())))
         .add_service(TokenServiceServer::new(TokenApi::new(state.clone())))
-        .add_service(AuthServiceServer::new(AuthApi::new(state)))
-        .serve_with_incoming_shutdown(
-            // Without TCP_NODELAY a small response waits on the caller's
-            // delayed ACK: a flat ~40 ms per call from a single client.
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
-        )
+        .add_service(AuthServiceServer::new(AuthApi::new(state)));
+    // Without TCP_NODELAY a small response waits on the caller's delayed
+    // ACK: a flat ~40 ms per call from a single client.
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let served = settings
+        .drain
+        .run(shutdown, unready, |stop| {
+            router.serve_with_incoming_shutdown(incoming, stop)
+        })
         .await;
-    watcher.abort();
+    stop_watching.abort();
+    // The server and its services are dropped by now, and with them the
+    // pools and their connections (save those of requests cut short by the
+    // grace period, which close as the process exits).
     tracing::info!("identity service stopped");
-    result.map_err(|e| StartupError::Serve(e.to_string()))
+    served
+        .unwrap_or(Ok(()))
+        .map_err(|e| StartupError::Serve(e.to_string()))
 }
 
 async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
@@ -133,17 +155,29 @@ async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
         .await;
 }
 
-/// Reports NOT_SERVING while the database cannot be reached.
-async fn watch_database(pool: Pool, reporter: HealthReporter) {
+/// Reports NOT_SERVING while the database cannot be reached, and for good
+/// once `draining` fires (the one writer of the health status after
+/// start-up, so a check in progress cannot report SERVING again).
+async fn watch_database(pool: Pool, reporter: HealthReporter, mut draining: oneshot::Receiver<()>) {
     let mut serving = true;
     loop {
-        tokio::time::sleep(HEALTH_INTERVAL).await;
-        let healthy = match db::conn(&pool).await {
-            Ok(mut conn) => diesel::sql_query("SELECT 1")
-                .execute(&mut conn)
-                .await
-                .is_ok(),
-            Err(_) => false,
+        let check = async {
+            tokio::time::sleep(HEALTH_INTERVAL).await;
+            match db::conn(&pool).await {
+                Ok(mut conn) => diesel::sql_query("SELECT 1")
+                    .execute(&mut conn)
+                    .await
+                    .is_ok(),
+                Err(_) => false,
+            }
+        };
+        let healthy = tokio::select! {
+            _ = &mut draining => {
+                set_health(&reporter, ServingStatus::NotServing).await;
+                tracing::info!("draining: reporting NOT_SERVING");
+                return;
+            }
+            healthy = check => healthy,
         };
         if healthy != serving {
             serving = healthy;

@@ -61,6 +61,8 @@ impl TestService {
             pool_size: 8,
             ..ServiceSettings::new(url)
         };
+        // No load balancer to wait for: `stop` drains at once.
+        settings.drain.delay = std::time::Duration::ZERO;
         adjust(&mut settings);
         let task = tokio::spawn(identity_service::serve(settings, listener, async {
             let _ = rx.await;
