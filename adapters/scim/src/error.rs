@@ -126,7 +126,7 @@ impl From<tonic::Status> for ScimError {
             };
             return Self::new(StatusCode::BAD_REQUEST, Some(ScimType::TooMany), detail);
         }
-        let http = match status.code() {
+        let http = match code_in_transit(&status) {
             Code::AlreadyExists => {
                 return Self::new(
                     StatusCode::CONFLICT,
@@ -181,6 +181,25 @@ impl From<tonic::Status> for ScimError {
         let fallback = http.canonical_reason().unwrap_or("request failed");
         Self::new(http, scim_type, or_default(detail, fallback))
     }
+}
+
+/// The status's code, with UNAVAILABLE for a call whose connection broke
+/// under it (the service killed mid-call): tonic reports that as UNKNOWN
+/// "transport error", with the transport failure as its source. Like any
+/// UNAVAILABLE it may be retried; a create may have been applied, and its
+/// retry then gets 409.
+fn code_in_transit(status: &tonic::Status) -> Code {
+    if status.code() != Code::Unknown {
+        return status.code();
+    }
+    let mut source = std::error::Error::source(status);
+    while let Some(cause) = source {
+        if cause.is::<tonic::transport::Error>() || cause.is::<hyper::Error>() {
+            return Code::Unavailable;
+        }
+        source = cause.source();
+    }
+    Code::Unknown
 }
 
 /// The detail of a `tooMany` answer that the service did not word itself.

@@ -48,6 +48,14 @@ pub enum StoreError {
 /// tells them apart: 40P01 and 57014.
 const DEADLOCK_MESSAGE: &str = "deadlock detected";
 const STATEMENT_TIMEOUT_MESSAGE: &str = "canceling statement due to statement timeout";
+/// The server ending sessions as it stops or restarts (57P01, 57P02,
+/// 57P03): the call failed for want of a database, as when it is down.
+const SERVER_STOPPING_MESSAGES: [&str; 4] = [
+    "terminating connection due to administrator command",
+    "terminating connection due to crash of another server process",
+    "the database system is shutting down",
+    "the database system is starting up",
+];
 
 impl From<DieselError> for StoreError {
     fn from(err: DieselError) -> Self {
@@ -63,6 +71,11 @@ impl From<DieselError> for StoreError {
                 if info.message() == DEADLOCK_MESSAGE =>
             {
                 StoreError::Conflict(err.to_string())
+            }
+            DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)
+                if SERVER_STOPPING_MESSAGES.contains(&info.message()) =>
+            {
+                StoreError::Unavailable(err.to_string())
             }
             DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)
                 if info.message() == STATEMENT_TIMEOUT_MESSAGE =>
@@ -408,6 +421,34 @@ mod tests {
             .err()
             .unwrap_or_else(|| panic!("pg_sleep(30) outlived a 50ms statement timeout"));
         assert!(matches!(StoreError::from(err), StoreError::TimedOut(_)));
+    }
+
+    #[derive(diesel::QueryableByName)]
+    struct Backend {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        pid: i32,
+    }
+
+    #[tokio::test]
+    async fn a_session_the_server_ends_is_unavailable() {
+        let mut victim = connect().await;
+        let mut admin = connect().await;
+        let backend: Backend = diesel::sql_query("SELECT pg_backend_pid() AS pid")
+            .get_result(&mut victim)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        // What a fast shutdown or restart of the server does to every session.
+        diesel::sql_query(format!("SELECT pg_terminate_backend({})", backend.pid))
+            .execute(&mut admin)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let err = diesel::sql_query("SELECT 1")
+            .execute(&mut victim)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("a terminated session answered"));
+        let err = StoreError::from(err);
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
     }
 
     #[derive(diesel::QueryableByName)]
