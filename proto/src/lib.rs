@@ -8,6 +8,7 @@ pub mod v1 {
 mod json;
 pub mod lifecycle;
 mod name;
+pub mod tls;
 
 pub use json::{json_to_struct, json_to_value, struct_to_json, value_to_json};
 

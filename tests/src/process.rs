@@ -2,7 +2,8 @@
 //! boundary: SIGTERM drains, kill -9, restarts and several replicas. The
 //! binaries are the ones cargo builds for this workspace, in the target
 //! directory this test runs from (or `IDL_BIN_DIR`); they are built once per
-//! test process, since a package's tests only get its own binaries.
+//! test process (identityctl too), since a package's tests only get its own
+//! binaries.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
-use tonic::transport::Channel;
+use tonic::transport::Endpoint;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -50,7 +51,8 @@ fn build_binaries(profile_dir: &Path) {
     command
         .args(["build", "--quiet", "--package", "identity-service"])
         .args(["--bin", "identity-service", "--package", "scim-adapter"])
-        .args(["--bin", "scim-adapter"])
+        .args(["--bin", "scim-adapter", "--package", "identityctl"])
+        .args(["--bin", "identityctl"])
         .arg("--target-dir")
         .arg(target_dir)
         .current_dir(env!("CARGO_MANIFEST_DIR"));
@@ -195,8 +197,16 @@ impl Drop for Process {
 /// The health status the service at `grpc_url` reports for `service` ("" for
 /// the whole server), or the error that kept it from answering.
 pub async fn health(grpc_url: &str, service: &str) -> Result<ServingStatus, tonic::Status> {
-    let channel = Channel::from_shared(grpc_url.to_owned())
-        .expect("gRPC url")
+    health_via(
+        Endpoint::from_shared(grpc_url.to_owned()).expect("gRPC url"),
+        service,
+    )
+    .await
+}
+
+/// [`health`] through an endpoint of the caller's making (e.g. with TLS).
+pub async fn health_via(endpoint: Endpoint, service: &str) -> Result<ServingStatus, tonic::Status> {
+    let channel = endpoint
         .connect_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(2))
         .connect()
@@ -217,6 +227,18 @@ pub async fn start_service(
     addr: SocketAddr,
     env: &[(&str, String)],
 ) -> Process {
+    let probe = Endpoint::from_shared(format!("http://{addr}")).expect("gRPC url");
+    start_service_probed(database_url, addr, env, probe).await
+}
+
+/// [`start_service`], ready once its health answers SERVING through `probe`
+/// (e.g. an endpoint with TLS for a service with a certificate).
+pub async fn start_service_probed(
+    database_url: &str,
+    addr: SocketAddr,
+    env: &[(&str, String)],
+    probe: Endpoint,
+) -> Process {
     let mut all = vec![
         ("DATABASE_URL", database_url.to_owned()),
         ("IDENTITY_GRPC_ADDR", addr.to_string()),
@@ -225,11 +247,10 @@ pub async fn start_service(
     ];
     all.extend(env.iter().cloned());
     let mut process = Process::spawn("identity-service", &all);
-    let url = format!("http://{addr}");
     process
         .wait_until(|| {
-            let url = url.clone();
-            async move { matches!(health(&url, "").await, Ok(ServingStatus::Serving)) }
+            let probe = probe.clone();
+            async move { matches!(health_via(probe, "").await, Ok(ServingStatus::Serving)) }
         })
         .await;
     process

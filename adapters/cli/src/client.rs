@@ -9,7 +9,7 @@ use identity_proto::v1::user_service_client::UserServiceClient;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Request, Status};
 
 use crate::error::CliError;
@@ -60,14 +60,19 @@ pub struct Connection {
 
 impl Connection {
     /// Connects eagerly so an unreachable service is reported as such, not as a failed call.
-    pub async fn open(url: &str, token: Option<&str>) -> Result<Self, CliError> {
+    pub async fn open(
+        url: &str,
+        tls: Option<ClientTlsConfig>,
+        token: Option<&str>,
+    ) -> Result<Self, CliError> {
         let token = token.filter(|token| !token.trim().is_empty());
         let auth = BearerAuth::new(token)?;
-        let endpoint = Endpoint::from_shared(url.to_owned())
-            .map_err(|err| CliError::InvalidUrl {
+        let endpoint =
+            Endpoint::from_shared(url.to_owned()).map_err(|err| CliError::InvalidUrl {
                 url: url.to_owned(),
                 reason: err.to_string(),
-            })?
+            })?;
+        let endpoint = identity_proto::tls::apply(endpoint, tls)?
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT);
         let channel = endpoint
@@ -136,7 +141,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         drop(listener);
-        let err = Connection::open(&url, None).await.err().unwrap();
+        let err = Connection::open(&url, None, None).await.err().unwrap();
         assert_eq!(
             err.to_string(),
             format!("cannot reach the identity service at {url}: connection refused")
@@ -145,7 +150,10 @@ mod tests {
 
     #[tokio::test]
     async fn malformed_url_is_reported_with_the_url() {
-        let err = Connection::open("not a url", None).await.err().unwrap();
+        let err = Connection::open("not a url", None, None)
+            .await
+            .err()
+            .unwrap();
         assert!(
             err.to_string()
                 .starts_with("invalid gRPC URL \"not a url\""),

@@ -14,6 +14,9 @@ pub enum CliError {
     #[error("IDENTITY_TOKEN contains characters that cannot be sent in a header")]
     TokenNotAscii,
 
+    #[error(transparent)]
+    Tls(#[from] identity_proto::tls::TlsError),
+
     #[error("cannot reach the identity service at {url}: {cause}")]
     Unreachable { url: String, cause: String },
 

@@ -12,9 +12,11 @@ mod tenants;
 mod tokens;
 mod users;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use identity_proto::tls::ClientFiles;
 
 use crate::client::Connection;
 use crate::error::CliError;
@@ -37,7 +39,8 @@ use crate::output::OutputFormat;
                   identityctl tenants enable-scim acme --token-name okta"
 )]
 struct Cli {
-    /// gRPC address of the identity service (plaintext HTTP/2).
+    /// gRPC address of the identity service: http:// for plaintext HTTP/2,
+    /// https:// for TLS (with --grpc-ca).
     #[arg(
         long,
         global = true,
@@ -60,6 +63,36 @@ struct Cli {
         value_name = "TOKEN"
     )]
     token: Option<String>,
+
+    /// PEM file of the CA that signed the identity service's certificate (TLS).
+    #[arg(
+        long,
+        global = true,
+        env = "IDENTITY_GRPC_CA",
+        help_heading = "Global options",
+        value_name = "FILE"
+    )]
+    grpc_ca: Option<PathBuf>,
+
+    /// PEM file of our client certificate, for a service that requires mTLS.
+    #[arg(
+        long,
+        global = true,
+        env = "IDENTITY_GRPC_CLIENT_CERT",
+        help_heading = "Global options",
+        value_name = "FILE"
+    )]
+    grpc_client_cert: Option<PathBuf>,
+
+    /// PEM file of the private key of --grpc-client-cert.
+    #[arg(
+        long,
+        global = true,
+        env = "IDENTITY_GRPC_CLIENT_KEY",
+        help_heading = "Global options",
+        value_name = "FILE"
+    )]
+    grpc_client_key: Option<PathBuf>,
 
     /// Output format: `text` for people, `json` for scripts (one JSON document on stdout).
     #[arg(
@@ -109,7 +142,13 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
-    let connection = Connection::open(&cli.grpc_url, cli.token.as_deref()).await?;
+    let tls = ClientFiles {
+        ca: cli.grpc_ca.as_deref(),
+        cert: cli.grpc_client_cert.as_deref(),
+        key: cli.grpc_client_key.as_deref(),
+    }
+    .load()?;
+    let connection = Connection::open(&cli.grpc_url, tls, cli.token.as_deref()).await?;
     match cli.command {
         Command::Tenants(command) => tenants::run(command, &connection, cli.output).await,
         Command::Tokens(command) => tokens::run(command, &connection, cli.output).await,

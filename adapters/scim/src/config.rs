@@ -1,12 +1,14 @@
 //! Command line and environment of the `scim-adapter` binary.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use identity_proto::lifecycle::Drain;
+use identity_proto::tls::ClientFiles;
 
-use crate::AdapterSettings;
+use crate::{AdapterSettings, StartupError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -74,12 +76,41 @@ pub struct Config {
     #[arg(long, env = "SCIM_SHUTDOWN_GRACE", default_value = "20s", value_parser = identity_proto::parse_duration)]
     pub shutdown_grace: Duration,
 
+    /// PEM file of the CA that signed the identity service's certificate;
+    /// TLS to the service (IDENTITY_GRPC_URL must then be https://).
+    #[arg(long, env = "IDENTITY_GRPC_CA")]
+    pub grpc_ca: Option<PathBuf>,
+
+    /// PEM file of the adapter's client certificate, for a service that
+    /// requires mTLS (with --grpc-client-key and --grpc-ca).
+    #[arg(long, env = "IDENTITY_GRPC_CLIENT_CERT")]
+    pub grpc_client_cert: Option<PathBuf>,
+
+    /// PEM file of the private key of --grpc-client-cert.
+    #[arg(long, env = "IDENTITY_GRPC_CLIENT_KEY")]
+    pub grpc_client_key: Option<PathBuf>,
+
     /// Log line format. Levels come from RUST_LOG (default "info").
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 }
 
 impl Config {
+    /// The settings, with the TLS files read.
+    pub fn load_settings(&self) -> Result<AdapterSettings, StartupError> {
+        let tls = ClientFiles {
+            ca: self.grpc_ca.as_deref(),
+            cert: self.grpc_client_cert.as_deref(),
+            key: self.grpc_client_key.as_deref(),
+        }
+        .load()?;
+        Ok(AdapterSettings {
+            tls,
+            ..self.settings()
+        })
+    }
+
+    /// The settings without TLS (which needs files read: see `load_settings`).
     pub fn settings(&self) -> AdapterSettings {
         AdapterSettings {
             public_url: self.public_url.clone(),

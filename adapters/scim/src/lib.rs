@@ -30,7 +30,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use identity_proto::lifecycle::Drain;
-use tonic::transport::{Channel, Endpoint};
+use identity_proto::tls::TlsError;
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tower::Layer;
 use tower::util::MapRequestLayer;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -62,6 +63,9 @@ pub struct AdapterSettings {
     pub max_connections: usize,
     /// How the server drains once its shutdown future completes.
     pub drain: Drain,
+    /// TLS (and our client certificate, for mTLS) towards the identity
+    /// service; `None` for a plaintext `http://` URL.
+    pub tls: Option<ClientTlsConfig>,
 }
 
 impl AdapterSettings {
@@ -80,6 +84,7 @@ impl AdapterSettings {
                 delay: Duration::from_secs(5),
                 grace: Duration::from_secs(20),
             },
+            tls: None,
         }
     }
 }
@@ -105,6 +110,8 @@ pub enum StartupError {
     },
     #[error("cannot read the listening address: {0}")]
     LocalAddr(std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// Shared by every handler; cheap to clone.
@@ -146,7 +153,11 @@ pub async fn serve(
         return Err(StartupError::InvalidBodyLimit);
     }
     let limits = server::Limits::from_settings(&settings)?;
-    let channel = channel(&settings.identity_grpc_url, settings.grpc_timeout)?;
+    let channel = channel(
+        &settings.identity_grpc_url,
+        settings.grpc_timeout,
+        settings.tls.clone(),
+    )?;
     let local = listener.local_addr().map_err(StartupError::LocalAddr)?;
     let base_url = base_url(settings.public_url.as_deref(), local)?;
     tracing::info!(
@@ -180,7 +191,11 @@ pub async fn serve(
     Ok(())
 }
 
-fn channel(url: &str, grpc_timeout: Duration) -> Result<Channel, StartupError> {
+fn channel(
+    url: &str,
+    grpc_timeout: Duration,
+    tls: Option<ClientTlsConfig>,
+) -> Result<Channel, StartupError> {
     let invalid = |reason: String| StartupError::InvalidGrpcUrl {
         url: url.to_owned(),
         reason,
@@ -190,7 +205,7 @@ fn channel(url: &str, grpc_timeout: Duration) -> Result<Channel, StartupError> {
         Some("http" | "https") if endpoint.uri().host().is_some() => {}
         _ => return Err(invalid("expected http://host:port".into())),
     }
-    Ok(endpoint
+    Ok(identity_proto::tls::apply(endpoint, tls)?
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(grpc_timeout.saturating_add(CHANNEL_TIMEOUT_MARGIN))
         .connect_lazy())
@@ -317,11 +332,24 @@ mod tests {
     #[tokio::test]
     async fn grpc_url_must_be_http() {
         let timeout = Duration::from_secs(1);
-        assert!(channel("http://127.0.0.1:50051", timeout).is_ok());
+        assert!(channel("http://127.0.0.1:50051", timeout, None).is_ok());
         assert!(matches!(
-            channel("127.0.0.1:50051", timeout),
+            channel("127.0.0.1:50051", timeout, None),
             Err(StartupError::InvalidGrpcUrl { .. })
         ));
-        assert!(channel("not a url", timeout).is_err());
+        assert!(channel("not a url", timeout, None).is_err());
+        // TLS goes with https:// only, and https:// needs a CA.
+        assert!(matches!(
+            channel("https://127.0.0.1:50051", timeout, None),
+            Err(StartupError::Tls(_))
+        ));
+        assert!(matches!(
+            channel(
+                "http://127.0.0.1:50051",
+                timeout,
+                Some(ClientTlsConfig::new())
+            ),
+            Err(StartupError::Tls(_))
+        ));
     }
 }

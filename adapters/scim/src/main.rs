@@ -39,13 +39,14 @@ async fn main() -> ExitCode {
 
 async fn run(config: &Config) -> Result<(), StartupError> {
     let shutdown = shutdown_signal();
+    let settings = config.load_settings()?;
     let listener = tokio::net::TcpListener::bind(config.listen_addr)
         .await
         .map_err(|source| StartupError::Bind {
             addr: config.listen_addr.to_string(),
             source,
         })?;
-    scim_adapter::serve(config.settings(), listener, shutdown).await?;
+    scim_adapter::serve(settings, listener, shutdown).await?;
     tracing::info!("scim-adapter shut down");
     Ok(())
 }

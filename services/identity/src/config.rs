@@ -1,9 +1,11 @@
 //! Command line and environment: every setting has a flag and an env var.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use identity_proto::tls::{ServerFiles, TlsError};
 
 /// The identity service: tenants, tokens and users in Postgres, over gRPC.
 #[derive(Debug, Parser)]
@@ -88,6 +90,20 @@ pub(crate) struct Cli {
           value_parser = identity_proto::parse_duration)]
     pub(crate) shutdown_grace: Duration,
 
+    /// PEM file of the gRPC server's certificate (chain); with --tls-key,
+    /// the port speaks TLS only
+    #[arg(long, env = "IDENTITY_TLS_CERT")]
+    pub(crate) tls_cert: Option<PathBuf>,
+
+    /// PEM file of the private key of --tls-cert
+    #[arg(long, env = "IDENTITY_TLS_KEY")]
+    pub(crate) tls_key: Option<PathBuf>,
+
+    /// PEM file of the CA(s) that callers' certificates must chain to:
+    /// mTLS, a caller without such a certificate is refused
+    #[arg(long, env = "IDENTITY_TLS_CLIENT_CA")]
+    pub(crate) tls_client_ca: Option<PathBuf>,
+
     /// Log output format (verbosity comes from RUST_LOG, default "info")
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,
@@ -106,6 +122,18 @@ pub(crate) enum Command {
 pub(crate) enum LogFormat {
     Text,
     Json,
+}
+
+impl Cli {
+    /// The server's TLS files, read.
+    pub(crate) fn tls(&self) -> Result<Option<tonic::transport::ServerTlsConfig>, TlsError> {
+        ServerFiles {
+            cert: self.tls_cert.as_deref(),
+            key: self.tls_key.as_deref(),
+            client_ca: self.tls_client_ca.as_deref(),
+        }
+        .load()
+    }
 }
 
 /// Clap's multi-line error as one line: its message without usage hints.

@@ -63,6 +63,9 @@ pub struct ServiceSettings {
     pub token_cache_ttl: Duration,
     /// How the server drains once its shutdown future completes.
     pub drain: Drain,
+    /// TLS on the gRPC port (with client verification for mTLS); `None`
+    /// serves plaintext.
+    pub tls: Option<tonic::transport::ServerTlsConfig>,
 }
 
 /// A token may make `burst` calls at once, then one per `period`.
@@ -90,6 +93,7 @@ impl ServiceSettings {
                 delay: Duration::from_secs(5),
                 grace: Duration::from_secs(20),
             },
+            tls: None,
         }
     }
 }
@@ -112,6 +116,7 @@ impl std::fmt::Debug for ServiceSettings {
             .field("token_rate", &self.token_rate)
             .field("token_cache_ttl", &self.token_cache_ttl)
             .field("drain", &self.drain)
+            .field("tls", &self.tls.is_some())
             .finish()
     }
 }

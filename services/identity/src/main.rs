@@ -46,6 +46,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), StartupError> {
     // Installed first: a signal during start-up ends it (and waits for no drain).
     let mut shutdown = Box::pin(shutdown_signal());
+    let tls = cli.tls().map_err(|e| StartupError::Config(e.to_string()))?;
     tokio::select! {
         migrated = migrate_when_reachable(&cli.database_url, cli.db_startup_timeout) => migrated?,
         () = &mut shutdown => return Ok(()),
@@ -73,6 +74,7 @@ async fn run(cli: Cli) -> Result<(), StartupError> {
             delay: cli.shutdown_delay,
             grace: cli.shutdown_grace,
         },
+        tls,
         ..ServiceSettings::new(cli.database_url)
     };
     serve(settings, listener, shutdown).await

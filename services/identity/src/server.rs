@@ -91,7 +91,13 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| StartupError::Serve(format!("cannot build server reflection: {e}")))?;
-    let router = Server::builder()
+    let mut server = Server::builder();
+    if let Some(tls) = settings.tls {
+        server = server
+            .tls_config(tls)
+            .map_err(|e| StartupError::Config(format!("invalid TLS certificate or key: {e}")))?;
+    }
+    let router = server
         .layer(RequestBound {
             limit: settings.request_timeout,
         })
