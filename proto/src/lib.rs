@@ -7,7 +7,11 @@ pub mod v1 {
 
 mod json;
 pub mod lifecycle;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod name;
+#[cfg(feature = "otel")]
+pub mod otel;
 pub mod tls;
 
 pub use json::{json_to_struct, json_to_value, struct_to_json, value_to_json};

@@ -6,7 +6,11 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use identity_proto::lifecycle::Drain;
+use identity_proto::otel::{ExportError, TraceExport};
 use identity_proto::tls::ClientFiles;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::{AdapterSettings, StartupError};
 
@@ -129,18 +133,26 @@ impl Config {
     }
 }
 
-/// Installs the global subscriber; RUST_LOG filters, default "info".
-pub fn init_tracing(format: LogFormat) {
+/// Installs the global subscriber; RUST_LOG filters the log, default
+/// "info". Spans are also exported when the OTEL_* variables ask for it
+/// (see `identity_proto::otel`); the returned exporter must be shut down to
+/// flush them. Runs inside the Tokio runtime.
+pub fn init_tracing(format: LogFormat) -> Result<Option<TraceExport>, ExportError> {
+    let export = TraceExport::from_env("scim-adapter")?;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colour codes only where a person reads a terminal, never in log files.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let log = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    let log = match format {
+        LogFormat::Text => log.boxed(),
+        LogFormat::Json => log.json().boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(log.with_filter(filter))
+        .with(export.as_ref().map(TraceExport::layer))
+        .init();
+    Ok(export)
 }
 
 #[cfg(test)]

@@ -165,7 +165,12 @@ impl From<tonic::Status> for ScimError {
                     .retry_after(retry_after.unwrap_or(RETRY_UNAVAILABLE_SECS));
             }
             code => {
-                tracing::error!(?code, message = status.message(), "identity service failed");
+                // The message may quote the request: personal data, debug only.
+                tracing::error!(?code, "identity service failed");
+                tracing::debug!(
+                    message = status.message(),
+                    "identity service failure message"
+                );
                 return Self::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     None,
@@ -237,6 +242,10 @@ impl IntoResponse for ScimError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        // For the request's span (see `telemetry`).
+        if let Some(scim_type) = self.scim_type {
+            response.extensions_mut().insert(scim_type);
         }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(

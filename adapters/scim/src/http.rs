@@ -39,9 +39,11 @@ pub struct Bearer {
 impl Bearer {
     /// Wraps a gRPC message with the caller's credential, the SCIM edge
     /// marker (the service then accepts SCIM tenant tokens only) and a
-    /// deadline (the service stops working when it passes).
+    /// deadline (the service stops working when it passes), and the trace
+    /// context of the request's span.
     pub fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
+        identity_proto::otel::inject(&tracing::Span::current(), request.metadata_mut());
         request
             .metadata_mut()
             .insert("authorization", self.token.clone());

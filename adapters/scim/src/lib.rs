@@ -12,6 +12,7 @@ mod health;
 mod http;
 mod list;
 mod members;
+mod metrics;
 mod resource;
 mod scope;
 mod search;
@@ -29,6 +30,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use identity_proto::lifecycle::Drain;
 use identity_proto::tls::TlsError;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
@@ -127,6 +129,7 @@ struct AppState {
     grpc_timeout: Duration,
     /// Set once shutdown begins: readiness fails from then on.
     draining: Arc<AtomicBool>,
+    metrics: Arc<metrics::AdapterMetrics>,
 }
 
 /// A fresh connection attempt must not hold a request for long.
@@ -177,6 +180,7 @@ pub async fn serve(
         max_body_bytes: settings.max_body_bytes,
         grpc_timeout: settings.grpc_timeout,
         draining: Arc::clone(&draining),
+        metrics: Arc::new(metrics::AdapterMetrics::new()),
     };
     // Wrapped around the router, not layered into it: the tenant form must
     // be rewritten before routing picks a route (see `scope`).
@@ -244,11 +248,15 @@ fn router(state: AppState) -> Router {
         .merge(bulk::routes())
         .merge(discovery::routes())
         .merge(health::routes())
+        .route("/metrics", get(metrics::scrape))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(middleware::from_fn(telemetry::trace_request))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            telemetry::trace_request,
+        ))
         .with_state(state)
 }
 

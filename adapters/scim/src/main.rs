@@ -26,8 +26,19 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_tracing(config.log_format);
-    match run(&config).await {
+    let export = match init_tracing(config.log_format) {
+        Ok(export) => export,
+        Err(e) => {
+            eprintln!("scim-adapter: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = run(&config).await;
+    if let Some(export) = export {
+        // Flushing blocks until the collector answered: off the workers.
+        let _ = tokio::task::spawn_blocking(move || export.shutdown()).await;
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "scim-adapter stopped");

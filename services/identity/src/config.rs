@@ -89,6 +89,11 @@ pub(crate) struct Cli {
     #[arg(long, env = "IDENTITY_SHUTDOWN_GRACE", default_value = "20s",
           value_parser = identity_proto::parse_duration)]
     pub(crate) shutdown_grace: Duration,
+    /// Address of the admin HTTP server, which serves Prometheus metrics at
+    /// /metrics apart from the gRPC port; "off" serves none
+    #[arg(long, env = "IDENTITY_ADMIN_ADDR", default_value = "0.0.0.0:9090",
+          value_parser = admin_addr)]
+    pub(crate) admin_addr: AdminAddr,
 
     /// PEM file of the gRPC server's certificate (chain); with --tls-key,
     /// the port speaks TLS only
@@ -134,6 +139,20 @@ impl Cli {
         }
         .load()
     }
+}
+
+/// Where the admin HTTP server listens, if anywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AdminAddr(pub(crate) Option<SocketAddr>);
+
+fn admin_addr(text: &str) -> Result<AdminAddr, String> {
+    if text.trim().eq_ignore_ascii_case("off") {
+        return Ok(AdminAddr(None));
+    }
+    text.trim()
+        .parse()
+        .map(|addr| AdminAddr(Some(addr)))
+        .map_err(|_| format!("'{text}' is neither host:port (e.g. 0.0.0.0:9090) nor off"))
 }
 
 /// Clap's multi-line error as one line: its message without usage hints.
@@ -215,6 +234,19 @@ mod tests {
             ])
             .is_err()
         );
+    }
+
+    #[test]
+    fn admin_addr_is_an_address_or_off() {
+        assert_eq!(admin_addr("off"), Ok(AdminAddr(None)));
+        assert_eq!(
+            admin_addr("127.0.0.1:9090"),
+            Ok(AdminAddr(Some(([127, 0, 0, 1], 9090).into())))
+        );
+        assert!(admin_addr("9090").is_err());
+        let cli = Cli::try_parse_from(["identity-service", "--database-url", "postgres://x/y"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cli.admin_addr, AdminAddr(Some(([0, 0, 0, 0], 9090).into())));
     }
 
     #[test]

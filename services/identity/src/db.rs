@@ -12,6 +12,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::StartupError;
+use crate::sql_spans::SqlSpans;
 
 /// Embedded at build time; build.rs reruns the build when the folder changes.
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
@@ -165,6 +166,7 @@ pub(crate) async fn connect_pool(
     config.custom_setup = Box::new(move |url| {
         Box::pin(async move {
             let mut conn = AsyncPgConnection::establish(url).await?;
+            conn.set_instrumentation(SqlSpans::default());
             // Generic plans from the first execution: a custom plan per call
             // is planned anew every time, and Postgres keeps choosing custom
             // plans for a statement whose generic estimate looks worse (an

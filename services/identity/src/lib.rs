@@ -13,21 +13,25 @@ mod db;
 mod filter;
 mod groups;
 mod limits;
+mod metrics;
 mod patch;
 mod people;
 mod rpc;
 mod schema;
 mod server;
 mod sort;
+mod sql_spans;
 mod startup;
 mod status;
 mod store;
+mod telemetry;
 mod tenants;
 #[cfg(test)]
 mod testing;
 mod tokens;
 mod users;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use identity_proto::lifecycle::Drain;
@@ -66,6 +70,8 @@ pub struct ServiceSettings {
     /// TLS on the gRPC port (with client verification for mTLS); `None`
     /// serves plaintext.
     pub tls: Option<tonic::transport::ServerTlsConfig>,
+    /// Where `/metrics` is served over HTTP; `None` serves no metrics.
+    pub admin_addr: Option<SocketAddr>,
 }
 
 /// A token may make `burst` calls at once, then one per `period`.
@@ -94,6 +100,7 @@ impl ServiceSettings {
                 grace: Duration::from_secs(20),
             },
             tls: None,
+            admin_addr: None,
         }
     }
 }
@@ -117,6 +124,7 @@ impl std::fmt::Debug for ServiceSettings {
             .field("token_cache_ttl", &self.token_cache_ttl)
             .field("drain", &self.drain)
             .field("tls", &self.tls.is_some())
+            .field("admin_addr", &self.admin_addr)
             .finish()
     }
 }

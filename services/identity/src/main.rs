@@ -7,8 +7,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use identity_proto::lifecycle::{Drain, shutdown_signal};
+use identity_proto::otel::{ExportError, TraceExport};
 use identity_service::{ServiceSettings, StartupError, migrate_when_reachable, serve};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _};
 
 use crate::config::{Cli, Command, LogFormat, one_line, token_rate};
 
@@ -23,7 +26,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -34,7 +36,20 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    // The trace exporter's gRPC channel lives on the runtime.
+    let export = match runtime.block_on(async { init_logging(cli.log_format) }) {
+        Ok(export) => export,
+        Err(err) => {
+            eprintln!("identity-service: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(run(cli));
+    if let Some(export) = export {
+        // The last spans reach the collector through the still running runtime.
+        export.shutdown();
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("identity-service: {err}");
@@ -75,22 +90,30 @@ async fn run(cli: Cli) -> Result<(), StartupError> {
             grace: cli.shutdown_grace,
         },
         tls,
+        admin_addr: cli.admin_addr.0,
         ..ServiceSettings::new(cli.database_url)
     };
     serve(settings, listener, shutdown).await
 }
 
-fn init_logging(format: LogFormat) {
+/// Installs the global subscriber (RUST_LOG filters the log, default
+/// "info") and, when the OTEL_* variables ask for it, trace export; the
+/// returned exporter must be shut down to flush the last spans.
+fn init_logging(format: LogFormat) -> Result<Option<TraceExport>, ExportError> {
+    let export = TraceExport::from_env("identity-service")?;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stdout().is_terminal());
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder
+    let log = tracing_subscriber::fmt::layer().with_ansi(std::io::stdout().is_terminal());
+    let log = match format {
+        LogFormat::Text => log.boxed(),
+        LogFormat::Json => log
             .json()
             .flatten_event(true)
             .with_current_span(true)
-            .init(),
-    }
+            .boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(log.with_filter(filter))
+        .with(export.as_ref().map(TraceExport::layer))
+        .init();
+    Ok(export)
 }

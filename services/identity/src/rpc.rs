@@ -24,12 +24,22 @@ pub(crate) async fn traced<T>(
     span.record("code", field::debug(code));
     let elapsed_ms = started.elapsed().as_millis() as u64;
     let _entered = span.enter();
+    // A message may quote the request (a taken userName, a bad value) or a
+    // database error about it: personal data, so only at debug. An
+    // unreachable database or pool says nothing of the request.
     match &result {
         Ok(_) => tracing::info!(elapsed_ms, "rpc completed"),
-        Err(status) if matches!(code, Code::Internal | Code::Unknown | Code::Unavailable) => {
+        Err(status) if code == Code::Unavailable => {
             tracing::error!(elapsed_ms, error = status.message(), "rpc failed")
         }
-        Err(status) => tracing::info!(elapsed_ms, error = status.message(), "rpc rejected"),
+        Err(status) => {
+            if matches!(code, Code::Internal | Code::Unknown) {
+                tracing::error!(elapsed_ms, "rpc failed");
+            } else {
+                tracing::info!(elapsed_ms, "rpc rejected");
+            }
+            tracing::debug!(error = status.message(), "rpc error message");
+        }
     }
     result.map(Response::new)
 }

@@ -23,6 +23,8 @@ use crate::auth::service::AuthApi;
 use crate::db::{self, Pool};
 use crate::groups::service::GroupApi;
 use crate::limits::{Limits, RequestBound};
+use crate::metrics::{self, ServiceMetrics};
+use crate::telemetry::RpcTelemetry;
 use crate::tenants::service::TenantApi;
 use crate::tokens::service::TokenApi;
 use crate::users::service::UserApi;
@@ -60,10 +62,22 @@ pub async fn serve(
     if settings.admin_token.as_deref().is_none_or(str::is_empty) {
         tracing::warn!("IDENTITY_ADMIN_TOKEN is not set: no operator can manage tenants or tokens");
     }
+    let metrics = Arc::new(ServiceMetrics::new([
+        ("work", pool.clone(), settings.pool_size),
+        ("auth", auth_pool.clone(), settings.auth_pool_size),
+    ]));
+    let admin = match settings.admin_addr {
+        Some(addr) => Some(metrics::serve_admin(addr, Arc::clone(&metrics)).await?),
+        None => None,
+    };
     let state = Arc::new(AppState::new(
         pool.clone(),
         auth_pool,
-        Authenticator::new(settings.admin_token.as_deref(), settings.token_cache_ttl),
+        Authenticator::new(
+            settings.admin_token.as_deref(),
+            settings.token_cache_ttl,
+            metrics.token_cache.clone(),
+        ),
         Limits::new(
             settings.tenant_max_concurrent_requests,
             settings.tenant_queue_timeout,
@@ -82,9 +96,6 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "identity service listening");
     }
-    // tonic ends a call at the caller's own `grpc-timeout` (CANCELLED, to
-    // a caller who has already gone); the server-wide bound answers
-    // DEADLINE_EXCEEDED with `retry-after`.
     // What `grpcurl list` and `describe` read, so no .proto files are needed.
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(identity_proto::FILE_DESCRIPTOR_SET)
@@ -97,7 +108,12 @@ pub async fn serve(
             .tls_config(tls)
             .map_err(|e| StartupError::Config(format!("invalid TLS certificate or key: {e}")))?;
     }
+    // Outermost, the span and the measurement of each call (its time-out
+    // answer included). tonic ends a call at the caller's own
+    // `grpc-timeout` (CANCELLED, to a caller who has already gone); the
+    // server-wide bound answers DEADLINE_EXCEEDED with `retry-after`.
     let router = server
+        .layer(RpcTelemetry { metrics })
         .layer(RequestBound {
             limit: settings.request_timeout,
         })
@@ -118,6 +134,9 @@ pub async fn serve(
         })
         .await;
     stop_watching.abort();
+    if let Some(admin) = admin {
+        admin.abort();
+    }
     // The server and its services are dropped by now, and with them the
     // pools and their connections (save those of requests cut short by the
     // grace period, which close as the process exits).

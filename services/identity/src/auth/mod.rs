@@ -18,6 +18,7 @@ pub(crate) mod service;
 use identity_proto::v1::{ProvisioningPolicy, TokenScope};
 
 use crate::db::{self, Pool, StoreError};
+use crate::metrics::CacheCounters;
 use crate::rpc::record_tenant;
 use crate::tenants;
 use crate::tenants::store::TenantRow;
@@ -121,15 +122,22 @@ const LAST_USE_RESOLUTION: TimeDelta = TimeDelta::seconds(60);
 pub(crate) struct Authenticator {
     operator_digest: Option<[u8; 32]>,
     cache: TokenCache,
+    counters: CacheCounters,
 }
 
 impl Authenticator {
     /// An empty or absent admin token means no operator exists; tenant
     /// token lookups are reused for `cache_ttl` (zero: never).
-    pub(crate) fn new(admin_token: Option<&str>, cache_ttl: std::time::Duration) -> Self {
+    /// `counters` count the cache's hits and misses.
+    pub(crate) fn new(
+        admin_token: Option<&str>,
+        cache_ttl: std::time::Duration,
+        counters: CacheCounters,
+    ) -> Self {
         Authenticator {
             operator_digest: admin_token.filter(|t| !t.is_empty()).map(tokens::digest),
             cache: TokenCache::new(cache_ttl),
+            counters,
         }
     }
 
@@ -165,8 +173,12 @@ impl Authenticator {
             return Err(AuthError::Invalid);
         };
         let grant = match self.cache.get(&digest) {
-            Some(grant) => grant,
+            Some(grant) => {
+                self.counters.hits.inc();
+                grant
+            }
             None => {
+                self.counters.misses.inc();
                 let grant = Arc::new(self.look_up(pool, tenant, &digest).await?);
                 self.cache.insert(digest, Arc::clone(&grant));
                 grant
@@ -336,8 +348,9 @@ mod tests {
     #[test]
     fn empty_admin_token_means_no_operator() {
         let ttl = cache::MAX_TOKEN_CACHE_TTL;
-        assert!(Authenticator::new(Some(""), ttl).operator_digest.is_none());
-        assert!(Authenticator::new(None, ttl).operator_digest.is_none());
-        assert!(Authenticator::new(Some("x"), ttl).operator_digest.is_some());
+        let new = |token| Authenticator::new(token, ttl, CacheCounters::default());
+        assert!(new(Some("")).operator_digest.is_none());
+        assert!(new(None).operator_digest.is_none());
+        assert!(new(Some("x")).operator_digest.is_some());
     }
 }
