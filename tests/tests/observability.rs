@@ -202,12 +202,18 @@ impl Processes {
         let database = fresh_database().await;
         let grpc = process::free_addr();
         let admin = process::free_addr();
-        let mut env = vec![("IDENTITY_ADMIN_ADDR", admin.to_string())];
+        // No load balancer in front of them waits to see readiness fail.
+        let mut env = vec![
+            ("IDENTITY_ADMIN_ADDR", admin.to_string()),
+            ("IDENTITY_SHUTDOWN_DELAY", "0s".to_owned()),
+        ];
         env.extend(service_env.iter().cloned());
         let service = process::start_service(database.url(), grpc, &env).await;
         let grpc_url = format!("http://{grpc}");
         let http_addr = process::free_addr();
-        let adapter = process::start_adapter(&grpc_url, http_addr, adapter_env).await;
+        let mut env = vec![("SCIM_SHUTDOWN_DELAY", "0s".to_owned())];
+        env.extend(adapter_env.iter().cloned());
+        let adapter = process::start_adapter(&grpc_url, http_addr, &env).await;
         Processes {
             service,
             adapter,
@@ -456,6 +462,21 @@ async fn one_scim_request_is_one_trace_across_both_processes() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+    // A PATCH locks and rewrites the user in a transaction.
+    let id = body["id"].as_str().expect("the created user's id");
+    let rename = json!({
+        "schemas": [PATCH_SCHEMA],
+        "Operations": [{"op": "replace", "path": "displayName", "value": "Renamed"}]
+    });
+    let (status, body) = stack
+        .scim(
+            &token,
+            reqwest::Method::PATCH,
+            &format!("/Users/{id}"),
+            Some(rename.to_string()),
+        )
+        .await;
+    assert!(status.is_success(), "{status} {body}");
     // Stopping flushes what the batch exporters still hold.
     stack.stop().await;
     let spans = collector.spans();
@@ -506,25 +527,42 @@ async fn one_scim_request_is_one_trace_across_both_processes() {
         rpc.resource_attribute("deployment.environment.name"),
         Some("e2e")
     );
-    let transaction = service_spans
-        .iter()
-        .find(|s| s.name == "db_transaction")
-        .unwrap_or_else(|| panic!("no transaction span in the trace: {trace:#?}"));
-    assert!(
-        service_spans
-            .iter()
-            .any(|s| s.name == "COMMIT" && s.parent_span_id == transaction.span_id),
-        "the COMMIT belongs to its transaction: {trace:#?}"
-    );
     let statements: BTreeSet<&str> = service_spans
         .iter()
-        .filter(|s| s.name != "db_transaction")
         .filter_map(|s| s.attribute("db.operation.name"))
         .collect();
     assert!(
-        statements.contains("INSERT"),
+        statements.contains("INSERT") || statements.contains("WITH"),
         "SQL statement spans by kind: {statements:?}"
     );
+
+    // The PATCH's trace: its transaction, and the COMMIT inside it.
+    let patch = spans
+        .iter()
+        .find(|s| {
+            s.service() == "scim-edge-e2e" && s.attribute("http.request.method") == Some("PATCH")
+        })
+        .unwrap_or_else(|| panic!("no span of the PATCH among {spans:#?}"));
+    let patch_trace: Vec<&ReceivedSpan> = spans
+        .iter()
+        .filter(|s| s.trace_id == patch.trace_id && s.service() == "identity-service")
+        .collect();
+    let transaction = patch_trace
+        .iter()
+        .find(|s| s.name == "db_transaction")
+        .unwrap_or_else(|| panic!("no transaction span in the PATCH's trace: {patch_trace:#?}"));
+    assert_eq!(transaction.attribute("outcome"), Some("commit"));
+    let in_transaction: BTreeSet<&str> = patch_trace
+        .iter()
+        .filter(|s| s.parent_span_id == transaction.span_id)
+        .map(|s| s.name.as_str())
+        .collect();
+    for kind in ["BEGIN", "UPDATE", "COMMIT"] {
+        assert!(
+            in_transaction.contains(kind),
+            "{kind} inside the transaction: {in_transaction:?}"
+        );
+    }
 
     // No span of either process carries the token or the user's data.
     for span in &spans {
