@@ -244,6 +244,8 @@ pub async fn start_service_probed(
         ("IDENTITY_GRPC_ADDR", addr.to_string()),
         ("IDENTITY_ADMIN_TOKEN", crate::ADMIN_TOKEN.to_owned()),
         ("IDENTITY_DB_POOL_SIZE", "4".to_owned()),
+        // Several services run at once: none takes the default admin port.
+        ("IDENTITY_ADMIN_ADDR", "off".to_owned()),
     ];
     all.extend(env.iter().cloned());
     let mut process = Process::spawn("identity-service", &all);

@@ -173,6 +173,7 @@ impl Stack {
         };
         let grpc_port = free_port()?;
         let scim_port = free_port()?;
+        let metrics_port = free_port()?;
         stack.grpc_url = format!("http://127.0.0.1:{grpc_port}");
         let scim_url = format!("http://127.0.0.1:{scim_port}");
         stack.scim_base = format!("{scim_url}/scim/v2");
@@ -182,6 +183,7 @@ impl Stack {
             Command::new(bin_dir.join("identity-service"))
                 .env("DATABASE_URL", database_url(admin_url, &database))
                 .env("IDENTITY_GRPC_ADDR", format!("127.0.0.1:{grpc_port}"))
+                .env("IDENTITY_ADMIN_ADDR", format!("127.0.0.1:{metrics_port}"))
                 .env("IDENTITY_ADMIN_TOKEN", ADMIN_TOKEN),
             &out.join("identity-service.log"),
         )?);
