@@ -10,6 +10,7 @@ mod attr;
 mod auth;
 mod catalog;
 mod db;
+mod events;
 mod filter;
 mod groups;
 mod limits;
@@ -63,6 +64,12 @@ pub struct ServiceSettings {
     pub token_cache_ttl: Duration,
     /// How the server drains once its shutdown future completes.
     pub drain: Drain,
+    /// Events a Watch buffers for its client beyond what the connection
+    /// holds: bounds each watch's memory.
+    pub watch_buffer: usize,
+    /// How far behind the tenant's newest event a Watch client that does
+    /// not read may fall before it is closed (RESOURCE_EXHAUSTED).
+    pub watch_max_lag: u64,
 }
 
 /// A token may make `burst` calls at once, then one per `period`.
@@ -90,6 +97,8 @@ impl ServiceSettings {
                 delay: Duration::from_secs(5),
                 grace: Duration::from_secs(20),
             },
+            watch_buffer: 64,
+            watch_max_lag: 10_000,
         }
     }
 }
@@ -112,6 +121,8 @@ impl std::fmt::Debug for ServiceSettings {
             .field("token_rate", &self.token_rate)
             .field("token_cache_ttl", &self.token_cache_ttl)
             .field("drain", &self.drain)
+            .field("watch_buffer", &self.watch_buffer)
+            .field("watch_max_lag", &self.watch_max_lag)
             .finish()
     }
 }

@@ -73,6 +73,8 @@ async fn run(cli: Cli) -> Result<(), StartupError> {
             delay: cli.shutdown_delay,
             grace: cli.shutdown_grace,
         },
+        watch_buffer: cli.watch_buffer as usize,
+        watch_max_lag: cli.watch_max_lag,
         ..ServiceSettings::new(cli.database_url)
     };
     serve(settings, listener, shutdown).await
