@@ -93,9 +93,9 @@ pub async fn serve(
         .map_err(|e| StartupError::Serve(format!("cannot build server reflection: {e}")))?;
     let mut server = Server::builder();
     if let Some(tls) = settings.tls {
-        server = server
-            .tls_config(tls)
-            .map_err(|e| StartupError::Config(format!("invalid TLS certificate or key: {e}")))?;
+        server = server.tls_config(tls).map_err(|e| {
+            StartupError::Config(identity_proto::tls::TlsError::invalid(&e).to_string())
+        })?;
     }
     let router = server
         .layer(RequestBound {
