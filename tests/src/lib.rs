@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use identity_proto::v1::{
-    CreateTenantRequest, IssueTokenRequest, group_service_client::GroupServiceClient,
-    tenant_service_client::TenantServiceClient, token_service_client::TokenServiceClient,
-    user_service_client::UserServiceClient,
+    CreateTenantRequest, IssueTokenRequest, TokenScope, event_service_client::EventServiceClient,
+    group_service_client::GroupServiceClient, tenant_service_client::TenantServiceClient,
+    token_service_client::TokenServiceClient, user_service_client::UserServiceClient,
 };
 use identity_service::ServiceSettings;
 pub use identity_test_db::TestDatabase;
@@ -173,6 +173,28 @@ impl Stack {
         token: &str,
     ) -> TokenServiceClient<tonic::service::interceptor::InterceptedService<Channel, Bearer>> {
         TokenServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
+    }
+
+    pub fn events(
+        &self,
+        token: &str,
+    ) -> EventServiceClient<tonic::service::interceptor::InterceptedService<Channel, Bearer>> {
+        EventServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
+    }
+
+    /// Issues a service-scope token (an internal caller's) in `tenant`.
+    pub async fn issue_service_token(&self, tenant: &str, name: &str) -> String {
+        self.tokens(ADMIN_TOKEN)
+            .issue_token(IssueTokenRequest {
+                tenant: tenant.to_string(),
+                name: name.to_string(),
+                scope: TokenScope::Service as i32,
+                ..IssueTokenRequest::default()
+            })
+            .await
+            .expect("issue service token")
+            .into_inner()
+            .secret
     }
 
     /// Creates a tenant and issues it one token, as an operator would.

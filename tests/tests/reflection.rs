@@ -69,6 +69,7 @@ async fn reflection_lists_and_describes_every_service() {
             "grpc.health.v1.Health",
             "grpc.reflection.v1.ServerReflection",
             "identity.v1.AuthService",
+            "identity.v1.EventService",
             "identity.v1.GroupService",
             "identity.v1.TenantService",
             "identity.v1.TokenService",

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use identity_proto::v1::event_service_client::EventServiceClient;
 use identity_proto::v1::tenant_service_client::TenantServiceClient;
 use identity_proto::v1::token_service_client::TokenServiceClient;
 use identity_proto::v1::user_service_client::UserServiceClient;
@@ -92,6 +93,10 @@ impl Connection {
 
     pub fn tokens(&self) -> TokenServiceClient<AuthedChannel> {
         TokenServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+
+    pub fn events(&self) -> EventServiceClient<AuthedChannel> {
+        EventServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
     }
 
     pub fn users(&self) -> UserServiceClient<AuthedChannel> {

@@ -5,6 +5,7 @@
 
 mod client;
 mod error;
+mod events;
 mod flags;
 mod output;
 mod policy;
@@ -36,7 +37,8 @@ use crate::output::OutputFormat;
                   identityctl tokens list --tenant acme --output json\n  \
                   identityctl tokens revoke --tenant acme --name okta\n  \
                   identityctl tenants disable-scim acme\n  \
-                  identityctl tenants enable-scim acme --token-name okta"
+                  identityctl tenants enable-scim acme --token-name okta\n  \
+                  identityctl events tail --tenant acme --type user-deprovisioned --output json"
 )]
 struct Cli {
     /// gRPC address of the identity service: http:// for plaintext HTTP/2,
@@ -127,6 +129,9 @@ enum Command {
     /// Issue, list and revoke a tenant's bearer tokens.
     #[command(subcommand)]
     Tokens(tokens::TokensCommand),
+    /// Follow or list a tenant's lifecycle events (operator or service token).
+    #[command(subcommand)]
+    Events(events::EventsCommand),
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -152,6 +157,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Tenants(command) => tenants::run(command, &connection, cli.output).await,
         Command::Tokens(command) => tokens::run(command, &connection, cli.output).await,
+        Command::Events(command) => events::run(command, &connection, cli.output).await,
         Command::Users(UsersCommand::Get(command)) => {
             users::get(command, &connection, cli.output).await
         }

@@ -11,7 +11,7 @@ use tonic::Status;
 use tonic::metadata::MetadataMap;
 
 use crate::auth::{Authenticator, Caller, TenantRef, require_operator, tenant_scope};
-use crate::db::{self, Conn, Pool};
+use crate::db::{self, Conn, Pool, StoreError};
 use crate::limits::Limits;
 
 /// What every service shares.
@@ -72,6 +72,13 @@ impl AppState {
         };
         let conn = db::conn(&self.pool).await?;
         Ok((WorkConn { conn, _slot: slot }, caller))
+    }
+
+    /// A connection for work no request waits on (a Watch reading events
+    /// between its client's reads): it is held for one read at a time and
+    /// counts against no tenant's cap.
+    pub(crate) async fn background_conn(&self) -> Result<Conn<'_>, StoreError> {
+        db::conn(&self.pool).await
     }
 
     /// A token or tenant changed: this replica applies it from the next

@@ -108,6 +108,18 @@ pub(crate) struct Cli {
     /// mTLS, a caller without such a certificate is refused
     #[arg(long, env = "IDENTITY_TLS_CLIENT_CA")]
     pub(crate) tls_client_ca: Option<PathBuf>,
+    /// Events a Watch buffers for its client beyond what the connection
+    /// holds; bounds each watch's memory
+    #[arg(long, env = "IDENTITY_WATCH_BUFFER", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub(crate) watch_buffer: u32,
+
+    /// How many events past a Watch client's position the tenant may run
+    /// while the client does not read, before it is closed
+    /// (RESOURCE_EXHAUSTED) to resume by sequence
+    #[arg(long, env = "IDENTITY_WATCH_MAX_LAG", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) watch_max_lag: u64,
 
     /// Log output format (verbosity comes from RUST_LOG, default "info")
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -213,6 +225,8 @@ mod tests {
         assert_eq!(cli.token_cache_ttl, defaults.token_cache_ttl);
         assert_eq!(cli.shutdown_delay, defaults.drain.delay);
         assert_eq!(cli.shutdown_grace, defaults.drain.grace);
+        assert_eq!(cli.watch_buffer as usize, defaults.watch_buffer);
+        assert_eq!(cli.watch_max_lag, defaults.watch_max_lag);
         assert_eq!(
             token_rate(cli.token_rate_limit, cli.token_rate_burst),
             defaults.token_rate

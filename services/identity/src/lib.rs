@@ -10,6 +10,7 @@ mod attr;
 mod auth;
 mod catalog;
 mod db;
+mod events;
 mod filter;
 mod groups;
 mod limits;
@@ -72,6 +73,12 @@ pub struct ServiceSettings {
     pub tls: Option<tonic::transport::ServerTlsConfig>,
     /// Where `/metrics` is served over HTTP; `None` serves no metrics.
     pub admin_addr: Option<SocketAddr>,
+    /// Events a Watch buffers for its client beyond what the connection
+    /// holds: bounds each watch's memory.
+    pub watch_buffer: usize,
+    /// How far behind the tenant's newest event a Watch client that does
+    /// not read may fall before it is closed (RESOURCE_EXHAUSTED).
+    pub watch_max_lag: u64,
 }
 
 /// A token may make `burst` calls at once, then one per `period`.
@@ -101,6 +108,8 @@ impl ServiceSettings {
             },
             tls: None,
             admin_addr: None,
+            watch_buffer: 64,
+            watch_max_lag: 10_000,
         }
     }
 }
@@ -125,6 +134,8 @@ impl std::fmt::Debug for ServiceSettings {
             .field("drain", &self.drain)
             .field("tls", &self.tls.is_some())
             .field("admin_addr", &self.admin_addr)
+            .field("watch_buffer", &self.watch_buffer)
+            .field("watch_max_lag", &self.watch_max_lag)
             .finish()
     }
 }

@@ -91,6 +91,8 @@ async fn run(cli: Cli) -> Result<(), StartupError> {
         },
         tls,
         admin_addr: cli.admin_addr.0,
+        watch_buffer: cli.watch_buffer as usize,
+        watch_max_lag: cli.watch_max_lag,
         ..ServiceSettings::new(cli.database_url)
     };
     serve(settings, listener, shutdown).await

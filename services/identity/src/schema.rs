@@ -97,6 +97,31 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    event_sequences (tenant_id) {
+        tenant_id -> Uuid,
+        last_sequence -> Int8,
+    }
+}
+
+diesel::table! {
+    events (tenant_id, sequence) {
+        tenant_id -> Uuid,
+        sequence -> Int8,
+        event_type -> Text,
+        resource_type -> Text,
+        resource_id -> Uuid,
+        actor_kind -> Text,
+        actor_token_id -> Nullable<Uuid>,
+        actor_token_name -> Text,
+        actor_provider -> Text,
+        request_id -> Text,
+        trace_id -> Text,
+        occurred_at -> Timestamptz,
+        changes -> Jsonb,
+    }
+}
+
 diesel::joinable!(tokens -> tenants (tenant_id));
 diesel::joinable!(users -> tenants (tenant_id));
 diesel::joinable!(groups -> tenants (tenant_id));
@@ -107,5 +132,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     users,
     groups,
     group_members,
-    people
+    people,
+    event_sequences,
+    events
 );

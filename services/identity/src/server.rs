@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use diesel_async::RunQueryDsl;
 use identity_proto::v1::auth_service_server::AuthServiceServer;
+use identity_proto::v1::event_service_server::EventServiceServer;
 use identity_proto::v1::group_service_server::GroupServiceServer;
 use identity_proto::v1::tenant_service_server::TenantServiceServer;
 use identity_proto::v1::token_service_server::TokenServiceServer;
@@ -21,6 +22,8 @@ use crate::app::AppState;
 use crate::auth::Authenticator;
 use crate::auth::service::AuthApi;
 use crate::db::{self, Pool};
+use crate::events::hub::{Hub, WatchLimits};
+use crate::events::service::EventApi;
 use crate::groups::service::GroupApi;
 use crate::limits::{Limits, RequestBound};
 use crate::metrics::{self, ServiceMetrics};
@@ -30,12 +33,16 @@ use crate::tokens::service::TokenApi;
 use crate::users::service::UserApi;
 use crate::{ServiceSettings, StartupError};
 
+/// How often a caught-up Watch reads again without a notification.
+const WATCH_POLL_INTERVAL: Duration = Duration::from_secs(2);
+
 /// How often the health service re-checks the database.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Serves UserService, GroupService, TenantService, TokenService,
-/// AuthService, grpc.health.v1 and server reflection on `listener` until
-/// `shutdown` completes, then drains as [`ServiceSettings::drain`] says.
+/// AuthService, EventService, grpc.health.v1 and server reflection on
+/// `listener` until `shutdown` completes, then drains as
+/// [`ServiceSettings::drain`] says.
 /// Does not migrate.
 pub async fn serve(
     settings: ServiceSettings,
@@ -102,6 +109,16 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| StartupError::Serve(format!("cannot build server reflection: {e}")))?;
+    let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
+    let (hub, listener_task) = Hub::start(
+        settings.database_url.clone(),
+        WatchLimits {
+            buffer: settings.watch_buffer,
+            max_lag: settings.watch_max_lag,
+            poll_interval: WATCH_POLL_INTERVAL,
+        },
+        stopping,
+    );
     let mut server = Server::builder();
     if let Some(tls) = settings.tls {
         server = server
@@ -123,6 +140,10 @@ pub async fn serve(
         .add_service(GroupServiceServer::new(GroupApi::new(state.clone())))
         .add_service(TenantServiceServer::new(TenantApi::new(state.clone())))
         .add_service(TokenServiceServer::new(TokenApi::new(state.clone())))
+        .add_service(EventServiceServer::new(EventApi::new(
+            state.clone(),
+            Arc::new(hub),
+        )))
         .add_service(AuthServiceServer::new(AuthApi::new(state)));
     // Without TCP_NODELAY a small response waits on the caller's delayed
     // ACK: a flat ~40 ms per call from a single client.
@@ -130,13 +151,20 @@ pub async fn serve(
     let served = settings
         .drain
         .run(shutdown, unready, |stop| {
-            router.serve_with_incoming_shutdown(incoming, stop)
+            // Watches run until told: they end (UNAVAILABLE, resume by
+            // sequence) when the server stops accepting, or the drain would
+            // wait its whole grace period for streams that never end.
+            router.serve_with_incoming_shutdown(incoming, async move {
+                stop.await;
+                let _ = stopping_tx.send(true);
+            })
         })
         .await;
     stop_watching.abort();
     if let Some(admin) = admin {
         admin.abort();
     }
+    listener_task.abort();
     // The server and its services are dropped by now, and with them the
     // pools and their connections (save those of requests cut short by the
     // grace period, which close as the process exits).
@@ -175,6 +203,12 @@ async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
     reporter
         .set_service_status(
             <AuthServiceServer<AuthApi> as tonic::server::NamedService>::NAME,
+            status,
+        )
+        .await;
+    reporter
+        .set_service_status(
+            <EventServiceServer<EventApi> as tonic::server::NamedService>::NAME,
             status,
         )
         .await;

@@ -11,6 +11,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::auth::AuthError;
 use crate::db::StoreError;
+use crate::events::EventError;
 use crate::filter::FilterError;
 use crate::groups::GroupError;
 use crate::limits::{LimitError, RequestTimedOut};
@@ -82,6 +83,33 @@ impl From<StoreError> for Status {
             StoreError::Internal(detail) => {
                 tracing::error!(error = %detail, "database error");
                 Status::internal("internal error")
+            }
+        }
+    }
+}
+
+impl From<EventError> for Status {
+    fn from(err: EventError) -> Self {
+        let message = err.to_string();
+        match err {
+            EventError::Store(e) => e.into(),
+            EventError::Auth(e) => e.into(),
+            EventError::Invalid(_) => {
+                client_error(Code::InvalidArgument, ErrorReason::InvalidValue, message)
+            }
+            EventError::Cursor => {
+                client_error(Code::InvalidArgument, ErrorReason::InvalidCursor, message)
+            }
+            EventError::OutOfRange { .. } => {
+                client_error(Code::OutOfRange, ErrorReason::SequenceOutOfRange, message)
+            }
+            EventError::TooSlow { .. } => client_error(
+                Code::ResourceExhausted,
+                ErrorReason::ConsumerTooSlow,
+                message,
+            ),
+            EventError::ShuttingDown => {
+                with_retry_after(Status::unavailable(message), UNAVAILABLE_RETRY_AFTER_SECS)
             }
         }
     }

@@ -54,6 +54,8 @@ pub(crate) enum Caller {
         tenant: TenantRef,
         token_id: Uuid,
         token_name: String,
+        /// The SSO provider the token is linked to; empty when none.
+        provider: String,
         scope: TokenScope,
         scim_override: bool,
     },
@@ -206,6 +208,7 @@ impl Authenticator {
             scim_override: token.scim_override,
             token_id: token.token_id,
             token_name: token.name.clone(),
+            provider: token.provider.clone(),
         })
     }
 

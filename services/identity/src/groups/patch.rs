@@ -116,7 +116,7 @@ fn member_change(change: &proto::MemberChange) -> Result<MemberChange, GroupErro
 }
 
 /// The group as a SCIM document for the shared engine, without members.
-fn to_document(id: Uuid, group: &GroupData) -> Map<String, Json> {
+pub(crate) fn to_document(id: Uuid, group: &GroupData) -> Map<String, Json> {
     let mut doc = group.attributes.clone();
     doc.insert("id".into(), Json::String(id.to_string()));
     doc.insert(

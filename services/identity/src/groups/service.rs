@@ -21,6 +21,7 @@ use super::{GroupData, GroupError, parse_member_ids};
 use crate::api::{Api, Rendered, list_request, list_response};
 use crate::auth::TenantRef;
 use crate::db::{StoreError, retry_conflict};
+use crate::events::Origin;
 use crate::rpc::{keyset_after, keyset_page_size, timestamp, traced};
 use crate::store::paging::PAGE_BYTES;
 use crate::store::{parse_id, required};
@@ -138,10 +139,13 @@ impl GroupService for GroupApi {
     ) -> Result<Response<Group>, Status> {
         traced("CreateGroup", async {
             let (metadata, _, req) = request.into_parts();
-            let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
+            let (mut conn, caller, tenant) = self.state.scoped_call(&metadata, &req.tenant).await?;
+            let origin = Origin::of(&caller, &metadata);
             let group = GroupData::from_proto(required::<Groups, _>(req.group)?)?;
             let members = parse_member_ids(&req.member_ids)?;
-            let row = retry_conflict!(group_store::create(&mut conn, tenant.id, &group, &members))?;
+            let row = retry_conflict!(group_store::create(
+                &mut conn, tenant.id, &origin, &group, &members
+            ))?;
             Ok(to_proto(row, &tenant.slug))
         })
         .await
@@ -153,13 +157,14 @@ impl GroupService for GroupApi {
     ) -> Result<Response<Group>, Status> {
         traced("ReplaceGroup", async {
             let (metadata, _, req) = request.into_parts();
-            let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
+            let (mut conn, caller, tenant) = self.state.scoped_call(&metadata, &req.tenant).await?;
+            let origin = Origin::of(&caller, &metadata);
             let group = required::<Groups, _>(req.group)?;
             let id = parse_id::<Groups>(&group.id)?;
             let group = GroupData::from_proto(group)?;
             let members = parse_member_ids(&req.member_ids)?;
             let row = retry_conflict!(group_store::replace(
-                &mut conn, tenant.id, id, &req.etag, &group, &members
+                &mut conn, tenant.id, &origin, id, &req.etag, &group, &members
             ))?;
             Ok(to_proto(row, &tenant.slug))
         })
@@ -172,11 +177,12 @@ impl GroupService for GroupApi {
     ) -> Result<Response<Group>, Status> {
         traced("PatchGroup", async {
             let (metadata, _, req) = request.into_parts();
-            let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
+            let (mut conn, caller, tenant) = self.state.scoped_call(&metadata, &req.tenant).await?;
+            let origin = Origin::of(&caller, &metadata);
             let id = parse_id::<Groups>(&req.id)?;
             let plan = patch::plan(&req.operations, &req.member_changes)?;
             let row = retry_conflict!(group_store::patch(
-                &mut conn, tenant.id, id, &req.etag, &plan
+                &mut conn, tenant.id, &origin, id, &req.etag, &plan
             ))?;
             Ok(to_proto(row, &tenant.slug))
         })
@@ -189,9 +195,12 @@ impl GroupService for GroupApi {
     ) -> Result<Response<DeleteGroupResponse>, Status> {
         traced("DeleteGroup", async {
             let (metadata, _, req) = request.into_parts();
-            let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
+            let (mut conn, caller, tenant) = self.state.scoped_call(&metadata, &req.tenant).await?;
+            let origin = Origin::of(&caller, &metadata);
             let id = parse_id::<Groups>(&req.id)?;
-            retry_conflict!(group_store::delete(&mut conn, tenant.id, id, &req.etag))?;
+            retry_conflict!(group_store::delete(
+                &mut conn, tenant.id, &origin, id, &req.etag
+            ))?;
             Ok(DeleteGroupResponse {})
         })
         .await
@@ -203,13 +212,16 @@ impl GroupService for GroupApi {
     ) -> Result<Response<Group>, Status> {
         traced("AddMembers", async {
             let (metadata, _, req) = request.into_parts();
-            let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
+            let (mut conn, caller, tenant) = self.state.scoped_call(&metadata, &req.tenant).await?;
+            let origin = Origin::of(&caller, &metadata);
             let id = parse_id::<Groups>(&req.group_id)?;
             let plan = GroupPatch {
                 attributes: Vec::new(),
                 members: vec![MemberChange::Add(parse_member_ids(&req.user_ids)?)],
             };
-            let row = retry_conflict!(group_store::patch(&mut conn, tenant.id, id, "", &plan))?;
+            let row = retry_conflict!(group_store::patch(
+                &mut conn, tenant.id, &origin, id, "", &plan
+            ))?;
             Ok(to_proto(row, &tenant.slug))
         })
         .await
@@ -221,13 +233,16 @@ impl GroupService for GroupApi {
     ) -> Result<Response<Group>, Status> {
         traced("RemoveMembers", async {
             let (metadata, _, req) = request.into_parts();
-            let (mut conn, tenant) = self.state.tenant_call(&metadata, &req.tenant).await?;
+            let (mut conn, caller, tenant) = self.state.scoped_call(&metadata, &req.tenant).await?;
+            let origin = Origin::of(&caller, &metadata);
             let id = parse_id::<Groups>(&req.group_id)?;
             let plan = GroupPatch {
                 attributes: Vec::new(),
                 members: vec![MemberChange::Remove(parse_member_ids(&req.user_ids)?)],
             };
-            let row = retry_conflict!(group_store::patch(&mut conn, tenant.id, id, "", &plan))?;
+            let row = retry_conflict!(group_store::patch(
+                &mut conn, tenant.id, &origin, id, "", &plan
+            ))?;
             Ok(to_proto(row, &tenant.slug))
         })
         .await

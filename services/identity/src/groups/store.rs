@@ -1,4 +1,6 @@
-//! Group and membership rows. Every write is one transaction.
+//! Group and membership rows. Every write is one transaction, which records
+//! its events last (see `events::store`): the group's own, and who joined
+//! or left it.
 //!
 //! Memberships are written set-wise (`INSERT ... ON CONFLICT DO NOTHING`,
 //! one `DELETE` for all ids), probing the primary key once per id, so their
@@ -32,14 +34,15 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
-use super::patch::{GroupPatch, MemberChange, apply_attributes};
+use super::patch::{GroupPatch, MemberChange, apply_attributes, to_document};
 use super::{GroupData, GroupError};
 use crate::attr::Resource;
 use crate::db::StoreError;
+use crate::events::{self, Draft, Origin};
 use crate::schema::{group_members, groups, users};
 use crate::store::{ResourceError, StoredResource, lock, not_found, stored_bag, write_error};
 use crate::tenants::policy::SYNTHETIC_GROUPS;
-use identity_proto::v1::ProvisioningPolicy;
+use identity_proto::v1::{EventType, ProvisioningPolicy, ResourceType};
 
 /// displayName is unique per tenant, case-insensitively.
 const DISPLAY_NAME_INDEX: &str = "groups_display_name_key";
@@ -167,32 +170,43 @@ fn keep_synthetic_name(row: &GroupRow, group: &GroupData) -> Result<(), GroupErr
     Ok(())
 }
 
+/// A user id a membership statement returns.
+#[derive(QueryableByName)]
+struct MemberId {
+    #[diesel(sql_type = sql_types::Uuid)]
+    user_id: Uuid,
+}
+
+fn member_ids(rows: Vec<MemberId>) -> Vec<Uuid> {
+    rows.into_iter().map(|row| row.user_id).collect()
+}
+
 /// Adds the users `ids`, which [`lock_users`] checked and keeps live until
 /// the transaction ends, so users need not be read again (the foreign key
-/// still probes each); returns how many were not members yet.
+/// still probes each); returns those who were not members yet.
 async fn insert_members(
     conn: &mut AsyncPgConnection,
     tenant: Uuid,
     group: Uuid,
     ids: &[Uuid],
-) -> Result<i64, GroupError> {
+) -> Result<Vec<Uuid>, GroupError> {
     if ids.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     let inserted = diesel::sql_query(
         "INSERT INTO group_members (tenant_id, group_id, user_id) \
          SELECT $1, $2, id FROM unnest($3::uuid[]) AS id \
-         ON CONFLICT DO NOTHING",
+         ON CONFLICT DO NOTHING RETURNING user_id",
     )
     .bind::<sql_types::Uuid, _>(tenant)
     .bind::<sql_types::Uuid, _>(group)
     .bind::<sql_types::Array<sql_types::Uuid>, _>(ids)
-    .execute(conn)
+    .load(conn)
     .await?;
-    Ok(inserted as i64)
+    Ok(member_ids(inserted))
 }
 
-/// Removes the users `ids` that are members; returns how many were. Each
+/// Removes the users `ids` that are members; returns those who were. Each
 /// id is looked up with the whole primary key (a subquery per id, which the
 /// planner cannot turn into a scan of the group) and its row deleted by
 /// its address.
@@ -201,37 +215,38 @@ async fn delete_members(
     tenant: Uuid,
     group: Uuid,
     ids: &[Uuid],
-) -> Result<i64, GroupError> {
+) -> Result<Vec<Uuid>, GroupError> {
     if ids.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     let deleted = diesel::sql_query(
         "DELETE FROM group_members WHERE ctid = ANY (ARRAY( \
              SELECT (SELECT gm.ctid FROM group_members AS gm \
                      WHERE gm.tenant_id = $1 AND gm.group_id = $2 AND gm.user_id = gone.id) \
-             FROM unnest($3::uuid[]) AS gone(id)))",
+             FROM unnest($3::uuid[]) AS gone(id))) \
+         RETURNING user_id",
     )
     .bind::<sql_types::Uuid, _>(tenant)
     .bind::<sql_types::Uuid, _>(group)
     .bind::<sql_types::Array<sql_types::Uuid>, _>(ids)
-    .execute(conn)
+    .load(conn)
     .await?;
-    Ok(deleted as i64)
+    Ok(member_ids(deleted))
 }
 
 async fn delete_all_members(
     conn: &mut AsyncPgConnection,
     tenant: Uuid,
     group: Uuid,
-) -> Result<i64, GroupError> {
-    let deleted = diesel::delete(
+) -> Result<Vec<Uuid>, GroupError> {
+    Ok(diesel::delete(
         group_members::table
             .filter(group_members::tenant_id.eq(tenant))
             .filter(group_members::group_id.eq(group)),
     )
-    .execute(conn)
-    .await?;
-    Ok(deleted as i64)
+    .returning(group_members::user_id)
+    .get_results(conn)
+    .await?)
 }
 
 /// Removes every member not in `ids`. An anti-join, which Postgres hashes,
@@ -241,7 +256,7 @@ async fn delete_members_except(
     tenant: Uuid,
     group: Uuid,
     ids: &[Uuid],
-) -> Result<i64, GroupError> {
+) -> Result<Vec<Uuid>, GroupError> {
     if ids.is_empty() {
         return delete_all_members(conn, tenant, group).await;
     }
@@ -249,36 +264,113 @@ async fn delete_members_except(
         "DELETE FROM group_members AS gm \
          WHERE gm.tenant_id = $1 AND gm.group_id = $2 \
          AND NOT EXISTS (SELECT 1 FROM unnest($3::uuid[]) AS keep(user_id) \
-                         WHERE keep.user_id = gm.user_id)",
+                         WHERE keep.user_id = gm.user_id) \
+         RETURNING gm.user_id",
     )
     .bind::<sql_types::Uuid, _>(tenant)
     .bind::<sql_types::Uuid, _>(group)
     .bind::<sql_types::Array<sql_types::Uuid>, _>(ids)
-    .execute(conn)
+    .load(conn)
     .await?;
-    Ok(deleted as i64)
+    Ok(member_ids(deleted))
 }
 
-/// Applies membership changes in order; returns the change of member_count.
+/// Who joined and who left a group over a transaction's changes: a user
+/// added then removed again (or the reverse) did neither.
+#[derive(Debug, Default)]
+struct Moved {
+    joined: HashSet<Uuid>,
+    left: HashSet<Uuid>,
+}
+
+impl Moved {
+    fn join(&mut self, ids: Vec<Uuid>) {
+        for id in ids {
+            if !self.left.remove(&id) {
+                self.joined.insert(id);
+            }
+        }
+    }
+
+    fn leave(&mut self, ids: Vec<Uuid>) {
+        for id in ids {
+            if !self.joined.remove(&id) {
+                self.left.insert(id);
+            }
+        }
+    }
+
+    /// The change of member_count.
+    fn delta(&self) -> i64 {
+        self.joined.len() as i64 - self.left.len() as i64
+    }
+
+    /// MEMBER_ADDED and MEMBER_REMOVED of `group`, each naming its users
+    /// (sorted) under `members`.
+    fn events(&self, group: Uuid) -> Vec<Draft> {
+        let sorted = |ids: &HashSet<Uuid>| {
+            let mut ids: Vec<Uuid> = ids.iter().copied().collect();
+            ids.sort_unstable();
+            Json::Array(ids.iter().map(|id| Json::String(id.to_string())).collect())
+        };
+        let mut drafts = Vec::new();
+        for (kind, ids) in [
+            (EventType::MemberAdded, &self.joined),
+            (EventType::MemberRemoved, &self.left),
+        ] {
+            if ids.is_empty() {
+                continue;
+            }
+            let (before, after) = if kind == EventType::MemberAdded {
+                (None, Some(sorted(ids)))
+            } else {
+                (Some(sorted(ids)), None)
+            };
+            let mut changes = serde_json::Map::new();
+            changes.insert("members".into(), events::change(before, after));
+            drafts.push(Draft::new(kind, ResourceType::Group, group).with_changes(changes));
+        }
+        drafts
+    }
+}
+
+/// Applies membership changes in order.
 async fn apply_changes(
     conn: &mut AsyncPgConnection,
     tenant: Uuid,
     group: Uuid,
     changes: &[MemberChange],
-) -> Result<i64, GroupError> {
-    let mut delta = 0;
+) -> Result<Moved, GroupError> {
+    let mut moved = Moved::default();
     for change in changes {
-        delta += match change {
-            MemberChange::Add(ids) => insert_members(conn, tenant, group, ids).await?,
-            MemberChange::Remove(ids) => -delete_members(conn, tenant, group, ids).await?,
-            MemberChange::RemoveAll => -delete_all_members(conn, tenant, group).await?,
-            MemberChange::Replace(ids) => {
-                let removed = delete_members_except(conn, tenant, group, ids).await?;
-                insert_members(conn, tenant, group, ids).await? - removed
+        match change {
+            MemberChange::Add(ids) => moved.join(insert_members(conn, tenant, group, ids).await?),
+            MemberChange::Remove(ids) => {
+                moved.leave(delete_members(conn, tenant, group, ids).await?)
             }
-        };
+            MemberChange::RemoveAll => moved.leave(delete_all_members(conn, tenant, group).await?),
+            MemberChange::Replace(ids) => {
+                moved.leave(delete_members_except(conn, tenant, group, ids).await?);
+                moved.join(insert_members(conn, tenant, group, ids).await?);
+            }
+        }
     }
-    Ok(delta)
+    Ok(moved)
+}
+
+/// A group write's events: GROUP_UPDATED when an attribute changed, then
+/// who joined and who left.
+fn update_events(old: &GroupRow, new: &GroupRow, moved: &Moved) -> Vec<Draft> {
+    let id = new.group_id;
+    let changes = events::diff(&to_document(id, &old.data()), &to_document(id, &new.data()));
+    let mut drafts = Vec::new();
+    if !changes.is_empty() {
+        drafts.push(
+            Draft::new(EventType::GroupUpdated, ResourceType::Group, id).with_changes(changes),
+        );
+    }
+    drafts.extend(moved.events(id));
+    drafts
 }
 
 /// Writes the group's attributes, moves member_count by `delta` and bumps
@@ -311,6 +403,7 @@ async fn update(
 pub(crate) async fn create(
     conn: &mut AsyncPgConnection,
     tenant: Uuid,
+    origin: &Origin,
     group: &GroupData,
     members: &[Uuid],
 ) -> Result<GroupRow, GroupError> {
@@ -329,7 +422,14 @@ pub(crate) async fn create(
             .get_result(tx)
             .await
             .map_err(|e| write_error::<Groups>(e, &group.display_name))?;
-        insert_members(tx, tenant, id, members).await?;
+        let mut moved = Moved::default();
+        moved.join(insert_members(tx, tenant, id, members).await?);
+        let created = Draft::new(EventType::GroupCreated, ResourceType::Group, id).with_changes(
+            events::diff(&Default::default(), &to_document(id, &row.data())),
+        );
+        let mut drafts = vec![created];
+        drafts.extend(moved.events(id));
+        events::store::record(tx, tenant, origin, &drafts).await?;
         Ok(row)
     })
     .await
@@ -339,6 +439,7 @@ pub(crate) async fn create(
 pub(crate) async fn replace(
     conn: &mut AsyncPgConnection,
     tenant: Uuid,
+    origin: &Origin,
     id: Uuid,
     etag: &str,
     group: &GroupData,
@@ -348,9 +449,11 @@ pub(crate) async fn replace(
         lock_users(tx, tenant, members).await?;
         let row = lock::<Groups>(tx, tenant, id, etag).await?;
         keep_synthetic_name(&row, group)?;
-        let delta =
+        let moved =
             apply_changes(tx, tenant, id, &[MemberChange::Replace(members.to_vec())]).await?;
-        update(tx, tenant, id, group, delta).await
+        let new = update(tx, tenant, id, group, moved.delta()).await?;
+        events::store::record(tx, tenant, origin, &update_events(&row, &new, &moved)).await?;
+        Ok(new)
     })
     .await
 }
@@ -359,6 +462,7 @@ pub(crate) async fn replace(
 pub(crate) async fn patch(
     conn: &mut AsyncPgConnection,
     tenant: Uuid,
+    origin: &Origin,
     id: Uuid,
     etag: &str,
     plan: &GroupPatch,
@@ -368,16 +472,20 @@ pub(crate) async fn patch(
         let row = lock::<Groups>(tx, tenant, id, etag).await?;
         let group = apply_attributes(id, &row.data(), &plan.attributes)?;
         keep_synthetic_name(&row, &group)?;
-        let delta = apply_changes(tx, tenant, id, &plan.members).await?;
-        update(tx, tenant, id, &group, delta).await
+        let moved = apply_changes(tx, tenant, id, &plan.members).await?;
+        let new = update(tx, tenant, id, &group, moved.delta()).await?;
+        events::store::record(tx, tenant, origin, &update_events(&row, &new, &moved)).await?;
+        Ok(new)
     })
     .await
 }
 
-/// DELETE: the group and (by cascade) its memberships; users stay.
+/// DELETE: the group and (by cascade) its memberships; users stay. Its
+/// one event is GROUP_DELETED: the memberships end with the group.
 pub(crate) async fn delete(
     conn: &mut AsyncPgConnection,
     tenant: Uuid,
+    origin: &Origin,
     id: Uuid,
     etag: &str,
 ) -> Result<(), GroupError> {
@@ -398,6 +506,8 @@ pub(crate) async fn delete(
         )
         .execute(tx)
         .await?;
+        let deleted = Draft::new(EventType::GroupDeleted, ResourceType::Group, id);
+        events::store::record(tx, tenant, origin, &[deleted]).await?;
         Ok(())
     })
     .await

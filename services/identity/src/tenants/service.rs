@@ -5,8 +5,8 @@ use std::sync::Arc;
 use diesel_async::AsyncConnection;
 use identity_proto::v1::tenant_service_server::TenantService;
 use identity_proto::v1::{
-    CreateTenantRequest, DisableScimRequest, EnableScimRequest, EnableScimResponse,
-    GetTenantRequest, ListTenantsRequest, ListTenantsResponse, Tenant, TokenScope,
+    CreateTenantRequest, DisableScimRequest, EnableScimRequest, EnableScimResponse, EventType,
+    GetTenantRequest, ListTenantsRequest, ListTenantsResponse, ResourceType, Tenant, TokenScope,
     UpdateTenantRequest,
 };
 use tonic::{Request, Response, Status};
@@ -14,13 +14,38 @@ use tonic::{Request, Response, Status};
 use super::store::{self, TenantRow};
 use super::{TenantError, policy};
 use crate::app::AppState;
-use crate::auth::{require_operator, tenant_scope};
+use crate::auth::{Caller, require_operator, tenant_scope};
+use crate::events::{self, Draft, Origin};
 use crate::rpc::{DEFAULT_PAGE_SIZE, next_page_token, page_offset, page_size, timestamp, traced};
 use crate::tokens::{self, store::NewToken};
 use identity_proto::is_valid_slug;
 
 /// The name of the token EnableScim issues when the request names none.
 const DEFAULT_SCIM_TOKEN_NAME: &str = "scim";
+
+/// TENANT_UPDATED with the display name and the policy (as stored) that
+/// changed; nothing when neither did.
+fn updated_event(before: &TenantRow, after: &TenantRow) -> Option<Draft> {
+    let document = |row: &TenantRow| {
+        let mut doc = serde_json::Map::new();
+        doc.insert("displayName".into(), row.display_name.clone().into());
+        doc.insert("policy".into(), row.policy.clone());
+        doc
+    };
+    let changes = events::diff(&document(before), &document(after));
+    (!changes.is_empty()).then(|| {
+        Draft::new(
+            EventType::TenantUpdated,
+            ResourceType::Tenant,
+            after.tenant_id,
+        )
+        .with_changes(changes)
+    })
+}
+
+fn tenant_event(kind: EventType, tenant: &TenantRow) -> Draft {
+    Draft::new(kind, ResourceType::Tenant, tenant.tenant_id)
+}
 
 pub(crate) struct TenantApi {
     state: Arc<AppState>,
@@ -117,6 +142,7 @@ impl TenantService for TenantApi {
         traced("UpdateTenant", async {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, tenant) = self.state.operator_call(&metadata, &req.slug).await?;
+            let origin = Origin::of(&Caller::Operator, &metadata);
             let row = conn
                 .transaction(async |tx| {
                     let current = store::lock(tx, tenant.id).await?;
@@ -131,6 +157,8 @@ impl TenantService for TenantApi {
                     };
                     let row = store::update(tx, tenant.id, &display_name, &policy).await?;
                     crate::groups::store::ensure_synthetic(tx, tenant.id, &policy).await?;
+                    let updated: Vec<Draft> = updated_event(&current, &row).into_iter().collect();
+                    events::store::record(tx, tenant.id, &origin, &updated).await?;
                     Ok::<_, TenantError>(row)
                 })
                 .await?;
@@ -151,6 +179,7 @@ impl TenantService for TenantApi {
         traced("EnableScim", async {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, tenant) = self.state.operator_call(&metadata, &req.slug).await?;
+            let origin = Origin::of(&Caller::Operator, &metadata);
             let name = match req.token_name.trim() {
                 "" => DEFAULT_SCIM_TOKEN_NAME,
                 _ => req.token_name.as_str(),
@@ -167,10 +196,14 @@ impl TenantService for TenantApi {
             let (row, token) = conn
                 .transaction(async |tx| {
                     let mut row = store::lock(tx, tenant.id).await?;
+                    let mut drafts = Vec::new();
                     if !row.scim_enabled {
                         row = store::set_scim_enabled(tx, tenant.id, true).await?;
+                        drafts.push(tenant_event(EventType::ScimEnabled, &row));
                     }
                     let token = tokens::store::insert(tx, tenant.id, &token, &secret).await?;
+                    drafts.push(tokens::service::issued_event(&token));
+                    events::store::record(tx, tenant.id, &origin, &drafts).await?;
                     Ok::<_, TenantError>((row, token))
                 })
                 .await?;
@@ -198,15 +231,20 @@ impl TenantService for TenantApi {
         traced("DisableScim", async {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, tenant) = self.state.operator_call(&metadata, &req.slug).await?;
+            let origin = Origin::of(&Caller::Operator, &metadata);
             let (row, revoked) = conn
                 .transaction(async |tx| {
                     let mut row = store::lock(tx, tenant.id).await?;
+                    let mut drafts = Vec::new();
                     if row.scim_enabled {
                         row = store::set_scim_enabled(tx, tenant.id, false).await?;
+                        drafts.push(tenant_event(EventType::ScimDisabled, &row));
                     }
                     let revoked =
                         tokens::store::revoke_scope(tx, tenant.id, TokenScope::Scim).await?;
-                    Ok::<_, TenantError>((row, revoked))
+                    drafts.extend(revoked.iter().map(|id| tokens::service::revoked_event(*id)));
+                    events::store::record(tx, tenant.id, &origin, &drafts).await?;
+                    Ok::<_, TenantError>((row, revoked.len()))
                 })
                 .await?;
             self.state.tokens_changed();

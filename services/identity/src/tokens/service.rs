@@ -8,15 +8,17 @@ use diesel_async::AsyncConnection;
 use identity_proto::v1::revoke_token_request::Token as Which;
 use identity_proto::v1::token_service_server::TokenService;
 use identity_proto::v1::{
-    IssueTokenRequest, IssueTokenResponse, ListTokensRequest, ListTokensResponse,
-    RevokeTokenRequest, Token, TokenScope,
+    EventType, IssueTokenRequest, IssueTokenResponse, ListTokensRequest, ListTokensResponse,
+    ResourceType, RevokeTokenRequest, Token, TokenScope,
 };
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::store::{self, NewToken, TokenRef, TokenRow};
+use super::store::{self, NewToken, Revoked, TokenRef, TokenRow};
 use super::{TokenError, generate};
 use crate::app::AppState;
+use crate::auth::Caller;
+use crate::events::{self, Draft, Origin};
 use crate::rpc::{timestamp, traced};
 use crate::tenants;
 
@@ -30,6 +32,26 @@ impl TokenApi {
     pub(crate) fn new(state: Arc<AppState>) -> Self {
         TokenApi { state }
     }
+}
+
+/// TOKEN_ISSUED with what the token is (never its secret or prefix).
+pub(crate) fn issued_event(row: &TokenRow) -> Draft {
+    let after = serde_json::json!({
+        "name": row.name,
+        "scope": row.scope,
+        "provider": row.provider,
+        "scimOverride": row.scim_override,
+        "expireTime": row.expires_at.to_rfc3339(),
+    });
+    let changes = match after {
+        serde_json::Value::Object(after) => events::diff(&Default::default(), &after),
+        _ => Default::default(),
+    };
+    Draft::new(EventType::TokenIssued, ResourceType::Token, row.token_id).with_changes(changes)
+}
+
+pub(crate) fn revoked_event(token: Uuid) -> Draft {
+    Draft::new(EventType::TokenRevoked, ResourceType::Token, token)
 }
 
 /// The API form of a token row: every field but the hash, which is never read.
@@ -112,6 +134,7 @@ impl TokenService for TokenApi {
         traced("IssueToken", async {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, tenant) = self.state.operator_call(&metadata, &req.tenant).await?;
+            let origin = Origin::of(&Caller::Operator, &metadata);
             let token = new_token(&req)?;
             let secret = generate(tenant.id)?;
             // The tenant row stays locked until the insert commits, so a
@@ -123,7 +146,9 @@ impl TokenService for TokenApi {
                     if token.scope == TokenScope::Scim && !current.scim_enabled {
                         return Err(TokenError::ScimDisabled(current.slug));
                     }
-                    store::insert(tx, tenant.id, &token, &secret).await
+                    let row = store::insert(tx, tenant.id, &token, &secret).await?;
+                    events::store::record(tx, tenant.id, &origin, &[issued_event(&row)]).await?;
+                    Ok(row)
                 })
                 .await?;
             tracing::info!(
@@ -177,7 +202,19 @@ impl TokenService for TokenApi {
                     );
                 }
             };
-            let row = store::revoke(&mut conn, tenant.id, which).await?;
+            let origin = Origin::of(&Caller::Operator, &metadata);
+            let row = conn
+                .transaction(
+                    async |tx| match store::revoke(tx, tenant.id, which).await? {
+                        Revoked::Now(row) => {
+                            let event = revoked_event(row.token_id);
+                            events::store::record(tx, tenant.id, &origin, &[event]).await?;
+                            Ok::<_, TokenError>(row)
+                        }
+                        Revoked::Already(row) => Ok(row),
+                    },
+                )
+                .await?;
             self.state.tokens_changed();
             tracing::info!(token_id = %row.token_id, "token revoked");
             Ok(to_proto(row, &tenant.slug))

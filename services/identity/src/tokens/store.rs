@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use identity_proto::v1::TokenScope;
 use uuid::Uuid;
 
@@ -95,13 +95,23 @@ pub(crate) async fn list(
     Ok(query.load(conn).await?)
 }
 
-/// Revokes a live token; revoking an already revoked one (by id) returns it unchanged.
+/// What a revocation found.
+pub(crate) enum Revoked {
+    /// The token was live and is revoked now.
+    Now(TokenRow),
+    /// The token (named by id) was revoked before: unchanged.
+    Already(TokenRow),
+}
+
+/// Revokes a live token; revoking an already revoked one (by id) returns it
+/// unchanged. Two statements: the caller's transaction holds them together
+/// with the revocation's event.
 pub(crate) async fn revoke(
-    conn: &mut AsyncPgConnection,
+    tx: &mut AsyncPgConnection,
     tenant: Uuid,
     which: TokenRef<'_>,
-) -> Result<TokenRow, TokenError> {
-    conn.transaction(async |tx| {
+) -> Result<Revoked, TokenError> {
+    {
         let live = tokens::table
             .filter(tokens::tenant_id.eq(tenant))
             .filter(tokens::revoked_at.is_null());
@@ -120,7 +130,7 @@ pub(crate) async fn revoke(
                 .optional()?,
         };
         if let Some(row) = revoked {
-            return Ok(row);
+            return Ok(Revoked::Now(row));
         }
         match which {
             TokenRef::Id(id) => tokens::table
@@ -130,20 +140,20 @@ pub(crate) async fn revoke(
                 .get_result(tx)
                 .await
                 .optional()?
+                .map(Revoked::Already)
                 .ok_or(TokenError::NotFound),
             TokenRef::Name(_) => Err(TokenError::NotFound),
         }
-    })
-    .await
+    }
 }
 
 /// Revokes every live token of `scope` in `tenant` at once (DisableScim);
-/// returns how many were live.
+/// returns the ids of those that were live.
 pub(crate) async fn revoke_scope(
     conn: &mut AsyncPgConnection,
     tenant: Uuid,
     scope: TokenScope,
-) -> Result<usize, StoreError> {
+) -> Result<Vec<Uuid>, StoreError> {
     Ok(diesel::update(
         tokens::table
             .filter(tokens::tenant_id.eq(tenant))
@@ -151,7 +161,8 @@ pub(crate) async fn revoke_scope(
             .filter(tokens::revoked_at.is_null()),
     )
     .set(tokens::revoked_at.eq(diesel::dsl::now))
-    .execute(conn)
+    .returning(tokens::token_id)
+    .get_results(conn)
     .await?)
 }
 

@@ -17,6 +17,7 @@ use super::{UserData, policy};
 use crate::api::{Api, Rendered, list_request, list_response, render_one};
 use crate::auth::TenantRef;
 use crate::db::retry_conflict;
+use crate::events::Origin;
 use crate::groups::service::group_refs;
 use crate::rpc::{timestamp, traced};
 use crate::store::{parse_id, required};
@@ -184,9 +185,11 @@ impl UserService for UserApi {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, caller, tenant) = self.state.scoped_call(&metadata, &req.tenant).await?;
             let user = UserData::from_proto(required::<Users, _>(req.user)?)?;
+            let origin = Origin::of(&caller, &metadata);
             let scope = WriteScope {
                 tenant: &tenant,
                 caller: &caller,
+                origin: &origin,
             };
             match retry_conflict!(user_store::create(&mut conn, &scope, user.clone()))? {
                 Created::Inserted(row) => render_inserted(&mut conn, &tenant, row).await,
@@ -206,9 +209,11 @@ impl UserService for UserApi {
             let user = required::<Users, _>(req.user)?;
             let id = parse_id::<Users>(&user.id)?;
             let user = UserData::from_proto(user)?;
+            let origin = Origin::of(&caller, &metadata);
             let scope = WriteScope {
                 tenant: &tenant,
                 caller: &caller,
+                origin: &origin,
             };
             let row =
                 retry_conflict!(user_store::replace(&mut conn, &scope, id, &req.etag, &user))?;
@@ -225,9 +230,11 @@ impl UserService for UserApi {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, caller, tenant) = self.state.scoped_call(&metadata, &req.tenant).await?;
             let id = parse_id::<Users>(&req.id)?;
+            let origin = Origin::of(&caller, &metadata);
             let scope = WriteScope {
                 tenant: &tenant,
                 caller: &caller,
+                origin: &origin,
             };
             let row = retry_conflict!(user_store::patch(
                 &mut conn,
@@ -249,9 +256,11 @@ impl UserService for UserApi {
             let (metadata, _, req) = request.into_parts();
             let (mut conn, caller, tenant) = self.state.scoped_call(&metadata, &req.tenant).await?;
             let id = parse_id::<Users>(&req.id)?;
+            let origin = Origin::of(&caller, &metadata);
             let scope = WriteScope {
                 tenant: &tenant,
                 caller: &caller,
+                origin: &origin,
             };
             retry_conflict!(user_store::delete(&mut conn, &scope, id, &req.etag))?;
             Ok(DeleteUserResponse {})

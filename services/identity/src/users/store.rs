@@ -1,5 +1,6 @@
-//! User rows. Every write is one transaction; uniqueness of userName is the
-//! unique index's job, never a read-then-check.
+//! User rows. Every write is one transaction, which records its event last
+//! (see `events::store`); uniqueness of userName is the unique index's job,
+//! never a read-then-check.
 
 use std::collections::HashMap;
 
@@ -9,8 +10,8 @@ use diesel::prelude::*;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use identity_proto::v1::{
-    DeleteMode, DeprovisionAction, ExistingPersonPolicy, Name, NamePolicy, PatchOperation,
-    UserSource,
+    DeleteMode, DeprovisionAction, EventType, ExistingPersonPolicy, Name, NamePolicy,
+    PatchOperation, ResourceType, UserSource,
 };
 use serde_json::Value as Json;
 use uuid::Uuid;
@@ -21,6 +22,7 @@ use super::{
 use crate::attr::Resource;
 use crate::auth::{Caller, TenantRef};
 use crate::db::StoreError;
+use crate::events::{self, Draft, Origin};
 use crate::groups;
 use crate::patch;
 use crate::people::{self, Person};
@@ -231,6 +233,24 @@ const SOURCE_DIRECT: &str = "direct";
 pub(crate) struct WriteScope<'a> {
     pub tenant: &'a TenantRef,
     pub caller: &'a Caller,
+    /// What the write's events record as their origin.
+    pub origin: &'a Origin,
+}
+
+impl WriteScope<'_> {
+    /// Records the write's event as the transaction's last statement.
+    async fn record(&self, tx: &mut AsyncPgConnection, event: Draft) -> Result<(), StoreError> {
+        events::store::record(tx, self.tenant.id, self.origin, &[event]).await
+    }
+}
+
+/// A user's event, with the attributes that differ between `before` and
+/// `after` (None: the user did not exist).
+fn user_event(kind: EventType, before: Option<&UserRow>, after: &UserRow) -> Draft {
+    let document = |row: &UserRow| document::to_document(row.user_id, &row.data());
+    let before = before.map(document).unwrap_or_default();
+    Draft::new(kind, ResourceType::User, after.user_id)
+        .with_changes(events::diff(&before, &document(after)))
 }
 
 /// A manager must be a live user of the same tenant, other than the user.
@@ -309,28 +329,31 @@ pub(crate) async fn create(
         roles: roles.clone(),
         organizations: organizations.clone(),
     };
-    // Most creates are of a person nobody has seen, with no manager to
-    // check: one statement and no transaction.
-    if user.manager_id.is_none() {
-        let first_sight = FirstSight {
-            tenant,
-            id,
-            person: Uuid::new_v4(),
-            login: login.as_deref(),
-            user: writable(user),
-            standing: standing(None),
-            returning: UserRow::as_select(),
-        };
-        let inserted: Option<UserRow> = first_sight
-            .get_result(conn)
-            .await
-            .optional()
-            .map_err(|e| write_error::<Users>(e, &user.user_name))?;
-        if let Some(row) = inserted {
-            return Ok(Created::Inserted(row));
-        }
-    }
     conn.transaction(async |tx| {
+        // Most creates are of a person nobody has seen, with no manager to
+        // check: one statement, then the event.
+        if user.manager_id.is_none() {
+            let first_sight = FirstSight {
+                tenant,
+                id,
+                person: Uuid::new_v4(),
+                login: login.as_deref(),
+                user: writable(user),
+                standing: standing(None),
+                returning: UserRow::as_select(),
+            };
+            let inserted: Option<UserRow> = first_sight
+                .get_result(tx)
+                .await
+                .optional()
+                .map_err(|e| write_error::<Users>(e, &user.user_name))?;
+            if let Some(row) = inserted {
+                scope
+                    .record(tx, user_event(EventType::UserCreated, None, &row))
+                    .await?;
+                return Ok(Created::Inserted(row));
+            }
+        }
         let person = match &login {
             Some(email) => Some(people::get_or_create(tx, email).await?),
             None => None,
@@ -345,7 +368,7 @@ pub(crate) async fn create(
             ));
         }
         check_manager(tx, tenant, id, user.manager_id).await?;
-        diesel::insert_into(users::table)
+        let row = diesel::insert_into(users::table)
             .values((
                 users::tenant_id.eq(tenant),
                 users::user_id.eq(id),
@@ -355,8 +378,11 @@ pub(crate) async fn create(
             .returning(UserRow::as_returning())
             .get_result(tx)
             .await
-            .map(Created::Inserted)
-            .map_err(|e| write_error::<Users>(e, &user.user_name).into())
+            .map_err(|e| write_error::<Users>(e, &user.user_name))?;
+        scope
+            .record(tx, user_event(EventType::UserCreated, None, &row))
+            .await?;
+        Ok(Created::Inserted(row))
     })
     .await
 }
@@ -364,9 +390,10 @@ pub(crate) async fn create(
 /// A create's user row, inserted only when its login address belongs to
 /// nobody yet, together with the person it then names: claim protection
 /// has nothing to ask of a person this statement makes (see [`claim`]).
-/// Without a login address the row is inserted unconditionally. One
-/// statement is atomic by itself, so it needs no transaction; no row back
-/// means the person exists, and the create takes the locked path.
+/// Without a login address the row is inserted unconditionally. No row
+/// back means the person exists, and the create takes the locked path in
+/// the same transaction. (The transaction is the event's: alone, the
+/// statement would be atomic by itself.)
 struct FirstSight<'a> {
     tenant: Uuid,
     id: Uuid,
@@ -645,9 +672,22 @@ async fn write(
         roles,
         organizations,
     };
-    let row = update(tx, tenant, id, &user, standing).await?;
+    let mut row = update(tx, tenant, id, &user, standing).await?;
     if deprovisioned && action == DeprovisionAction::DeprovisionSoftDelete {
-        return tombstone(tx, tenant, &row).await;
+        row = tombstone(tx, tenant, &row).await?;
+    }
+    let kind = match (old.active, row.active) {
+        (true, false) if action == DeprovisionAction::DeprovisionSuspend => {
+            EventType::UserDeactivated
+        }
+        (true, false) => EventType::UserDeprovisioned,
+        (false, true) => EventType::UserReactivated,
+        _ => EventType::UserUpdated,
+    };
+    let event = user_event(kind, Some(old), &row);
+    // A write that changed nothing is no event.
+    if kind != EventType::UserUpdated || !event.changes.is_empty() {
+        scope.record(tx, event).await?;
     }
     Ok(row)
 }
@@ -719,6 +759,8 @@ pub(crate) async fn delete(
                 }
             }
         }
+        let event = Draft::new(EventType::UserDeleted, ResourceType::User, id);
+        scope.record(tx, event).await?;
         Ok(())
     })
     .await

@@ -1,0 +1,33 @@
+-- Lifecycle events: a transactional outbox, one row per change, numbered
+-- per tenant without gaps in commit order (see services/identity/src/events/store.rs).
+
+-- The last sequence number each tenant gave out. Its row is taken (and
+-- locked until commit) by the last statement of every writing transaction.
+CREATE TABLE event_sequences (
+    tenant_id     uuid   PRIMARY KEY REFERENCES tenants (tenant_id) ON DELETE CASCADE,
+    last_sequence bigint NOT NULL CHECK (last_sequence >= 0)
+);
+
+CREATE TABLE events (
+    tenant_id        uuid        NOT NULL REFERENCES tenants (tenant_id) ON DELETE CASCADE,
+    sequence         bigint      NOT NULL CHECK (sequence > 0),
+    event_type       text        NOT NULL,
+    resource_type    text        NOT NULL,
+    resource_id      uuid        NOT NULL,
+    -- 'operator', or 'token' with the token's id, name and provider as they
+    -- were: an event outlives what it names.
+    actor_kind       text        NOT NULL CHECK (actor_kind IN ('operator', 'token')),
+    actor_token_id   uuid,
+    actor_token_name text        NOT NULL DEFAULT '',
+    actor_provider   text        NOT NULL DEFAULT '',
+    request_id       text        NOT NULL DEFAULT '',
+    trace_id         text        NOT NULL DEFAULT '',
+    occurred_at      timestamptz NOT NULL DEFAULT now(),
+    -- {"attribute": {"before": ..., "after": ...}}, never a secret.
+    changes          jsonb       NOT NULL DEFAULT '{}',
+    PRIMARY KEY (tenant_id, sequence)
+);
+
+-- Audit by resource and by actor, in sequence order.
+CREATE INDEX events_resource_idx ON events (tenant_id, resource_id, sequence);
+CREATE INDEX events_actor_idx ON events (tenant_id, actor_token_id, sequence);
