@@ -121,9 +121,9 @@ pub async fn serve(
     );
     let mut server = Server::builder();
     if let Some(tls) = settings.tls {
-        server = server
-            .tls_config(tls)
-            .map_err(|e| StartupError::Config(format!("invalid TLS certificate or key: {e}")))?;
+        server = server.tls_config(tls).map_err(|e| {
+            StartupError::Config(identity_proto::tls::TlsError::invalid(&e).to_string())
+        })?;
     }
     // Outermost, the span and the measurement of each call (its time-out
     // answer included). tonic ends a call at the caller's own
