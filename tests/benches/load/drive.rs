@@ -22,6 +22,9 @@ pub type Users = UserServiceClient<InterceptedService<Channel, Bearer>>;
 
 pub const TENANT: &str = "bench";
 
+/// The `--scenarios` name of the event-delivery measurement.
+pub const EVENTS: &str = "events";
+
 /// The single statement whose pgbench rate bounds a scenario.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, PartialOrd, Ord)]
 pub enum Statement {
@@ -195,9 +198,15 @@ impl Scenario {
 }
 
 /// Reads `--scenarios`: scenario names and family names, comma-separated.
-pub fn parse_scenarios(text: &str) -> Result<Vec<Scenario>, String> {
+/// The scenarios named, and whether `events` (event delivery) was.
+pub fn parse_scenarios(text: &str) -> Result<(Vec<Scenario>, bool), String> {
     let mut chosen = Vec::new();
+    let mut events = false;
     for word in text.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+        if word == EVENTS {
+            events = true;
+            continue;
+        }
         let matched: Vec<Scenario> = Scenario::ALL
             .into_iter()
             .filter(|s| s.name() == word || s.family().name() == word)
@@ -206,21 +215,22 @@ pub fn parse_scenarios(text: &str) -> Result<Vec<Scenario>, String> {
             let names: Vec<&str> = Scenario::ALL.iter().map(|s| s.name()).collect();
             let families: Vec<&str> = Family::ALL.iter().map(|f| f.name()).collect();
             return Err(format!(
-                "--scenarios: unknown {word:?}; scenarios: {}; families: {}",
+                "--scenarios: unknown {word:?}; scenarios: {}; families: {}; and {EVENTS}",
                 names.join(","),
                 families.join(",")
             ));
         }
         chosen.extend(matched);
     }
-    if chosen.is_empty() {
+    if chosen.is_empty() && !events {
         return Err("--scenarios: name at least one scenario".into());
     }
     // Run order is the report's order, whatever order they were named in.
-    Ok(Scenario::ALL
+    let scenarios = Scenario::ALL
         .into_iter()
         .filter(|s| chosen.contains(s))
-        .collect())
+        .collect();
+    Ok((scenarios, events))
 }
 
 /// Everything a client needs to send any scenario's request to one server.

@@ -7,6 +7,7 @@
 mod ceiling;
 mod chart;
 mod drive;
+mod events;
 mod peer;
 mod procs;
 mod report;
@@ -22,7 +23,11 @@ use soak::SOAK_CLIENTS;
 
 const USAGE: &str = "usage: load [--users N] [--million] [--duration S] [--clients 1,4,16,64]
             [--scenarios NAME,...] [--soak SECONDS] [--peer-users N] [--out DIR]
-  --scenarios: scenario or family names (default: all), e.g. paging or post,filter
+            [--baseline FILE|none]
+  --scenarios: scenario or family names (default: all), e.g. paging or post,filter;
+               `events` is the event-delivery measurement
+  --baseline: an earlier bench-report.json whose POST /Users rate prices the events outbox
+              (default: docs/bench/2-core/bench-report.json)
   --soak: seconds of mixed load at 16 clients sampling RSS every 10 s (default 0: none)
   --peer-users: users seeded into the peer (default: --users, at most 100000)
   env BENCH_BIN_DIR: directory of the release identity-service and scim-adapter
@@ -41,9 +46,20 @@ pub struct Options {
     pub duration: Duration,
     pub clients: Vec<usize>,
     pub scenarios: Vec<Scenario>,
+    /// Whether event delivery is measured.
+    pub events: bool,
     pub soak: Duration,
     pub peer_users: Option<usize>,
     pub out: PathBuf,
+    pub baseline: Option<PathBuf>,
+}
+
+/// A path given relative to where scripts/bench was called, not to this package.
+fn from_caller(path: PathBuf) -> PathBuf {
+    match std::env::var_os("BENCH_CALLER_DIR") {
+        Some(caller) if path.is_relative() => PathBuf::from(caller).join(path),
+        _ => path,
+    }
 }
 
 fn number(name: &str, text: String) -> Result<usize, String> {
@@ -56,9 +72,14 @@ fn parse_options() -> Result<Options, String> {
         duration: Duration::from_secs(10),
         clients: vec![1, 4, 16, 64],
         scenarios: Scenario::ALL.to_vec(),
+        events: true,
         soak: Duration::ZERO,
         peer_users: None,
         out: PathBuf::from(".local/bench/load"),
+        baseline: Some(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../docs/bench/2-core/bench-report.json"),
+        ),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -77,7 +98,10 @@ fn parse_options() -> Result<Options, String> {
             "--peer-users" => {
                 options.peer_users = Some(number("--peer-users", value("--peer-users")?)?);
             }
-            "--scenarios" => options.scenarios = drive::parse_scenarios(&value("--scenarios")?)?,
+            "--scenarios" => {
+                (options.scenarios, options.events) =
+                    drive::parse_scenarios(&value("--scenarios")?)?;
+            }
             "--clients" => {
                 options.clients = value("--clients")?
                     .split(',')
@@ -88,13 +112,11 @@ fn parse_options() -> Result<Options, String> {
                     return Err("--clients: counts must be at least 1".into());
                 }
             }
-            // Relative to where scripts/bench was called, not to this package.
-            "--out" => {
-                let out = PathBuf::from(value("--out")?);
-                options.out = match std::env::var_os("BENCH_CALLER_DIR") {
-                    Some(caller) if out.is_relative() => PathBuf::from(caller).join(out),
-                    _ => out,
-                };
+            "--out" => options.out = from_caller(PathBuf::from(value("--out")?)),
+            "--baseline" => {
+                let baseline = value("--baseline")?;
+                options.baseline =
+                    (baseline != "none").then(|| from_caller(PathBuf::from(baseline)));
             }
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
@@ -230,6 +252,34 @@ async fn measure(options: &Options, stack: &procs::Stack) -> Result<report::Repo
             rows.push(report::Row::new(run, &stack.names(), &before, &after));
         }
         report.scenarios.push((scenario, rows));
+    }
+
+    if options.events {
+        eprintln!(
+            "measuring event delivery: {} watchers, {} deactivations",
+            events::WATCHERS,
+            events::DEACTIVATIONS
+        );
+        let delivery = events::measure(&target, &stack.grpc_url).await;
+        match &delivery {
+            Ok(d) => eprintln!(
+                "event delivery p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  missing {}",
+                d.ms(0.5),
+                d.ms(0.99),
+                d.max_ms(),
+                d.missing
+            ),
+            Err(e) => eprintln!("event delivery not measured: {e}"),
+        }
+        report.events = Some(delivery);
+    }
+    let prices_outbox = options.scenarios.contains(&Scenario::ScimPost)
+        && options.clients.contains(&report::TARGET_CLIENTS);
+    if let Some(path) = options.baseline.as_ref().filter(|_| prices_outbox) {
+        match report::Baseline::read(path, report::TARGET_CLIENTS) {
+            Ok(baseline) => report.baseline = Some(baseline),
+            Err(e) => eprintln!("outbox cost not priced: {e}"),
+        }
     }
 
     if !options.soak.is_zero() {

@@ -18,8 +18,11 @@ use crate::soak::{SOAK_CLIENTS, Soak};
 /// The history of measured changes, copied into every report.
 const HISTORY: &str = include_str!("history.md");
 /// The client count the issue's targets are stated at.
-const TARGET_CLIENTS: usize = SOAK_CLIENTS;
+pub const TARGET_CLIENTS: usize = SOAK_CLIENTS;
 const RSS_LIMIT_MB: f64 = 128.0;
+const DELIVERY_P99_MS: f64 = 100.0;
+/// The share of POST /Users throughput the events outbox may cost.
+const OUTBOX_LOSS_LIMIT: f64 = 0.15;
 
 /// CPU seconds one process spent during a run, and its peak RSS in it.
 pub struct ProcessUsage {
@@ -75,8 +78,46 @@ pub struct Report {
     /// Why the peer was not measured.
     pub peer_note: Option<String>,
     pub soak: Option<Soak>,
+    /// Event delivery to watchers, or why it was not measured.
+    pub events: Option<Result<crate::events::Delivery, String>>,
+    /// SCIM POST /Users at the target client count in an earlier report,
+    /// to price the events outbox against.
+    pub baseline: Option<Baseline>,
     pub ceiling: Ceiling,
     pub wall_seconds: f64,
+}
+
+/// A figure of an earlier report.
+pub struct Baseline {
+    pub file: String,
+    pub commit: String,
+    pub post_per_second: f64,
+}
+
+impl Baseline {
+    /// SCIM POST /Users at `clients` in the JSON report at `path`.
+    pub fn read(path: &std::path::Path, clients: usize) -> Result<Baseline, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let report: Value =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let post_per_second = report["scenarios"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| s["scenario"] == Scenario::ScimPost.name())
+            .flat_map(|s| s["runs"].as_array().into_iter().flatten())
+            .find(|r| r["clients"] == clients)
+            .and_then(|r| r["requests_per_second"].as_f64())
+            .ok_or(format!(
+                "{}: no POST /Users run at {clients} clients",
+                path.display()
+            ))?;
+        Ok(Baseline {
+            file: path.display().to_string(),
+            commit: report["commit"].as_str().unwrap_or("unknown").to_string(),
+            post_per_second,
+        })
+    }
 }
 
 impl Report {
@@ -88,6 +129,8 @@ impl Report {
             peer: None,
             peer_note: None,
             soak: None,
+            events: None,
+            baseline: None,
             ceiling: Ceiling::default(),
             wall_seconds: 0.0,
         }
@@ -301,6 +344,52 @@ fn targets(options: &Options, report: &Report) -> Vec<Target> {
         ),
         met: "no numeric bound: compare with the keyset ceiling".to_string(),
     });
+    match &report.events {
+        Some(Ok(delivery)) => targets.push(Target {
+            what: format!(
+                "event delivery p99 < {DELIVERY_P99_MS} ms ({} watchers, {} SCIM deactivations)",
+                delivery.watchers, delivery.deactivations
+            ),
+            measured: format!(
+                "p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, {} missing",
+                delivery.ms(0.5),
+                delivery.ms(0.99),
+                delivery.max_ms(),
+                delivery.missing
+            ),
+            met: verdict(Some(
+                delivery.ms(0.99) < DELIVERY_P99_MS && delivery.missing == 0,
+            )),
+        }),
+        Some(Err(e)) => targets.push(Target {
+            what: format!("event delivery p99 < {DELIVERY_P99_MS} ms"),
+            measured: "-".to_string(),
+            met: format!("not measured: {e}"),
+        }),
+        None => {}
+    }
+    if let Some(baseline) = &report.baseline {
+        let now = report
+            .row(Scenario::ScimPost, c)
+            .map(|r| r.run.throughput());
+        let loss = now.map(|n| 1.0 - n / baseline.post_per_second);
+        targets.push(Target {
+            what: format!(
+                "SCIM POST /Users with the events outbox loses < {:.0} % against {} ({})",
+                OUTBOX_LOSS_LIMIT * 100.0,
+                baseline.file,
+                baseline.commit
+            ),
+            measured: now.map_or("-".to_string(), |n| {
+                format!(
+                    "{n:.0} req/s against {:.0}: {:+.1} %",
+                    baseline.post_per_second,
+                    -loss.unwrap_or_default() * 100.0
+                )
+            }),
+            met: verdict(loss.map(|l| l < OUTBOX_LOSS_LIMIT)),
+        });
+    }
     for (name, kib) in report.peak_rss() {
         targets.push(Target {
             what: format!("{name} peak RSS under load < {RSS_LIMIT_MB} MB"),
@@ -436,6 +525,7 @@ fn markdown(options: &Options, report: &Report) -> String {
     }
     peer_section(&mut md, report);
     soak_section(&mut md, report);
+    events_section(&mut md, report);
 
     let _ = writeln!(md, "## Ceiling (pgbench)\n");
     let _ = writeln!(
@@ -676,6 +766,42 @@ fn peer_section(md: &mut String, report: &Report) {
     md.push('\n');
 }
 
+fn events_section(md: &mut String, report: &Report) {
+    let Some(events) = &report.events else {
+        return;
+    };
+    let _ = writeln!(md, "## Event delivery (EventService.Watch)\n");
+    match events {
+        Err(e) => {
+            let _ = writeln!(md, "Not measured: {e}\n");
+        }
+        Ok(d) => {
+            let _ = writeln!(
+                md,
+                "{} watchers follow the tenant from now on, filtered to USER_DEACTIVATED, while \
+                 {} users are deactivated one after another through SCIM (Entra's PATCH) in \
+                 {:.1} s. Latency: from the moment the PATCH's HTTP response was read to the \
+                 moment a watcher's stream yielded the event; {} deliveries came before the \
+                 response was read and count as 0.\n",
+                d.watchers, d.deactivations, d.seconds, d.before_response
+            );
+            let _ = writeln!(
+                md,
+                "| deliveries | p50 ms | p90 ms | p99 ms | max ms | missing | refused |\n\
+                 |---|---|---|---|---|---|---|\n\
+                 | {} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} |\n",
+                d.latency.len(),
+                d.ms(0.5),
+                d.ms(0.9),
+                d.ms(0.99),
+                d.max_ms(),
+                d.missing,
+                d.errors
+            );
+        }
+    }
+}
+
 fn soak_section(md: &mut String, report: &Report) {
     let Some(soak) = &report.soak else {
         return;
@@ -818,6 +944,20 @@ fn document(options: &Options, report: &Report) -> Value {
                 "rss_kib": soak.processes.iter().zip(&s.rss_kib)
                     .map(|(p, k)| json!({"process": p, "kib": k})).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
+        })),
+        "events": report.events.as_ref().map(|events| match events {
+            Ok(d) => json!({
+                "watchers": d.watchers, "deactivations": d.deactivations,
+                "seconds": d.seconds, "deliveries": d.latency.len(),
+                "p50_ms": d.ms(0.5), "p90_ms": d.ms(0.9), "p99_ms": d.ms(0.99),
+                "max_ms": d.max_ms(), "before_response": d.before_response,
+                "missing": d.missing, "refused": d.errors,
+            }),
+            Err(e) => json!({"not_measured": e}),
+        }),
+        "baseline": report.baseline.as_ref().map(|b| json!({
+            "file": b.file, "commit": b.commit,
+            "post_requests_per_second": b.post_per_second,
         })),
         "ceiling": ceiling,
     })
