@@ -317,7 +317,10 @@ async fn a_policy_change_changes_the_access_of_members_only() {
     for event in &access {
         let roles = changed(event, "roles");
         if event.resource_id == members[0] {
-            assert_eq!(roles, json!({"before": [], "after": ["admin", "developer"]}));
+            assert_eq!(
+                roles,
+                json!({"before": [], "after": ["admin", "developer"]})
+            );
         } else {
             assert_eq!(roles, json!({"before": [], "after": ["developer"]}));
         }
@@ -383,7 +386,10 @@ async fn deprovisioning_that_ends_membership_removes_members_and_access() {
         .iter()
         .map(|e| {
             assert_eq!(e.resource_type(), ResourceType::Group);
-            assert_eq!(changed(e, "members"), json!({"before": [ada], "after": null}));
+            assert_eq!(
+                changed(e, "members"),
+                json!({"before": [ada], "after": null})
+            );
             e.resource_id.as_str()
         })
         .collect();
@@ -481,7 +487,10 @@ async fn scim_request_ids_reach_events_and_responses() {
     // None sent, or one that is not sane: the adapter makes one up.
     let made = scim.post("/Users", user("bob@acme.example")).await;
     assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
-    let made_id = made.header("x-request-id").expect("a request id").to_owned();
+    let made_id = made
+        .header("x-request-id")
+        .expect("a request id")
+        .to_owned();
     assert!(!made_id.is_empty());
     let spaced = Scim::reply(
         stack
@@ -513,4 +522,60 @@ async fn scim_request_ids_reach_events_and_responses() {
     .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert_eq!(missing.header("x-request-id"), Some("e2e-req-0002"));
+}
+
+#[tokio::test]
+async fn a_policy_change_on_a_large_group_records_every_change_in_order() {
+    // More members than one statement of the event outbox takes (5,000).
+    const MEMBERS: usize = 6_001;
+    let stack = Stack::start().await;
+    let acme = stack.tenant("acme").await;
+    let reader = stack.issue_service_token("acme", "reader").await;
+    let scim = stack.scim(&acme.token);
+    let outsider = scim.create_user(user("out@acme.example")).await;
+    let group = scim_group(&scim, "Engineering", &[]).await;
+    // Seeded in SQL: through SCIM this many users would take minutes.
+    let db = stack.connect().await;
+    db.batch_execute(&format!(
+        "WITH tenant AS (SELECT tenant_id FROM tenants WHERE slug = 'acme'), \
+         made AS ( \
+             INSERT INTO users (tenant_id, user_id, user_name) \
+             SELECT tenant.tenant_id, gen_random_uuid(), 'seed' || n || '@acme.example' \
+             FROM tenant, generate_series(1, {MEMBERS}) AS n \
+             RETURNING tenant_id, user_id) \
+         INSERT INTO group_members (tenant_id, group_id, user_id) \
+         SELECT tenant_id, '{group}', user_id FROM made; \
+         UPDATE groups SET member_count = {MEMBERS} WHERE group_id = '{group}';"
+    ))
+    .await
+    .expect("seed members");
+    let base = newest(&stack, &reader).await;
+
+    update_policy(
+        &stack,
+        "acme",
+        PolicyUpdate {
+            group_mappings: Some(mapping("Engineering", "developer", "")),
+            ..PolicyUpdate::default()
+        },
+    )
+    .await;
+    let events = events_after(&stack, &reader, base).await;
+    assert_eq!(events.len(), 1 + MEMBERS);
+    assert_eq!(events[0].r#type(), EventType::TenantUpdated);
+    let mut users: Vec<&str> = events[1..]
+        .iter()
+        .map(|e| {
+            assert_eq!(e.r#type(), EventType::AccessChanged);
+            assert_eq!(
+                changed(e, "roles"),
+                json!({"before": [], "after": ["developer"]})
+            );
+            e.resource_id.as_str()
+        })
+        .collect();
+    users.sort_unstable();
+    users.dedup();
+    assert_eq!(users.len(), MEMBERS, "one event per member");
+    assert!(!users.contains(&outsider.as_str()));
 }

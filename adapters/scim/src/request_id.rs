@@ -33,7 +33,8 @@ fn sent(headers: &HeaderMap) -> Option<String> {
         return None;
     }
     let bytes = value.as_bytes();
-    let sane = !bytes.is_empty() && bytes.len() <= MAX_LEN && bytes.iter().all(u8::is_ascii_graphic);
+    let sane =
+        !bytes.is_empty() && bytes.len() <= MAX_LEN && bytes.iter().all(u8::is_ascii_graphic);
     sane.then(|| String::from_utf8_lossy(bytes).into_owned())
 }
 

@@ -80,6 +80,17 @@ pub(crate) fn changed(user: Uuid, before: &Access, after: &Access) -> Option<Dra
     })
 }
 
+/// The columns a user's standing is read from.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
+struct StandingRow {
+    user_id: Uuid,
+    tenant_member: bool,
+    roles: Vec<String>,
+    organizations: Vec<String>,
+    deleted_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// The standing and groups of the live users among `ids`, in chunks.
 pub(crate) async fn load(
     conn: &mut AsyncPgConnection,
@@ -88,16 +99,10 @@ pub(crate) async fn load(
 ) -> Result<Vec<Inputs>, StoreError> {
     let mut inputs = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(CHUNK) {
-        let rows: Vec<(Uuid, bool, Vec<String>, Vec<String>, bool)> = users::table
+        let rows: Vec<StandingRow> = users::table
             .filter(users::tenant_id.eq(tenant))
             .filter(users::user_id.eq_any(chunk))
-            .select((
-                users::user_id,
-                users::tenant_member,
-                users::roles,
-                users::organizations,
-                users::deleted_at.is_null(),
-            ))
+            .select(StandingRow::as_select())
             .load(conn)
             .await?;
         let mut groups: HashMap<Uuid, Vec<GroupRef>> = HashMap::new();
@@ -107,17 +112,20 @@ pub(crate) async fn load(
                 display_name,
             });
         }
-        inputs.extend(rows.into_iter().filter(|row| row.4).map(
-            |(user_id, tenant_member, roles, organizations, _)| Inputs {
-                user_id,
-                standing: Standing {
-                    tenant_member,
-                    roles,
-                    organizations,
-                },
-                groups: groups.remove(&user_id).unwrap_or_default(),
-            },
-        ));
+        // Tombstones hold nothing; they are told apart here (see `users::store`).
+        inputs.extend(
+            rows.into_iter()
+                .filter(|row| row.deleted_at.is_none())
+                .map(|row| Inputs {
+                    user_id: row.user_id,
+                    standing: Standing {
+                        tenant_member: row.tenant_member,
+                        roles: row.roles,
+                        organizations: row.organizations,
+                    },
+                    groups: groups.remove(&row.user_id).unwrap_or_default(),
+                }),
+        );
     }
     inputs.sort_by_key(|i| i.user_id);
     Ok(inputs)

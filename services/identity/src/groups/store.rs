@@ -37,8 +37,8 @@ use uuid::Uuid;
 use super::patch::{GroupPatch, MemberChange, apply_attributes, to_document};
 use super::{GroupData, GroupError};
 use crate::attr::Resource;
-use crate::db::StoreError;
 use crate::auth::TenantRef;
+use crate::db::StoreError;
 use crate::events::access::GroupChange;
 use crate::events::{self, Draft, Origin};
 use crate::schema::{group_members, groups, users};
@@ -403,7 +403,10 @@ async fn write_events(
     moved: &Moved,
 ) -> Result<Vec<Draft>, StoreError> {
     let mut drafts = update_events(old, new, moved);
-    let names = (Some(old.display_name.as_str()), Some(new.display_name.as_str()));
+    let names = (
+        Some(old.display_name.as_str()),
+        Some(new.display_name.as_str()),
+    );
     drafts.extend(access_events(tx, scope, new.group_id, names, moved).await?);
     Ok(drafts)
 }
