@@ -14,6 +14,7 @@ use tonic::metadata::{Ascii, MetadataValue};
 
 use crate::AppState;
 use crate::error::ScimError;
+use crate::request_id::{self, RequestId};
 use crate::scope::Scope;
 use crate::wire::query::ScimQuery;
 use crate::wire::schema;
@@ -34,16 +35,23 @@ pub struct Bearer {
     scope: Scope,
     /// The deadline every call made for this request carries.
     timeout: Duration,
+    /// The HTTP request's id, which every call made for it carries.
+    request_id: Option<RequestId>,
 }
 
 impl Bearer {
     /// Wraps a gRPC message with the caller's credential, the SCIM edge
     /// marker (the service then accepts SCIM tenant tokens only) and a
-    /// deadline (the service stops working when it passes), and the trace
-    /// context of the request's span.
+    /// deadline (the service stops working when it passes), the trace
+    /// context of the request's span and the HTTP request's id.
     pub fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
         identity_proto::otel::inject(&tracing::Span::current(), request.metadata_mut());
+        if let Some(RequestId(id)) = &self.request_id {
+            request
+                .metadata_mut()
+                .insert(request_id::METADATA_KEY, id.clone());
+        }
         request
             .metadata_mut()
             .insert("authorization", self.token.clone());
@@ -82,6 +90,7 @@ impl Bearer {
                 token,
                 scope,
                 timeout,
+                request_id: None,
             })
             .map_err(|_| malformed())
     }
@@ -92,7 +101,9 @@ impl FromRequestParts<AppState> for Bearer {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ScimError> {
         let Ok(scope) = Scope::from_request_parts(parts, state).await;
-        Bearer::parse(&parts.headers, scope, state.grpc_timeout)
+        let mut bearer = Bearer::parse(&parts.headers, scope, state.grpc_timeout)?;
+        bearer.request_id = parts.extensions.get::<RequestId>().cloned();
+        Ok(bearer)
     }
 }
 
@@ -354,6 +365,27 @@ mod tests {
         assert_eq!(
             metadata.get("grpc-timeout").map(|v| v.to_str().ok()),
             Some(Some("1500000u"))
+        );
+    }
+
+    #[test]
+    fn request_id_is_forwarded_as_metadata() {
+        let Ok(mut bearer) = Bearer::parse(
+            &headers(&[(header::AUTHORIZATION, "Bearer tok")]),
+            plain(),
+            Duration::from_secs(1),
+        ) else {
+            panic!("valid header rejected")
+        };
+        assert!(bearer.request(()).metadata().get("x-request-id").is_none());
+        bearer.request_id = Some(RequestId(MetadataValue::from_static("req-42")));
+        assert_eq!(
+            bearer
+                .request(())
+                .metadata()
+                .get("x-request-id")
+                .map(|v| v.to_str().ok()),
+            Some(Some("req-42"))
         );
     }
 

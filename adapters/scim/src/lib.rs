@@ -13,6 +13,7 @@ mod http;
 mod list;
 mod members;
 mod metrics;
+mod request_id;
 mod resource;
 mod scope;
 mod search;
@@ -257,6 +258,7 @@ fn router(state: AppState) -> Router {
             state.clone(),
             telemetry::trace_request,
         ))
+        .layer(middleware::from_fn(request_id::assign))
         .with_state(state)
 }
 

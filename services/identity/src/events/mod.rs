@@ -4,6 +4,7 @@
 //! `Watch` replays them and follows new ones ([`hub`] carries Postgres
 //! notifications to the watchers), `ListEvents` pages them for audit.
 
+pub(crate) mod access;
 pub(crate) mod hub;
 pub(crate) mod service;
 pub(crate) mod store;

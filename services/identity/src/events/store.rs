@@ -22,8 +22,15 @@
 //!   Every other lock a write takes comes before it, so waiting on it closes
 //!   no cycle (no deadlock); other tenants never wait.
 //!
-//! The same statement sends `pg_notify` on [`CHANNEL`] for each event,
-//! which Postgres delivers at commit and drops on rollback; see [`super::hub`].
+//! A write that touches many users (a policy change on a large tenant)
+//! records its events in one call: statements of up to [`BATCH`] events
+//! each, every one taking the numbers after the one before while the first
+//! already holds the row lock, so the numbers stay gap-free and the whole
+//! call still commits as one.
+//!
+//! Each statement sends one `pg_notify` on [`CHANNEL`] naming its last
+//! sequence (a watcher reads everything up to a notice's sequence), which
+//! Postgres delivers at commit and drops on rollback; see [`super::hub`].
 
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
@@ -41,22 +48,36 @@ use crate::schema::{event_sequences, events};
 /// The notification channel; the payload is `<tenant id>:<sequence>`.
 pub(crate) const CHANNEL: &str = "identity_events";
 
+/// Events inserted by one statement: bounds the arrays one statement binds.
+const BATCH: usize = 5_000;
+
 /// `events.actor_kind` values.
 const ACTOR_OPERATOR: &str = "operator";
 const ACTOR_TOKEN: &str = "token";
 
 /// Records `drafts` in the caller's transaction, numbered in order after the
-/// tenant's last event, and notifies watchers at commit. One statement, the
-/// last of the transaction (see the module comment).
+/// tenant's last event, and notifies watchers at commit. The last
+/// statements of the transaction (see the module comment).
 pub(crate) async fn record(
     tx: &mut AsyncPgConnection,
     tenant: Uuid,
     origin: &Origin,
     drafts: &[Draft],
 ) -> Result<(), StoreError> {
-    if drafts.is_empty() {
-        return Ok(());
+    for batch in drafts.chunks(BATCH) {
+        insert(tx, tenant, origin, batch).await?;
     }
+    Ok(())
+}
+
+/// One statement of [`record`]: `drafts` (not empty) numbered after the
+/// tenant's last event, and one notice naming the last of them.
+async fn insert(
+    tx: &mut AsyncPgConnection,
+    tenant: Uuid,
+    origin: &Origin,
+    drafts: &[Draft],
+) -> Result<(), StoreError> {
     let types: Vec<&str> = drafts.iter().map(|d| d.kind.as_str_name()).collect();
     let resources: Vec<&str> = drafts.iter().map(|d| d.resource.as_str_name()).collect();
     let ids: Vec<Uuid> = drafts.iter().map(|d| d.resource_id).collect();
@@ -75,15 +96,16 @@ pub(crate) async fn record(
              INSERT INTO event_sequences (tenant_id, last_sequence) VALUES ($1, $2) \
              ON CONFLICT (tenant_id) DO UPDATE \
                  SET last_sequence = event_sequences.last_sequence + excluded.last_sequence \
-             RETURNING last_sequence) \
-         INSERT INTO events (tenant_id, sequence, event_type, resource_type, resource_id, \
-             changes, actor_kind, actor_token_id, actor_token_name, actor_provider, \
-             request_id, trace_id) \
-         SELECT $1, numbers.last_sequence - $2 + d.n, d.event_type, d.resource_type, \
-             d.resource_id, d.changes, $7, $8, $9, $10, $11, $12 \
-         FROM numbers, unnest($3::text[], $4::text[], $5::uuid[], $6::jsonb[]) \
-             WITH ORDINALITY AS d(event_type, resource_type, resource_id, changes, n) \
-         RETURNING pg_notify('{CHANNEL}', $1::text || ':' || sequence)"
+             RETURNING last_sequence), \
+         inserted AS ( \
+             INSERT INTO events (tenant_id, sequence, event_type, resource_type, resource_id, \
+                 changes, actor_kind, actor_token_id, actor_token_name, actor_provider, \
+                 request_id, trace_id) \
+             SELECT $1, numbers.last_sequence - $2 + d.n, d.event_type, d.resource_type, \
+                 d.resource_id, d.changes, $7, $8, $9, $10, $11, $12 \
+             FROM numbers, unnest($3::text[], $4::text[], $5::uuid[], $6::jsonb[]) \
+                 WITH ORDINALITY AS d(event_type, resource_type, resource_id, changes, n)) \
+         SELECT pg_notify('{CHANNEL}', $1::text || ':' || last_sequence) FROM numbers"
     ))
     .bind::<sql_types::Uuid, _>(tenant)
     .bind::<sql_types::BigInt, _>(drafts.len() as i64)

@@ -144,7 +144,7 @@ impl GroupService for GroupApi {
             let group = GroupData::from_proto(required::<Groups, _>(req.group)?)?;
             let members = parse_member_ids(&req.member_ids)?;
             let row = retry_conflict!(group_store::create(
-                &mut conn, tenant.id, &origin, &group, &members
+                &mut conn, &tenant, &origin, &group, &members
             ))?;
             Ok(to_proto(row, &tenant.slug))
         })
@@ -164,7 +164,7 @@ impl GroupService for GroupApi {
             let group = GroupData::from_proto(group)?;
             let members = parse_member_ids(&req.member_ids)?;
             let row = retry_conflict!(group_store::replace(
-                &mut conn, tenant.id, &origin, id, &req.etag, &group, &members
+                &mut conn, &tenant, &origin, id, &req.etag, &group, &members
             ))?;
             Ok(to_proto(row, &tenant.slug))
         })
@@ -182,7 +182,7 @@ impl GroupService for GroupApi {
             let id = parse_id::<Groups>(&req.id)?;
             let plan = patch::plan(&req.operations, &req.member_changes)?;
             let row = retry_conflict!(group_store::patch(
-                &mut conn, tenant.id, &origin, id, &req.etag, &plan
+                &mut conn, &tenant, &origin, id, &req.etag, &plan
             ))?;
             Ok(to_proto(row, &tenant.slug))
         })
@@ -199,7 +199,7 @@ impl GroupService for GroupApi {
             let origin = Origin::of(&caller, &metadata);
             let id = parse_id::<Groups>(&req.id)?;
             retry_conflict!(group_store::delete(
-                &mut conn, tenant.id, &origin, id, &req.etag
+                &mut conn, &tenant, &origin, id, &req.etag
             ))?;
             Ok(DeleteGroupResponse {})
         })
@@ -220,7 +220,7 @@ impl GroupService for GroupApi {
                 members: vec![MemberChange::Add(parse_member_ids(&req.user_ids)?)],
             };
             let row = retry_conflict!(group_store::patch(
-                &mut conn, tenant.id, &origin, id, "", &plan
+                &mut conn, &tenant, &origin, id, "", &plan
             ))?;
             Ok(to_proto(row, &tenant.slug))
         })
@@ -241,7 +241,7 @@ impl GroupService for GroupApi {
                 members: vec![MemberChange::Remove(parse_member_ids(&req.user_ids)?)],
             };
             let row = retry_conflict!(group_store::patch(
-                &mut conn, tenant.id, &origin, id, "", &plan
+                &mut conn, &tenant, &origin, id, "", &plan
             ))?;
             Ok(to_proto(row, &tenant.slug))
         })

@@ -37,7 +37,9 @@ use uuid::Uuid;
 use super::patch::{GroupPatch, MemberChange, apply_attributes, to_document};
 use super::{GroupData, GroupError};
 use crate::attr::Resource;
+use crate::auth::TenantRef;
 use crate::db::StoreError;
+use crate::events::access::GroupChange;
 use crate::events::{self, Draft, Origin};
 use crate::schema::{group_members, groups, users};
 use crate::store::{ResourceError, StoredResource, lock, not_found, stored_bag, write_error};
@@ -358,6 +360,25 @@ async fn apply_changes(
     Ok(moved)
 }
 
+/// ACCESS_CHANGED of the users whose access a write of group `id` changed
+/// (see [`events::access::group_write`]).
+async fn access_events(
+    tx: &mut AsyncPgConnection,
+    tenant: &TenantRef,
+    id: Uuid,
+    names: (Option<&str>, Option<&str>),
+    moved: &Moved,
+) -> Result<Vec<Draft>, StoreError> {
+    let change = GroupChange {
+        group: id,
+        old_name: names.0,
+        new_name: names.1,
+        joined: &moved.joined,
+        left: &moved.left,
+    };
+    events::access::group_write(tx, tenant.id, &tenant.policy, &change).await
+}
+
 /// A group write's events: GROUP_UPDATED when an attribute changed, then
 /// who joined and who left.
 fn update_events(old: &GroupRow, new: &GroupRow, moved: &Moved) -> Vec<Draft> {
@@ -371,6 +392,23 @@ fn update_events(old: &GroupRow, new: &GroupRow, moved: &Moved) -> Vec<Draft> {
     }
     drafts.extend(moved.events(id));
     drafts
+}
+
+/// [`update_events`], then ACCESS_CHANGED of the users it concerns.
+async fn write_events(
+    tx: &mut AsyncPgConnection,
+    scope: &TenantRef,
+    old: &GroupRow,
+    new: &GroupRow,
+    moved: &Moved,
+) -> Result<Vec<Draft>, StoreError> {
+    let mut drafts = update_events(old, new, moved);
+    let names = (
+        Some(old.display_name.as_str()),
+        Some(new.display_name.as_str()),
+    );
+    drafts.extend(access_events(tx, scope, new.group_id, names, moved).await?);
+    Ok(drafts)
 }
 
 /// Writes the group's attributes, moves member_count by `delta` and bumps
@@ -402,12 +440,13 @@ async fn update(
 /// A new group with its members (`members` sorted, without duplicates).
 pub(crate) async fn create(
     conn: &mut AsyncPgConnection,
-    tenant: Uuid,
+    scope: &TenantRef,
     origin: &Origin,
     group: &GroupData,
     members: &[Uuid],
 ) -> Result<GroupRow, GroupError> {
     let id = Uuid::new_v4();
+    let tenant = scope.id;
     conn.transaction(async |tx| {
         lock_users(tx, tenant, members).await?;
         // Every member is a locked live user and the group is new: each inserts.
@@ -429,6 +468,8 @@ pub(crate) async fn create(
         );
         let mut drafts = vec![created];
         drafts.extend(moved.events(id));
+        let name = Some(row.display_name.as_str());
+        drafts.extend(access_events(tx, scope, id, (None, name), &moved).await?);
         events::store::record(tx, tenant, origin, &drafts).await?;
         Ok(row)
     })
@@ -438,13 +479,14 @@ pub(crate) async fn create(
 /// PUT: attributes and the whole member set become what is given.
 pub(crate) async fn replace(
     conn: &mut AsyncPgConnection,
-    tenant: Uuid,
+    scope: &TenantRef,
     origin: &Origin,
     id: Uuid,
     etag: &str,
     group: &GroupData,
     members: &[Uuid],
 ) -> Result<GroupRow, GroupError> {
+    let tenant = scope.id;
     conn.transaction(async |tx| {
         lock_users(tx, tenant, members).await?;
         let row = lock::<Groups>(tx, tenant, id, etag).await?;
@@ -452,7 +494,8 @@ pub(crate) async fn replace(
         let moved =
             apply_changes(tx, tenant, id, &[MemberChange::Replace(members.to_vec())]).await?;
         let new = update(tx, tenant, id, group, moved.delta()).await?;
-        events::store::record(tx, tenant, origin, &update_events(&row, &new, &moved)).await?;
+        let drafts = write_events(tx, scope, &row, &new, &moved).await?;
+        events::store::record(tx, tenant, origin, &drafts).await?;
         Ok(new)
     })
     .await
@@ -461,12 +504,13 @@ pub(crate) async fn replace(
 /// PATCH (and AddMembers/RemoveMembers): all operations or none.
 pub(crate) async fn patch(
     conn: &mut AsyncPgConnection,
-    tenant: Uuid,
+    scope: &TenantRef,
     origin: &Origin,
     id: Uuid,
     etag: &str,
     plan: &GroupPatch,
 ) -> Result<GroupRow, GroupError> {
+    let tenant = scope.id;
     conn.transaction(async |tx| {
         lock_users(tx, tenant, &plan.added_ids()).await?;
         let row = lock::<Groups>(tx, tenant, id, etag).await?;
@@ -474,21 +518,24 @@ pub(crate) async fn patch(
         keep_synthetic_name(&row, &group)?;
         let moved = apply_changes(tx, tenant, id, &plan.members).await?;
         let new = update(tx, tenant, id, &group, moved.delta()).await?;
-        events::store::record(tx, tenant, origin, &update_events(&row, &new, &moved)).await?;
+        let drafts = write_events(tx, scope, &row, &new, &moved).await?;
+        events::store::record(tx, tenant, origin, &drafts).await?;
         Ok(new)
     })
     .await
 }
 
-/// DELETE: the group and (by cascade) its memberships; users stay. Its
-/// one event is GROUP_DELETED: the memberships end with the group.
+/// DELETE: the group and its memberships; users stay. GROUP_DELETED (the
+/// memberships end with the group: no MEMBER_REMOVED), then ACCESS_CHANGED
+/// of the members whose access the group gave.
 pub(crate) async fn delete(
     conn: &mut AsyncPgConnection,
-    tenant: Uuid,
+    scope: &TenantRef,
     origin: &Origin,
     id: Uuid,
     etag: &str,
 ) -> Result<(), GroupError> {
+    let tenant = scope.id;
     conn.transaction(async |tx| {
         let row = lock::<Groups>(tx, tenant, id, etag).await?;
         if row.synthetic {
@@ -499,6 +546,8 @@ pub(crate) async fn delete(
             ))
             .into());
         }
+        let mut moved = Moved::default();
+        moved.leave(delete_all_members(tx, tenant, id).await?);
         diesel::delete(
             groups::table
                 .filter(groups::tenant_id.eq(tenant))
@@ -506,8 +555,10 @@ pub(crate) async fn delete(
         )
         .execute(tx)
         .await?;
-        let deleted = Draft::new(EventType::GroupDeleted, ResourceType::Group, id);
-        events::store::record(tx, tenant, origin, &[deleted]).await?;
+        let mut drafts = vec![Draft::new(EventType::GroupDeleted, ResourceType::Group, id)];
+        let names = (Some(row.display_name.as_str()), None);
+        drafts.extend(access_events(tx, scope, id, names, &moved).await?);
+        events::store::record(tx, tenant, origin, &drafts).await?;
         Ok(())
     })
     .await
@@ -515,12 +566,12 @@ pub(crate) async fn delete(
 
 /// Makes the tenant's synthetic groups exist when its policy keeps them (a
 /// group already named so becomes synthetic), and ordinary groups again
-/// when it does not.
+/// when it does not. Returns GROUP_CREATED of each group it made.
 pub(crate) async fn ensure_synthetic(
     conn: &mut AsyncPgConnection,
     tenant: Uuid,
     policy: &ProvisioningPolicy,
-) -> Result<(), StoreError> {
+) -> Result<Vec<Draft>, StoreError> {
     if !policy.synthetic_groups {
         diesel::update(
             groups::table
@@ -530,21 +581,46 @@ pub(crate) async fn ensure_synthetic(
         .set(groups::synthetic.eq(false))
         .execute(conn)
         .await?;
-        return Ok(());
+        return Ok(Vec::new());
     }
+    let mut drafts = Vec::new();
     for (name, _) in SYNTHETIC_GROUPS {
-        diesel::sql_query(
+        // `xmax = 0` tells a row this statement inserted from one it updated.
+        let made: Vec<Made> = diesel::sql_query(
             "INSERT INTO groups (tenant_id, group_id, display_name, synthetic) \
              VALUES ($1, $2, $3, true) \
-             ON CONFLICT (tenant_id, lower(display_name)) DO UPDATE SET synthetic = true",
+             ON CONFLICT (tenant_id, lower(display_name)) DO UPDATE SET synthetic = true \
+             RETURNING group_id, display_name, xmax = 0 AS inserted",
         )
         .bind::<sql_types::Uuid, _>(tenant)
         .bind::<sql_types::Uuid, _>(Uuid::new_v4())
         .bind::<Text, _>(name)
-        .execute(conn)
+        .load(conn)
         .await?;
+        for group in made.into_iter().filter(|m| m.inserted) {
+            let data = GroupData {
+                display_name: group.display_name,
+                ..GroupData::default()
+            };
+            let document = to_document(group.group_id, &data);
+            drafts.push(
+                Draft::new(EventType::GroupCreated, ResourceType::Group, group.group_id)
+                    .with_changes(events::diff(&Default::default(), &document)),
+            );
+        }
     }
-    Ok(())
+    Ok(drafts)
+}
+
+/// A group [`ensure_synthetic`] wrote, and whether it made it.
+#[derive(QueryableByName)]
+struct Made {
+    #[diesel(sql_type = sql_types::Uuid)]
+    group_id: Uuid,
+    #[diesel(sql_type = Text)]
+    display_name: String,
+    #[diesel(sql_type = sql_types::Bool)]
+    inserted: bool,
 }
 
 /// A member with the columns its display name is made of.
@@ -692,11 +768,12 @@ impl QueryFragment<Pg> for GroupsOfUsers<'_> {
 /// Removes every membership of `user` inside the caller's transaction (the
 /// user's DELETE, which holds the user row FOR UPDATE, so no membership of
 /// it can appear meanwhile) and moves the member_count of its groups.
+/// Returns MEMBER_REMOVED of each group the user left, in group id order.
 pub(crate) async fn remove_user(
     conn: &mut AsyncPgConnection,
     tenant: Uuid,
     user: Uuid,
-) -> Result<(), StoreError> {
+) -> Result<Vec<Draft>, StoreError> {
     let group_ids: Vec<Uuid> = group_members::table
         .filter(group_members::tenant_id.eq(tenant))
         .filter(group_members::user_id.eq(user))
@@ -704,7 +781,7 @@ pub(crate) async fn remove_user(
         .load(conn)
         .await?;
     if group_ids.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     // Group rows in id order: concurrent deletes of users sharing groups
     // take them in the same order.
@@ -716,7 +793,7 @@ pub(crate) async fn remove_user(
         .for_update()
         .execute(conn)
         .await?;
-    let removed: Vec<Uuid> = diesel::delete(
+    let mut removed: Vec<Uuid> = diesel::delete(
         group_members::table
             .filter(group_members::tenant_id.eq(tenant))
             .filter(group_members::user_id.eq(user)),
@@ -736,5 +813,13 @@ pub(crate) async fn remove_user(
     ))
     .execute(conn)
     .await?;
-    Ok(())
+    removed.sort_unstable();
+    Ok(removed
+        .into_iter()
+        .flat_map(|group| {
+            let mut moved = Moved::default();
+            moved.leave(vec![user]);
+            moved.events(group)
+        })
+        .collect())
 }

@@ -156,9 +156,16 @@ impl TenantService for TenantApi {
                         None => current.policy(),
                     };
                     let row = store::update(tx, tenant.id, &display_name, &policy).await?;
-                    crate::groups::store::ensure_synthetic(tx, tenant.id, &policy).await?;
-                    let updated: Vec<Draft> = updated_event(&current, &row).into_iter().collect();
-                    events::store::record(tx, tenant.id, &origin, &updated).await?;
+                    let mut drafts: Vec<Draft> =
+                        updated_event(&current, &row).into_iter().collect();
+                    drafts.extend(
+                        crate::groups::store::ensure_synthetic(tx, tenant.id, &policy).await?,
+                    );
+                    drafts.extend(
+                        events::access::policy_change(tx, tenant.id, &current.policy(), &policy)
+                            .await?,
+                    );
+                    events::store::record(tx, tenant.id, &origin, &drafts).await?;
                     Ok::<_, TenantError>(row)
                 })
                 .await?;

@@ -22,7 +22,7 @@ use super::{
 use crate::attr::Resource;
 use crate::auth::{Caller, TenantRef};
 use crate::db::StoreError;
-use crate::events::{self, Draft, Origin};
+use crate::events::{self, Draft, Origin, access};
 use crate::groups;
 use crate::patch;
 use crate::people::{self, Person};
@@ -238,10 +238,47 @@ pub(crate) struct WriteScope<'a> {
 }
 
 impl WriteScope<'_> {
-    /// Records the write's event as the transaction's last statement.
-    async fn record(&self, tx: &mut AsyncPgConnection, event: Draft) -> Result<(), StoreError> {
-        events::store::record(tx, self.tenant.id, self.origin, &[event]).await
+    /// Records the write's events as the transaction's last statement.
+    async fn record(&self, tx: &mut AsyncPgConnection, drafts: &[Draft]) -> Result<(), StoreError> {
+        events::store::record(tx, self.tenant.id, self.origin, drafts).await
     }
+
+    /// USER_CREATED of a new row, and ACCESS_CHANGED when the policy gave
+    /// the user a default role or organization.
+    async fn record_created(
+        &self,
+        tx: &mut AsyncPgConnection,
+        row: &UserRow,
+    ) -> Result<(), StoreError> {
+        let mut drafts = vec![user_event(EventType::UserCreated, None, row)];
+        let after = access::access_of(&self.tenant.policy, &standing_of(row), &[]);
+        drafts.extend(access::changed(row.user_id, &Default::default(), &after));
+        self.record(tx, &drafts).await
+    }
+}
+
+/// What the row's effective access is computed from, groups aside.
+fn standing_of(row: &UserRow) -> access::Standing {
+    access::Standing {
+        tenant_member: row.tenant_member,
+        roles: row.roles.clone(),
+        organizations: row.organizations.clone(),
+    }
+}
+
+/// The user's effective access as the transaction sees it now; nothing for
+/// a tombstone or a user that is gone.
+async fn current_access(
+    tx: &mut AsyncPgConnection,
+    scope: &WriteScope<'_>,
+    id: Uuid,
+) -> Result<access::Access, StoreError> {
+    Ok(access::load(tx, scope.tenant.id, &[id])
+        .await?
+        .into_iter()
+        .next()
+        .map(|user| user.access(&scope.tenant.policy))
+        .unwrap_or_default())
 }
 
 /// A user's event, with the attributes that differ between `before` and
@@ -348,9 +385,7 @@ pub(crate) async fn create(
                 .optional()
                 .map_err(|e| write_error::<Users>(e, &user.user_name))?;
             if let Some(row) = inserted {
-                scope
-                    .record(tx, user_event(EventType::UserCreated, None, &row))
-                    .await?;
+                scope.record_created(tx, &row).await?;
                 return Ok(Created::Inserted(row));
             }
         }
@@ -379,9 +414,7 @@ pub(crate) async fn create(
             .get_result(tx)
             .await
             .map_err(|e| write_error::<Users>(e, &user.user_name))?;
-        scope
-            .record(tx, user_event(EventType::UserCreated, None, &row))
-            .await?;
+        scope.record_created(tx, &row).await?;
         Ok(Created::Inserted(row))
     })
     .await
@@ -661,8 +694,16 @@ async fn write(
                 old.organizations.clone(),
             )
         };
+    let soft_deleted = deprovisioned && action == DeprovisionAction::DeprovisionSoftDelete;
+    // Only joining or leaving the tenant changes a user write's access.
+    let access_before = if old.tenant_member != member || soft_deleted {
+        Some(current_access(tx, scope, id).await?)
+    } else {
+        None
+    };
+    let mut left_groups = Vec::new();
     if old.tenant_member && !member {
-        groups::store::remove_user(tx, tenant, id).await?;
+        left_groups = groups::store::remove_user(tx, tenant, id).await?;
     }
     let standing = Standing {
         person_id: person,
@@ -673,8 +714,10 @@ async fn write(
         organizations,
     };
     let mut row = update(tx, tenant, id, &user, standing).await?;
-    if deprovisioned && action == DeprovisionAction::DeprovisionSoftDelete {
-        row = tombstone(tx, tenant, &row).await?;
+    if soft_deleted {
+        let (tombstone, left) = tombstone(tx, tenant, &row).await?;
+        row = tombstone;
+        left_groups.extend(left);
     }
     let kind = match (old.active, row.active) {
         (true, false) if action == DeprovisionAction::DeprovisionSuspend => {
@@ -685,10 +728,17 @@ async fn write(
         _ => EventType::UserUpdated,
     };
     let event = user_event(kind, Some(old), &row);
+    let mut drafts = Vec::new();
     // A write that changed nothing is no event.
     if kind != EventType::UserUpdated || !event.changes.is_empty() {
-        scope.record(tx, event).await?;
+        drafts.push(event);
     }
+    drafts.extend(left_groups);
+    if let Some(before) = access_before {
+        let after = current_access(tx, scope, id).await?;
+        drafts.extend(access::changed(id, &before, &after));
+    }
+    scope.record(tx, &drafts).await?;
     Ok(row)
 }
 
@@ -726,7 +776,9 @@ pub(crate) async fn patch(
 }
 
 /// DELETE, as the tenant's policy says: a soft delete keeps a tombstone, a
-/// hard delete removes the row. Either way the memberships go.
+/// hard delete removes the row. Either way the memberships go: USER_DELETED,
+/// then MEMBER_REMOVED of each group the user was in. No ACCESS_CHANGED:
+/// a deleted user holds nothing, which USER_DELETED says.
 pub(crate) async fn delete(
     conn: &mut AsyncPgConnection,
     scope: &WriteScope<'_>,
@@ -741,12 +793,10 @@ pub(crate) async fn delete(
             scope.caller,
             row.joined_by() == UserSource::Scim,
         )?;
-        match scope.tenant.policy.delete_mode() {
-            DeleteMode::Soft => {
-                tombstone(tx, tenant, &row).await?;
-            }
+        let left = match scope.tenant.policy.delete_mode() {
+            DeleteMode::Soft => tombstone(tx, tenant, &row).await?.1,
             DeleteMode::Hard => {
-                groups::store::remove_user(tx, tenant, id).await?;
+                let left = groups::store::remove_user(tx, tenant, id).await?;
                 diesel::delete(
                     users::table
                         .filter(users::tenant_id.eq(tenant))
@@ -757,10 +807,12 @@ pub(crate) async fn delete(
                 if let Some(person) = row.person_id {
                     people::forget_if_unlinked(tx, person).await?;
                 }
+                left
             }
-        }
-        let event = Draft::new(EventType::UserDeleted, ResourceType::User, id);
-        scope.record(tx, event).await?;
+        };
+        let mut drafts = vec![Draft::new(EventType::UserDeleted, ResourceType::User, id)];
+        drafts.extend(left);
+        scope.record(tx, &drafts).await?;
         Ok(())
     })
     .await
@@ -768,12 +820,12 @@ pub(crate) async fn delete(
 
 /// Turns the locked row into a tombstone: userName and email addresses are
 /// replaced, so nothing reusable or personal stays in them, the person link
-/// and memberships go.
+/// and memberships go (their MEMBER_REMOVED events come back with the row).
 async fn tombstone(
     tx: &mut AsyncPgConnection,
     tenant: Uuid,
     row: &UserRow,
-) -> Result<UserRow, UserError> {
+) -> Result<(UserRow, Vec<Draft>), UserError> {
     let id = row.user_id;
     let placeholder = format!("deleted+{id}@invalid");
     let emails: Vec<Json> = row
@@ -786,7 +838,7 @@ async fn tombstone(
             email_to_json(&email)
         })
         .collect();
-    groups::store::remove_user(tx, tenant, id).await?;
+    let left = groups::store::remove_user(tx, tenant, id).await?;
     let tombstone = diesel::update(
         users::table
             .filter(users::tenant_id.eq(tenant))
@@ -813,7 +865,7 @@ async fn tombstone(
     if let Some(person) = row.person_id {
         people::forget_if_unlinked(tx, person).await?;
     }
-    Ok(tombstone)
+    Ok((tombstone, left))
 }
 
 /// The row `id` of `tenant` (a tombstone only if `show_deleted`) with its
