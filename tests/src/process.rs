@@ -2,8 +2,8 @@
 //! boundary: SIGTERM drains, kill -9, restarts and several replicas. The
 //! binaries are the ones cargo builds for this workspace, in the target
 //! directory this test runs from (or `IDL_BIN_DIR`); they are built once per
-//! test process (identityctl too), since a package's tests only get its own
-//! binaries.
+//! test process (identityctl and examples/deprovision-watcher too), since a
+//! package's tests only get its own binaries.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -41,9 +41,9 @@ pub fn bin_dir() -> &'static Path {
     })
 }
 
-/// `cargo build` of the two server binaries into the target directory
-/// that holds `profile_dir`, with its profile; cargo does nothing when they
-/// are up to date.
+/// `cargo build` of the two server binaries, identityctl and the example
+/// event consumer into the target directory that holds `profile_dir`, with
+/// its profile; cargo does nothing when they are up to date.
 fn build_binaries(profile_dir: &Path) {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let target_dir = profile_dir.parent().expect("target/<profile>");
@@ -52,7 +52,8 @@ fn build_binaries(profile_dir: &Path) {
         .args(["build", "--quiet", "--package", "identity-service"])
         .args(["--bin", "identity-service", "--package", "scim-adapter"])
         .args(["--bin", "scim-adapter", "--package", "identityctl"])
-        .args(["--bin", "identityctl"])
+        .args(["--bin", "identityctl", "--package", "deprovision-watcher"])
+        .args(["--bin", "deprovision-watcher"])
         .arg("--target-dir")
         .arg(target_dir)
         .current_dir(env!("CARGO_MANIFEST_DIR"));
@@ -65,7 +66,7 @@ fn build_binaries(profile_dir: &Path) {
     let status = command.status().expect("run cargo build");
     assert!(
         status.success(),
-        "cargo build of the server binaries failed"
+        "cargo build of the workspace binaries failed"
     );
 }
 

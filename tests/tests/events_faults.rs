@@ -1,0 +1,450 @@
+//! Lifecycle events under faults, on the real binaries as separate
+//! processes: a watcher following a tenant while the service is killed
+//! with kill -9 under concurrent writes and restarted on the same database,
+//! and a write killed inside its transaction. docs/reliability.md keeps
+//! what they show.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use identity_lifecycle_tests::process::{free_addr, start_adapter, start_service};
+use identity_lifecycle_tests::*;
+use identity_proto::v1::event_service_client::EventServiceClient;
+use identity_proto::v1::token_service_client::TokenServiceClient;
+use identity_proto::v1::{
+    Event, EventType, IssueTokenRequest, ListEventsRequest, TokenScope, WatchRequest, watch_request,
+};
+use reqwest::StatusCode;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+/// Both tests run several processes; on a small machine, one at a time.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A bound for anything the test waits for, not a speed assertion: a test
+/// that waits this long has failed.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+const WRITERS: usize = 4;
+
+fn channel(addr: SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .expect("gRPC url")
+        .connect_lazy()
+}
+
+async fn service_token(channel: &Channel, tenant: &str, name: &str) -> String {
+    TokenServiceClient::with_interceptor(channel.clone(), Bearer::new(ADMIN_TOKEN))
+        .issue_token(IssueTokenRequest {
+            tenant: tenant.into(),
+            name: name.into(),
+            scope: TokenScope::Service as i32,
+            ..IssueTokenRequest::default()
+        })
+        .await
+        .expect("issue a service token")
+        .into_inner()
+        .secret
+}
+
+/// The tenant's newest sequence number, as the service lists it.
+async fn newest(grpc: SocketAddr, token: &str) -> u64 {
+    let mut client = EventServiceClient::with_interceptor(channel(grpc), Bearer::new(token));
+    let mut last = 0;
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_events(ListEventsRequest {
+                page_token: page_token.clone(),
+                page_size: Some(1000),
+                ..ListEventsRequest::default()
+            })
+            .await
+            .expect("list events")
+            .into_inner();
+        last = page.events.last().map_or(last, |e| e.sequence);
+        if page.next_page_token.is_empty() {
+            return last;
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+async fn sql(database_url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test database");
+    tokio::spawn(connection);
+    client
+}
+
+/// What a resuming watcher saw.
+#[derive(Default)]
+struct Seen {
+    events: Vec<Event>,
+    /// How each stream ended before the last, by status code.
+    breaks: Vec<String>,
+}
+
+/// Follows the tenant from after `base` as a client should: on any end of
+/// the stream it reconnects with the last sequence it received, until it
+/// has received `until` (once the test knows it).
+fn follow(
+    grpc: SocketAddr,
+    token: String,
+    base: u64,
+    seen: Arc<Mutex<Seen>>,
+    mut until: tokio::sync::watch::Receiver<Option<u64>>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut client = EventServiceClient::with_interceptor(channel(grpc), Bearer::new(&token));
+        let mut last = base;
+        let done = |last: u64, until: &tokio::sync::watch::Receiver<Option<u64>>| {
+            until.borrow().is_some_and(|target| last >= target)
+        };
+        while !done(last, &until) {
+            let request = WatchRequest {
+                start: Some(watch_request::Start::AfterSequence(last)),
+                ..WatchRequest::default()
+            };
+            let ended = match client.watch(request).await {
+                Ok(stream) => {
+                    let mut stream = stream.into_inner();
+                    loop {
+                        tokio::select! {
+                            next = stream.message() => match next {
+                                Ok(Some(event)) => {
+                                    last = event.sequence;
+                                    seen.lock().expect("seen").events.push(event);
+                                }
+                                Ok(None) => break "ended without status".to_owned(),
+                                Err(status) => break format!("{:?}", status.code()),
+                            },
+                            _ = until.changed() => {}
+                        }
+                        if done(last, &until) {
+                            return;
+                        }
+                    }
+                }
+                Err(status) => format!("{:?} (connecting)", status.code()),
+            };
+            seen.lock().expect("seen").breaks.push(ended);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+}
+
+/// SCIM creations by concurrent writers until stopped; each returns the
+/// userNames it sent with their statuses (0: no answer).
+fn write_users(
+    scim_base: String,
+    token: String,
+    stop: Arc<AtomicBool>,
+) -> Vec<JoinHandle<Vec<(String, u16)>>> {
+    let http = reqwest::Client::builder()
+        .timeout(PATIENCE)
+        .build()
+        .expect("HTTP client");
+    (0..WRITERS)
+        .map(|writer| {
+            let (http, scim_base, token, stop) = (
+                http.clone(),
+                scim_base.clone(),
+                token.clone(),
+                Arc::clone(&stop),
+            );
+            tokio::spawn(async move {
+                let mut sent = Vec::new();
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let user_name = format!("w{writer}-{n}@acme.example");
+                    n += 1;
+                    let status = http
+                        .post(format!("{scim_base}/Users"))
+                        .bearer_auth(&token)
+                        .header("content-type", "application/scim+json")
+                        .body(user(&user_name).to_string())
+                        .send()
+                        .await
+                        .map_or(0, |r| r.status().as_u16());
+                    if status != 201 {
+                        // The service is away: do not spin.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    sent.push((user_name, status));
+                }
+                sent
+            })
+        })
+        .collect()
+}
+
+/// Waits until the watcher has received `count` events.
+async fn until_seen(seen: &Arc<Mutex<Seen>>, count: usize, what: &str) {
+    let started = Instant::now();
+    while seen.lock().expect("seen").events.len() < count {
+        assert!(started.elapsed() < PATIENCE, "{what}: not {count} events");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn user_name_of(event: &Event) -> String {
+    event
+        .changes
+        .get("userName")
+        .and_then(|change| change.after.clone())
+        .map(identity_proto::value_to_json)
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_watcher_resumes_after_kill_9_of_the_service_under_writes() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let database = fresh_database().await;
+    let grpc = free_addr();
+    let mut service = start_service(database.url(), grpc, &[]).await;
+    let scim = free_addr();
+    let _adapter = start_adapter(
+        &format!("http://{grpc}"),
+        scim,
+        &[("SCIM_GRPC_TIMEOUT", "5s".to_owned())],
+    )
+    .await;
+    let tenant = create_tenant(&channel(grpc), "acme").await;
+    let reader = service_token(&channel(grpc), "acme", "reader").await;
+    let base = newest(grpc, &reader).await;
+
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let (set_until, until) = tokio::sync::watch::channel(None);
+    let watcher = follow(grpc, reader.clone(), base, Arc::clone(&seen), until);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers = write_users(
+        format!("http://{scim}/scim/v2"),
+        tenant.token.clone(),
+        Arc::clone(&stop),
+    );
+
+    // A steady stream first, then the kill in the middle of it.
+    until_seen(&seen, 30, "before the kill").await;
+    service.kill_9().await;
+    let at_kill = seen.lock().expect("seen").events.len();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let _restarted = start_service(database.url(), grpc, &[]).await;
+    until_seen(&seen, at_kill + 30, "after the restart").await;
+    stop.store(true, Ordering::Relaxed);
+    let mut sent = Vec::new();
+    for writer in writers {
+        sent.extend(writer.await.expect("writer"));
+    }
+
+    let last = newest(grpc, &reader).await;
+    set_until.send(Some(last)).expect("the watcher listens");
+    tokio::time::timeout(PATIENCE, watcher)
+        .await
+        .expect("the watcher catches up")
+        .expect("watcher task");
+    let seen = std::mem::take(&mut *seen.lock().expect("seen"));
+    let acknowledged: Vec<&str> = sent
+        .iter()
+        .filter(|(_, status)| *status == 201)
+        .map(|(name, _)| name.as_str())
+        .collect();
+    println!(
+        "kill -9 of the service under a watch: events={} (sequences {}..={last}), writes sent={} acknowledged={}, stream ends={:?}",
+        seen.events.len(),
+        base + 1,
+        sent.len(),
+        acknowledged.len(),
+        seen.breaks
+    );
+    assert!(
+        !seen.breaks.is_empty(),
+        "the kill ended the watcher's stream"
+    );
+    let sequences: Vec<u64> = seen.events.iter().map(|e| e.sequence).collect();
+    assert_eq!(
+        sequences,
+        (base + 1..=last).collect::<Vec<_>>(),
+        "every committed event once, in order, without gaps"
+    );
+    assert!(
+        seen.events
+            .iter()
+            .all(|e| e.r#type() == EventType::UserCreated)
+    );
+    let created: std::collections::HashSet<String> = seen.events.iter().map(user_name_of).collect();
+    assert_eq!(created.len(), seen.events.len(), "one event per user");
+    let missing: Vec<&&str> = acknowledged
+        .iter()
+        .filter(|name| !created.contains(**name))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged without an event: {missing:?}"
+    );
+    // And no event without its change: the users the events name are
+    // exactly the tenant's users.
+    let rows = sql(database.url())
+        .await
+        .query(
+            "SELECT user_name FROM users u JOIN tenants t USING (tenant_id) WHERE t.slug = 'acme'",
+            &[],
+        )
+        .await
+        .expect("the tenant's users");
+    let stored: std::collections::HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(stored, created, "users and their creation events");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_killed_inside_its_transaction_leaves_neither_change_nor_event() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let database = fresh_database().await;
+    let grpc = free_addr();
+    let mut service = start_service(database.url(), grpc, &[]).await;
+    let scim = free_addr();
+    let _adapter = start_adapter(&format!("http://{grpc}"), scim, &[]).await;
+    let tenant = create_tenant(&channel(grpc), "acme").await;
+    let reader = service_token(&channel(grpc), "acme", "reader").await;
+    let scim_base = format!("http://{scim}/scim/v2");
+    let http = reqwest::Client::new();
+    let created = http
+        .post(format!("{scim_base}/Users"))
+        .bearer_auth(&tenant.token)
+        .header("content-type", "application/scim+json")
+        .body(user("held@acme.example").to_string())
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let id = created.json::<serde_json::Value>().await.expect("JSON")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let base = newest(grpc, &reader).await;
+    let deactivate = |http: reqwest::Client| {
+        let url = format!("{scim_base}/Users/{id}");
+        let token = tenant.token.clone();
+        async move {
+            http.patch(url)
+                .bearer_auth(token)
+                .header("content-type", "application/scim+json")
+                .body(
+                    json!({"schemas": [PATCH_SCHEMA], "Operations": [
+                        {"op": "replace", "path": "active", "value": false}
+                    ]})
+                    .to_string(),
+                )
+                .send()
+                .await
+                .map(|r| r.status())
+        }
+    };
+
+    // The test holds the tenant's sequence row: the deactivation updates
+    // the user, then waits for the row to number its event.
+    let mut holder = sql(database.url()).await;
+    let lock = holder.transaction().await.expect("begin");
+    lock.execute(
+        "SELECT last_sequence FROM event_sequences s JOIN tenants t USING (tenant_id) \
+         WHERE t.slug = 'acme' FOR UPDATE",
+        &[],
+    )
+    .await
+    .expect("lock the sequence row");
+    let write = tokio::spawn(deactivate(http.clone()));
+    let observer = sql(database.url()).await;
+    let started = Instant::now();
+    loop {
+        let waiting: i64 = observer
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .expect("pg_stat_activity")
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the write never waited on the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    service.kill_9().await;
+    let answered = write.await.expect("write task");
+    assert!(
+        answered.is_err() || answered.as_ref().is_ok_and(|s| !s.is_success()),
+        "the killed write was not acknowledged: {answered:?}"
+    );
+    lock.rollback().await.expect("release the lock");
+    // The killed service's connection finishes its statement, finds its
+    // client gone and rolls back; wait until no transaction is left open.
+    let started = Instant::now();
+    loop {
+        let open: i64 = observer
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND pid <> pg_backend_pid() AND xact_start IS NOT NULL",
+                &[],
+            )
+            .await
+            .expect("pg_stat_activity")
+            .get(0);
+        if open == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the killed write's transaction stays open"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let _restarted = start_service(database.url(), grpc, &[]).await;
+    let active: bool = observer
+        .query_one(
+            "SELECT active FROM users WHERE user_id = $1::text::uuid",
+            &[&id],
+        )
+        .await
+        .expect("the user")
+        .get(0);
+    assert!(active, "the killed deactivation left no change");
+    assert_eq!(newest(grpc, &reader).await, base, "and no event");
+    let recorded: i64 = observer
+        .query_one("SELECT count(*) FROM events", &[])
+        .await
+        .expect("count events")
+        .get(0);
+    assert_eq!(recorded as u64, base, "no event row either");
+    // The number it would have taken goes to the next write: no gap.
+    assert_eq!(
+        deactivate(http).await.expect("deactivate again"),
+        StatusCode::OK
+    );
+    let events = EventServiceClient::with_interceptor(channel(grpc), Bearer::new(&reader))
+        .list_events(ListEventsRequest {
+            resource_id: id.clone(),
+            ..ListEventsRequest::default()
+        })
+        .await
+        .expect("list events")
+        .into_inner()
+        .events;
+    let story: Vec<(u64, EventType)> = events.iter().map(|e| (e.sequence, e.r#type())).collect();
+    assert_eq!(
+        story,
+        vec![
+            (story[0].0, EventType::UserCreated),
+            (base + 1, EventType::UserDeactivated)
+        ]
+    );
+}
