@@ -7,10 +7,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand, ValueEnum};
 use identity_proto::v1::{
-    Event, EventType, ListEventsRequest, ResourceType, WatchRequest, actor, watch_request,
+    ErrorReason, Event, EventType, ListEventsRequest, ResourceType, WatchRequest, actor,
+    watch_request,
 };
 use serde::Serialize;
-use tonic::Code;
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
 
 use crate::client::Connection;
 use crate::error::CliError;
@@ -264,10 +266,26 @@ fn print_event(event: Event, format: OutputFormat) -> Result<(), CliError> {
 /// How long `tail` waits before resuming a stream the service ended.
 const RESUME_DELAY: Duration = Duration::from_secs(1);
 
-/// Whether a stream that ended with `code` is resumed: the service shut
-/// down or went away, or closed a reader it found too slow.
-fn resumable(code: Code) -> bool {
-    matches!(code, Code::Unavailable | Code::ResourceExhausted)
+/// Whether a stream that ended with `status` is resumed: anything but a
+/// refusal and the service's own OUT_OF_RANGE. A connection cut under the
+/// stream (the service killed) reaches tonic as UNKNOWN, INTERNAL or even
+/// OUT_OF_RANGE (an unexpected end of file), so the service's answer is
+/// told apart by its reason.
+fn resumable(status: &Status) -> bool {
+    let pruned = status
+        .get_error_details()
+        .error_info()
+        .is_some_and(|info| info.reason == ErrorReason::SequenceOutOfRange.as_str_name());
+    !pruned
+        && !matches!(
+            status.code(),
+            Code::Unauthenticated
+                | Code::PermissionDenied
+                | Code::InvalidArgument
+                | Code::NotFound
+                | Code::FailedPrecondition
+                | Code::Unimplemented
+        )
 }
 
 pub async fn run(
@@ -323,7 +341,7 @@ async fn run_tail(
             }
             Err(status) => status,
         };
-        if !resumable(status.code()) {
+        if !resumable(&status) {
             return Err(connection.rpc_error(status));
         }
         eprintln!("the stream ended ({}); resuming", status.message());
@@ -386,6 +404,7 @@ async fn run_list(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tonic_types::ErrorDetails;
 
     #[test]
     fn every_type_flag_names_a_proto_type() {
@@ -417,10 +436,21 @@ mod tests {
     }
 
     #[test]
-    fn only_shutdown_and_slowness_are_resumed() {
-        assert!(resumable(Code::Unavailable));
-        assert!(resumable(Code::ResourceExhausted));
-        assert!(!resumable(Code::PermissionDenied));
-        assert!(!resumable(Code::OutOfRange));
+    fn refusals_and_pruned_positions_are_not_resumed() {
+        assert!(resumable(&Status::unavailable("shutting down")));
+        assert!(resumable(&Status::resource_exhausted("too slow")));
+        assert!(resumable(&Status::unknown("h2 protocol error")));
+        assert!(resumable(&Status::out_of_range("unexpected end of file")));
+        assert!(!resumable(&Status::permission_denied("scim token")));
+        let pruned = Status::with_error_details(
+            Code::OutOfRange,
+            "pruned",
+            ErrorDetails::with_error_info(
+                ErrorReason::SequenceOutOfRange.as_str_name(),
+                "identity.example",
+                std::collections::HashMap::new(),
+            ),
+        );
+        assert!(!resumable(&pruned));
     }
 }

@@ -112,8 +112,18 @@ impl Baseline {
                 "{}: no POST /Users run at {clients} clients",
                 path.display()
             ))?;
+        // Named from the repository root when it is under it.
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let file = match (path.canonicalize(), root.canonicalize()) {
+            (Ok(path), Ok(root)) => path
+                .strip_prefix(&root)
+                .map_or(path.clone(), |p| p.to_path_buf())
+                .display()
+                .to_string(),
+            _ => path.display().to_string(),
+        };
         Ok(Baseline {
-            file: path.display().to_string(),
+            file,
             commit: report["commit"].as_str().unwrap_or("unknown").to_string(),
             post_per_second,
         })
