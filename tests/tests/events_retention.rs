@@ -146,8 +146,7 @@ async fn pruned_positions_are_out_of_range_and_the_newest_keeps_working() {
     for start in [from(0), from(1), from(newest - 1)] {
         let refused = watch(&stack, &reader, start)
             .await
-            .err()
-            .expect("a pruned position is refused");
+            .expect_err("a pruned position is refused");
         assert_out_of_range(&refused);
         assert!(refused.message().contains("pruned"), "{refused:?}");
     }
@@ -159,14 +158,12 @@ async fn pruned_positions_are_out_of_range_and_the_newest_keeps_working() {
             ..ListEventsRequest::default()
         })
         .await
-        .err()
-        .expect("a page after pruned events is refused");
+        .expect_err("a page after pruned events is refused");
     assert_out_of_range(&second_page);
     // Past the newest is out of range too, for another reason.
     let ahead = watch(&stack, &reader, from(newest + 1))
         .await
-        .err()
-        .expect("a position past the newest is refused");
+        .expect_err("a position past the newest is refused");
     assert_out_of_range(&ahead);
     assert!(ahead.message().contains("past"), "{ahead:?}");
 
