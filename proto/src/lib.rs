@@ -34,7 +34,8 @@ pub fn is_valid_slug(slug: &str) -> bool {
 }
 
 /// A duration as every binary's flags spell it: `500ms`, `10s` (or a bare
-/// `10`) or `2m`; zero is refused, since no timeout of ours means "none".
+/// `10`), `2m`, `6h` or `400d` (days of 24 hours, for retention); zero is
+/// refused, since no timeout of ours means "none".
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     use std::time::Duration;
     let text = text.trim();
@@ -44,12 +45,20 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let (number, unit) = text.split_at(split);
     let number: u64 = number
         .parse()
-        .map_err(|_| format!("'{text}' is not a duration such as 10s, 500ms or 2m"))?;
+        .map_err(|_| format!("'{text}' is not a duration such as 10s, 500ms, 2m or 400d"))?;
+    let seconds = |per_unit: u64| {
+        number
+            .checked_mul(per_unit)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("'{text}' is too long"))
+    };
     let duration = match unit.trim() {
         "ms" => Duration::from_millis(number),
         "" | "s" => Duration::from_secs(number),
-        "m" => Duration::from_secs(number.saturating_mul(60)),
-        other => return Err(format!("unknown unit '{other}': use ms, s or m")),
+        "m" => seconds(60)?,
+        "h" => seconds(60 * 60)?,
+        "d" => seconds(24 * 60 * 60)?,
+        other => return Err(format!("unknown unit '{other}': use ms, s, m, h or d")),
     };
     if duration.is_zero() {
         return Err("the duration must be positive".into());
@@ -77,7 +86,21 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        for bad in ["0s", "s", "5h", "-1s", ""] {
+        assert_eq!(parse_duration("6h"), Ok(Duration::from_secs(6 * 3600)));
+        assert_eq!(
+            parse_duration("400d"),
+            Ok(Duration::from_secs(400 * 24 * 3600))
+        );
+        for bad in [
+            "0s",
+            "0d",
+            "s",
+            "5w",
+            "-1s",
+            "",
+            "1.5d",
+            "99999999999999999d",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
         for zero in ["0", "0s", " 0ms", "0m"] {

@@ -12,9 +12,12 @@ use identity_lifecycle_tests::process::{self, Process};
 use identity_lifecycle_tests::{
     ADMIN_TOKEN, Bearer, PATCH_SCHEMA, TestDatabase, fresh_database, json, user,
 };
+use identity_proto::v1::event_service_client::EventServiceClient;
 use identity_proto::v1::tenant_service_client::TenantServiceClient;
 use identity_proto::v1::token_service_client::TokenServiceClient;
-use identity_proto::v1::{CreateTenantRequest, IssueTokenRequest};
+use identity_proto::v1::{
+    CreateTenantRequest, IssueTokenRequest, TokenScope, WatchRequest, watch_request,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -758,6 +761,95 @@ async fn both_metrics_endpoints_move_with_traffic() {
     );
     assert!(service.has("identity_db_pool_waits_total", &[("pool", "auth")]));
     assert!(service.has("identity_db_pool_wait_seconds_total", &[("pool", "work")]));
+    stack.stop().await;
+}
+
+/// The events backlog: a Watch is counted while open, what it is handed is
+/// counted, and the lag, slow-consumer and pruning series are exported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_events_backlog_metrics_follow_watchers() {
+    let stack = Processes::start(&[], &[]).await;
+    let token = stack.tenant("watched").await;
+    let reader =
+        TokenServiceClient::with_interceptor(stack.channel.clone(), Bearer::new(ADMIN_TOKEN))
+            .issue_token(IssueTokenRequest {
+                tenant: "watched".to_owned(),
+                name: "reader".to_owned(),
+                scope: TokenScope::Service as i32,
+                ..IssueTokenRequest::default()
+            })
+            .await
+            .expect("issue a service token")
+            .into_inner()
+            .secret;
+    let before = stack.scrape(&stack.service_metrics).await;
+    assert_eq!(before.value("identity_event_watchers", &[]), 0.0);
+    let mut stream =
+        EventServiceClient::with_interceptor(stack.channel.clone(), Bearer::new(&reader))
+            .watch(WatchRequest {
+                start: Some(watch_request::Start::Now(true)),
+                ..WatchRequest::default()
+            })
+            .await
+            .expect("watch")
+            .into_inner();
+    let (status, body) = stack
+        .scim(
+            &token,
+            reqwest::Method::POST,
+            "/Users",
+            Some(user("watched@watched.example").to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    tokio::time::timeout(Duration::from_secs(30), stream.message())
+        .await
+        .expect("the event in time")
+        .expect("the watch goes on")
+        .expect("an event");
+
+    let during = stack.scrape(&stack.service_metrics).await;
+    assert_eq!(
+        during.value("identity_event_watchers", &[]),
+        1.0,
+        "{}",
+        during.text
+    );
+    assert!(
+        during.value("identity_events_delivered_total", &[])
+            - before.value("identity_events_delivered_total", &[])
+            >= 1.0,
+        "{}",
+        during.text
+    );
+    for name in [
+        "identity_event_watcher_max_lag",
+        "identity_event_watchers_too_slow_total",
+        "identity_events_pruned_total",
+        "identity_event_prune_failures_total",
+    ] {
+        assert!(during.has(name, &[]), "{name}:\n{}", during.text);
+    }
+    // With the default retention nothing is old enough to prune.
+    assert_eq!(during.value("identity_events_pruned_total", &[]), 0.0);
+    assert_eq!(
+        during.value("identity_event_prune_failures_total", &[]),
+        0.0
+    );
+
+    // A closed watch is no longer counted (its end reaches the server as
+    // the stream is reset, soon but not at once).
+    drop(stream);
+    let mut closed = false;
+    for _ in 0..300 {
+        let after = stack.scrape(&stack.service_metrics).await;
+        if after.value("identity_event_watchers", &[]) == 0.0 {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(closed, "the closed watch is still counted");
     stack.stop().await;
 }
 

@@ -121,6 +121,19 @@ pub(crate) struct Cli {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) watch_max_lag: u64,
 
+    /// How long lifecycle events are kept (e.g. 400d, 90d, 12h); older ones
+    /// are pruned in the background, and a Watch from a pruned position
+    /// gets OUT_OF_RANGE
+    #[arg(long, env = "IDENTITY_EVENT_RETENTION", default_value = "400d",
+          value_parser = identity_proto::parse_duration)]
+    pub(crate) event_retention: Duration,
+
+    /// How often each replica prunes events past the retention (one
+    /// replica at a time, in small batches)
+    #[arg(long, env = "IDENTITY_EVENT_PRUNE_INTERVAL", default_value = "1m",
+          value_parser = identity_proto::parse_duration)]
+    pub(crate) event_prune_interval: Duration,
+
     /// Log output format (verbosity comes from RUST_LOG, default "info")
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,
@@ -227,6 +240,13 @@ mod tests {
         assert_eq!(cli.shutdown_grace, defaults.drain.grace);
         assert_eq!(cli.watch_buffer as usize, defaults.watch_buffer);
         assert_eq!(cli.watch_max_lag, defaults.watch_max_lag);
+        assert_eq!(cli.event_retention, defaults.event_retention);
+        assert_eq!(
+            cli.event_retention,
+            Duration::from_secs(400 * 24 * 60 * 60),
+            "the issue's default"
+        );
+        assert_eq!(cli.event_prune_interval, defaults.event_prune_interval);
         assert_eq!(
             token_rate(cli.token_rate_limit, cli.token_rate_burst),
             defaults.token_rate

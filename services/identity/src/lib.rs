@@ -79,7 +79,15 @@ pub struct ServiceSettings {
     /// How far behind the tenant's newest event a Watch client that does
     /// not read may fall before it is closed (RESOURCE_EXHAUSTED).
     pub watch_max_lag: u64,
+    /// How long events are kept; older ones are pruned in the background.
+    pub event_retention: Duration,
+    /// How often a replica looks for events past the retention.
+    pub event_prune_interval: Duration,
 }
+
+/// How long events are kept unless configured otherwise: 400 days, more
+/// than a year of audit trail.
+const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(400 * 24 * 60 * 60);
 
 /// A token may make `burst` calls at once, then one per `period`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -110,6 +118,8 @@ impl ServiceSettings {
             admin_addr: None,
             watch_buffer: 64,
             watch_max_lag: 10_000,
+            event_retention: DEFAULT_EVENT_RETENTION,
+            event_prune_interval: Duration::from_secs(60),
         }
     }
 }
@@ -136,6 +146,8 @@ impl std::fmt::Debug for ServiceSettings {
             .field("admin_addr", &self.admin_addr)
             .field("watch_buffer", &self.watch_buffer)
             .field("watch_max_lag", &self.watch_max_lag)
+            .field("event_retention", &self.event_retention)
+            .field("event_prune_interval", &self.event_prune_interval)
             .finish()
     }
 }

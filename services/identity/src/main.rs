@@ -93,6 +93,8 @@ async fn run(cli: Cli) -> Result<(), StartupError> {
         admin_addr: cli.admin_addr.0,
         watch_buffer: cli.watch_buffer as usize,
         watch_max_lag: cli.watch_max_lag,
+        event_retention: cli.event_retention,
+        event_prune_interval: cli.event_prune_interval,
         ..ServiceSettings::new(cli.database_url)
     };
     serve(settings, listener, shutdown).await

@@ -1,11 +1,15 @@
 //! The service's Prometheus metrics, served at `/metrics` on the admin HTTP
 //! port (IDENTITY_ADMIN_ADDR), apart from the gRPC port: calls by method and
 //! status code with their duration, the database pools (in use, idle, waits)
-//! and the token cache's hits and misses. Labels are bounded: a method the
-//! service serves (see `telemetry`), a gRPC code, a pool's name.
+//! the token cache's hits and misses, and the events backlog (open watches,
+//! the slowest one's lag, deliveries, slow consumers closed, pruning).
+//! Labels are bounded: a method the service serves (see `telemetry`), a
+//! gRPC code, a pool's name.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
@@ -47,6 +51,106 @@ pub(crate) struct ServiceMetrics {
     rpc_requests: Family<RpcLabels, Counter>,
     rpc_duration: Family<MethodLabel, Histogram>,
     pub(crate) token_cache: CacheCounters,
+    pub(crate) events: EventMetrics,
+}
+
+/// The events backlog as this replica sees it, counted where watches hand
+/// events over and where the pruner deletes them.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct EventMetrics {
+    pub(crate) delivered: Counter,
+    pub(crate) too_slow: Counter,
+    pub(crate) pruned: Counter,
+    pub(crate) prune_failures: Counter,
+    watchers: Arc<Mutex<Watchers>>,
+}
+
+/// The open watches and how far each is behind, read at each scrape.
+#[derive(Debug, Default)]
+struct Watchers {
+    next: u64,
+    lags: HashMap<u64, Arc<AtomicU64>>,
+}
+
+impl EventMetrics {
+    /// Counts a watch as open until the returned gauge is dropped.
+    pub(crate) fn watcher(&self) -> WatcherGauge {
+        let lag = Arc::new(AtomicU64::new(0));
+        let mut watchers = self.watchers.lock().unwrap_or_else(PoisonError::into_inner);
+        watchers.next += 1;
+        let id = watchers.next;
+        watchers.lags.insert(id, Arc::clone(&lag));
+        WatcherGauge {
+            id,
+            lag,
+            watchers: Arc::clone(&self.watchers),
+        }
+    }
+}
+
+/// One open watch's entry in [`EventMetrics`].
+pub(crate) struct WatcherGauge {
+    id: u64,
+    lag: Arc<AtomicU64>,
+    watchers: Arc<Mutex<Watchers>>,
+}
+
+impl WatcherGauge {
+    /// How many of its tenant's events the watch has yet to hand over.
+    pub(crate) fn set_lag(&self, events: u64) {
+        self.lag.store(events, Ordering::Relaxed);
+    }
+}
+
+impl Drop for WatcherGauge {
+    fn drop(&mut self) {
+        let mut watchers = self.watchers.lock().unwrap_or_else(PoisonError::into_inner);
+        watchers.lags.remove(&self.id);
+    }
+}
+
+/// Reads the open watches at each scrape.
+#[derive(Debug)]
+struct WatcherCollector {
+    watchers: Arc<Mutex<Watchers>>,
+}
+
+impl Collector for WatcherCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let (open, slowest) = {
+            let watchers = self.watchers.lock().unwrap_or_else(PoisonError::into_inner);
+            let slowest = watchers
+                .lags
+                .values()
+                .map(|lag| lag.load(Ordering::Relaxed))
+                .max()
+                .unwrap_or(0);
+            (watchers.lags.len(), slowest)
+        };
+        let open_gauge = Gauge::<i64>::default();
+        open_gauge.set(i64::try_from(open).unwrap_or(i64::MAX));
+        let lag_gauge = Gauge::<i64>::default();
+        lag_gauge.set(i64::try_from(slowest).unwrap_or(i64::MAX));
+        let described: [(&str, &str, &dyn EncodeMetric); 2] = [
+            (
+                "identity_event_watchers",
+                "Watch streams open on this replica",
+                &open_gauge,
+            ),
+            (
+                "identity_event_watcher_max_lag",
+                "Events the slowest open Watch of this replica has yet to hand over \
+                 (its tenant's newest sequence minus the watch's position)",
+                &lag_gauge,
+            ),
+        ];
+        for (name, help, metric) in described {
+            let metric_encoder =
+                encoder.encode_descriptor(name, help, None, metric.metric_type())?;
+            metric.encode(metric_encoder)?;
+        }
+        Ok(())
+    }
 }
 
 impl ServiceMetrics {
@@ -81,11 +185,36 @@ impl ServiceMetrics {
             token_cache.misses.clone(),
         );
         registry.register_collector(Box::new(PoolCollector { pools }));
+        let events = EventMetrics::default();
+        registry.register(
+            "identity_events_delivered",
+            "Events handed to Watch streams",
+            events.delivered.clone(),
+        );
+        registry.register(
+            "identity_event_watchers_too_slow",
+            "Watch streams closed (RESOURCE_EXHAUSTED) because their client read too slowly",
+            events.too_slow.clone(),
+        );
+        registry.register(
+            "identity_events_pruned",
+            "Events this replica deleted as older than the retention",
+            events.pruned.clone(),
+        );
+        registry.register(
+            "identity_event_prune_failures",
+            "Pruning rounds of this replica that failed (retried at the next interval)",
+            events.prune_failures.clone(),
+        );
+        registry.register_collector(Box::new(WatcherCollector {
+            watchers: Arc::clone(&events.watchers),
+        }));
         ServiceMetrics {
             registry,
             rpc_requests,
             rpc_duration,
             token_cache,
+            events,
         }
     }
 
@@ -246,4 +375,44 @@ pub(crate) async fn serve_admin(
 
 async fn scrape(State(metrics): State<Arc<ServiceMetrics>>) -> http::Response<String> {
     identity_proto::metrics::scrape_response(&metrics.registry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoded(events: &EventMetrics) -> String {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(WatcherCollector {
+            watchers: Arc::clone(&events.watchers),
+        }));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry)
+            .unwrap_or_else(|e| panic!("{e}"));
+        text
+    }
+
+    #[test]
+    fn watchers_count_while_open_and_report_the_slowest() {
+        let events = EventMetrics::default();
+        let first = events.watcher();
+        let second = events.watcher();
+        first.set_lag(3);
+        second.set_lag(40);
+        let text = encoded(&events);
+        assert!(text.contains("identity_event_watchers 2\n"), "{text}");
+        assert!(
+            text.contains("identity_event_watcher_max_lag 40\n"),
+            "{text}"
+        );
+        drop(second);
+        let text = encoded(&events);
+        assert!(text.contains("identity_event_watchers 1\n"), "{text}");
+        assert!(
+            text.contains("identity_event_watcher_max_lag 3\n"),
+            "{text}"
+        );
+        drop(first);
+        assert!(encoded(&events).contains("identity_event_watchers 0\n"));
+    }
 }

@@ -23,6 +23,7 @@ use crate::auth::Authenticator;
 use crate::auth::service::AuthApi;
 use crate::db::{self, Pool};
 use crate::events::hub::{Hub, WatchLimits};
+use crate::events::prune::Pruner;
 use crate::events::service::EventApi;
 use crate::groups::service::GroupApi;
 use crate::limits::{Limits, RequestBound};
@@ -73,6 +74,7 @@ pub async fn serve(
         ("work", pool.clone(), settings.pool_size),
         ("auth", auth_pool.clone(), settings.auth_pool_size),
     ]));
+    let event_metrics = metrics.events.clone();
     let admin = match settings.admin_addr {
         Some(addr) => Some(metrics::serve_admin(addr, Arc::clone(&metrics)).await?),
         None => None,
@@ -94,7 +96,7 @@ pub async fn serve(
     let (reporter, health) = tonic_health::server::health_reporter();
     set_health(&reporter, ServingStatus::Serving).await;
     let (drain_started, draining) = oneshot::channel();
-    let watcher = tokio::spawn(watch_database(pool, reporter, draining));
+    let watcher = tokio::spawn(watch_database(pool.clone(), reporter, draining));
     let stop_watching = watcher.abort_handle();
     let unready = async move {
         let _ = drain_started.send(());
@@ -117,7 +119,17 @@ pub async fn serve(
             max_lag: settings.watch_max_lag,
             poll_interval: WATCH_POLL_INTERVAL,
         },
+        event_metrics.clone(),
         stopping,
+    );
+    let pruner = tokio::spawn(
+        Pruner {
+            pool,
+            retention: settings.event_retention,
+            interval: settings.event_prune_interval,
+            metrics: event_metrics,
+        }
+        .run(),
     );
     let mut server = Server::builder();
     if let Some(tls) = settings.tls {
@@ -165,6 +177,7 @@ pub async fn serve(
         admin.abort();
     }
     listener_task.abort();
+    pruner.abort();
     // The server and its services are dropped by now, and with them the
     // pools and their connections (save those of requests cut short by the
     // grace period, which close as the process exits).

@@ -100,7 +100,7 @@ impl From<EventError> for Status {
             EventError::Cursor => {
                 client_error(Code::InvalidArgument, ErrorReason::InvalidCursor, message)
             }
-            EventError::OutOfRange { .. } => {
+            EventError::Pruned { .. } | EventError::NotReached { .. } => {
                 client_error(Code::OutOfRange, ErrorReason::SequenceOutOfRange, message)
             }
             EventError::TooSlow { .. } => client_error(
@@ -303,6 +303,20 @@ mod tests {
     #[test]
     fn client_errors_carry_error_info() {
         let cases: Vec<(Status, Code, &str)> = vec![
+            (
+                EventError::Pruned { after: 3, first: 9 }.into(),
+                Code::OutOfRange,
+                "SEQUENCE_OUT_OF_RANGE",
+            ),
+            (
+                EventError::NotReached {
+                    after: 12,
+                    newest: 10,
+                }
+                .into(),
+                Code::OutOfRange,
+                "SEQUENCE_OUT_OF_RANGE",
+            ),
             (
                 ResourceError::Taken {
                     attribute: "userName",

@@ -12,6 +12,7 @@ use tokio_postgres::{AsyncMessage, NoTls};
 use uuid::Uuid;
 
 use super::store::CHANNEL;
+use crate::metrics::EventMetrics;
 
 /// A tenant's event `sequence` committed.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -56,6 +57,7 @@ pub(crate) struct Hub {
     notices: broadcast::Sender<Notice>,
     stopping: watch::Receiver<bool>,
     pub limits: WatchLimits,
+    pub metrics: EventMetrics,
 }
 
 impl Hub {
@@ -65,6 +67,7 @@ impl Hub {
     pub(crate) fn start(
         database_url: String,
         limits: WatchLimits,
+        metrics: EventMetrics,
         stopping: watch::Receiver<bool>,
     ) -> (Hub, tokio::task::JoinHandle<()>) {
         let (notices, _) = broadcast::channel(NOTICE_CAPACITY);
@@ -74,6 +77,7 @@ impl Hub {
                 notices,
                 stopping,
                 limits,
+                metrics,
             },
             listener,
         )

@@ -2,10 +2,12 @@
 //! which request. Every write records its events in its own transaction
 //! ([`store::record`]), numbered per tenant without gaps in commit order;
 //! `Watch` replays them and follows new ones ([`hub`] carries Postgres
-//! notifications to the watchers), `ListEvents` pages them for audit.
+//! notifications to the watchers), `ListEvents` pages them for audit;
+//! [`prune`] deletes them once they are older than the retention.
 
 pub(crate) mod access;
 pub(crate) mod hub;
+pub(crate) mod prune;
 pub(crate) mod service;
 pub(crate) mod store;
 
@@ -28,15 +30,17 @@ pub enum EventError {
     Invalid(String),
     #[error("invalid page_token")]
     Cursor,
-    /// The position asked for is not stored (pruned), or not reached yet.
+    /// Events after the position asked for were pruned by retention: the
+    /// client missed them for good and must resynchronise.
     #[error(
-        "no events after sequence {requested}: the tenant's stored events run from {oldest} to {newest}"
+        "events after sequence {after} are no longer stored (pruned by retention): the \
+         tenant's events are kept from sequence {first} on; read the current state again, \
+         then watch from there or from now"
     )]
-    OutOfRange {
-        requested: u64,
-        oldest: u64,
-        newest: u64,
-    },
+    Pruned { after: u64, first: u64 },
+    /// The position asked for is past the tenant's newest event.
+    #[error("sequence {after} is past the tenant's newest event ({newest})")]
+    NotReached { after: u64, newest: u64 },
     /// The client did not read while the tenant's events ran on.
     #[error(
         "the client reads too slowly: more than {max_lag} events behind; \

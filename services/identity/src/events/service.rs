@@ -31,6 +31,7 @@ use super::store::{self, EventRow, Selection};
 use super::{Actor, EventError, require_reader};
 use crate::app::AppState;
 use crate::auth::TenantRef;
+use crate::metrics::{EventMetrics, WatcherGauge};
 use crate::rpc::{keyset_page_size, timestamp, traced};
 
 /// `identity.v1.EventService`.
@@ -192,6 +193,19 @@ impl EventService for EventApi {
             let mut rows = store::read(&mut conn, tenant.id, &selection, after, None, size + 1)
                 .await
                 .map_err(EventError::from)?;
+            // A later page whose start was pruned meanwhile would skip events.
+            if after > 0 {
+                let bounds = store::bounds(&mut conn, tenant.id)
+                    .await
+                    .map_err(EventError::from)?;
+                if bounds.pruned_after(after) {
+                    return Err(EventError::Pruned {
+                        after,
+                        first: bounds.first_kept(),
+                    }
+                    .into());
+                }
+            }
             let more = rows.len() as i64 > size;
             rows.truncate(size as usize);
             let next_page_token = match rows.last() {
@@ -216,23 +230,24 @@ impl EventService for EventApi {
                 resources: resource_types(&req.resource_types)?,
                 ..Selection::default()
             };
-            let newest = store::newest(&mut conn, tenant.id)
+            let bounds = store::bounds(&mut conn, tenant.id)
                 .await
                 .map_err(EventError::from)?;
-            let oldest = store::oldest(&mut conn, tenant.id)
-                .await
-                .map_err(EventError::from)?;
-            // The first sequence a watch can still be given.
-            let first = oldest.unwrap_or(newest + 1);
             let position = match req.start {
-                None => first - 1,
-                Some(watch_request::Start::Now(_)) => newest,
+                None => bounds.first_kept() - 1,
+                Some(watch_request::Start::Now(_)) => bounds.newest,
                 Some(watch_request::Start::AfterSequence(after)) => {
-                    if after.saturating_add(1) < first || after > newest {
-                        return Err(EventError::OutOfRange {
-                            requested: after,
-                            oldest: first,
-                            newest,
+                    if after > bounds.newest {
+                        return Err(EventError::NotReached {
+                            after,
+                            newest: bounds.newest,
+                        }
+                        .into());
+                    }
+                    if bounds.pruned_after(after) {
+                        return Err(EventError::Pruned {
+                            after,
+                            first: bounds.first_kept(),
                         }
                         .into());
                     }
@@ -245,6 +260,9 @@ impl EventService for EventApi {
             let (close, closed) = oneshot::channel();
             let pump = Pump {
                 state: Arc::clone(&self.state),
+                metrics: self.hub.metrics.clone(),
+                gauge: self.hub.metrics.watcher(),
+                newest: bounds.newest,
                 notices: self.hub.subscribe(),
                 stopping: self.hub.stopping(),
                 max_lag: self.hub.limits.max_lag,
@@ -306,6 +324,11 @@ impl From<EventError> for End {
 /// the client, then waits for news.
 struct Pump {
     state: Arc<AppState>,
+    metrics: EventMetrics,
+    /// This watch in the open watches and their lag, until it ends.
+    gauge: WatcherGauge,
+    /// The tenant's newest sequence as far as this watch knows.
+    newest: u64,
     notices: broadcast::Receiver<super::hub::Notice>,
     stopping: watch::Receiver<bool>,
     max_lag: u64,
@@ -337,7 +360,9 @@ impl Pump {
         }
     }
 
-    /// Hands over every selected event up to the tenant's newest.
+    /// Hands over every selected event up to the tenant's newest; closes
+    /// the watch (OUT_OF_RANGE) when events it has not handed over were
+    /// pruned.
     async fn catch_up(&mut self) -> Result<(), End> {
         let newest = {
             let mut conn = self
@@ -349,6 +374,7 @@ impl Pump {
                 .await
                 .map_err(EventError::from)?
         };
+        self.learn(newest, self.position);
         while self.position < newest {
             let upto = newest.min(self.position + SCAN);
             let rows = {
@@ -357,7 +383,7 @@ impl Pump {
                     .background_conn()
                     .await
                     .map_err(EventError::from)?;
-                store::read(
+                let rows = store::read(
                     &mut conn,
                     self.tenant.id,
                     &self.selection,
@@ -366,16 +392,38 @@ impl Pump {
                     SCAN as i64,
                 )
                 .await
-                .map_err(EventError::from)?
+                .map_err(EventError::from)?;
+                // Checked after the read: if the next event is still stored
+                // now, the read saw every event after it too.
+                let bounds = store::bounds(&mut conn, self.tenant.id)
+                    .await
+                    .map_err(EventError::from)?;
+                if bounds.pruned_after(self.position) {
+                    return Err(EventError::Pruned {
+                        after: self.position,
+                        first: bounds.first_kept(),
+                    }
+                    .into());
+                }
+                rows
             };
             for row in rows {
                 let sequence = row.sequence.max(0) as u64;
                 let event = to_proto(row, &self.tenant);
                 self.hand_over(event, sequence).await?;
+                self.learn(self.newest, sequence);
             }
             self.position = upto;
+            self.learn(self.newest, self.position);
         }
         Ok(())
+    }
+
+    /// Notes the tenant's `newest` sequence and how far this watch, which
+    /// has handed over up to `at`, is behind it.
+    fn learn(&mut self, newest: u64, at: u64) {
+        self.newest = self.newest.max(newest);
+        self.gauge.set_lag(self.newest.saturating_sub(at));
     }
 
     /// Waits for room in the client's buffer; closes a client that lets the
@@ -385,6 +433,7 @@ impl Pump {
             tokio::select! {
                 permit = self.events.reserve() => {
                     let permit = permit.map_err(|_| End::ClientGone)?;
+                    self.metrics.delivered.inc();
                     permit.send(event);
                     return Ok(());
                 }
@@ -397,7 +446,11 @@ impl Pump {
                             return Err(EventError::ShuttingDown.into());
                         }
                     };
+                    // Fields, not `learn`: the reservation borrows `events`.
+                    self.newest = self.newest.max(newest);
+                    self.gauge.set_lag(self.newest.saturating_sub(sequence.saturating_sub(1)));
                     if newest.saturating_sub(sequence) > self.max_lag {
+                        self.metrics.too_slow.inc();
                         return Err(EventError::TooSlow { max_lag: self.max_lag }.into());
                     }
                 }
@@ -418,7 +471,10 @@ impl Pump {
             tokio::select! {
                 notice = self.notices.recv() => match notice {
                     Ok(notice) if notice.tenant == self.tenant.id
-                        && notice.sequence > self.position => return Ok(()),
+                        && notice.sequence > self.position => {
+                        self.learn(notice.sequence, self.position);
+                        return Ok(());
+                    }
                     Ok(_) => {}
                     Err(broadcast::error::RecvError::Lagged(_)) => return Ok(()),
                     Err(broadcast::error::RecvError::Closed) => {

@@ -162,8 +162,62 @@ impl EventRow {
     }
 }
 
-/// The tenant's newest committed sequence (0 before its first event). Every
-/// event up to it is committed: the counter and its events commit together.
+/// What the tenant's stored events span, read in one snapshot.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Bounds {
+    /// The newest committed sequence (0 before the first event). Every
+    /// event up to it was committed: the counter and its events commit
+    /// together, and `event_sequences` is never pruned.
+    pub newest: u64,
+    /// The oldest stored sequence; `None` when none is stored (none made
+    /// yet, or all pruned).
+    pub oldest: Option<u64>,
+}
+
+impl Bounds {
+    /// The first sequence a reader can still be given.
+    pub(crate) fn first_kept(&self) -> u64 {
+        self.oldest.unwrap_or(self.newest + 1)
+    }
+
+    /// Whether events after `after` that a reader has not seen were pruned.
+    /// Pruning only ever removes a tenant's oldest events (see [`prune`]),
+    /// so a reader that has `after + 1` still stored missed none.
+    pub(crate) fn pruned_after(&self, after: u64) -> bool {
+        after.saturating_add(1) < self.first_kept()
+    }
+}
+
+#[derive(QueryableByName)]
+struct BoundsRow {
+    #[diesel(sql_type = sql_types::Nullable<sql_types::BigInt>)]
+    newest: Option<i64>,
+    #[diesel(sql_type = sql_types::Nullable<sql_types::BigInt>)]
+    oldest: Option<i64>,
+}
+
+/// The tenant's [`Bounds`]: two index probes in one statement, so one
+/// snapshot.
+pub(crate) async fn bounds(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+) -> Result<Bounds, StoreError> {
+    let row: BoundsRow = diesel::sql_query(
+        "SELECT (SELECT last_sequence FROM event_sequences WHERE tenant_id = $1) AS newest, \
+                (SELECT sequence FROM events WHERE tenant_id = $1 \
+                 ORDER BY sequence LIMIT 1) AS oldest",
+    )
+    .bind::<sql_types::Uuid, _>(tenant)
+    .get_result(conn)
+    .await?;
+    let sequence = |n: i64| n.max(0) as u64;
+    Ok(Bounds {
+        newest: row.newest.map_or(0, sequence),
+        oldest: row.oldest.map(sequence),
+    })
+}
+
+/// The tenant's newest committed sequence (0 before its first event).
 pub(crate) async fn newest(conn: &mut AsyncPgConnection, tenant: Uuid) -> Result<u64, StoreError> {
     let last: Option<i64> = event_sequences::table
         .filter(event_sequences::tenant_id.eq(tenant))
@@ -174,19 +228,89 @@ pub(crate) async fn newest(conn: &mut AsyncPgConnection, tenant: Uuid) -> Result
     Ok(last.map_or(0, |n| n.max(0) as u64))
 }
 
-/// The tenant's oldest stored sequence; `None` while it has none.
-pub(crate) async fn oldest(
+/// Serialises pruners: one replica at a time prunes, the others skip the
+/// round. Taken per batch transaction, so no pooled connection keeps it.
+const PRUNE_LOCK_KEY: i64 = 0x0069_646c_5f65_7670;
+
+#[derive(QueryableByName)]
+struct TenantRow {
+    #[diesel(sql_type = sql_types::Uuid)]
+    tenant_id: Uuid,
+}
+
+/// The tenants whose oldest stored event is older than `retention`: one
+/// probe of the primary key per tenant that ever had an event.
+pub(crate) async fn tenants_to_prune(
+    conn: &mut AsyncPgConnection,
+    retention: std::time::Duration,
+) -> Result<Vec<Uuid>, StoreError> {
+    let rows: Vec<TenantRow> = diesel::sql_query(
+        "SELECT s.tenant_id FROM event_sequences s \
+         CROSS JOIN LATERAL (SELECT occurred_at FROM events e WHERE e.tenant_id = s.tenant_id \
+                             ORDER BY e.sequence LIMIT 1) first \
+         WHERE first.occurred_at < now() - $1 * interval '1 millisecond'",
+    )
+    .bind::<sql_types::BigInt, _>(millis(retention))
+    .load(conn)
+    .await?;
+    Ok(rows.into_iter().map(|row| row.tenant_id).collect())
+}
+
+/// Deletes at most `batch` of the tenant's oldest events, those before its
+/// oldest event within `retention`: always a prefix of its sequence, so
+/// [`Bounds::pruned_after`] can tell what a reader missed (`occurred_at`,
+/// the writing transaction's start, is not quite in commit order). Its own
+/// short transaction; it locks only the rows it deletes, never
+/// `event_sequences`, so writers never wait on it. `None` when another
+/// replica is pruning.
+pub(crate) async fn prune(
     conn: &mut AsyncPgConnection,
     tenant: Uuid,
+    retention: std::time::Duration,
+    batch: i64,
 ) -> Result<Option<u64>, StoreError> {
-    let first: Option<i64> = events::table
-        .filter(events::tenant_id.eq(tenant))
-        .select(events::sequence)
-        .order(events::sequence)
-        .first(conn)
-        .await
-        .optional()?;
-    Ok(first.map(|n| n.max(0) as u64))
+    use diesel_async::AsyncConnection;
+
+    #[derive(QueryableByName)]
+    struct Locked {
+        #[diesel(sql_type = sql_types::Bool)]
+        locked: bool,
+    }
+
+    conn.transaction(async |tx| {
+        let lock: Locked = diesel::sql_query(format!(
+            "SELECT pg_try_advisory_xact_lock({PRUNE_LOCK_KEY}) AS locked"
+        ))
+        .get_result(tx)
+        .await?;
+        if !lock.locked {
+            return Ok(None);
+        }
+        let deleted = diesel::sql_query(
+            "WITH head AS ( \
+                 SELECT sequence, occurred_at FROM events WHERE tenant_id = $1 \
+                 ORDER BY sequence LIMIT $2), \
+             boundary AS ( \
+                 SELECT coalesce( \
+                     min(sequence) FILTER ( \
+                         WHERE occurred_at >= now() - $3 * interval '1 millisecond'), \
+                     max(sequence) + 1) AS below \
+                 FROM head) \
+             DELETE FROM events USING boundary \
+             WHERE events.tenant_id = $1 AND events.sequence < boundary.below",
+        )
+        .bind::<sql_types::Uuid, _>(tenant)
+        .bind::<sql_types::BigInt, _>(batch)
+        .bind::<sql_types::BigInt, _>(millis(retention))
+        .execute(tx)
+        .await?;
+        Ok(Some(deleted as u64))
+    })
+    .await
+}
+
+fn millis(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// What a read keeps; empty lists keep everything.
@@ -250,4 +374,36 @@ pub(crate) async fn read(
         .select(EventRow::as_select())
         .load(conn)
         .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_tell_pruned_from_kept() {
+        let some = Bounds {
+            newest: 10,
+            oldest: Some(4),
+        };
+        assert_eq!(some.first_kept(), 4);
+        assert!(some.pruned_after(0));
+        assert!(some.pruned_after(2));
+        assert!(!some.pruned_after(3), "4 is kept");
+        assert!(!some.pruned_after(10));
+        // Every event pruned: only the newest position is whole.
+        let none = Bounds {
+            newest: 10,
+            oldest: None,
+        };
+        assert_eq!(none.first_kept(), 11);
+        assert!(none.pruned_after(9));
+        assert!(!none.pruned_after(10));
+        // No event yet: nothing was missed.
+        let fresh = Bounds {
+            newest: 0,
+            oldest: None,
+        };
+        assert!(!fresh.pruned_after(0));
+    }
 }

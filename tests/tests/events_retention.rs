@@ -1,0 +1,192 @@
+//! Event retention end to end: a service with a short retention prunes its
+//! old events in the background; a watcher or pager that had not read them
+//! gets OUT_OF_RANGE (SEQUENCE_OUT_OF_RANGE), while watching from the newest
+//! event, and writing, go on as before.
+
+use std::time::{Duration, Instant};
+
+use identity_lifecycle_tests::*;
+use identity_proto::v1::{
+    CreateGroupRequest, Event, Group, ListEventsRequest, WatchRequest, watch_request,
+};
+use tonic::{Code, Status, Streaming};
+
+/// Short, so the test waits seconds for pruning, yet long enough that the
+/// events written after it are delivered before they are pruned too.
+const RETENTION: Duration = Duration::from_secs(3);
+const PRUNE_INTERVAL: Duration = Duration::from_millis(200);
+
+/// A bound, not a speed assertion: a test that waits this long has failed.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+fn from(after: u64) -> Option<watch_request::Start> {
+    Some(watch_request::Start::AfterSequence(after))
+}
+
+async fn create_group(stack: &Stack, token: &str, name: &str) -> Group {
+    stack
+        .groups(token)
+        .create_group(CreateGroupRequest {
+            group: Some(Group {
+                display_name: name.to_string(),
+                ..Group::default()
+            }),
+            ..CreateGroupRequest::default()
+        })
+        .await
+        .expect("create group")
+        .into_inner()
+}
+
+/// The first page of the tenant's stored events.
+async fn first_page(stack: &Stack, token: &str, size: i32) -> (Vec<Event>, String) {
+    let page = stack
+        .events(token)
+        .list_events(ListEventsRequest {
+            page_size: Some(size),
+            ..ListEventsRequest::default()
+        })
+        .await
+        .expect("list events")
+        .into_inner();
+    (page.events, page.next_page_token)
+}
+
+async fn watch(
+    stack: &Stack,
+    token: &str,
+    start: Option<watch_request::Start>,
+) -> Result<Streaming<Event>, Status> {
+    stack
+        .events(token)
+        .watch(WatchRequest {
+            start,
+            ..WatchRequest::default()
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn next(stream: &mut Streaming<Event>) -> Event {
+    tokio::time::timeout(PATIENCE, stream.message())
+        .await
+        .expect("an event in time")
+        .expect("the watch goes on")
+        .expect("the watch is open")
+}
+
+/// OUT_OF_RANGE with the contract's reason. The reason travels in the
+/// status details (a google.rpc.Status with an ErrorInfo), where protobuf
+/// keeps strings as they are.
+fn assert_out_of_range(status: &Status) {
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    let details = String::from_utf8_lossy(status.details());
+    assert!(
+        details.contains("SEQUENCE_OUT_OF_RANGE") && details.contains("identity.v1"),
+        "{status:?}"
+    );
+}
+
+async fn scrape(url: &str) -> String {
+    reqwest::get(url)
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
+/// The value of an unlabelled sample in a scrape.
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+#[tokio::test]
+async fn pruned_positions_are_out_of_range_and_the_newest_keeps_working() {
+    let admin = process::free_addr();
+    let stack = Stack::start_with(
+        |service| {
+            service.event_retention = RETENTION;
+            service.event_prune_interval = PRUNE_INTERVAL;
+            service.admin_addr = Some(admin);
+        },
+        |_| {},
+    )
+    .await;
+    let metrics = format!("http://{admin}/metrics");
+    let acme = stack.tenant("acme").await;
+    let reader = stack.issue_service_token("acme", "reader").await;
+    for n in 0..5 {
+        create_group(&stack, &acme.token, &format!("old-{n}")).await;
+    }
+    let (listed, page_token) = first_page(&stack, &reader, 2).await;
+    assert_eq!(listed.len(), 2);
+    assert!(!page_token.is_empty(), "more than one page of events");
+    let (all, _) = first_page(&stack, &reader, 1000).await;
+    let newest = all.last().expect("events were recorded").sequence;
+    assert!(newest >= 5);
+    // A watch that follows the tenant live is never out of range.
+    let mut live = watch(&stack, &reader, from(newest))
+        .await
+        .expect("watch from the newest");
+
+    let deadline = Instant::now() + PATIENCE;
+    while !first_page(&stack, &reader, 1000).await.0.is_empty() {
+        assert!(Instant::now() < deadline, "the events were never pruned");
+        tokio::time::sleep(PRUNE_INTERVAL).await;
+    }
+    assert!(
+        sample(&scrape(&metrics).await, "identity_events_pruned_total") >= newest as f64,
+        "every event was counted as pruned"
+    );
+
+    // Positions whose next events are gone, including the second page.
+    for start in [from(0), from(1), from(newest - 1)] {
+        let refused = watch(&stack, &reader, start)
+            .await
+            .expect_err("a pruned position is refused");
+        assert_out_of_range(&refused);
+        assert!(refused.message().contains("pruned"), "{refused:?}");
+    }
+    let second_page = stack
+        .events(&reader)
+        .list_events(ListEventsRequest {
+            page_size: Some(2),
+            page_token,
+            ..ListEventsRequest::default()
+        })
+        .await
+        .expect_err("a page after pruned events is refused");
+    assert_out_of_range(&second_page);
+    // Past the newest is out of range too, for another reason.
+    let ahead = watch(&stack, &reader, from(newest + 1))
+        .await
+        .expect_err("a position past the newest is refused");
+    assert_out_of_range(&ahead);
+    assert!(ahead.message().contains("past"), "{ahead:?}");
+
+    // From the newest sequence, from now and from the oldest kept, watches
+    // work; writes do, and reach every watcher.
+    let mut resumed = watch(&stack, &reader, from(newest))
+        .await
+        .expect("watch from the newest after pruning");
+    let mut now = watch(&stack, &reader, Some(watch_request::Start::Now(true)))
+        .await
+        .expect("watch from now after pruning");
+    let mut oldest = watch(&stack, &reader, None)
+        .await
+        .expect("watch from the oldest kept after pruning");
+    let group = create_group(&stack, &acme.token, "new").await;
+    for stream in [&mut live, &mut resumed, &mut now, &mut oldest] {
+        let event = next(stream).await;
+        assert_eq!(event.sequence, newest + 1);
+        assert_eq!(event.resource_id, group.id);
+    }
+    let (kept, _) = first_page(&stack, &reader, 1000).await;
+    assert_eq!(
+        kept.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+        vec![newest + 1]
+    );
+}
