@@ -35,6 +35,7 @@
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::sql_types::{self, Array, Jsonb, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use identity_proto::v1::{EventType, ResourceType};
@@ -91,37 +92,99 @@ async fn insert(
             (ACTOR_TOKEN, Some(*id), name.as_str(), provider.as_str())
         }
     };
-    diesel::sql_query(format!(
-        "WITH numbers AS ( \
-             INSERT INTO event_sequences (tenant_id, last_sequence) VALUES ($1, $2) \
-             ON CONFLICT (tenant_id) DO UPDATE \
-                 SET last_sequence = event_sequences.last_sequence + excluded.last_sequence \
-             RETURNING last_sequence), \
-         inserted AS ( \
-             INSERT INTO events (tenant_id, sequence, event_type, resource_type, resource_id, \
-                 changes, actor_kind, actor_token_id, actor_token_name, actor_provider, \
-                 request_id, trace_id) \
-             SELECT $1, numbers.last_sequence - $2 + d.n, d.event_type, d.resource_type, \
-                 d.resource_id, d.changes, $7, $8, $9, $10, $11, $12 \
-             FROM numbers, unnest($3::text[], $4::text[], $5::uuid[], $6::jsonb[]) \
-                 WITH ORDINALITY AS d(event_type, resource_type, resource_id, changes, n)) \
-         SELECT pg_notify('{CHANNEL}', $1::text || ':' || last_sequence) FROM numbers"
-    ))
-    .bind::<sql_types::Uuid, _>(tenant)
-    .bind::<sql_types::BigInt, _>(drafts.len() as i64)
-    .bind::<Array<Text>, _>(&types)
-    .bind::<Array<Text>, _>(&resources)
-    .bind::<Array<sql_types::Uuid>, _>(&ids)
-    .bind::<Array<Jsonb>, _>(&changes)
-    .bind::<Text, _>(kind)
-    .bind::<sql_types::Nullable<sql_types::Uuid>, _>(token_id)
-    .bind::<Text, _>(token_name)
-    .bind::<Text, _>(provider)
-    .bind::<Text, _>(&origin.request_id)
-    .bind::<Text, _>(&origin.trace_id)
+    RecordEvents {
+        tenant,
+        count: drafts.len() as i64,
+        types,
+        resources,
+        ids,
+        changes,
+        kind,
+        token_id,
+        token_name,
+        provider,
+        request_id: &origin.request_id,
+        trace_id: &origin.trace_id,
+    }
     .execute(tx)
     .await?;
     Ok(())
+}
+
+/// The statement of [`insert`], a type of its own so that each connection
+/// prepares it once (a `sql_query` is planned anew on every call, and this
+/// one runs in every write).
+struct RecordEvents<'a> {
+    tenant: Uuid,
+    count: i64,
+    types: Vec<&'a str>,
+    resources: Vec<&'a str>,
+    ids: Vec<Uuid>,
+    changes: Vec<Json>,
+    kind: &'a str,
+    token_id: Option<Uuid>,
+    token_name: &'a str,
+    provider: &'a str,
+    request_id: &'a str,
+    trace_id: &'a str,
+}
+
+impl QueryId for RecordEvents<'_> {
+    type QueryId = RecordEvents<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl QueryFragment<Pg> for RecordEvents<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        use sql_types::{BigInt, Nullable, Uuid as SqlUuid};
+        out.push_sql(
+            "WITH numbers AS (INSERT INTO event_sequences (tenant_id, last_sequence) VALUES (",
+        );
+        out.push_bind_param::<SqlUuid, _>(&self.tenant)?;
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&self.count)?;
+        out.push_sql(
+            ") ON CONFLICT (tenant_id) DO UPDATE \
+             SET last_sequence = event_sequences.last_sequence + excluded.last_sequence \
+             RETURNING last_sequence), \
+             inserted AS (INSERT INTO events (tenant_id, sequence, event_type, resource_type, \
+             resource_id, changes, actor_kind, actor_token_id, actor_token_name, actor_provider, \
+             request_id, trace_id) SELECT ",
+        );
+        out.push_bind_param::<SqlUuid, _>(&self.tenant)?;
+        out.push_sql(", numbers.last_sequence - ");
+        out.push_bind_param::<BigInt, _>(&self.count)?;
+        out.push_sql(" + d.n, d.event_type, d.resource_type, d.resource_id, d.changes, ");
+        out.push_bind_param::<Text, _>(&self.kind)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<SqlUuid>, _>(&self.token_id)?;
+        for text in [
+            &self.token_name,
+            &self.provider,
+            &self.request_id,
+            &self.trace_id,
+        ] {
+            out.push_sql(", ");
+            out.push_bind_param::<Text, _>(text)?;
+        }
+        out.push_sql(" FROM numbers, unnest(");
+        out.push_bind_param::<Array<Text>, _>(&self.types)?;
+        out.push_sql("::text[], ");
+        out.push_bind_param::<Array<Text>, _>(&self.resources)?;
+        out.push_sql("::text[], ");
+        out.push_bind_param::<Array<SqlUuid>, _>(&self.ids)?;
+        out.push_sql("::uuid[], ");
+        out.push_bind_param::<Array<Jsonb>, _>(&self.changes)?;
+        out.push_sql(
+            "::jsonb[]) WITH ORDINALITY AS d(event_type, resource_type, resource_id, changes, n)) \
+             SELECT pg_notify('",
+        );
+        out.push_sql(CHANNEL);
+        out.push_sql("', ");
+        out.push_bind_param::<SqlUuid, _>(&self.tenant)?;
+        out.push_sql("::text || ':' || last_sequence) FROM numbers");
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
