@@ -1,0 +1,4 @@
+BEGIN;
+INSERT INTO t (v) VALUES ('x');
+UPDATE c SET n = n + 1 WHERE k = 1;
+COMMIT;

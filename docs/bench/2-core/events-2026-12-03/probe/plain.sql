@@ -1,0 +1,3 @@
+BEGIN;
+INSERT INTO t (v) VALUES ('x');
+COMMIT;
