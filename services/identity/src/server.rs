@@ -24,6 +24,7 @@ use crate::auth::service::AuthApi;
 use crate::db::{self, Pool};
 use crate::events::hub::{Hub, WatchLimits};
 use crate::events::prune::Pruner;
+use crate::events::sequencer::Sequencer;
 use crate::events::service::EventApi;
 use crate::groups::service::GroupApi;
 use crate::limits::{Limits, RequestBound};
@@ -112,6 +113,7 @@ pub async fn serve(
         .build_v1()
         .map_err(|e| StartupError::Serve(format!("cannot build server reflection: {e}")))?;
     let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
+    let pending = Arc::new(tokio::sync::Notify::new());
     let (hub, listener_task) = Hub::start(
         settings.database_url.clone(),
         WatchLimits {
@@ -121,6 +123,15 @@ pub async fn serve(
         },
         event_metrics.clone(),
         stopping,
+        Arc::clone(&pending),
+    );
+    let sequencer = tokio::spawn(
+        Sequencer {
+            pool: pool.clone(),
+            wake: pending,
+            poll_interval: WATCH_POLL_INTERVAL,
+        }
+        .run(),
     );
     let pruner = tokio::spawn(
         Pruner {
@@ -177,6 +188,7 @@ pub async fn serve(
         admin.abort();
     }
     listener_task.abort();
+    sequencer.abort();
     pruner.abort();
     // The server and its services are dropped by now, and with them the
     // pools and their connections (save those of requests cut short by the
