@@ -441,7 +441,10 @@ async fn a_write_killed_inside_its_transaction_leaves_neither_change_nor_event()
         .await
         .expect("count events")
         .get(0);
-    assert_eq!(recorded as u64, base, "no event row either, pending or numbered");
+    assert_eq!(
+        recorded as u64, base,
+        "no event row either, pending or numbered"
+    );
     // The number it would have taken goes to the next write: no gap.
     assert_eq!(
         deactivate(http).await.expect("deactivate again"),
@@ -589,8 +592,11 @@ async fn events_left_pending_by_a_killed_service_are_numbered_and_replicas_share
         sent.extend(writer.await.expect("writer"));
     }
     assert!(
-        sent.iter().any(|(name, status)| name.starts_with("b-") && *status == 201)
-            && sent.iter().any(|(name, status)| name.starts_with('w') && *status == 201),
+        sent.iter()
+            .any(|(name, status)| name.starts_with("b-") && *status == 201)
+            && sent
+                .iter()
+                .any(|(name, status)| name.starts_with('w') && *status == 201),
         "both replicas wrote"
     );
     let last = newest(grpc, &reader).await;

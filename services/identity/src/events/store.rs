@@ -321,11 +321,9 @@ pub(crate) async fn sequence_round(conn: &mut AsyncPgConnection) -> Result<u64, 
     conn.transaction(async |tx| {
         // Blocking: a replica that skipped its turn could miss an event
         // committed during another's round.
-        diesel::sql_query(format!(
-            "SELECT pg_advisory_xact_lock({SEQUENCE_LOCK_KEY})"
-        ))
-        .execute(tx)
-        .await?;
+        diesel::sql_query(format!("SELECT pg_advisory_xact_lock({SEQUENCE_LOCK_KEY})"))
+            .execute(tx)
+            .await?;
         let rows: Vec<Taken> = diesel::sql_query(format!(
             "WITH pending AS ( \
                  SELECT tenant_id, sequence FROM events WHERE sequence < 0 \
@@ -346,9 +344,9 @@ pub(crate) async fn sequence_round(conn: &mut AsyncPgConnection) -> Result<u64, 
                  FROM numbered n JOIN counts c USING (tenant_id) JOIN bumped b USING (tenant_id) \
                  WHERE e.tenant_id = n.tenant_id AND e.sequence = n.sequence \
                  RETURNING 1) \
-             SELECT c.taken FROM bumped b JOIN counts c USING (tenant_id) \
-             CROSS JOIN LATERAL (SELECT pg_notify('{CHANNEL}', \
-                 b.tenant_id::text || ':' || b.last_sequence)) notice"
+             SELECT c.taken, \
+                    pg_notify('{CHANNEL}', b.tenant_id::text || ':' || b.last_sequence) \
+             FROM bumped b JOIN counts c USING (tenant_id)"
         ))
         .load(tx)
         .await?;
