@@ -324,6 +324,8 @@ pub(crate) async fn sequence_round(conn: &mut AsyncPgConnection) -> Result<u64, 
         diesel::sql_query(format!("SELECT pg_advisory_xact_lock({SEQUENCE_LOCK_KEY})"))
             .execute(tx)
             .await?;
+        // `e.sequence < 0` keeps the update on the pending index however
+        // large the table.
         let rows: Vec<Taken> = diesel::sql_query(format!(
             "WITH pending AS ( \
                  SELECT tenant_id, sequence FROM events WHERE sequence < 0 \
@@ -343,6 +345,7 @@ pub(crate) async fn sequence_round(conn: &mut AsyncPgConnection) -> Result<u64, 
                  UPDATE events e SET sequence = b.last_sequence - c.taken + n.n \
                  FROM numbered n JOIN counts c USING (tenant_id) JOIN bumped b USING (tenant_id) \
                  WHERE e.tenant_id = n.tenant_id AND e.sequence = n.sequence \
+                 AND e.sequence < 0 \
                  RETURNING 1) \
              SELECT c.taken, \
                     pg_notify('{CHANNEL}', b.tenant_id::text || ':' || b.last_sequence) \
