@@ -38,6 +38,11 @@ use crate::{ServiceSettings, StartupError};
 /// How often a caught-up Watch reads again without a notification.
 const WATCH_POLL_INTERVAL: Duration = Duration::from_secs(2);
 
+/// How often the sequencer looks for pending events: what an event waits
+/// at most for its number beyond the round (an idle look is one index
+/// probe).
+const SEQUENCE_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
 /// How often the health service re-checks the database.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -113,7 +118,6 @@ pub async fn serve(
         .build_v1()
         .map_err(|e| StartupError::Serve(format!("cannot build server reflection: {e}")))?;
     let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
-    let pending = Arc::new(tokio::sync::Notify::new());
     let (hub, listener_task) = Hub::start(
         settings.database_url.clone(),
         WatchLimits {
@@ -123,13 +127,11 @@ pub async fn serve(
         },
         event_metrics.clone(),
         stopping,
-        Arc::clone(&pending),
     );
     let sequencer = tokio::spawn(
         Sequencer {
             pool: pool.clone(),
-            wake: pending,
-            poll_interval: WATCH_POLL_INTERVAL,
+            poll_interval: SEQUENCE_POLL_INTERVAL,
         }
         .run(),
     );

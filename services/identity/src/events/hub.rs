@@ -4,19 +4,14 @@
 //! "read again": events are always read from the table, so a notice lost
 //! (the connection dropped, or a watcher lagged on the channel) only delays
 //! delivery until the watcher's fallback poll.
-//!
-//! The same connection listens for pending events, which wake this
-//! process's [`super::sequencer`]: commit, pending notice, sequencer round,
-//! notice of the numbered events, watchers.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, broadcast, watch};
+use tokio::sync::{broadcast, watch};
 use tokio_postgres::{AsyncMessage, NoTls};
 use uuid::Uuid;
 
-use super::store::{CHANNEL, PENDING_CHANNEL};
+use super::store::CHANNEL;
 use crate::metrics::EventMetrics;
 
 /// A tenant's event `sequence` committed.
@@ -67,18 +62,16 @@ pub(crate) struct Hub {
 
 impl Hub {
     /// The hub, and the listener task that feeds it from `database_url`
-    /// (which the caller aborts at shutdown) and wakes the sequencer through
-    /// `pending`. `stopping` turns true when the service shuts down, which
-    /// ends every watch.
+    /// (which the caller aborts at shutdown). `stopping` turns true when the
+    /// service shuts down, which ends every watch.
     pub(crate) fn start(
         database_url: String,
         limits: WatchLimits,
         metrics: EventMetrics,
         stopping: watch::Receiver<bool>,
-        pending: Arc<Notify>,
     ) -> (Hub, tokio::task::JoinHandle<()>) {
         let (notices, _) = broadcast::channel(NOTICE_CAPACITY);
-        let listener = tokio::spawn(listen(database_url, notices.clone(), pending));
+        let listener = tokio::spawn(listen(database_url, notices.clone()));
         (
             Hub {
                 notices,
@@ -101,9 +94,9 @@ impl Hub {
 
 /// Listens for as long as the process runs, connecting again after a
 /// failure; watchers poll meanwhile.
-async fn listen(database_url: String, notices: broadcast::Sender<Notice>, pending: Arc<Notify>) {
+async fn listen(database_url: String, notices: broadcast::Sender<Notice>) {
     loop {
-        match listen_once(&database_url, &notices, &pending).await {
+        match listen_once(&database_url, &notices).await {
             Ok(()) => tracing::warn!("the event listener's connection closed; reconnecting"),
             // The error never holds the URL or its password.
             Err(error) => tracing::warn!(%error, "the event listener failed; reconnecting"),
@@ -115,23 +108,15 @@ async fn listen(database_url: String, notices: broadcast::Sender<Notice>, pendin
 async fn listen_once(
     database_url: &str,
     notices: &broadcast::Sender<Notice>,
-    pending: &Arc<Notify>,
 ) -> Result<(), tokio_postgres::Error> {
     let config: tokio_postgres::Config = database_url.parse()?;
     let (client, mut connection) = config.connect(NoTls).await?;
     let forward = notices.clone();
-    let wake = Arc::clone(pending);
     // Polling the connection both runs the client's statements and yields
     // the notifications.
     let driver = tokio::spawn(async move {
         loop {
             match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                Some(Ok(AsyncMessage::Notification(notification)))
-                    if notification.channel() == PENDING_CHANNEL =>
-                {
-                    // Stores one permit at most: notices coalesce.
-                    wake.notify_one();
-                }
                 Some(Ok(AsyncMessage::Notification(notification))) => {
                     if let Some(notice) = Notice::parse(notification.payload()) {
                         // No receiver is no watcher: nothing to tell.
@@ -144,11 +129,7 @@ async fn listen_once(
             }
         }
     });
-    client
-        .batch_execute(&format!("LISTEN {CHANNEL}; LISTEN {PENDING_CHANNEL}"))
-        .await?;
-    // Events left pending while this connection was away.
-    pending.notify_one();
+    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
     tracing::debug!("listening for events");
     let ended = driver.await;
     drop(client);

@@ -28,18 +28,20 @@
 //!   transaction still in flight is simply numbered in a later round; one
 //!   of a transaction that rolls back never existed.
 //! - A service killed between a write's commit and its round loses
-//!   nothing: the pending rows are committed, and the next round (at
-//!   start-up, on the fallback poll, or on another replica) numbers them.
+//!   nothing: the pending rows are committed, and the next round (of any
+//!   replica's poll, or at start-up) numbers them.
 //!
 //! A write that touches many users (a policy change on a large tenant)
 //! records its events in statements of up to [`BATCH`] events each; their
 //! provisional numbers follow the order of the drafts.
 //!
-//! Each statement of [`record`] sends one `pg_notify` on
-//! [`PENDING_CHANNEL`] (delivered at commit, dropped on rollback), which
-//! wakes the sequencers; each round sends one on [`CHANNEL`] per tenant,
-//! naming its last sequence (a watcher reads everything up to a notice's
-//! sequence); see [`super::hub`].
+//! Writers send no notification: a `NOTIFY` serialises every notifying
+//! transaction of the database through its commit (Postgres holds a
+//! database-wide lock from pre-commit to the end of the commit's flush),
+//! which would undo what the provisional numbers win. The sequencers poll
+//! for pending rows instead (one index probe); each round sends one
+//! `pg_notify` on [`CHANNEL`] per tenant, naming its last sequence (a
+//! watcher reads everything up to a notice's sequence); see [`super::hub`].
 
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
@@ -59,10 +61,6 @@ use crate::schema::{event_sequences, events};
 /// `<tenant id>:<sequence>`.
 pub(crate) const CHANNEL: &str = "identity_events";
 
-/// The notification channel of pending events, which wakes the sequencers;
-/// no payload.
-pub(crate) const PENDING_CHANNEL: &str = "identity_events_pending";
-
 /// Events inserted by one statement: bounds the arrays one statement binds.
 const BATCH: usize = 5_000;
 
@@ -71,8 +69,7 @@ const ACTOR_OPERATOR: &str = "operator";
 const ACTOR_TOKEN: &str = "token";
 
 /// Records `drafts` in the caller's transaction as pending events, in
-/// order, and wakes the sequencers at commit. The last statements of the
-/// transaction (see the module comment).
+/// order. The last statements of the transaction (see the module comment).
 pub(crate) async fn record(
     tx: &mut AsyncPgConnection,
     tenant: Uuid,
@@ -86,7 +83,7 @@ pub(crate) async fn record(
 }
 
 /// One statement of [`record`]: `drafts` (not empty) inserted with
-/// provisional numbers in their order, and one notice.
+/// provisional numbers in their order.
 async fn insert(
     tx: &mut AsyncPgConnection,
     tenant: Uuid,
@@ -150,9 +147,9 @@ impl QueryFragment<Pg> for RecordEvents<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         use sql_types::{Nullable, Uuid as SqlUuid};
         out.push_sql(
-            "WITH inserted AS (INSERT INTO events (tenant_id, sequence, event_type, \
-             resource_type, resource_id, changes, actor_kind, actor_token_id, actor_token_name, \
-             actor_provider, request_id, trace_id) SELECT ",
+            "INSERT INTO events (tenant_id, sequence, event_type, resource_type, resource_id, \
+             changes, actor_kind, actor_token_id, actor_token_name, actor_provider, request_id, \
+             trace_id) SELECT ",
         );
         out.push_bind_param::<SqlUuid, _>(&self.tenant)?;
         // Evaluated after the ORDER BY (a volatile expression is), so the
@@ -183,11 +180,8 @@ impl QueryFragment<Pg> for RecordEvents<'_> {
         out.push_bind_param::<Array<Jsonb>, _>(&self.changes)?;
         out.push_sql(
             "::jsonb[]) WITH ORDINALITY AS d(event_type, resource_type, resource_id, changes, n) \
-             ORDER BY d.n RETURNING 1) \
-             SELECT pg_notify('",
+             ORDER BY d.n",
         );
-        out.push_sql(PENDING_CHANNEL);
-        out.push_sql("', '') FROM (SELECT 1 FROM inserted LIMIT 1) one");
         Ok(())
     }
 }
