@@ -12,14 +12,17 @@
 //! The sequencer ([`super::sequencer`], see [`sequence_round`]) then gives
 //! the committed pending rows their final numbers: in short rounds under
 //! one advisory lock (replicas take turns), each numbering up to
-//! [`ROUND`] rows per tenant from `event_sequences.last_sequence + 1` in
-//! provisional order. Why the order is right:
+//! [`ROUND`] rows, each tenant's from its `event_sequences.last_sequence +
+//! 1` in provisional order. Why the order is right:
 //! - a provisional number is taken as the event row is inserted, at the
 //!   end of the write. Two writes of one resource are serialised by the
 //!   resource's row lock, so the later one takes its provisional number
 //!   after the earlier one committed: a greater provisional number, hence a
 //!   greater final sequence. (Writes of different resources have no order
-//!   of their own to keep.)
+//!   of their own to keep. Two writes that change one user's access
+//!   through different groups lock neither the user nor each other's
+//!   group: their ACCESS_CHANGED events are in commit order when a round
+//!   ran between the commits, else in provisional order.)
 //! - A round only sees committed rows, numbers them in its own transaction
 //!   and commits them all at once, after the previous round committed. So
 //!   a reader following `sequence > last seen` (positive numbers only)
