@@ -131,6 +131,7 @@ pub async fn serve(
     let sequencer = tokio::spawn(
         Sequencer {
             pool: pool.clone(),
+            wake: state.sequencer_wake(),
             poll_interval: SEQUENCE_POLL_INTERVAL,
         }
         .run(),

@@ -146,6 +146,7 @@ impl GroupService for GroupApi {
             let row = retry_conflict!(group_store::create(
                 &mut conn, &tenant, &origin, &group, &members
             ))?;
+            self.state.events_committed();
             Ok(to_proto(row, &tenant.slug))
         })
         .await
@@ -166,6 +167,7 @@ impl GroupService for GroupApi {
             let row = retry_conflict!(group_store::replace(
                 &mut conn, &tenant, &origin, id, &req.etag, &group, &members
             ))?;
+            self.state.events_committed();
             Ok(to_proto(row, &tenant.slug))
         })
         .await
@@ -184,6 +186,7 @@ impl GroupService for GroupApi {
             let row = retry_conflict!(group_store::patch(
                 &mut conn, &tenant, &origin, id, &req.etag, &plan
             ))?;
+            self.state.events_committed();
             Ok(to_proto(row, &tenant.slug))
         })
         .await
@@ -201,6 +204,7 @@ impl GroupService for GroupApi {
             retry_conflict!(group_store::delete(
                 &mut conn, &tenant, &origin, id, &req.etag
             ))?;
+            self.state.events_committed();
             Ok(DeleteGroupResponse {})
         })
         .await
@@ -222,6 +226,7 @@ impl GroupService for GroupApi {
             let row = retry_conflict!(group_store::patch(
                 &mut conn, &tenant, &origin, id, "", &plan
             ))?;
+            self.state.events_committed();
             Ok(to_proto(row, &tenant.slug))
         })
         .await
@@ -243,6 +248,7 @@ impl GroupService for GroupApi {
             let row = retry_conflict!(group_store::patch(
                 &mut conn, &tenant, &origin, id, "", &plan
             ))?;
+            self.state.events_committed();
             Ok(to_proto(row, &tenant.slug))
         })
         .await
