@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::{Draft, change};
 use crate::db::StoreError;
-use crate::groups::store::groups_of_users;
+use crate::groups::memberships::groups_of_users;
 use crate::schema::{group_members, groups, users};
 use crate::users::policy::effective_access;
 

@@ -3,6 +3,7 @@
 //! or of 100,000, and a group read never loads its members. Storage is in
 //! `store`, PATCH interpretation in `patch`, the gRPC surface in `service`.
 
+pub(crate) mod memberships;
 pub(crate) mod patch;
 pub(crate) mod service;
 pub(crate) mod store;

@@ -97,7 +97,9 @@ pub(crate) async fn group_refs(
     user_ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Vec<GroupRef>>, StoreError> {
     let mut refs: HashMap<Uuid, Vec<GroupRef>> = HashMap::new();
-    for (user, group, display_name) in group_store::groups_of_users(conn, tenant, user_ids).await? {
+    for (user, group, display_name) in
+        super::memberships::groups_of_users(conn, tenant, user_ids).await?
+    {
         refs.entry(user).or_default().push(GroupRef {
             id: group.to_string(),
             display_name,
