@@ -1,8 +1,9 @@
--- Lifecycle events: a transactional outbox, one row per change, numbered
--- per tenant without gaps in commit order (see services/identity/src/events/store.rs).
+-- Lifecycle events: a transactional outbox, one row per change. A write
+-- inserts its events with a provisional negative sequence; the sequencer
+-- then numbers them per tenant without gaps (see
+-- services/identity/src/events/store.rs).
 
--- The last sequence number each tenant gave out. Its row is taken (and
--- locked until commit) by the last statement of every writing transaction.
+-- The last sequence number each tenant gave out; only the sequencer writes it.
 CREATE TABLE event_sequences (
     tenant_id     uuid   PRIMARY KEY REFERENCES tenants (tenant_id) ON DELETE CASCADE,
     last_sequence bigint NOT NULL CHECK (last_sequence >= 0)
@@ -10,7 +11,7 @@ CREATE TABLE event_sequences (
 
 CREATE TABLE events (
     tenant_id        uuid        NOT NULL REFERENCES tenants (tenant_id) ON DELETE CASCADE,
-    sequence         bigint      NOT NULL CHECK (sequence > 0),
+    sequence         bigint      NOT NULL CHECK (sequence <> 0),
     event_type       text        NOT NULL,
     resource_type    text        NOT NULL,
     resource_id      uuid        NOT NULL,
@@ -31,3 +32,10 @@ CREATE TABLE events (
 -- Audit by resource and by actor, in sequence order.
 CREATE INDEX events_resource_idx ON events (tenant_id, resource_id, sequence);
 CREATE INDEX events_actor_idx ON events (tenant_id, actor_token_id, sequence);
+
+-- Provisional numbers: an event's place among the pending ones, taken as it
+-- is inserted; stored negated, so pending rows never look numbered.
+CREATE SEQUENCE events_pending;
+
+-- What the sequencer reads: the pending rows, oldest first.
+CREATE INDEX events_pending_idx ON events (sequence DESC) WHERE sequence < 0;

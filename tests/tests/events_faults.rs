@@ -29,6 +29,13 @@ const PATIENCE: Duration = Duration::from_secs(30);
 
 const WRITERS: usize = 4;
 
+/// The advisory lock key the killed-transaction test holds event inserts on.
+const HOLD_KEY: i64 = 7_100_001;
+
+/// The sequencer's advisory lock key (`SEQUENCE_LOCK_KEY` in
+/// services/identity/src/events/store.rs): holding it stops every round.
+const SEQUENCE_LOCK_KEY: i64 = 0x0069_646c_5f65_7673;
+
 fn channel(addr: SocketAddr) -> Channel {
     Channel::from_shared(format!("http://{addr}"))
         .expect("gRPC url")
@@ -345,17 +352,22 @@ async fn a_write_killed_inside_its_transaction_leaves_neither_change_nor_event()
         }
     };
 
-    // The test holds the tenant's sequence row: the deactivation updates
-    // the user, then waits for the row to number its event.
-    let mut holder = sql(database.url()).await;
-    let lock = holder.transaction().await.expect("begin");
-    lock.execute(
-        "SELECT last_sequence FROM event_sequences s JOIN tenants t USING (tenant_id) \
-         WHERE t.slug = 'acme' FOR UPDATE",
-        &[],
-    )
-    .await
-    .expect("lock the sequence row");
+    // The write must block inside its own transaction, after its change
+    // and inside its event insert: a trigger on the events table waits for
+    // a shared advisory lock the test holds exclusively from its own
+    // session. (Writers take no shared row any more, so nothing else of
+    // the service's would hold the write there.)
+    let holder = sql(database.url()).await;
+    holder
+        .batch_execute(&format!(
+            "CREATE FUNCTION hold_events() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN PERFORM pg_advisory_xact_lock_shared({HOLD_KEY}); RETURN NULL; END $$; \
+             CREATE TRIGGER hold_events AFTER INSERT ON events \
+             FOR EACH STATEMENT EXECUTE FUNCTION hold_events(); \
+             SELECT pg_advisory_lock({HOLD_KEY});"
+        ))
+        .await
+        .expect("hold event inserts");
     let write = tokio::spawn(deactivate(http.clone()));
     let observer = sql(database.url()).await;
     let started = Instant::now();
@@ -384,7 +396,12 @@ async fn a_write_killed_inside_its_transaction_leaves_neither_change_nor_event()
         answered.is_err() || answered.as_ref().is_ok_and(|s| !s.is_success()),
         "the killed write was not acknowledged: {answered:?}"
     );
-    lock.rollback().await.expect("release the lock");
+    holder
+        .batch_execute(&format!(
+            "SELECT pg_advisory_unlock({HOLD_KEY}); DROP TRIGGER hold_events ON events;"
+        ))
+        .await
+        .expect("release event inserts");
     // The killed service's connection finishes its statement, finds its
     // client gone and rolls back; wait until no transaction is left open.
     let started = Instant::now();
@@ -424,7 +441,10 @@ async fn a_write_killed_inside_its_transaction_leaves_neither_change_nor_event()
         .await
         .expect("count events")
         .get(0);
-    assert_eq!(recorded as u64, base, "no event row either");
+    assert_eq!(
+        recorded as u64, base,
+        "no event row either, pending or numbered"
+    );
     // The number it would have taken goes to the next write: no gap.
     assert_eq!(
         deactivate(http).await.expect("deactivate again"),
@@ -447,4 +467,162 @@ async fn a_write_killed_inside_its_transaction_leaves_neither_change_nor_event()
             (base + 1, EventType::UserDeactivated)
         ]
     );
+}
+
+/// The tenant's stored event numbers, pending ones (negative) included.
+async fn stored_sequences(client: &tokio_postgres::Client) -> Vec<i64> {
+    client
+        .query(
+            "SELECT sequence FROM events e JOIN tenants t USING (tenant_id) \
+             WHERE t.slug = 'acme' ORDER BY sequence",
+            &[],
+        )
+        .await
+        .expect("the tenant's events")
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn events_left_pending_by_a_killed_service_are_numbered_and_replicas_share_one_sequence() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let database = fresh_database().await;
+    let grpc = free_addr();
+    let mut service = start_service(database.url(), grpc, &[]).await;
+    let scim = free_addr();
+    let _adapter = start_adapter(&format!("http://{grpc}"), scim, &[]).await;
+    let tenant = create_tenant(&channel(grpc), "acme").await;
+    let reader = service_token(&channel(grpc), "acme", "reader").await;
+    let base = newest(grpc, &reader).await;
+    let observer = sql(database.url()).await;
+
+    // The test takes the sequencer's lock: writes commit, nothing numbers
+    // their events, and the service is killed with them pending.
+    let holder = sql(database.url()).await;
+    holder
+        .batch_execute(&format!("SELECT pg_advisory_lock({SEQUENCE_LOCK_KEY})"))
+        .await
+        .expect("hold the sequencer");
+    let http = reqwest::Client::new();
+    const PENDING: usize = 20;
+    for n in 0..PENDING {
+        let status = http
+            .post(format!("http://{scim}/scim/v2/Users"))
+            .bearer_auth(&tenant.token)
+            .header("content-type", "application/scim+json")
+            .body(user(&format!("pending-{n}@acme.example")).to_string())
+            .send()
+            .await
+            .expect("create")
+            .status();
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let stored = stored_sequences(&observer).await;
+    assert_eq!(
+        stored.iter().filter(|s| **s < 0).count(),
+        PENDING,
+        "acknowledged writes left their events pending: {stored:?}"
+    );
+    service.kill_9().await;
+    holder
+        .batch_execute(&format!("SELECT pg_advisory_unlock({SEQUENCE_LOCK_KEY})"))
+        .await
+        .expect("release the sequencer");
+
+    // Two replicas on the database; the restarted one numbers the pending
+    // events at start-up, without a read asking for them.
+    let _restarted = start_service(database.url(), grpc, &[]).await;
+    let grpc_b = free_addr();
+    let _replica = start_service(database.url(), grpc_b, &[]).await;
+    let scim_b = free_addr();
+    let _adapter_b = start_adapter(&format!("http://{grpc_b}"), scim_b, &[]).await;
+    let started = Instant::now();
+    loop {
+        let stored = stored_sequences(&observer).await;
+        if stored.iter().all(|s| *s > 0) {
+            let expected: Vec<i64> = (1..=(base as i64 + PENDING as i64)).collect();
+            assert_eq!(stored, expected, "numbered after the others, without gaps");
+            break;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the pending events were never numbered: {stored:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Concurrent writers through both replicas, and a watcher on one.
+    let numbered = base + PENDING as u64;
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let (set_until, until) = tokio::sync::watch::channel(None);
+    let watcher = follow(grpc_b, reader.clone(), numbered, Arc::clone(&seen), until);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = write_users(
+        format!("http://{scim}/scim/v2"),
+        tenant.token.clone(),
+        Arc::clone(&stop),
+    );
+    // Other names than the first writers'.
+    let tenant_b = tenant.token.clone();
+    let http_b = reqwest::Client::new();
+    let stop_b = Arc::clone(&stop);
+    writers.push(tokio::spawn(async move {
+        let mut sent = Vec::new();
+        let mut n = 0;
+        while !stop_b.load(Ordering::Relaxed) {
+            let user_name = format!("b-{n}@acme.example");
+            n += 1;
+            let status = http_b
+                .post(format!("http://{scim_b}/scim/v2/Users"))
+                .bearer_auth(&tenant_b)
+                .header("content-type", "application/scim+json")
+                .body(user(&user_name).to_string())
+                .send()
+                .await
+                .map_or(0, |r| r.status().as_u16());
+            sent.push((user_name, status));
+        }
+        sent
+    }));
+    until_seen(&seen, 60, "through both replicas").await;
+    stop.store(true, Ordering::Relaxed);
+    let mut sent = Vec::new();
+    for writer in writers {
+        sent.extend(writer.await.expect("writer"));
+    }
+    assert!(
+        sent.iter()
+            .any(|(name, status)| name.starts_with("b-") && *status == 201)
+            && sent
+                .iter()
+                .any(|(name, status)| name.starts_with('w') && *status == 201),
+        "both replicas wrote"
+    );
+    let last = newest(grpc, &reader).await;
+    set_until.send(Some(last)).expect("the watcher listens");
+    tokio::time::timeout(PATIENCE, watcher)
+        .await
+        .expect("the watcher catches up")
+        .expect("watcher task");
+    let seen = std::mem::take(&mut *seen.lock().expect("seen"));
+    let sequences: Vec<u64> = seen.events.iter().map(|e| e.sequence).collect();
+    assert_eq!(
+        sequences,
+        (numbered + 1..=last).collect::<Vec<_>>(),
+        "every event once, in order, without gaps"
+    );
+    let stored = stored_sequences(&observer).await;
+    assert_eq!(
+        stored,
+        (1..=last as i64).collect::<Vec<_>>(),
+        "nothing left pending, no gap"
+    );
+    let created: std::collections::HashSet<String> = seen.events.iter().map(user_name_of).collect();
+    let acknowledged: std::collections::HashSet<String> = sent
+        .iter()
+        .filter(|(_, status)| *status == 201)
+        .map(|(name, _)| name.clone())
+        .collect();
+    assert_eq!(created, acknowledged, "one event per acknowledged user");
 }

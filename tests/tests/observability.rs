@@ -827,9 +827,21 @@ async fn the_events_backlog_metrics_follow_watchers() {
         "identity_event_watchers_too_slow_total",
         "identity_events_pruned_total",
         "identity_event_prune_failures_total",
+        "identity_event_sequencer_failures_total",
     ] {
         assert!(during.has(name, &[]), "{name}:\n{}", during.text);
     }
+    // Only the sequencer numbered the watched event: the watch settled
+    // before the create, and nothing else reads events.
+    assert!(
+        during.value("identity_events_numbered_total", &[]) >= 1.0,
+        "{}",
+        during.text
+    );
+    assert_eq!(
+        during.value("identity_event_sequencer_failures_total", &[]),
+        0.0
+    );
     // With the default retention nothing is old enough to prune.
     assert_eq!(during.value("identity_events_pruned_total", &[]), 0.0);
     assert_eq!(

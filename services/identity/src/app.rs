@@ -4,9 +4,10 @@
 //! them, so they import it without a cycle.
 
 use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 
 use diesel_async::AsyncPgConnection;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{Notify, OwnedSemaphorePermit};
 use tonic::Status;
 use tonic::metadata::MetadataMap;
 
@@ -20,6 +21,8 @@ pub(crate) struct AppState {
     auth_pool: Pool,
     auth: Authenticator,
     limits: Limits,
+    /// Wakes this process's sequencer after a write committed events.
+    sequencer: Arc<Notify>,
 }
 
 /// A pooled connection for the work of one admitted request; it holds the
@@ -50,7 +53,21 @@ impl AppState {
             auth_pool,
             auth,
             limits,
+            sequencer: Arc::new(Notify::new()),
         }
+    }
+
+    /// What [`Self::events_committed`] notifies, for the sequencer.
+    pub(crate) fn sequencer_wake(&self) -> Arc<Notify> {
+        Arc::clone(&self.sequencer)
+    }
+
+    /// Tells this process's sequencer that a write committed events, so it
+    /// numbers them now rather than at its next poll. In-process: a
+    /// `NOTIFY` would serialise the writers' commits (see `events::store`).
+    /// Notices coalesce into one round.
+    pub(crate) fn events_committed(&self) {
+        self.sequencer.notify_one();
     }
 
     /// Authenticates (on the auth pool), admits the caller under its

@@ -2,7 +2,8 @@
 //! port (IDENTITY_ADMIN_ADDR), apart from the gRPC port: calls by method and
 //! status code with their duration, the database pools (in use, idle, waits)
 //! the token cache's hits and misses, and the events backlog (open watches,
-//! the slowest one's lag, deliveries, slow consumers closed, pruning).
+//! the slowest one's lag, deliveries, slow consumers closed, pruning, the
+//! sequencer's numbering).
 //! Labels are bounded: a method the service serves (see `telemetry`), a
 //! gRPC code, a pool's name.
 
@@ -62,6 +63,8 @@ pub(crate) struct EventMetrics {
     pub(crate) too_slow: Counter,
     pub(crate) pruned: Counter,
     pub(crate) prune_failures: Counter,
+    pub(crate) numbered: Counter,
+    pub(crate) sequencer_failures: Counter,
     watchers: Arc<Mutex<Watchers>>,
 }
 
@@ -186,26 +189,42 @@ impl ServiceMetrics {
         );
         registry.register_collector(Box::new(PoolCollector { pools }));
         let events = EventMetrics::default();
-        registry.register(
-            "identity_events_delivered",
-            "Events handed to Watch streams",
-            events.delivered.clone(),
-        );
-        registry.register(
-            "identity_event_watchers_too_slow",
-            "Watch streams closed (RESOURCE_EXHAUSTED) because their client read too slowly",
-            events.too_slow.clone(),
-        );
-        registry.register(
-            "identity_events_pruned",
-            "Events this replica deleted as older than the retention",
-            events.pruned.clone(),
-        );
-        registry.register(
-            "identity_event_prune_failures",
-            "Pruning rounds of this replica that failed (retried at the next interval)",
-            events.prune_failures.clone(),
-        );
+        let event_counters: [(&str, &str, &Counter); 6] = [
+            (
+                "identity_events_delivered",
+                "Events handed to Watch streams",
+                &events.delivered,
+            ),
+            (
+                "identity_event_watchers_too_slow",
+                "Watch streams closed (RESOURCE_EXHAUSTED) because their client read too slowly",
+                &events.too_slow,
+            ),
+            (
+                "identity_events_pruned",
+                "Events this replica deleted as older than the retention",
+                &events.pruned,
+            ),
+            (
+                "identity_event_prune_failures",
+                "Pruning rounds of this replica that failed (retried at the next interval)",
+                &events.prune_failures,
+            ),
+            (
+                "identity_events_numbered",
+                "Pending events this replica's sequencer gave their final sequence number",
+                &events.numbered,
+            ),
+            (
+                "identity_event_sequencer_failures",
+                "Sequencer looks of this replica that failed (retried at the next poll); \
+                 meanwhile new events reach no watcher",
+                &events.sequencer_failures,
+            ),
+        ];
+        for (name, help, counter) in event_counters {
+            registry.register(name, help, counter.clone());
+        }
         registry.register_collector(Box::new(WatcherCollector {
             watchers: Arc::clone(&events.watchers),
         }));

@@ -24,6 +24,7 @@ use crate::auth::service::AuthApi;
 use crate::db::{self, Pool};
 use crate::events::hub::{Hub, WatchLimits};
 use crate::events::prune::Pruner;
+use crate::events::sequencer::Sequencer;
 use crate::events::service::EventApi;
 use crate::groups::service::GroupApi;
 use crate::limits::{Limits, RequestBound};
@@ -36,6 +37,11 @@ use crate::{ServiceSettings, StartupError};
 
 /// How often a caught-up Watch reads again without a notification.
 const WATCH_POLL_INTERVAL: Duration = Duration::from_secs(2);
+
+/// How often the sequencer looks for pending events: what an event waits
+/// at most for its number beyond the round (an idle look is one index
+/// probe).
+const SEQUENCE_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How often the health service re-checks the database.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
@@ -122,6 +128,15 @@ pub async fn serve(
         event_metrics.clone(),
         stopping,
     );
+    let sequencer = tokio::spawn(
+        Sequencer {
+            pool: pool.clone(),
+            wake: state.sequencer_wake(),
+            poll_interval: SEQUENCE_POLL_INTERVAL,
+            metrics: event_metrics.clone(),
+        }
+        .run(),
+    );
     let pruner = tokio::spawn(
         Pruner {
             pool,
@@ -177,6 +192,7 @@ pub async fn serve(
         admin.abort();
     }
     listener_task.abort();
+    sequencer.abort();
     pruner.abort();
     // The server and its services are dropped by now, and with them the
     // pools and their connections (save those of requests cut short by the

@@ -1,13 +1,15 @@
 //! Lifecycle events: what changed in a tenant, who changed it and through
 //! which request. Every write records its events in its own transaction
-//! ([`store::record`]), numbered per tenant without gaps in commit order;
-//! `Watch` replays them and follows new ones ([`hub`] carries Postgres
-//! notifications to the watchers), `ListEvents` pages them for audit;
-//! [`prune`] deletes them once they are older than the retention.
+//! ([`store::record`]) as pending, and the [`sequencer`] numbers them per
+//! tenant without gaps, in order for each resource; `Watch` replays them
+//! and follows new ones ([`hub`] carries Postgres notifications to the
+//! watchers), `ListEvents` pages them for audit; [`prune`] deletes them
+//! once they are older than the retention.
 
 pub(crate) mod access;
 pub(crate) mod hub;
 pub(crate) mod prune;
+pub(crate) mod sequencer;
 pub(crate) mod service;
 pub(crate) mod store;
 

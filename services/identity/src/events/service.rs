@@ -190,6 +190,8 @@ impl EventService for EventApi {
             };
             let size = keyset_page_size(req.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
             let after = decode_cursor(&req.page_token)?;
+            // A caller reads its own acknowledged writes.
+            store::settle(&mut conn).await.map_err(EventError::from)?;
             let mut rows = store::read(&mut conn, tenant.id, &selection, after, None, size + 1)
                 .await
                 .map_err(EventError::from)?;
@@ -230,6 +232,8 @@ impl EventService for EventApi {
                 resources: resource_types(&req.resource_types)?,
                 ..Selection::default()
             };
+            // `now` and a replay start after every acknowledged write.
+            store::settle(&mut conn).await.map_err(EventError::from)?;
             let bounds = store::bounds(&mut conn, tenant.id)
                 .await
                 .map_err(EventError::from)?;

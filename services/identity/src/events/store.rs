@@ -1,36 +1,50 @@
-//! Event rows: recorded inside the writing transaction, read by sequence.
+//! Event rows: recorded inside the writing transaction, numbered soon after
+//! by the sequencer, read by sequence.
 //!
-//! # Sequence numbers: gap-free, in commit order
+//! # Sequence numbers: gap-free, and in order for each resource
 //!
-//! [`record`] is the last statement of every writing transaction. It takes
-//! the tenant's next numbers by updating the tenant's `event_sequences` row
-//! (an upsert, so a tenant's first event makes the row), which keeps that
-//! row locked until the transaction ends:
-//! - a second writer of the tenant that reaches [`record`] meanwhile waits
-//!   on the row lock. When the first commits, the second's UPDATE re-reads
-//!   the committed row (READ COMMITTED re-checks the newest version of a
-//!   row it waited for) and takes the numbers after the first's; when the
-//!   first rolls back, its numbers were never committed and the second
-//!   takes them: no gap, no duplicate (the primary key would refuse one).
-//! - The first's commit is visible before its row lock is released, and the
-//!   second can only commit after taking that lock. So a transaction that
-//!   commits sequence n + 1 commits after the one of n, and any snapshot
-//!   that sees n + 1 sees n: a reader that follows `sequence > last seen`
-//!   never skips a number that is filled in later.
-//! - Only the tail of concurrent writers of one tenant is serialised: the
-//!   lock is taken by the last statement, and held for the commit alone.
-//!   Every other lock a write takes comes before it, so waiting on it closes
-//!   no cycle (no deadlock); other tenants never wait.
+//! [`record`] is the last statement of every writing transaction. It
+//! inserts the events with a provisional, negative sequence (the negated
+//! next value of the `events_pending` Postgres sequence) and touches no
+//! shared row: writers of one tenant no longer wait on one another's
+//! commits. Change and events still commit or roll back together.
+//!
+//! The sequencer ([`super::sequencer`], see [`sequence_round`]) then gives
+//! the committed pending rows their final numbers: in short rounds under
+//! one advisory lock (replicas take turns), each numbering up to
+//! [`ROUND`] rows, each tenant's from its `event_sequences.last_sequence +
+//! 1` in provisional order. Why the order is right:
+//! - a provisional number is taken as the event row is inserted, at the
+//!   end of the write. Two writes of one resource are serialised by the
+//!   resource's row lock, so the later one takes its provisional number
+//!   after the earlier one committed: a greater provisional number, hence a
+//!   greater final sequence. (Writes of different resources have no order
+//!   of their own to keep. Two writes that change one user's access
+//!   through different groups lock neither the user nor each other's
+//!   group: their ACCESS_CHANGED events are in commit order when a round
+//!   ran between the commits, else in provisional order.)
+//! - A round only sees committed rows, numbers them in its own transaction
+//!   and commits them all at once, after the previous round committed. So
+//!   a reader following `sequence > last seen` (positive numbers only)
+//!   never sees a number filled in later: no gap, no duplicate (the
+//!   primary key would refuse one), on any replica. A pending row of a
+//!   transaction still in flight is simply numbered in a later round; one
+//!   of a transaction that rolls back never existed.
+//! - A service killed between a write's commit and its round loses
+//!   nothing: the pending rows are committed, and the next round (of any
+//!   replica's poll, or at start-up) numbers them.
 //!
 //! A write that touches many users (a policy change on a large tenant)
-//! records its events in one call: statements of up to [`BATCH`] events
-//! each, every one taking the numbers after the one before while the first
-//! already holds the row lock, so the numbers stay gap-free and the whole
-//! call still commits as one.
+//! records its events in statements of up to [`BATCH`] events each; their
+//! provisional numbers follow the order of the drafts.
 //!
-//! Each statement sends one `pg_notify` on [`CHANNEL`] naming its last
-//! sequence (a watcher reads everything up to a notice's sequence), which
-//! Postgres delivers at commit and drops on rollback; see [`super::hub`].
+//! Writers send no notification: a `NOTIFY` serialises every notifying
+//! transaction of the database through its commit (Postgres holds a
+//! database-wide lock from pre-commit to the end of the commit's flush),
+//! which would undo what the provisional numbers win. The sequencers poll
+//! for pending rows instead (one index probe); each round sends one
+//! `pg_notify` on [`CHANNEL`] per tenant, naming its last sequence (a
+//! watcher reads everything up to a notice's sequence); see [`super::hub`].
 
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
@@ -46,7 +60,8 @@ use super::{Actor, Draft, Origin};
 use crate::db::StoreError;
 use crate::schema::{event_sequences, events};
 
-/// The notification channel; the payload is `<tenant id>:<sequence>`.
+/// The notification channel of numbered events; the payload is
+/// `<tenant id>:<sequence>`.
 pub(crate) const CHANNEL: &str = "identity_events";
 
 /// Events inserted by one statement: bounds the arrays one statement binds.
@@ -56,9 +71,8 @@ const BATCH: usize = 5_000;
 const ACTOR_OPERATOR: &str = "operator";
 const ACTOR_TOKEN: &str = "token";
 
-/// Records `drafts` in the caller's transaction, numbered in order after the
-/// tenant's last event, and notifies watchers at commit. The last
-/// statements of the transaction (see the module comment).
+/// Records `drafts` in the caller's transaction as pending events, in
+/// order. The last statements of the transaction (see the module comment).
 pub(crate) async fn record(
     tx: &mut AsyncPgConnection,
     tenant: Uuid,
@@ -71,8 +85,8 @@ pub(crate) async fn record(
     Ok(())
 }
 
-/// One statement of [`record`]: `drafts` (not empty) numbered after the
-/// tenant's last event, and one notice naming the last of them.
+/// One statement of [`record`]: `drafts` (not empty) inserted with
+/// provisional numbers in their order.
 async fn insert(
     tx: &mut AsyncPgConnection,
     tenant: Uuid,
@@ -94,7 +108,6 @@ async fn insert(
     };
     RecordEvents {
         tenant,
-        count: drafts.len() as i64,
         types,
         resources,
         ids,
@@ -116,7 +129,6 @@ async fn insert(
 /// one runs in every write).
 struct RecordEvents<'a> {
     tenant: Uuid,
-    count: i64,
     types: Vec<&'a str>,
     resources: Vec<&'a str>,
     ids: Vec<Uuid>,
@@ -136,25 +148,19 @@ impl QueryId for RecordEvents<'_> {
 
 impl QueryFragment<Pg> for RecordEvents<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        use sql_types::{BigInt, Nullable, Uuid as SqlUuid};
+        use sql_types::{Nullable, Uuid as SqlUuid};
         out.push_sql(
-            "WITH numbers AS (INSERT INTO event_sequences (tenant_id, last_sequence) VALUES (",
+            "INSERT INTO events (tenant_id, sequence, event_type, resource_type, resource_id, \
+             changes, actor_kind, actor_token_id, actor_token_name, actor_provider, request_id, \
+             trace_id) SELECT ",
         );
         out.push_bind_param::<SqlUuid, _>(&self.tenant)?;
-        out.push_sql(", ");
-        out.push_bind_param::<BigInt, _>(&self.count)?;
+        // Evaluated after the ORDER BY (a volatile expression is), so the
+        // provisional numbers follow the drafts.
         out.push_sql(
-            ") ON CONFLICT (tenant_id) DO UPDATE \
-             SET last_sequence = event_sequences.last_sequence + excluded.last_sequence \
-             RETURNING last_sequence), \
-             inserted AS (INSERT INTO events (tenant_id, sequence, event_type, resource_type, \
-             resource_id, changes, actor_kind, actor_token_id, actor_token_name, actor_provider, \
-             request_id, trace_id) SELECT ",
+            ", -nextval('events_pending'), d.event_type, d.resource_type, d.resource_id, \
+             d.changes, ",
         );
-        out.push_bind_param::<SqlUuid, _>(&self.tenant)?;
-        out.push_sql(", numbers.last_sequence - ");
-        out.push_bind_param::<BigInt, _>(&self.count)?;
-        out.push_sql(" + d.n, d.event_type, d.resource_type, d.resource_id, d.changes, ");
         out.push_bind_param::<Text, _>(&self.kind)?;
         out.push_sql(", ");
         out.push_bind_param::<Nullable<SqlUuid>, _>(&self.token_id)?;
@@ -167,7 +173,7 @@ impl QueryFragment<Pg> for RecordEvents<'_> {
             out.push_sql(", ");
             out.push_bind_param::<Text, _>(text)?;
         }
-        out.push_sql(" FROM numbers, unnest(");
+        out.push_sql(" FROM unnest(");
         out.push_bind_param::<Array<Text>, _>(&self.types)?;
         out.push_sql("::text[], ");
         out.push_bind_param::<Array<Text>, _>(&self.resources)?;
@@ -176,13 +182,9 @@ impl QueryFragment<Pg> for RecordEvents<'_> {
         out.push_sql("::uuid[], ");
         out.push_bind_param::<Array<Jsonb>, _>(&self.changes)?;
         out.push_sql(
-            "::jsonb[]) WITH ORDINALITY AS d(event_type, resource_type, resource_id, changes, n)) \
-             SELECT pg_notify('",
+            "::jsonb[]) WITH ORDINALITY AS d(event_type, resource_type, resource_id, changes, n) \
+             ORDER BY d.n",
         );
-        out.push_sql(CHANNEL);
-        out.push_sql("', ");
-        out.push_bind_param::<SqlUuid, _>(&self.tenant)?;
-        out.push_sql("::text || ':' || last_sequence) FROM numbers");
         Ok(())
     }
 }
@@ -267,7 +269,7 @@ pub(crate) async fn bounds(
 ) -> Result<Bounds, StoreError> {
     let row: BoundsRow = diesel::sql_query(
         "SELECT (SELECT last_sequence FROM event_sequences WHERE tenant_id = $1) AS newest, \
-                (SELECT sequence FROM events WHERE tenant_id = $1 \
+                (SELECT sequence FROM events WHERE tenant_id = $1 AND sequence > 0 \
                  ORDER BY sequence LIMIT 1) AS oldest",
     )
     .bind::<sql_types::Uuid, _>(tenant)
@@ -291,6 +293,96 @@ pub(crate) async fn newest(conn: &mut AsyncPgConnection, tenant: Uuid) -> Result
     Ok(last.map_or(0, |n| n.max(0) as u64))
 }
 
+/// Serialises sequencer rounds across replicas (see [`sequence_round`]).
+const SEQUENCE_LOCK_KEY: i64 = 0x0069_646c_5f65_7673;
+
+/// Pending rows one round numbers at most: a short transaction whatever
+/// the backlog.
+pub(crate) const ROUND: i64 = 5_000;
+
+#[derive(QueryableByName)]
+struct Taken {
+    #[diesel(sql_type = sql_types::BigInt)]
+    taken: i64,
+}
+
+/// One sequencer round, its own transaction: waits for the other
+/// replicas' rounds, then numbers up to [`ROUND`] committed pending events
+/// in provisional order, each tenant's after its last sequence, and
+/// notifies watchers of each tenant's new last sequence at commit. The
+/// events it numbered; fewer than [`ROUND`] means none was left (save
+/// those of transactions still in flight).
+pub(crate) async fn sequence_round(conn: &mut AsyncPgConnection) -> Result<u64, StoreError> {
+    use diesel_async::AsyncConnection;
+
+    conn.transaction(async |tx| {
+        // Blocking: a replica that skipped its turn could miss an event
+        // committed during another's round.
+        diesel::sql_query(format!("SELECT pg_advisory_xact_lock({SEQUENCE_LOCK_KEY})"))
+            .execute(tx)
+            .await?;
+        // `e.sequence < 0` keeps the update on the pending index however
+        // large the table.
+        let rows: Vec<Taken> = diesel::sql_query(format!(
+            "WITH pending AS ( \
+                 SELECT tenant_id, sequence FROM events WHERE sequence < 0 \
+                 ORDER BY sequence DESC LIMIT {ROUND}), \
+             numbered AS ( \
+                 SELECT tenant_id, sequence, \
+                        row_number() OVER (PARTITION BY tenant_id ORDER BY sequence DESC) AS n \
+                 FROM pending), \
+             counts AS (SELECT tenant_id, count(*) AS taken FROM pending GROUP BY tenant_id), \
+             bumped AS ( \
+                 INSERT INTO event_sequences (tenant_id, last_sequence) \
+                 SELECT tenant_id, taken FROM counts \
+                 ON CONFLICT (tenant_id) DO UPDATE \
+                 SET last_sequence = event_sequences.last_sequence + excluded.last_sequence \
+                 RETURNING tenant_id, last_sequence), \
+             renumbered AS ( \
+                 UPDATE events e SET sequence = b.last_sequence - c.taken + n.n \
+                 FROM numbered n JOIN counts c USING (tenant_id) JOIN bumped b USING (tenant_id) \
+                 WHERE e.tenant_id = n.tenant_id AND e.sequence = n.sequence \
+                 AND e.sequence < 0 \
+                 RETURNING 1) \
+             SELECT c.taken, \
+                    pg_notify('{CHANNEL}', b.tenant_id::text || ':' || b.last_sequence) \
+             FROM bumped b JOIN counts c USING (tenant_id)"
+        ))
+        .load(tx)
+        .await?;
+        Ok(rows.iter().map(|row| row.taken.max(0) as u64).sum())
+    })
+    .await
+}
+
+/// Numbers every event committed before the call (rounds until none is
+/// left), so that a read that follows sees every write acknowledged before
+/// it, and says how many it numbered. Nothing to do, which is one probe of
+/// the pending index, is the common case.
+pub(crate) async fn settle(conn: &mut AsyncPgConnection) -> Result<u64, StoreError> {
+    #[derive(QueryableByName)]
+    struct Pending {
+        #[diesel(sql_type = sql_types::Bool)]
+        pending: bool,
+    }
+
+    let probe: Pending =
+        diesel::sql_query("SELECT EXISTS (SELECT 1 FROM events WHERE sequence < 0) AS pending")
+            .get_result(conn)
+            .await?;
+    let mut numbered = 0;
+    if probe.pending {
+        loop {
+            let round = sequence_round(conn).await?;
+            numbered += round;
+            if round < ROUND as u64 {
+                break;
+            }
+        }
+    }
+    Ok(numbered)
+}
+
 /// Serialises pruners: one replica at a time prunes, the others skip the
 /// round. Taken per batch transaction, so no pooled connection keeps it.
 const PRUNE_LOCK_KEY: i64 = 0x0069_646c_5f65_7670;
@@ -310,7 +402,7 @@ pub(crate) async fn tenants_to_prune(
     let rows: Vec<TenantRow> = diesel::sql_query(
         "SELECT s.tenant_id FROM event_sequences s \
          CROSS JOIN LATERAL (SELECT occurred_at FROM events e WHERE e.tenant_id = s.tenant_id \
-                             ORDER BY e.sequence LIMIT 1) first \
+                             AND e.sequence > 0 ORDER BY e.sequence LIMIT 1) first \
          WHERE first.occurred_at < now() - $1 * interval '1 millisecond'",
     )
     .bind::<sql_types::BigInt, _>(millis(retention))
@@ -319,7 +411,7 @@ pub(crate) async fn tenants_to_prune(
     Ok(rows.into_iter().map(|row| row.tenant_id).collect())
 }
 
-/// Deletes at most `batch` of the tenant's oldest events, those before its
+/// Deletes at most `batch` of the tenant's oldest numbered events, those before its
 /// oldest event within `retention`: always a prefix of its sequence, so
 /// [`Bounds::pruned_after`] can tell what a reader missed (`occurred_at`,
 /// the writing transaction's start, is not quite in commit order). Its own
@@ -351,7 +443,7 @@ pub(crate) async fn prune(
         }
         let deleted = diesel::sql_query(
             "WITH head AS ( \
-                 SELECT sequence, occurred_at FROM events WHERE tenant_id = $1 \
+                 SELECT sequence, occurred_at FROM events WHERE tenant_id = $1 AND sequence > 0 \
                  ORDER BY sequence LIMIT $2), \
              boundary AS ( \
                  SELECT coalesce( \
@@ -360,7 +452,8 @@ pub(crate) async fn prune(
                      max(sequence) + 1) AS below \
                  FROM head) \
              DELETE FROM events USING boundary \
-             WHERE events.tenant_id = $1 AND events.sequence < boundary.below",
+             WHERE events.tenant_id = $1 AND events.sequence > 0 \
+                 AND events.sequence < boundary.below",
         )
         .bind::<sql_types::Uuid, _>(tenant)
         .bind::<sql_types::BigInt, _>(batch)
@@ -414,7 +507,7 @@ impl Selection {
 }
 
 /// The selected events with `after < sequence <= upto`, in order, at most
-/// `limit` of them.
+/// `limit` of them: numbered events only, as `after` is never negative.
 pub(crate) async fn read(
     conn: &mut AsyncPgConnection,
     tenant: Uuid,

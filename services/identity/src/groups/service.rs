@@ -148,6 +148,7 @@ impl GroupService for GroupApi {
             let row = retry_conflict!(group_store::create(
                 &mut conn, &tenant, &origin, &group, &members
             ))?;
+            self.state.events_committed();
             Ok(to_proto(row, &tenant.slug))
         })
         .await
@@ -168,6 +169,7 @@ impl GroupService for GroupApi {
             let row = retry_conflict!(group_store::replace(
                 &mut conn, &tenant, &origin, id, &req.etag, &group, &members
             ))?;
+            self.state.events_committed();
             Ok(to_proto(row, &tenant.slug))
         })
         .await
@@ -186,6 +188,7 @@ impl GroupService for GroupApi {
             let row = retry_conflict!(group_store::patch(
                 &mut conn, &tenant, &origin, id, &req.etag, &plan
             ))?;
+            self.state.events_committed();
             Ok(to_proto(row, &tenant.slug))
         })
         .await
@@ -203,6 +206,7 @@ impl GroupService for GroupApi {
             retry_conflict!(group_store::delete(
                 &mut conn, &tenant, &origin, id, &req.etag
             ))?;
+            self.state.events_committed();
             Ok(DeleteGroupResponse {})
         })
         .await
@@ -224,6 +228,7 @@ impl GroupService for GroupApi {
             let row = retry_conflict!(group_store::patch(
                 &mut conn, &tenant, &origin, id, "", &plan
             ))?;
+            self.state.events_committed();
             Ok(to_proto(row, &tenant.slug))
         })
         .await
@@ -245,6 +250,7 @@ impl GroupService for GroupApi {
             let row = retry_conflict!(group_store::patch(
                 &mut conn, &tenant, &origin, id, "", &plan
             ))?;
+            self.state.events_committed();
             Ok(to_proto(row, &tenant.slug))
         })
         .await

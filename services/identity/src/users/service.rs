@@ -191,7 +191,9 @@ impl UserService for UserApi {
                 caller: &caller,
                 origin: &origin,
             };
-            match retry_conflict!(user_store::create(&mut conn, &scope, user.clone()))? {
+            let created = retry_conflict!(user_store::create(&mut conn, &scope, user.clone()))?;
+            self.state.events_committed();
+            match created {
                 Created::Inserted(row) => render_inserted(&mut conn, &tenant, row).await,
                 Created::Adopted(row) => render_one::<Users>(&mut conn, &tenant, row).await,
             }
@@ -217,6 +219,7 @@ impl UserService for UserApi {
             };
             let row =
                 retry_conflict!(user_store::replace(&mut conn, &scope, id, &req.etag, &user))?;
+            self.state.events_committed();
             render_one::<Users>(&mut conn, &tenant, row).await
         })
         .await
@@ -243,6 +246,7 @@ impl UserService for UserApi {
                 &req.etag,
                 &req.operations
             ))?;
+            self.state.events_committed();
             render_one::<Users>(&mut conn, &tenant, row).await
         })
         .await
@@ -263,6 +267,7 @@ impl UserService for UserApi {
                 origin: &origin,
             };
             retry_conflict!(user_store::delete(&mut conn, &scope, id, &req.etag))?;
+            self.state.events_committed();
             Ok(DeleteUserResponse {})
         })
         .await

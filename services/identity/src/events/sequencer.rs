@@ -1,0 +1,54 @@
+//! The sequencer: every replica runs one, which gives pending events their
+//! final numbers (see [`store::sequence_round`] and the module comment of
+//! [`store`] for why the numbers are gap-free and in order). It looks for
+//! pending events at start-up (events a killed process left pending), when
+//! a user or group write of this process committed (an in-process wake-up;
+//! a `NOTIFY` would serialise the writers' commits, see [`store`]), and
+//! every poll interval (other writes, and events a killed replica left
+//! pending): one probe of the pending index when there are none, rounds
+//! until none is left when there are. Wake-ups during a round coalesce into
+//! one more.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use super::store;
+use crate::db::{self, Pool};
+use crate::metrics::EventMetrics;
+
+/// What the sequencer needs.
+pub(crate) struct Sequencer {
+    pub pool: Pool,
+    /// Notified after a write of this process committed events.
+    pub wake: Arc<Notify>,
+    /// How long it waits between looks: the most an event waits for its
+    /// number, beyond the round itself.
+    pub poll_interval: Duration,
+    /// Counts what it numbered and its failed looks.
+    pub metrics: EventMetrics,
+}
+
+impl Sequencer {
+    /// Numbers pending events until the task is aborted.
+    pub(crate) async fn run(self) {
+        loop {
+            let numbered = match db::conn(&self.pool).await {
+                Ok(mut conn) => store::settle(&mut conn).await,
+                Err(error) => Err(error),
+            };
+            match numbered {
+                Ok(count) => {
+                    self.metrics.numbered.inc_by(count);
+                }
+                Err(error) => {
+                    self.metrics.sequencer_failures.inc();
+                    tracing::warn!(%error, "numbering events failed; trying again at the next poll");
+                }
+            }
+            // A wake-up during the round left a permit: one more round.
+            let _ = tokio::time::timeout(self.poll_interval, self.wake.notified()).await;
+        }
+    }
+}
