@@ -2,6 +2,7 @@
 //! a migrated template), a real identity service and a real SCIM adapter on
 //! loopback sockets, and talks to them over real HTTP and gRPC.
 
+pub mod events;
 pub mod postgres;
 pub mod process;
 
@@ -184,17 +185,7 @@ impl Stack {
 
     /// Issues a service-scope token (an internal caller's) in `tenant`.
     pub async fn issue_service_token(&self, tenant: &str, name: &str) -> String {
-        self.tokens(ADMIN_TOKEN)
-            .issue_token(IssueTokenRequest {
-                tenant: tenant.to_string(),
-                name: name.to_string(),
-                scope: TokenScope::Service as i32,
-                ..IssueTokenRequest::default()
-            })
-            .await
-            .expect("issue service token")
-            .into_inner()
-            .secret
+        issue_service_token(&self.channel, tenant, name).await
     }
 
     /// Creates a tenant and issues it one token, as an operator would.
@@ -248,7 +239,7 @@ impl Stack {
 
     /// A SCIM client for the given bearer token.
     pub fn scim<'a>(&'a self, token: &'a str) -> Scim<'a> {
-        Scim { stack: self, token }
+        Scim::at(&self.http, &self.scim_base, token)
     }
 
     /// Asserts that both servers still answer: the adapter's health check,
@@ -338,6 +329,22 @@ pub async fn issue_token(channel: &Channel, tenant: &str, name: &str) -> String 
         .secret
 }
 
+/// Issues a service-scope token (an internal caller's, e.g. an event
+/// consumer's) of `tenant` as the operator, on the service behind `channel`.
+pub async fn issue_service_token(channel: &Channel, tenant: &str, name: &str) -> String {
+    TokenServiceClient::with_interceptor(channel.clone(), Bearer::new(ADMIN_TOKEN))
+        .issue_token(IssueTokenRequest {
+            tenant: tenant.to_string(),
+            name: name.to_string(),
+            scope: TokenScope::Service as i32,
+            ..IssueTokenRequest::default()
+        })
+        .await
+        .expect("issue service token")
+        .into_inner()
+        .secret
+}
+
 pub struct Tenant {
     pub slug: String,
     pub token: String,
@@ -413,19 +420,25 @@ impl Reply {
 }
 
 pub struct Scim<'a> {
-    stack: &'a Stack,
+    http: &'a reqwest::Client,
+    base: &'a str,
     token: &'a str,
 }
 
-impl Scim<'_> {
+impl<'a> Scim<'a> {
+    /// A SCIM client of the adapter whose `/scim/v2` URL is `base`: for
+    /// adapters that run as processes rather than in a [`Stack`].
+    pub fn at(http: &'a reqwest::Client, base: &'a str, token: &'a str) -> Scim<'a> {
+        Scim { http, base, token }
+    }
+
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.stack.scim_base)
+        format!("{}{path}", self.base)
     }
 
     /// Sends a request with an optional JSON body as application/scim+json.
     pub async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
         let mut request = self
-            .stack
             .http
             .request(method, self.url(path))
             .bearer_auth(self.token);
@@ -446,7 +459,6 @@ impl Scim<'_> {
         body: String,
     ) -> Reply {
         let request = self
-            .stack
             .http
             .request(method, self.url(path))
             .bearer_auth(self.token)
@@ -500,7 +512,6 @@ impl Scim<'_> {
     /// Lists users matching a filter (URL-encoded here).
     pub async fn filter_users(&self, filter: &str) -> Reply {
         let request = self
-            .stack
             .http
             .get(self.url("/Users"))
             .query(&[("filter", filter)])

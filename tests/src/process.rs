@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
-use tonic::transport::Endpoint;
+use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -68,6 +68,14 @@ fn build_binaries(profile_dir: &Path) {
         status.success(),
         "cargo build of the workspace binaries failed"
     );
+}
+
+/// A gRPC channel to the service process at `addr`, connecting on first
+/// use (the process may not listen yet, or be restarting).
+pub fn channel(addr: SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .expect("gRPC url")
+        .connect_lazy()
 }
 
 /// A loopback address no one listens on now (the port is free when this
