@@ -1,131 +1,35 @@
 //! Lifecycle events end to end: real writes over SCIM and gRPC, a real
 //! Postgres outbox and LISTEN/NOTIFY, and Watch streams read over gRPC.
 
-use std::time::Duration;
-
+use identity_lifecycle_tests::events::*;
 use identity_lifecycle_tests::*;
 use identity_proto::v1::{
-    CreateGroupRequest, Event, EventType, Group, ListEventsRequest, ResourceType, WatchRequest,
-    actor, watch_request,
+    CreateGroupRequest, EventType, Group, ListEventsRequest, ResourceType, WatchRequest, actor,
+    watch_request,
 };
 use reqwest::StatusCode;
-use tonic::Streaming;
 use tonic::transport::Channel;
 
-/// Long enough for any delivery on a loaded machine; a bound, not a speed
-/// assertion: a test that waits this long has failed.
-const PATIENCE: Duration = Duration::from_secs(30);
-
-fn from(after: u64) -> Option<watch_request::Start> {
-    Some(watch_request::Start::AfterSequence(after))
-}
-
-async fn watch(stack: &Stack, token: &str, request: WatchRequest) -> Streaming<Event> {
-    stack
-        .events(token)
-        .watch(request)
-        .await
-        .expect("watch")
-        .into_inner()
-}
-
-/// The next `count` events of `stream`.
-async fn take(stream: &mut Streaming<Event>, count: usize) -> Vec<Event> {
-    let mut events = Vec::with_capacity(count);
-    while events.len() < count {
-        let next = tokio::time::timeout(PATIENCE, stream.message())
-            .await
-            .unwrap_or_else(|_| panic!("no event after {} of {count}", events.len()))
-            .expect("watch stream failed")
-            .expect("watch stream ended");
-        events.push(next);
-    }
-    events
-}
-
-/// Every stored event of the tenant, page by page.
-async fn all_events(stack: &Stack, token: &str, request: ListEventsRequest) -> Vec<Event> {
-    let mut events = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let page = stack
-            .events(token)
-            .list_events(ListEventsRequest {
-                page_token: page_token.clone(),
-                page_size: Some(7),
-                ..request.clone()
-            })
-            .await
-            .expect("list events")
-            .into_inner();
-        events.extend(page.events);
-        if page.next_page_token.is_empty() {
-            return events;
-        }
-        page_token = page.next_page_token;
-    }
-}
-
-/// The tenant's newest sequence: setting a tenant up (its tokens) records
-/// events too, so tests count from here.
-async fn newest(stack: &Stack, token: &str) -> u64 {
-    all_events(stack, token, ListEventsRequest::default())
-        .await
-        .last()
-        .map_or(0, |event| event.sequence)
-}
-
-fn sequences(events: &[Event]) -> Vec<u64> {
-    events.iter().map(|e| e.sequence).collect()
-}
-
-fn types(events: &[Event]) -> Vec<EventType> {
-    events.iter().map(Event::r#type).collect()
-}
-
-async fn create_group(stack: &Stack, token: &str, name: &str) -> Group {
-    stack
-        .groups(token)
-        .create_group(CreateGroupRequest {
-            group: Some(Group {
-                display_name: name.to_string(),
-                ..Group::default()
-            }),
-            ..CreateGroupRequest::default()
-        })
-        .await
-        .expect("create group")
-        .into_inner()
-}
+/// Small pages, so that listing a test's few dozen events goes through
+/// several pages.
+const SMALL_PAGE: i32 = 7;
 
 #[tokio::test]
 async fn concurrent_writers_get_gap_free_sequences_in_commit_order() {
     let stack = Stack::start().await;
-    let acme = stack.tenant("acme").await;
-    let reader = stack.issue_service_token("acme", "reader").await;
-    let base = newest(&stack, &reader).await;
+    let (acme, reader) = acme_and_reader(&stack).await;
+    let base = newest(stack.events(&reader)).await;
     // Watching from here while the writers run: a watcher reads
     // `sequence > last seen`, so a number committed after a greater one
     // would be skipped and show as a gap here.
-    let mut live = watch(
-        &stack,
-        &reader,
-        WatchRequest {
-            start: from(base),
-            ..WatchRequest::default()
-        },
-    )
-    .await;
+    let mut live = watch(stack.events(&reader), after(base)).await;
     const WRITERS: usize = 8;
     const EACH: usize = 6;
     let mut writers = Vec::new();
     for writer in 0..WRITERS {
         let scim = stack.scim(&acme.token);
         writers.push(async move {
-            for n in 0..EACH {
-                scim.create_user(user(&format!("w{writer}-{n}@acme.example")))
-                    .await;
-            }
+            create_users(&scim, &format!("w{writer}-"), EACH).await;
         });
     }
     futures::future::join_all(writers).await;
@@ -138,8 +42,8 @@ async fn concurrent_writers_get_gap_free_sequences_in_commit_order() {
     assert!(types(&watched).iter().all(|t| *t == EventType::UserCreated));
 
     let listed = all_events(
-        &stack,
-        &reader,
+        stack.events(&reader),
+        SMALL_PAGE,
         ListEventsRequest {
             resource_type: ResourceType::User as i32,
             ..ListEventsRequest::default()
@@ -159,39 +63,16 @@ async fn concurrent_writers_get_gap_free_sequences_in_commit_order() {
 #[tokio::test]
 async fn a_client_resumes_after_disconnect_without_gap_or_duplicate() {
     let stack = Stack::start().await;
-    let acme = stack.tenant("acme").await;
-    let reader = stack.issue_service_token("acme", "reader").await;
+    let (acme, reader) = acme_and_reader(&stack).await;
     let scim = stack.scim(&acme.token);
-    let base = newest(&stack, &reader).await;
-    for n in 0..5 {
-        scim.create_user(user(&format!("before{n}@acme.example")))
-            .await;
-    }
-    let mut first = watch(
-        &stack,
-        &reader,
-        WatchRequest {
-            start: from(base),
-            ..WatchRequest::default()
-        },
-    )
-    .await;
+    let base = newest(stack.events(&reader)).await;
+    create_users(&scim, "before", 5).await;
+    let mut first = watch(stack.events(&reader), after(base)).await;
     let seen = take(&mut first, 3).await;
     let last = seen.last().expect("three events").sequence;
     drop(first);
-    for n in 0..4 {
-        scim.create_user(user(&format!("after{n}@acme.example")))
-            .await;
-    }
-    let mut resumed = watch(
-        &stack,
-        &reader,
-        WatchRequest {
-            start: from(last),
-            ..WatchRequest::default()
-        },
-    )
-    .await;
+    create_users(&scim, "after", 4).await;
+    let mut resumed = watch(stack.events(&reader), after(last)).await;
     let rest = take(&mut resumed, 6).await;
     assert_eq!(sequences(&rest), (last + 1..=last + 6).collect::<Vec<_>>());
     // And it follows live from there.
@@ -201,8 +82,7 @@ async fn a_client_resumes_after_disconnect_without_gap_or_duplicate() {
 
     // Now means now: only what commits after the call.
     let mut now = watch(
-        &stack,
-        &reader,
+        stack.events(&reader),
         WatchRequest {
             start: Some(watch_request::Start::Now(true)),
             ..WatchRequest::default()
@@ -213,14 +93,7 @@ async fn a_client_resumes_after_disconnect_without_gap_or_duplicate() {
     assert_eq!(sequences(&take(&mut now, 1).await), vec![last + 8]);
 
     // A position past the newest event is out of range.
-    let Err(ahead) = stack
-        .events(&reader)
-        .watch(WatchRequest {
-            start: from(1000),
-            ..WatchRequest::default()
-        })
-        .await
-    else {
+    let Err(ahead) = try_watch(stack.events(&reader), after(1000)).await else {
         panic!("a position ahead of the newest event was accepted");
     };
     assert_eq!(ahead.code(), tonic::Code::OutOfRange, "{ahead:?}");
@@ -229,19 +102,12 @@ async fn a_client_resumes_after_disconnect_without_gap_or_duplicate() {
 #[tokio::test]
 async fn watch_and_list_filter_by_type_and_resource_type() {
     let stack = Stack::start().await;
-    let acme = stack.tenant("acme").await;
-    let reader = stack.issue_service_token("acme", "reader").await;
+    let (acme, reader) = acme_and_reader(&stack).await;
     let scim = stack.scim(&acme.token);
-    let base = newest(&stack, &reader).await;
+    let base = newest(stack.events(&reader)).await;
     let kept = scim.create_user(user("kept@acme.example")).await;
     let leaving = scim.create_user(user("leaving@acme.example")).await;
-    let off = scim
-        .patch(
-            &format!("/Users/{leaving}"),
-            json!([{"op": "replace", "path": "active", "value": false}]),
-        )
-        .await;
-    assert_eq!(off.status, StatusCode::OK, "{}", off.body);
+    set_active(&scim, &leaving, false).await;
     let group = create_group(&stack, &acme.token, "Engineering").await;
     let renamed = scim
         .patch(
@@ -255,12 +121,10 @@ async fn watch_and_list_filter_by_type_and_resource_type() {
     assert!(renamed.status.is_success(), "{}", renamed.body);
 
     let mut deactivations = watch(
-        &stack,
-        &reader,
+        stack.events(&reader),
         WatchRequest {
-            start: from(base),
             types: vec![EventType::UserDeactivated as i32],
-            ..WatchRequest::default()
+            ..after(base)
         },
     )
     .await;
@@ -278,12 +142,10 @@ async fn watch_and_list_filter_by_type_and_resource_type() {
     );
 
     let mut groups = watch(
-        &stack,
-        &reader,
+        stack.events(&reader),
         WatchRequest {
-            start: from(base),
             resource_types: vec![ResourceType::Group as i32],
-            ..WatchRequest::default()
+            ..after(base)
         },
     )
     .await;
@@ -303,16 +165,10 @@ async fn watch_and_list_filter_by_type_and_resource_type() {
         Some(json!([kept]))
     );
 
-    let back = scim
-        .patch(
-            &format!("/Users/{leaving}"),
-            json!([{"op": "replace", "path": "active", "value": true}]),
-        )
-        .await;
-    assert_eq!(back.status, StatusCode::OK, "{}", back.body);
+    set_active(&scim, &leaving, true).await;
     let listed = all_events(
-        &stack,
-        &reader,
+        stack.events(&reader),
+        SMALL_PAGE,
         ListEventsRequest {
             resource_id: leaving.clone(),
             ..ListEventsRequest::default()
@@ -328,8 +184,8 @@ async fn watch_and_list_filter_by_type_and_resource_type() {
         ]
     );
     let reactivations = all_events(
-        &stack,
-        &reader,
+        stack.events(&reader),
+        SMALL_PAGE,
         ListEventsRequest {
             types: vec![EventType::UserReactivated as i32],
             ..ListEventsRequest::default()
@@ -342,10 +198,9 @@ async fn watch_and_list_filter_by_type_and_resource_type() {
 #[tokio::test]
 async fn a_refused_write_leaves_no_event() {
     let stack = Stack::start().await;
-    let acme = stack.tenant("acme").await;
-    let reader = stack.issue_service_token("acme", "reader").await;
+    let (acme, reader) = acme_and_reader(&stack).await;
     let scim = stack.scim(&acme.token);
-    let base = newest(&stack, &reader).await;
+    let base = newest(stack.events(&reader)).await;
     scim.create_user(user("taken@acme.example")).await;
     let again = scim.post("/Users", user("taken@acme.example")).await;
     again.assert_error(409, Some("uniqueness"));
@@ -371,7 +226,12 @@ async fn a_refused_write_leaves_no_event() {
     assert_eq!(stale.status, StatusCode::NOT_FOUND);
     // The next write takes the next number: nothing was used up between.
     scim.create_user(user("next@acme.example")).await;
-    let events = all_events(&stack, &reader, ListEventsRequest::default()).await;
+    let events = all_events(
+        stack.events(&reader),
+        SMALL_PAGE,
+        ListEventsRequest::default(),
+    )
+    .await;
     assert_eq!(sequences(&events), (1..=base + 2).collect::<Vec<_>>());
     assert_eq!(
         types(&events[base as usize..]),
@@ -437,8 +297,7 @@ async fn a_client_that_stops_reading_is_closed_and_resumes() {
         |_| {},
     )
     .await;
-    let acme = stack.tenant("acme").await;
-    let reader = stack.issue_service_token("acme", "reader").await;
+    let (acme, reader) = acme_and_reader(&stack).await;
     // A client whose HTTP/2 windows are small, so the server's buffers fill
     // after a few events instead of megabytes.
     let narrow = Channel::from_shared(stack.grpc_url.clone())
@@ -448,21 +307,10 @@ async fn a_client_that_stops_reading_is_closed_and_resumes() {
         .connect()
         .await
         .expect("connect");
-    let mut client = identity_proto::v1::event_service_client::EventServiceClient::with_interceptor(
-        narrow,
-        Bearer::new(&reader),
-    );
-    let mut stream = client
-        .watch(WatchRequest {
-            start: from(0),
-            ..WatchRequest::default()
-        })
-        .await
-        .expect("watch")
-        .into_inner();
+    let mut stream = watch(event_client(narrow, &reader), after(0)).await;
     // The client reads nothing while the tenant writes well past the lag.
     const WRITES: u64 = 300;
-    let total = newest(&stack, &reader).await + WRITES;
+    let total = newest(stack.events(&reader)).await + WRITES;
     for n in 0..WRITES {
         create_group(&stack, &acme.token, &format!("group-{n}")).await;
     }
@@ -486,15 +334,7 @@ async fn a_client_that_stops_reading_is_closed_and_resumes() {
     assert_eq!(received, (1..=received.len() as u64).collect::<Vec<_>>());
     // Resuming from the last sequence received delivers the rest.
     let last = received.last().copied().unwrap_or(0);
-    let mut resumed = watch(
-        &stack,
-        &reader,
-        WatchRequest {
-            start: from(last),
-            ..WatchRequest::default()
-        },
-    )
-    .await;
+    let mut resumed = watch(stack.events(&reader), after(last)).await;
     let rest = take(&mut resumed, (total - last) as usize).await;
     assert_eq!(sequences(&rest), (last + 1..=total).collect::<Vec<_>>());
 }
@@ -502,46 +342,22 @@ async fn a_client_that_stops_reading_is_closed_and_resumes() {
 #[tokio::test]
 async fn a_client_resumes_on_another_replica() {
     let mut stack = Stack::start().await;
-    let acme = stack.tenant("acme").await;
-    let reader = stack.issue_service_token("acme", "reader").await;
+    let (acme, reader) = acme_and_reader(&stack).await;
     let scim = stack.scim(&acme.token);
-    let base = newest(&stack, &reader).await;
-    for n in 0..3 {
-        scim.create_user(user(&format!("first{n}@acme.example")))
-            .await;
-    }
+    let base = newest(stack.events(&reader)).await;
+    create_users(&scim, "first", 3).await;
     // The first replica serves SCIM's writes and the first watch.
-    let mut first = watch(
-        &stack,
-        &reader,
-        WatchRequest {
-            start: from(base),
-            ..WatchRequest::default()
-        },
-    )
-    .await;
+    let mut first = watch(stack.events(&reader), after(base)).await;
     let seen = take(&mut first, 2).await;
     drop(first);
     let replica = stack.start_replica().await;
-    let mut other = identity_proto::v1::event_service_client::EventServiceClient::with_interceptor(
-        replica,
-        Bearer::new(&reader),
-    );
-    let mut resumed = other
-        .watch(WatchRequest {
-            start: from(seen[1].sequence),
-            ..WatchRequest::default()
-        })
+    let mut resumed = try_watch(event_client(replica, &reader), after(seen[1].sequence))
         .await
-        .expect("watch on the replica")
-        .into_inner();
+        .expect("watch on the replica");
     assert_eq!(sequences(&take(&mut resumed, 1).await), vec![base + 3]);
     // Writes through the first replica reach the second one's watcher live.
     let scim = stack.scim(&acme.token);
-    for n in 0..3 {
-        scim.create_user(user(&format!("later{n}@acme.example")))
-            .await;
-    }
+    create_users(&scim, "later", 3).await;
     assert_eq!(
         sequences(&take(&mut resumed, 3).await),
         vec![base + 4, base + 5, base + 6]
