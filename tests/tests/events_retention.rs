@@ -5,38 +5,15 @@
 
 use std::time::{Duration, Instant};
 
+use identity_lifecycle_tests::events::*;
 use identity_lifecycle_tests::*;
-use identity_proto::v1::{
-    CreateGroupRequest, Event, Group, ListEventsRequest, WatchRequest, watch_request,
-};
-use tonic::{Code, Status, Streaming};
+use identity_proto::v1::{Event, ListEventsRequest, WatchRequest, watch_request};
+use tonic::{Code, Status};
 
 /// Short, so the test waits seconds for pruning, yet long enough that the
 /// events written after it are delivered before they are pruned too.
 const RETENTION: Duration = Duration::from_secs(3);
 const PRUNE_INTERVAL: Duration = Duration::from_millis(200);
-
-/// A bound, not a speed assertion: a test that waits this long has failed.
-const PATIENCE: Duration = Duration::from_secs(30);
-
-fn from(after: u64) -> Option<watch_request::Start> {
-    Some(watch_request::Start::AfterSequence(after))
-}
-
-async fn create_group(stack: &Stack, token: &str, name: &str) -> Group {
-    stack
-        .groups(token)
-        .create_group(CreateGroupRequest {
-            group: Some(Group {
-                display_name: name.to_string(),
-                ..Group::default()
-            }),
-            ..CreateGroupRequest::default()
-        })
-        .await
-        .expect("create group")
-        .into_inner()
-}
 
 /// The first page of the tenant's stored events.
 async fn first_page(stack: &Stack, token: &str, size: i32) -> (Vec<Event>, String) {
@@ -52,27 +29,12 @@ async fn first_page(stack: &Stack, token: &str, size: i32) -> (Vec<Event>, Strin
     (page.events, page.next_page_token)
 }
 
-async fn watch(
-    stack: &Stack,
-    token: &str,
-    start: Option<watch_request::Start>,
-) -> Result<Streaming<Event>, Status> {
-    stack
-        .events(token)
-        .watch(WatchRequest {
-            start,
-            ..WatchRequest::default()
-        })
-        .await
-        .map(tonic::Response::into_inner)
-}
-
-async fn next(stream: &mut Streaming<Event>) -> Event {
-    tokio::time::timeout(PATIENCE, stream.message())
-        .await
-        .expect("an event in time")
-        .expect("the watch goes on")
-        .expect("the watch is open")
+/// A Watch from `start` (None: from the oldest event kept).
+fn starting(start: Option<watch_request::Start>) -> WatchRequest {
+    WatchRequest {
+        start,
+        ..WatchRequest::default()
+    }
 }
 
 /// OUT_OF_RANGE with the contract's reason. The reason travels in the
@@ -116,8 +78,7 @@ async fn pruned_positions_are_out_of_range_and_the_newest_keeps_working() {
     )
     .await;
     let metrics = format!("http://{admin}/metrics");
-    let acme = stack.tenant("acme").await;
-    let reader = stack.issue_service_token("acme", "reader").await;
+    let (acme, reader) = acme_and_reader(&stack).await;
     for n in 0..5 {
         create_group(&stack, &acme.token, &format!("old-{n}")).await;
     }
@@ -128,7 +89,7 @@ async fn pruned_positions_are_out_of_range_and_the_newest_keeps_working() {
     let newest = all.last().expect("events were recorded").sequence;
     assert!(newest >= 5);
     // A watch that follows the tenant live is never out of range.
-    let mut live = watch(&stack, &reader, from(newest))
+    let mut live = try_watch(stack.events(&reader), after(newest))
         .await
         .expect("watch from the newest");
 
@@ -144,7 +105,7 @@ async fn pruned_positions_are_out_of_range_and_the_newest_keeps_working() {
 
     // Positions whose next events are gone, including the second page.
     for start in [from(0), from(1), from(newest - 1)] {
-        let refused = watch(&stack, &reader, start)
+        let refused = try_watch(stack.events(&reader), starting(start))
             .await
             .expect_err("a pruned position is refused");
         assert_out_of_range(&refused);
@@ -161,7 +122,7 @@ async fn pruned_positions_are_out_of_range_and_the_newest_keeps_working() {
         .expect_err("a page after pruned events is refused");
     assert_out_of_range(&second_page);
     // Past the newest is out of range too, for another reason.
-    let ahead = watch(&stack, &reader, from(newest + 1))
+    let ahead = try_watch(stack.events(&reader), after(newest + 1))
         .await
         .expect_err("a position past the newest is refused");
     assert_out_of_range(&ahead);
@@ -169,24 +130,24 @@ async fn pruned_positions_are_out_of_range_and_the_newest_keeps_working() {
 
     // From the newest sequence, from now and from the oldest kept, watches
     // work; writes do, and reach every watcher.
-    let mut resumed = watch(&stack, &reader, from(newest))
+    let mut resumed = try_watch(stack.events(&reader), after(newest))
         .await
         .expect("watch from the newest after pruning");
-    let mut now = watch(&stack, &reader, Some(watch_request::Start::Now(true)))
-        .await
-        .expect("watch from now after pruning");
-    let mut oldest = watch(&stack, &reader, None)
+    let mut now = try_watch(
+        stack.events(&reader),
+        starting(Some(watch_request::Start::Now(true))),
+    )
+    .await
+    .expect("watch from now after pruning");
+    let mut oldest = try_watch(stack.events(&reader), starting(None))
         .await
         .expect("watch from the oldest kept after pruning");
     let group = create_group(&stack, &acme.token, "new").await;
     for stream in [&mut live, &mut resumed, &mut now, &mut oldest] {
-        let event = next(stream).await;
+        let event = &take(stream, 1).await[0];
         assert_eq!(event.sequence, newest + 1);
         assert_eq!(event.resource_id, group.id);
     }
     let (kept, _) = first_page(&stack, &reader, 1000).await;
-    assert_eq!(
-        kept.iter().map(|e| e.sequence).collect::<Vec<_>>(),
-        vec![newest + 1]
-    );
+    assert_eq!(sequences(&kept), vec![newest + 1]);
 }
