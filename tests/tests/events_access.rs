@@ -3,6 +3,9 @@
 //! policy changes, deprovisioning), MEMBER_REMOVED when a user's deletion
 //! or deprovisioning ends memberships, and the SCIM request id on events.
 
+use identity_lifecycle_tests::events::{
+    LARGE_PAGE, acme_and_reader, all_events, create_users, sequences, set_active, types,
+};
 use identity_lifecycle_tests::*;
 use identity_proto::v1::{
     AddMembersRequest, DeleteMode, DeprovisionAction, Event, EventType, GroupMapping,
@@ -12,51 +15,29 @@ use identity_proto::v1::{
 use reqwest::StatusCode;
 use serde_json::Value;
 
-/// Every stored event of the tenant, in order, page by page.
-async fn all_events(stack: &Stack, token: &str) -> Vec<Event> {
-    let mut events = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let page = stack
-            .events(token)
-            .list_events(ListEventsRequest {
-                page_token: page_token.clone(),
-                page_size: Some(1000),
-                ..ListEventsRequest::default()
-            })
-            .await
-            .expect("list events")
-            .into_inner();
-        events.extend(page.events);
-        if page.next_page_token.is_empty() {
-            return events;
-        }
-        page_token = page.next_page_token;
-    }
-}
-
 /// The tenant's events after sequence `base`, asserting that the whole
 /// stored sequence runs from 1 without a gap.
 async fn events_after(stack: &Stack, token: &str, base: u64) -> Vec<Event> {
-    let events = all_events(stack, token).await;
-    let sequences: Vec<u64> = events.iter().map(|e| e.sequence).collect();
+    let events = all_events(
+        stack.events(token),
+        LARGE_PAGE,
+        ListEventsRequest::default(),
+    )
+    .await;
     assert_eq!(
-        sequences,
+        sequences(&events),
         (1..=events.len() as u64).collect::<Vec<_>>(),
         "sequences must be gap-free"
     );
     events.into_iter().filter(|e| e.sequence > base).collect()
 }
 
+/// The tenant's newest sequence, checking the whole sequence on the way.
 async fn newest(stack: &Stack, token: &str) -> u64 {
     events_after(stack, token, 0)
         .await
         .last()
         .map_or(0, |e| e.sequence)
-}
-
-fn types(events: &[Event]) -> Vec<EventType> {
-    events.iter().map(Event::r#type).collect()
 }
 
 /// `changes[name]` as `{"before": …, "after": …}` JSON (absent sides null).
@@ -122,8 +103,7 @@ async fn scim_group(scim: &Scim<'_>, name: &str, members: &[&str]) -> String {
 #[tokio::test]
 async fn membership_of_a_mapped_group_changes_access() {
     let stack = Stack::start().await;
-    let acme = stack.tenant("acme").await;
-    let reader = stack.issue_service_token("acme", "reader").await;
+    let (acme, reader) = acme_and_reader(&stack).await;
     update_policy(
         &stack,
         "acme",
@@ -272,13 +252,9 @@ async fn membership_of_a_mapped_group_changes_access() {
 #[tokio::test]
 async fn a_policy_change_changes_the_access_of_members_only() {
     let stack = Stack::start().await;
-    let acme = stack.tenant("acme").await;
-    let reader = stack.issue_service_token("acme", "reader").await;
+    let (acme, reader) = acme_and_reader(&stack).await;
     let scim = stack.scim(&acme.token);
-    let mut members = Vec::new();
-    for n in 0..3 {
-        members.push(scim.create_user(user(&format!("m{n}@acme.example"))).await);
-    }
+    let members = create_users(&scim, "m", 3).await;
     let outsider = scim.create_user(user("out@acme.example")).await;
     let member_refs: Vec<&str> = members.iter().map(String::as_str).collect();
     scim_group(&scim, "Engineering", &member_refs).await;
@@ -346,8 +322,7 @@ async fn a_policy_change_changes_the_access_of_members_only() {
 #[tokio::test]
 async fn deprovisioning_that_ends_membership_removes_members_and_access() {
     let stack = Stack::start().await;
-    let acme = stack.tenant("acme").await;
-    let reader = stack.issue_service_token("acme", "reader").await;
+    let (acme, reader) = acme_and_reader(&stack).await;
     update_policy(
         &stack,
         "acme",
@@ -365,13 +340,7 @@ async fn deprovisioning_that_ends_membership_removes_members_and_access() {
     let other = scim_group(&scim, "Book club", &[&ada]).await;
     let base = newest(&stack, &reader).await;
 
-    let off = scim
-        .patch(
-            &format!("/Users/{ada}"),
-            json!([{"op": "replace", "path": "active", "value": false}]),
-        )
-        .await;
-    assert_eq!(off.status, StatusCode::OK, "{}", off.body);
+    set_active(&scim, &ada, false).await;
     let events = events_after(&stack, &reader, base).await;
     assert_eq!(
         types(&events),
@@ -405,13 +374,7 @@ async fn deprovisioning_that_ends_membership_removes_members_and_access() {
 
     // Reactivation makes the user a member again, with the default role.
     let base = newest(&stack, &reader).await;
-    let on = scim
-        .patch(
-            &format!("/Users/{ada}"),
-            json!([{"op": "replace", "path": "active", "value": true}]),
-        )
-        .await;
-    assert_eq!(on.status, StatusCode::OK, "{}", on.body);
+    set_active(&scim, &ada, true).await;
     let events = events_after(&stack, &reader, base).await;
     assert_eq!(
         types(&events),
@@ -426,8 +389,7 @@ async fn deprovisioning_that_ends_membership_removes_members_and_access() {
 #[tokio::test]
 async fn deleting_a_member_removes_it_from_its_groups() {
     let stack = Stack::start().await;
-    let acme = stack.tenant("acme").await;
-    let reader = stack.issue_service_token("acme", "reader").await;
+    let (acme, reader) = acme_and_reader(&stack).await;
     let scim = stack.scim(&acme.token);
     let soft = scim.create_user(user("soft@acme.example")).await;
     let hard = scim.create_user(user("hard@acme.example")).await;
@@ -463,24 +425,34 @@ async fn deleting_a_member_removes_it_from_its_groups() {
     assert!(read.body.get("members").is_none_or(|m| m == &json!([])));
 }
 
+/// Creates a user over SCIM, sending `request_id` as its X-Request-Id.
+async fn create_with_request_id(
+    stack: &Stack,
+    token: &str,
+    request_id: &str,
+    user_name: &str,
+) -> Reply {
+    Scim::reply(
+        stack
+            .http
+            .post(stack.scim(token).url("/Users"))
+            .bearer_auth(token)
+            .header("content-type", "application/scim+json")
+            .header("X-Request-Id", request_id)
+            .body(user(user_name).to_string()),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn scim_request_ids_reach_events_and_responses() {
     let stack = Stack::start().await;
-    let acme = stack.tenant("acme").await;
-    let reader = stack.issue_service_token("acme", "reader").await;
+    let (acme, reader) = acme_and_reader(&stack).await;
     let scim = stack.scim(&acme.token);
     let base = newest(&stack, &reader).await;
 
-    let sent = Scim::reply(
-        stack
-            .http
-            .post(scim.url("/Users"))
-            .bearer_auth(&acme.token)
-            .header("content-type", "application/scim+json")
-            .header("X-Request-Id", "e2e-req-0001")
-            .body(user("ada@acme.example").to_string()),
-    )
-    .await;
+    let sent =
+        create_with_request_id(&stack, &acme.token, "e2e-req-0001", "ada@acme.example").await;
     assert_eq!(sent.status, StatusCode::CREATED, "{}", sent.body);
     assert_eq!(sent.header("x-request-id"), Some("e2e-req-0001"));
 
@@ -492,16 +464,8 @@ async fn scim_request_ids_reach_events_and_responses() {
         .expect("a request id")
         .to_owned();
     assert!(!made_id.is_empty());
-    let spaced = Scim::reply(
-        stack
-            .http
-            .post(scim.url("/Users"))
-            .bearer_auth(&acme.token)
-            .header("content-type", "application/scim+json")
-            .header("X-Request-Id", "has spaces in it")
-            .body(user("cy@acme.example").to_string()),
-    )
-    .await;
+    let spaced =
+        create_with_request_id(&stack, &acme.token, "has spaces in it", "cy@acme.example").await;
     assert_eq!(spaced.status, StatusCode::CREATED, "{}", spaced.body);
     let replaced = spaced.header("x-request-id").expect("a request id");
     assert_ne!(replaced, "has spaces in it");
@@ -529,8 +493,7 @@ async fn a_policy_change_on_a_large_group_records_every_change_in_order() {
     // More members than one statement of the event outbox takes (5,000).
     const MEMBERS: usize = 6_001;
     let stack = Stack::start().await;
-    let acme = stack.tenant("acme").await;
-    let reader = stack.issue_service_token("acme", "reader").await;
+    let (acme, reader) = acme_and_reader(&stack).await;
     let scim = stack.scim(&acme.token);
     let outsider = scim.create_user(user("out@acme.example")).await;
     let group = scim_group(&scim, "Engineering", &[]).await;
