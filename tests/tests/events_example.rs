@@ -8,85 +8,17 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use identity_lifecycle_tests::process::{Process, free_addr, start_adapter, start_service};
+use identity_lifecycle_tests::events::{PATIENCE, ProcessStack, create_users, set_active};
+use identity_lifecycle_tests::process::{Process, start_service};
 use identity_lifecycle_tests::*;
-use identity_proto::v1::event_service_client::EventServiceClient;
-use identity_proto::v1::token_service_client::TokenServiceClient;
-use identity_proto::v1::{EventType, IssueTokenRequest, ListEventsRequest, TokenScope};
+use identity_proto::v1::{EventType, ListEventsRequest};
 use reqwest::StatusCode;
 use serde_json::Value;
-use tonic::transport::Channel;
 
-/// A bound for anything the test waits for, not a speed assertion: a test
-/// that waits this long has failed.
-const PATIENCE: Duration = Duration::from_secs(30);
-
-fn channel(addr: SocketAddr) -> Channel {
-    Channel::from_shared(format!("http://{addr}"))
-        .expect("gRPC url")
-        .connect_lazy()
-}
-
-/// Issues a service-scope token of `tenant`: what an internal consumer holds.
-async fn service_token(channel: &Channel, tenant: &str, name: &str) -> String {
-    TokenServiceClient::with_interceptor(channel.clone(), Bearer::new(ADMIN_TOKEN))
-        .issue_token(IssueTokenRequest {
-            tenant: tenant.into(),
-            name: name.into(),
-            scope: TokenScope::Service as i32,
-            ..IssueTokenRequest::default()
-        })
-        .await
-        .expect("issue a service token")
-        .into_inner()
-        .secret
-}
-
-/// SCIM calls through the adapter at `base`.
-struct Idp {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl Idp {
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Reply {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request
-                .header("content-type", "application/scim+json")
-                .body(body.to_string());
-        }
-        Scim::reply(request).await
-    }
-
-    async fn create(&self, user_name: &str) -> String {
-        let reply = self
-            .send(reqwest::Method::POST, "/Users", Some(user(user_name)))
-            .await;
-        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
-        reply.body["id"].as_str().expect("user id").to_owned()
-    }
-
-    async fn deactivate(&self, id: &str) {
-        let body = json!({"schemas": [PATCH_SCHEMA], "Operations": [
-            {"op": "replace", "path": "active", "value": false}
-        ]});
-        let reply = self
-            .send(reqwest::Method::PATCH, &format!("/Users/{id}"), Some(body))
-            .await;
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    }
-
-    async fn delete(&self, id: &str) {
-        let reply = self
-            .send(reqwest::Method::DELETE, &format!("/Users/{id}"), None)
-            .await;
-        assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
-    }
+/// Deletes a user over SCIM, asserting that it was done.
+async fn delete_user(scim: &Scim<'_>, id: &str) {
+    let reply = scim.delete(&format!("/Users/{id}")).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
 }
 
 /// One event as the watcher printed it: (sequence, type, user id).
@@ -167,30 +99,23 @@ fn state_dir() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_resumes_exactly_after_sigterm_kill_9_and_a_service_restart() {
-    let database = fresh_database().await;
-    let grpc = free_addr();
-    let mut service = start_service(database.url(), grpc, &[]).await;
-    let scim = free_addr();
-    let _adapter = start_adapter(&format!("http://{grpc}"), scim, &[]).await;
-    let tenant = create_tenant(&channel(grpc), "acme").await;
-    let reader = service_token(&channel(grpc), "acme", "deprovision-watcher").await;
-    let idp = Idp {
-        http: reqwest::Client::new(),
-        base: format!("http://{scim}/scim/v2"),
-        token: tenant.token,
-    };
-    let mut users = Vec::new();
-    for n in 0..8 {
-        users.push(idp.create(&format!("u{n}@acme.example")).await);
-    }
+    let mut stack = ProcessStack::start(&[], "deprovision-watcher").await;
+    let (grpc, reader) = (stack.grpc, stack.reader.clone());
+    let (http, scim_base, token) = (
+        reqwest::Client::new(),
+        stack.scim_base(),
+        stack.tenant.token.clone(),
+    );
+    let idp = Scim::at(&http, &scim_base, &token);
+    let users = create_users(&idp, "u", 8).await;
     let dir = state_dir();
     let state = dir.join("acme.seq");
 
     // First run, no state file: from the oldest event; creations are
     // filtered out, deprovisionings printed.
     let mut first = start_watcher(grpc, &reader, &state);
-    idp.deactivate(&users[0]).await;
-    idp.delete(&users[1]).await;
+    set_active(&idp, &users[0], false).await;
+    delete_user(&idp, &users[1]).await;
     let one = printed_and_saved(&mut first, 2, &state).await;
     expect(
         &one,
@@ -203,15 +128,15 @@ async fn the_example_resumes_exactly_after_sigterm_kill_9_and_a_service_restart(
 
     // Deprovisionings while it is stopped are printed by the next run, and
     // nothing of the first run again.
-    idp.deactivate(&users[2]).await;
-    idp.deactivate(&users[3]).await;
+    set_active(&idp, &users[2], false).await;
+    set_active(&idp, &users[3], false).await;
     let mut second = start_watcher(grpc, &reader, &state);
     printed_and_saved(&mut second, 2, &state).await;
 
     // The service is killed and restarted under it: it resumes by itself.
-    service.kill_9().await;
-    service = start_service(database.url(), grpc, &[]).await;
-    idp.delete(&users[4]).await;
+    stack.service.kill_9().await;
+    stack.service = start_service(stack.database.url(), grpc, &[]).await;
+    delete_user(&idp, &users[4]).await;
     let two = printed_and_saved(&mut second, 3, &state).await;
     expect(
         &two,
@@ -229,13 +154,13 @@ async fn the_example_resumes_exactly_after_sigterm_kill_9_and_a_service_restart(
 
     // kill -9 of the watcher itself, with its last event saved.
     second.kill_9().await;
-    idp.deactivate(&users[5]).await;
-    idp.delete(&users[6]).await;
+    set_active(&idp, &users[5], false).await;
+    delete_user(&idp, &users[6]).await;
     let mut third = start_watcher(grpc, &reader, &state);
     printed_and_saved(&mut third, 2, &state).await;
     // One more, live: had the restart repeated anything, it would show
     // before this one.
-    idp.deactivate(&users[7]).await;
+    set_active(&idp, &users[7], false).await;
     let three = printed_and_saved(&mut third, 3, &state).await;
     expect(
         &three,
@@ -248,7 +173,8 @@ async fn the_example_resumes_exactly_after_sigterm_kill_9_and_a_service_restart(
 
     // Together the runs printed each deprovisioning exactly once, as the
     // service lists them.
-    let listed = EventServiceClient::with_interceptor(channel(grpc), Bearer::new(&reader))
+    let listed = stack
+        .events(&reader)
         .list_events(ListEventsRequest {
             types: vec![
                 EventType::UserDeactivated as i32,
@@ -268,7 +194,7 @@ async fn the_example_resumes_exactly_after_sigterm_kill_9_and_a_service_restart(
         "every deprovisioning printed once, in order"
     );
     drop(third);
-    drop(service);
+    drop(stack);
     let _ = std::fs::remove_dir_all(dir);
 }
 
