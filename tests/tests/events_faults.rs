@@ -9,23 +9,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use identity_lifecycle_tests::process::{free_addr, start_adapter, start_service};
+use identity_lifecycle_tests::events::*;
+use identity_lifecycle_tests::process::{channel, free_addr, start_adapter, start_service};
 use identity_lifecycle_tests::*;
-use identity_proto::v1::event_service_client::EventServiceClient;
-use identity_proto::v1::token_service_client::TokenServiceClient;
-use identity_proto::v1::{
-    Event, EventType, IssueTokenRequest, ListEventsRequest, TokenScope, WatchRequest, watch_request,
-};
+use identity_proto::v1::{Event, EventType, ListEventsRequest};
 use reqwest::StatusCode;
 use tokio::task::JoinHandle;
-use tonic::transport::Channel;
 
 /// Both tests run several processes; on a small machine, one at a time.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// A bound for anything the test waits for, not a speed assertion: a test
-/// that waits this long has failed.
-const PATIENCE: Duration = Duration::from_secs(30);
 
 const WRITERS: usize = 4;
 
@@ -35,49 +27,6 @@ const HOLD_KEY: i64 = 7_100_001;
 /// The sequencer's advisory lock key (`SEQUENCE_LOCK_KEY` in
 /// services/identity/src/events/store.rs): holding it stops every round.
 const SEQUENCE_LOCK_KEY: i64 = 0x0069_646c_5f65_7673;
-
-fn channel(addr: SocketAddr) -> Channel {
-    Channel::from_shared(format!("http://{addr}"))
-        .expect("gRPC url")
-        .connect_lazy()
-}
-
-async fn service_token(channel: &Channel, tenant: &str, name: &str) -> String {
-    TokenServiceClient::with_interceptor(channel.clone(), Bearer::new(ADMIN_TOKEN))
-        .issue_token(IssueTokenRequest {
-            tenant: tenant.into(),
-            name: name.into(),
-            scope: TokenScope::Service as i32,
-            ..IssueTokenRequest::default()
-        })
-        .await
-        .expect("issue a service token")
-        .into_inner()
-        .secret
-}
-
-/// The tenant's newest sequence number, as the service lists it.
-async fn newest(grpc: SocketAddr, token: &str) -> u64 {
-    let mut client = EventServiceClient::with_interceptor(channel(grpc), Bearer::new(token));
-    let mut last = 0;
-    let mut page_token = String::new();
-    loop {
-        let page = client
-            .list_events(ListEventsRequest {
-                page_token: page_token.clone(),
-                page_size: Some(1000),
-                ..ListEventsRequest::default()
-            })
-            .await
-            .expect("list events")
-            .into_inner();
-        last = page.events.last().map_or(last, |e| e.sequence);
-        if page.next_page_token.is_empty() {
-            return last;
-        }
-        page_token = page.next_page_token;
-    }
-}
 
 async fn sql(database_url: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
@@ -106,36 +55,29 @@ fn follow(
     mut until: tokio::sync::watch::Receiver<Option<u64>>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut client = EventServiceClient::with_interceptor(channel(grpc), Bearer::new(&token));
+        let client = event_client(channel(grpc), &token);
         let mut last = base;
         let done = |last: u64, until: &tokio::sync::watch::Receiver<Option<u64>>| {
             until.borrow().is_some_and(|target| last >= target)
         };
         while !done(last, &until) {
-            let request = WatchRequest {
-                start: Some(watch_request::Start::AfterSequence(last)),
-                ..WatchRequest::default()
-            };
-            let ended = match client.watch(request).await {
-                Ok(stream) => {
-                    let mut stream = stream.into_inner();
-                    loop {
-                        tokio::select! {
-                            next = stream.message() => match next {
-                                Ok(Some(event)) => {
-                                    last = event.sequence;
-                                    seen.lock().expect("seen").events.push(event);
-                                }
-                                Ok(None) => break "ended without status".to_owned(),
-                                Err(status) => break format!("{:?}", status.code()),
-                            },
-                            _ = until.changed() => {}
-                        }
-                        if done(last, &until) {
-                            return;
-                        }
+            let ended = match try_watch(client.clone(), after(last)).await {
+                Ok(mut stream) => loop {
+                    tokio::select! {
+                        next = stream.message() => match next {
+                            Ok(Some(event)) => {
+                                last = event.sequence;
+                                seen.lock().expect("seen").events.push(event);
+                            }
+                            Ok(None) => break "ended without status".to_owned(),
+                            Err(status) => break format!("{:?}", status.code()),
+                        },
+                        _ = until.changed() => {}
                     }
-                }
+                    if done(last, &until) {
+                        return;
+                    }
+                },
                 Err(status) => format!("{:?} (connecting)", status.code()),
             };
             seen.lock().expect("seen").breaks.push(ended);
@@ -157,36 +99,43 @@ fn write_users(
         .expect("HTTP client");
     (0..WRITERS)
         .map(|writer| {
-            let (http, scim_base, token, stop) = (
+            write_users_as(
                 http.clone(),
                 scim_base.clone(),
                 token.clone(),
                 Arc::clone(&stop),
-            );
-            tokio::spawn(async move {
-                let mut sent = Vec::new();
-                let mut n = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    let user_name = format!("w{writer}-{n}@acme.example");
-                    n += 1;
-                    let status = http
-                        .post(format!("{scim_base}/Users"))
-                        .bearer_auth(&token)
-                        .header("content-type", "application/scim+json")
-                        .body(user(&user_name).to_string())
-                        .send()
-                        .await
-                        .map_or(0, |r| r.status().as_u16());
-                    if status != 201 {
-                        // The service is away: do not spin.
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                    sent.push((user_name, status));
-                }
-                sent
-            })
+                format!("w{writer}-"),
+            )
         })
         .collect()
+}
+
+/// One writer of [`write_users`]: users `{prefix}{n}@acme.example` until
+/// stopped, pausing after a write that failed (the service is away: do
+/// not spin).
+fn write_users_as(
+    http: reqwest::Client,
+    scim_base: String,
+    token: String,
+    stop: Arc<AtomicBool>,
+    prefix: String,
+) -> JoinHandle<Vec<(String, u16)>> {
+    tokio::spawn(async move {
+        let mut sent = Vec::new();
+        let mut n = 0;
+        while !stop.load(Ordering::Relaxed) {
+            let user_name = format!("{prefix}{n}@acme.example");
+            n += 1;
+            let status = post_user(&http, &scim_base, &token, &user_name)
+                .await
+                .map_or(0, |r| r.status().as_u16());
+            if status != 201 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            sent.push((user_name, status));
+        }
+        sent
+    })
 }
 
 /// Waits until the watcher has received `count` events.
@@ -196,6 +145,24 @@ async fn until_seen(seen: &Arc<Mutex<Seen>>, count: usize, what: &str) {
         assert!(started.elapsed() < PATIENCE, "{what}: not {count} events");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Once the writes are over: tells the [`follow`]ing watcher the tenant's
+/// newest sequence, waits until it has received it, and returns that
+/// sequence with everything the watcher saw.
+async fn catch_up(
+    stack: &ProcessStack,
+    set_until: &tokio::sync::watch::Sender<Option<u64>>,
+    watcher: JoinHandle<()>,
+    seen: &Mutex<Seen>,
+) -> (u64, Seen) {
+    let last = newest(stack.events(&stack.reader)).await;
+    set_until.send(Some(last)).expect("the watcher listens");
+    tokio::time::timeout(PATIENCE, watcher)
+        .await
+        .expect("the watcher catches up")
+        .expect("watcher task");
+    (last, std::mem::take(&mut *seen.lock().expect("seen")))
 }
 
 fn user_name_of(event: &Event) -> String {
@@ -211,36 +178,26 @@ fn user_name_of(event: &Event) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_watcher_resumes_after_kill_9_of_the_service_under_writes() {
     let _turn = ONE_AT_A_TIME.lock().await;
-    let database = fresh_database().await;
-    let grpc = free_addr();
-    let mut service = start_service(database.url(), grpc, &[]).await;
-    let scim = free_addr();
-    let _adapter = start_adapter(
-        &format!("http://{grpc}"),
-        scim,
-        &[("SCIM_GRPC_TIMEOUT", "5s".to_owned())],
-    )
-    .await;
-    let tenant = create_tenant(&channel(grpc), "acme").await;
-    let reader = service_token(&channel(grpc), "acme", "reader").await;
-    let base = newest(grpc, &reader).await;
+    let mut stack = ProcessStack::start(&[("SCIM_GRPC_TIMEOUT", "5s".to_owned())], "reader").await;
+    let grpc = stack.grpc;
+    let base = newest(stack.events(&stack.reader)).await;
 
     let seen = Arc::new(Mutex::new(Seen::default()));
     let (set_until, until) = tokio::sync::watch::channel(None);
-    let watcher = follow(grpc, reader.clone(), base, Arc::clone(&seen), until);
+    let watcher = follow(grpc, stack.reader.clone(), base, Arc::clone(&seen), until);
     let stop = Arc::new(AtomicBool::new(false));
     let writers = write_users(
-        format!("http://{scim}/scim/v2"),
-        tenant.token.clone(),
+        stack.scim_base(),
+        stack.tenant.token.clone(),
         Arc::clone(&stop),
     );
 
     // A steady stream first, then the kill in the middle of it.
     until_seen(&seen, 30, "before the kill").await;
-    service.kill_9().await;
+    stack.service.kill_9().await;
     let at_kill = seen.lock().expect("seen").events.len();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let _restarted = start_service(database.url(), grpc, &[]).await;
+    let _restarted = start_service(stack.database.url(), grpc, &[]).await;
     until_seen(&seen, at_kill + 30, "after the restart").await;
     stop.store(true, Ordering::Relaxed);
     let mut sent = Vec::new();
@@ -248,13 +205,7 @@ async fn a_watcher_resumes_after_kill_9_of_the_service_under_writes() {
         sent.extend(writer.await.expect("writer"));
     }
 
-    let last = newest(grpc, &reader).await;
-    set_until.send(Some(last)).expect("the watcher listens");
-    tokio::time::timeout(PATIENCE, watcher)
-        .await
-        .expect("the watcher catches up")
-        .expect("watcher task");
-    let seen = std::mem::take(&mut *seen.lock().expect("seen"));
+    let (last, seen) = catch_up(&stack, &set_until, watcher, &seen).await;
     let acknowledged: Vec<&str> = sent
         .iter()
         .filter(|(_, status)| *status == 201)
@@ -295,7 +246,7 @@ async fn a_watcher_resumes_after_kill_9_of_the_service_under_writes() {
     );
     // And no event without its change: the users the events name are
     // exactly the tenant's users.
-    let rows = sql(database.url())
+    let rows = sql(stack.database.url())
         .await
         .query(
             "SELECT user_name FROM users u JOIN tenants t USING (tenant_id) WHERE t.slug = 'acme'",
@@ -310,21 +261,11 @@ async fn a_watcher_resumes_after_kill_9_of_the_service_under_writes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_write_killed_inside_its_transaction_leaves_neither_change_nor_event() {
     let _turn = ONE_AT_A_TIME.lock().await;
-    let database = fresh_database().await;
-    let grpc = free_addr();
-    let mut service = start_service(database.url(), grpc, &[]).await;
-    let scim = free_addr();
-    let _adapter = start_adapter(&format!("http://{grpc}"), scim, &[]).await;
-    let tenant = create_tenant(&channel(grpc), "acme").await;
-    let reader = service_token(&channel(grpc), "acme", "reader").await;
-    let scim_base = format!("http://{scim}/scim/v2");
+    let mut stack = ProcessStack::start(&[], "reader").await;
+    let grpc = stack.grpc;
+    let scim_base = stack.scim_base();
     let http = reqwest::Client::new();
-    let created = http
-        .post(format!("{scim_base}/Users"))
-        .bearer_auth(&tenant.token)
-        .header("content-type", "application/scim+json")
-        .body(user("held@acme.example").to_string())
-        .send()
+    let created = post_user(&http, &scim_base, &stack.tenant.token, "held@acme.example")
         .await
         .expect("create");
     assert_eq!(created.status(), StatusCode::CREATED);
@@ -332,10 +273,10 @@ async fn a_write_killed_inside_its_transaction_leaves_neither_change_nor_event()
         .as_str()
         .expect("id")
         .to_owned();
-    let base = newest(grpc, &reader).await;
+    let base = newest(stack.events(&stack.reader)).await;
     let deactivate = |http: reqwest::Client| {
         let url = format!("{scim_base}/Users/{id}");
-        let token = tenant.token.clone();
+        let token = stack.tenant.token.clone();
         async move {
             http.patch(url)
                 .bearer_auth(token)
@@ -357,7 +298,7 @@ async fn a_write_killed_inside_its_transaction_leaves_neither_change_nor_event()
     // a shared advisory lock the test holds exclusively from its own
     // session. (Writers take no shared row any more, so nothing else of
     // the service's would hold the write there.)
-    let holder = sql(database.url()).await;
+    let holder = sql(stack.database.url()).await;
     holder
         .batch_execute(&format!(
             "CREATE FUNCTION hold_events() RETURNS trigger LANGUAGE plpgsql AS $$ \
@@ -369,7 +310,7 @@ async fn a_write_killed_inside_its_transaction_leaves_neither_change_nor_event()
         .await
         .expect("hold event inserts");
     let write = tokio::spawn(deactivate(http.clone()));
-    let observer = sql(database.url()).await;
+    let observer = sql(stack.database.url()).await;
     let started = Instant::now();
     loop {
         let waiting: i64 = observer
@@ -390,7 +331,7 @@ async fn a_write_killed_inside_its_transaction_leaves_neither_change_nor_event()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    service.kill_9().await;
+    stack.service.kill_9().await;
     let answered = write.await.expect("write task");
     assert!(
         answered.is_err() || answered.as_ref().is_ok_and(|s| !s.is_success()),
@@ -425,7 +366,7 @@ async fn a_write_killed_inside_its_transaction_leaves_neither_change_nor_event()
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    let _restarted = start_service(database.url(), grpc, &[]).await;
+    let _restarted = start_service(stack.database.url(), grpc, &[]).await;
     let active: bool = observer
         .query_one(
             "SELECT active FROM users WHERE user_id = $1::text::uuid",
@@ -435,7 +376,11 @@ async fn a_write_killed_inside_its_transaction_leaves_neither_change_nor_event()
         .expect("the user")
         .get(0);
     assert!(active, "the killed deactivation left no change");
-    assert_eq!(newest(grpc, &reader).await, base, "and no event");
+    assert_eq!(
+        newest(stack.events(&stack.reader)).await,
+        base,
+        "and no event"
+    );
     let recorded: i64 = observer
         .query_one("SELECT count(*) FROM events", &[])
         .await
@@ -450,7 +395,8 @@ async fn a_write_killed_inside_its_transaction_leaves_neither_change_nor_event()
         deactivate(http).await.expect("deactivate again"),
         StatusCode::OK
     );
-    let events = EventServiceClient::with_interceptor(channel(grpc), Bearer::new(&reader))
+    let events = stack
+        .events(&stack.reader)
         .list_events(ListEventsRequest {
             resource_id: id.clone(),
             ..ListEventsRequest::default()
@@ -487,19 +433,14 @@ async fn stored_sequences(client: &tokio_postgres::Client) -> Vec<i64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn events_left_pending_by_a_killed_service_are_numbered_and_replicas_share_one_sequence() {
     let _turn = ONE_AT_A_TIME.lock().await;
-    let database = fresh_database().await;
-    let grpc = free_addr();
-    let mut service = start_service(database.url(), grpc, &[]).await;
-    let scim = free_addr();
-    let _adapter = start_adapter(&format!("http://{grpc}"), scim, &[]).await;
-    let tenant = create_tenant(&channel(grpc), "acme").await;
-    let reader = service_token(&channel(grpc), "acme", "reader").await;
-    let base = newest(grpc, &reader).await;
-    let observer = sql(database.url()).await;
+    let mut stack = ProcessStack::start(&[], "reader").await;
+    let grpc = stack.grpc;
+    let base = newest(stack.events(&stack.reader)).await;
+    let observer = sql(stack.database.url()).await;
 
     // The test takes the sequencer's lock: writes commit, nothing numbers
     // their events, and the service is killed with them pending.
-    let holder = sql(database.url()).await;
+    let holder = sql(stack.database.url()).await;
     holder
         .batch_execute(&format!("SELECT pg_advisory_lock({SEQUENCE_LOCK_KEY})"))
         .await
@@ -507,15 +448,15 @@ async fn events_left_pending_by_a_killed_service_are_numbered_and_replicas_share
     let http = reqwest::Client::new();
     const PENDING: usize = 20;
     for n in 0..PENDING {
-        let status = http
-            .post(format!("http://{scim}/scim/v2/Users"))
-            .bearer_auth(&tenant.token)
-            .header("content-type", "application/scim+json")
-            .body(user(&format!("pending-{n}@acme.example")).to_string())
-            .send()
-            .await
-            .expect("create")
-            .status();
+        let status = post_user(
+            &http,
+            &stack.scim_base(),
+            &stack.tenant.token,
+            &format!("pending-{n}@acme.example"),
+        )
+        .await
+        .expect("create")
+        .status();
         assert_eq!(status, StatusCode::CREATED);
     }
     let stored = stored_sequences(&observer).await;
@@ -524,7 +465,7 @@ async fn events_left_pending_by_a_killed_service_are_numbered_and_replicas_share
         PENDING,
         "acknowledged writes left their events pending: {stored:?}"
     );
-    service.kill_9().await;
+    stack.service.kill_9().await;
     holder
         .batch_execute(&format!("SELECT pg_advisory_unlock({SEQUENCE_LOCK_KEY})"))
         .await
@@ -532,9 +473,9 @@ async fn events_left_pending_by_a_killed_service_are_numbered_and_replicas_share
 
     // Two replicas on the database; the restarted one numbers the pending
     // events at start-up, without a read asking for them.
-    let _restarted = start_service(database.url(), grpc, &[]).await;
+    let _restarted = start_service(stack.database.url(), grpc, &[]).await;
     let grpc_b = free_addr();
-    let _replica = start_service(database.url(), grpc_b, &[]).await;
+    let _replica = start_service(stack.database.url(), grpc_b, &[]).await;
     let scim_b = free_addr();
     let _adapter_b = start_adapter(&format!("http://{grpc_b}"), scim_b, &[]).await;
     let started = Instant::now();
@@ -556,35 +497,27 @@ async fn events_left_pending_by_a_killed_service_are_numbered_and_replicas_share
     let numbered = base + PENDING as u64;
     let seen = Arc::new(Mutex::new(Seen::default()));
     let (set_until, until) = tokio::sync::watch::channel(None);
-    let watcher = follow(grpc_b, reader.clone(), numbered, Arc::clone(&seen), until);
+    let watcher = follow(
+        grpc_b,
+        stack.reader.clone(),
+        numbered,
+        Arc::clone(&seen),
+        until,
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let mut writers = write_users(
-        format!("http://{scim}/scim/v2"),
-        tenant.token.clone(),
+        stack.scim_base(),
+        stack.tenant.token.clone(),
         Arc::clone(&stop),
     );
     // Other names than the first writers'.
-    let tenant_b = tenant.token.clone();
-    let http_b = reqwest::Client::new();
-    let stop_b = Arc::clone(&stop);
-    writers.push(tokio::spawn(async move {
-        let mut sent = Vec::new();
-        let mut n = 0;
-        while !stop_b.load(Ordering::Relaxed) {
-            let user_name = format!("b-{n}@acme.example");
-            n += 1;
-            let status = http_b
-                .post(format!("http://{scim_b}/scim/v2/Users"))
-                .bearer_auth(&tenant_b)
-                .header("content-type", "application/scim+json")
-                .body(user(&user_name).to_string())
-                .send()
-                .await
-                .map_or(0, |r| r.status().as_u16());
-            sent.push((user_name, status));
-        }
-        sent
-    }));
+    writers.push(write_users_as(
+        reqwest::Client::new(),
+        format!("http://{scim_b}/scim/v2"),
+        stack.tenant.token.clone(),
+        Arc::clone(&stop),
+        "b-".to_owned(),
+    ));
     until_seen(&seen, 60, "through both replicas").await;
     stop.store(true, Ordering::Relaxed);
     let mut sent = Vec::new();
@@ -599,13 +532,7 @@ async fn events_left_pending_by_a_killed_service_are_numbered_and_replicas_share
                 .any(|(name, status)| name.starts_with('w') && *status == 201),
         "both replicas wrote"
     );
-    let last = newest(grpc, &reader).await;
-    set_until.send(Some(last)).expect("the watcher listens");
-    tokio::time::timeout(PATIENCE, watcher)
-        .await
-        .expect("the watcher catches up")
-        .expect("watcher task");
-    let seen = std::mem::take(&mut *seen.lock().expect("seen"));
+    let (last, seen) = catch_up(&stack, &set_until, watcher, &seen).await;
     let sequences: Vec<u64> = seen.events.iter().map(|e| e.sequence).collect();
     assert_eq!(
         sequences,
