@@ -43,6 +43,11 @@ const WATCH_POLL_INTERVAL: Duration = Duration::from_secs(2);
 /// probe).
 const SEQUENCE_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
+/// The least time between two sequencer rounds that number events: under a
+/// stream of writes a round numbers what arrived meanwhile, so the rounds'
+/// fixed cost stays a small share of the database's time.
+const SEQUENCE_ROUND_SPACING: Duration = Duration::from_millis(10);
+
 /// How often the health service re-checks the database.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -133,6 +138,7 @@ pub async fn serve(
             pool: pool.clone(),
             wake: state.sequencer_wake(),
             poll_interval: SEQUENCE_POLL_INTERVAL,
+            spacing: SEQUENCE_ROUND_SPACING,
             metrics: event_metrics.clone(),
         }
         .run(),

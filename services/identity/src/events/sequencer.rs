@@ -6,8 +6,11 @@
 //! a `NOTIFY` would serialise the writers' commits, see [`store`]), and
 //! every poll interval (other writes, and events a killed replica left
 //! pending): one probe of the pending index when there are none, rounds
-//! until none is left when there are. Wake-ups during a round coalesce into
-//! one more.
+//! until none is left when there are. Wake-ups during a round, and for a
+//! short spacing after one that numbered events, coalesce into one more:
+//! under a stream of writes, rounds then number batches instead of running
+//! back to back (each round costs the database a transaction whatever its
+//! size, on the cores the writers need).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +29,9 @@ pub(crate) struct Sequencer {
     /// How long it waits between looks: the most an event waits for its
     /// number, beyond the round itself.
     pub poll_interval: Duration,
+    /// The least time between a round that numbered events and the next:
+    /// what a delivery may wait beyond the round under a stream of writes.
+    pub spacing: Duration,
     /// Counts what it numbered and its failed looks.
     pub metrics: EventMetrics,
 }
@@ -39,8 +45,10 @@ impl Sequencer {
                 Err(error) => Err(error),
             };
             match numbered {
+                Ok(0) => {}
                 Ok(count) => {
                     self.metrics.numbered.inc_by(count);
+                    tokio::time::sleep(self.spacing).await;
                 }
                 Err(error) => {
                     self.metrics.sequencer_failures.inc();

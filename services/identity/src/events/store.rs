@@ -300,12 +300,6 @@ const SEQUENCE_LOCK_KEY: i64 = 0x0069_646c_5f65_7673;
 /// the backlog.
 pub(crate) const ROUND: i64 = 5_000;
 
-#[derive(QueryableByName)]
-struct Taken {
-    #[diesel(sql_type = sql_types::BigInt)]
-    taken: i64,
-}
-
 /// One sequencer round, its own transaction: waits for the other
 /// replicas' rounds, then numbers up to [`ROUND`] committed pending events
 /// in provisional order, each tenant's after its last sequence, and
@@ -316,41 +310,12 @@ pub(crate) async fn sequence_round(conn: &mut AsyncPgConnection) -> Result<u64, 
     use diesel_async::AsyncConnection;
 
     conn.transaction(async |tx| {
-        // Blocking: a replica that skipped its turn could miss an event
-        // committed during another's round.
-        diesel::sql_query(format!("SELECT pg_advisory_xact_lock({SEQUENCE_LOCK_KEY})"))
-            .execute(tx)
-            .await?;
-        // `e.sequence < 0` keeps the update on the pending index however
-        // large the table.
-        let rows: Vec<Taken> = diesel::sql_query(format!(
-            "WITH pending AS ( \
-                 SELECT tenant_id, sequence FROM events WHERE sequence < 0 \
-                 ORDER BY sequence DESC LIMIT {ROUND}), \
-             numbered AS ( \
-                 SELECT tenant_id, sequence, \
-                        row_number() OVER (PARTITION BY tenant_id ORDER BY sequence DESC) AS n \
-                 FROM pending), \
-             counts AS (SELECT tenant_id, count(*) AS taken FROM pending GROUP BY tenant_id), \
-             bumped AS ( \
-                 INSERT INTO event_sequences (tenant_id, last_sequence) \
-                 SELECT tenant_id, taken FROM counts \
-                 ON CONFLICT (tenant_id) DO UPDATE \
-                 SET last_sequence = event_sequences.last_sequence + excluded.last_sequence \
-                 RETURNING tenant_id, last_sequence), \
-             renumbered AS ( \
-                 UPDATE events e SET sequence = b.last_sequence - c.taken + n.n \
-                 FROM numbered n JOIN counts c USING (tenant_id) JOIN bumped b USING (tenant_id) \
-                 WHERE e.tenant_id = n.tenant_id AND e.sequence = n.sequence \
-                 AND e.sequence < 0 \
-                 RETURNING 1) \
-             SELECT c.taken, \
-                    pg_notify('{CHANNEL}', b.tenant_id::text || ':' || b.last_sequence) \
-             FROM bumped b JOIN counts c USING (tenant_id)"
-        ))
-        .load(tx)
-        .await?;
-        Ok(rows.iter().map(|row| row.taken.max(0) as u64).sum())
+        // A statement of its own, before the numbering's: a snapshot taken
+        // before the lock was granted could still see as pending the rows
+        // the previous holder numbered, and count them again.
+        TakeSequenceLock.execute(tx).await?;
+        let tenants: Vec<(i64, String)> = NumberPending.load(tx).await?;
+        Ok(tenants.iter().map(|(taken, _)| taken.max(&0).unsigned_abs()).sum())
     })
     .await
 }
@@ -360,18 +325,9 @@ pub(crate) async fn sequence_round(conn: &mut AsyncPgConnection) -> Result<u64, 
 /// it, and says how many it numbered. Nothing to do, which is one probe of
 /// the pending index, is the common case.
 pub(crate) async fn settle(conn: &mut AsyncPgConnection) -> Result<u64, StoreError> {
-    #[derive(QueryableByName)]
-    struct Pending {
-        #[diesel(sql_type = sql_types::Bool)]
-        pending: bool,
-    }
-
-    let probe: Pending =
-        diesel::sql_query("SELECT EXISTS (SELECT 1 FROM events WHERE sequence < 0) AS pending")
-            .get_result(conn)
-            .await?;
+    let pending: bool = AnyPending.get_result(conn).await?;
     let mut numbered = 0;
-    if probe.pending {
+    if pending {
         loop {
             let round = sequence_round(conn).await?;
             numbered += round;
@@ -382,6 +338,79 @@ pub(crate) async fn settle(conn: &mut AsyncPgConnection) -> Result<u64, StoreErr
     }
     Ok(numbered)
 }
+
+/// A statement text without parameters, as a type of its own so that each
+/// connection prepares and plans it once: the sequencer runs these
+/// statements in every round, and planning the numbering anew (a
+/// `sql_query` is) cost more than running it.
+macro_rules! prepared_statement {
+    ($(#[$doc:meta])* $name:ident -> $sql_type:ty, $text:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy)]
+        struct $name;
+
+        impl QueryId for $name {
+            type QueryId = $name;
+            const HAS_STATIC_QUERY_ID: bool = true;
+        }
+
+        impl diesel::query_builder::Query for $name {
+            type SqlType = $sql_type;
+        }
+
+        impl QueryFragment<Pg> for $name {
+            fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+                out.push_sql($text);
+                Ok(())
+            }
+        }
+    };
+}
+
+prepared_statement!(
+    /// Waits for the other replicas' rounds (blocking: a replica that
+    /// skipped its turn could miss an event committed during another's).
+    TakeSequenceLock -> sql_types::Bool,
+    &format!("SELECT pg_advisory_xact_lock({SEQUENCE_LOCK_KEY}) IS NOT NULL")
+);
+
+prepared_statement!(
+    /// Whether any event is pending: one probe of the pending index.
+    AnyPending -> sql_types::Bool,
+    "SELECT EXISTS (SELECT 1 FROM events WHERE sequence < 0)"
+);
+
+prepared_statement!(
+    /// The numbering of one round: per tenant, its count and the
+    /// notification sent. `e.sequence < 0` keeps the update on the pending
+    /// index however large the table.
+    NumberPending -> (sql_types::BigInt, Text),
+    &format!(
+        "WITH pending AS ( \
+         SELECT tenant_id, sequence FROM events WHERE sequence < 0 \
+         ORDER BY sequence DESC LIMIT {ROUND}), \
+     numbered AS ( \
+         SELECT tenant_id, sequence, \
+                row_number() OVER (PARTITION BY tenant_id ORDER BY sequence DESC) AS n \
+         FROM pending), \
+     counts AS (SELECT tenant_id, count(*) AS taken FROM pending GROUP BY tenant_id), \
+     bumped AS ( \
+         INSERT INTO event_sequences (tenant_id, last_sequence) \
+         SELECT tenant_id, taken FROM counts \
+         ON CONFLICT (tenant_id) DO UPDATE \
+         SET last_sequence = event_sequences.last_sequence + excluded.last_sequence \
+         RETURNING tenant_id, last_sequence), \
+     renumbered AS ( \
+         UPDATE events e SET sequence = b.last_sequence - c.taken + n.n \
+         FROM numbered n JOIN counts c USING (tenant_id) JOIN bumped b USING (tenant_id) \
+         WHERE e.tenant_id = n.tenant_id AND e.sequence = n.sequence \
+         AND e.sequence < 0 \
+         RETURNING 1) \
+     SELECT c.taken, \
+            pg_notify('{CHANNEL}', b.tenant_id::text || ':' || b.last_sequence)::text \
+     FROM bumped b JOIN counts c USING (tenant_id)"
+    )
+);
 
 /// Serialises pruners: one replica at a time prunes, the others skip the
 /// round. Taken per batch transaction, so no pooled connection keeps it.
