@@ -1,3 +1,3 @@
+DROP TABLE pending_events;
 DROP TABLE events;
-DROP SEQUENCE events_pending;
 DROP TABLE event_sequences;

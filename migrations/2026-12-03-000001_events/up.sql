@@ -1,7 +1,7 @@
 -- Lifecycle events: a transactional outbox, one row per change. A write
--- inserts its events with a provisional negative sequence; the sequencer
--- then numbers them per tenant without gaps (see
--- services/identity/src/events/store.rs).
+-- inserts its events into pending_events with a provisional number; the
+-- sequencer then moves them into events, numbered per tenant without gaps
+-- (see services/identity/src/events/store.rs).
 
 -- The last sequence number each tenant gave out; only the sequencer writes it.
 CREATE TABLE event_sequences (
@@ -11,7 +11,7 @@ CREATE TABLE event_sequences (
 
 CREATE TABLE events (
     tenant_id        uuid        NOT NULL REFERENCES tenants (tenant_id) ON DELETE CASCADE,
-    sequence         bigint      NOT NULL CHECK (sequence <> 0),
+    sequence         bigint      NOT NULL CHECK (sequence > 0),
     event_type       text        NOT NULL,
     resource_type    text        NOT NULL,
     resource_id      uuid        NOT NULL,
@@ -33,9 +33,25 @@ CREATE TABLE events (
 CREATE INDEX events_resource_idx ON events (tenant_id, resource_id, sequence);
 CREATE INDEX events_actor_idx ON events (tenant_id, actor_token_id, sequence);
 
--- Provisional numbers: an event's place among the pending ones, taken as it
--- is inserted; stored negated, so pending rows never look numbered.
-CREATE SEQUENCE events_pending;
+-- Events written and not yet numbered: a small table whatever the size of
+-- events, which only ever gains numbered rows. Its rows live for
+-- milliseconds; vacuuming it often (the sequencer also does) keeps the
+-- sequencer's look at the oldest ones short.
+CREATE TABLE pending_events (
+    -- The event's place among the pending ones, taken as it is inserted.
+    pending_id       bigint      PRIMARY KEY,
+    tenant_id        uuid        NOT NULL REFERENCES tenants (tenant_id) ON DELETE CASCADE,
+    event_type       text        NOT NULL,
+    resource_type    text        NOT NULL,
+    resource_id      uuid        NOT NULL,
+    actor_kind       text        NOT NULL CHECK (actor_kind IN ('operator', 'token')),
+    actor_token_id   uuid,
+    actor_token_name text        NOT NULL DEFAULT '',
+    actor_provider   text        NOT NULL DEFAULT '',
+    request_id       text        NOT NULL DEFAULT '',
+    trace_id         text        NOT NULL DEFAULT '',
+    occurred_at      timestamptz NOT NULL DEFAULT now(),
+    changes          jsonb       NOT NULL DEFAULT '{}'
+) WITH (autovacuum_vacuum_threshold = 1000, autovacuum_vacuum_scale_factor = 0);
 
--- What the sequencer reads: the pending rows, oldest first.
-CREATE INDEX events_pending_idx ON events (sequence DESC) WHERE sequence < 0;
+CREATE SEQUENCE events_pending OWNED BY pending_events.pending_id;

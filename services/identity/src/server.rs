@@ -48,6 +48,10 @@ const SEQUENCE_POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// fixed cost stays a small share of the database's time.
 const SEQUENCE_ROUND_SPACING: Duration = Duration::from_millis(10);
 
+/// How often a sequencer that numbers events vacuums the pending table, so
+/// that its look at the oldest pending rows walks few dead ones.
+const PENDING_VACUUM_INTERVAL: Duration = Duration::from_secs(5);
+
 /// How often the health service re-checks the database.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -139,6 +143,7 @@ pub async fn serve(
             wake: state.sequencer_wake(),
             poll_interval: SEQUENCE_POLL_INTERVAL,
             spacing: SEQUENCE_ROUND_SPACING,
+            vacuum_interval: PENDING_VACUUM_INTERVAL,
             metrics: event_metrics.clone(),
         }
         .run(),

@@ -31,6 +31,12 @@ const NOT_BY_TENANT: &[(&str, &str)] = &[
         "one human across tenants, unique by email: the table that blocks \
          sharding today (a reference table, or a redesign; docs/scaling.md)",
     ),
+    (
+        "pending_events",
+        "events for milliseconds between their write's commit and the sequencer's \
+         round, in one provisional order across tenants; sharded, each node \
+         would keep its own queue and sequencer",
+    ),
 ];
 
 /// Every table of the current schema and whether it has a primary key.

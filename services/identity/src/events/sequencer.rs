@@ -5,7 +5,7 @@
 //! a user or group write of this process committed (an in-process wake-up;
 //! a `NOTIFY` would serialise the writers' commits, see [`store`]), and
 //! every poll interval (other writes, and events a killed replica left
-//! pending): one probe of the pending index when there are none, rounds
+//! pending): one probe of the pending table when there are none, rounds
 //! until none is left when there are. Wake-ups during a round, and for a
 //! short spacing after one that numbered events, coalesce into one more:
 //! under a stream of writes, rounds then number batches instead of running
@@ -13,7 +13,7 @@
 //! size, on the cores the writers need).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
@@ -32,6 +32,9 @@ pub(crate) struct Sequencer {
     /// The least time between a round that numbered events and the next:
     /// what a delivery may wait beyond the round under a stream of writes.
     pub spacing: Duration,
+    /// How often, at most, it vacuums the pending table after numbering
+    /// events: what bounds the dead entries its look walks.
+    pub vacuum_interval: Duration,
     /// Counts what it numbered and its failed looks.
     pub metrics: EventMetrics,
 }
@@ -39,9 +42,21 @@ pub(crate) struct Sequencer {
 impl Sequencer {
     /// Numbers pending events until the task is aborted.
     pub(crate) async fn run(self) {
+        let mut vacuumed = Instant::now();
         loop {
             let numbered = match db::conn(&self.pool).await {
-                Ok(mut conn) => store::settle(&mut conn).await,
+                Ok(mut conn) => {
+                    let numbered = store::settle(&mut conn).await;
+                    if matches!(numbered, Ok(n) if n > 0)
+                        && vacuumed.elapsed() >= self.vacuum_interval
+                    {
+                        vacuumed = Instant::now();
+                        if let Err(error) = store::vacuum_pending(&mut conn).await {
+                            tracing::warn!(%error, "vacuuming pending events failed");
+                        }
+                    }
+                    numbered
+                }
                 Err(error) => Err(error),
             };
             match numbered {

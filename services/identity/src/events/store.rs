@@ -4,13 +4,15 @@
 //! # Sequence numbers: gap-free, and in order for each resource
 //!
 //! [`record`] is the last statement of every writing transaction. It
-//! inserts the events with a provisional, negative sequence (the negated
+//! inserts the events into `pending_events` with a provisional number (the
 //! next value of the `events_pending` Postgres sequence) and touches no
-//! shared row: writers of one tenant no longer wait on one another's
-//! commits. Change and events still commit or roll back together.
+//! shared row: writers of one tenant never wait on one another's commits.
+//! Change and events still commit or roll back together.
 //!
-//! The sequencer ([`super::sequencer`], see [`sequence_round`]) then gives
-//! the committed pending rows their final numbers: in short rounds under
+//! The sequencer ([`super::sequencer`], see [`sequence_round`]) then moves
+//! the committed pending rows into `events` with their final numbers (so
+//! `events` only ever gains rows, and a reader never meets a pending one):
+//! in short rounds under
 //! one advisory lock (replicas take turns), each numbering up to
 //! [`ROUND`] rows, each tenant's from its `event_sequences.last_sequence +
 //! 1` in provisional order. Why the order is right:
@@ -25,8 +27,7 @@
 //!   ran between the commits, else in provisional order.)
 //! - A round only sees committed rows, numbers them in its own transaction
 //!   and commits them all at once, after the previous round committed. So
-//!   a reader following `sequence > last seen` (positive numbers only)
-//!   never sees a number filled in later: no gap, no duplicate (the
+//!   a reader following `sequence > last seen` never sees a number filled in later: no gap, no duplicate (the
 //!   primary key would refuse one), on any replica. A pending row of a
 //!   transaction still in flight is simply numbered in a later round; one
 //!   of a transaction that rolls back never existed.
@@ -42,7 +43,8 @@
 //! transaction of the database through its commit (Postgres holds a
 //! database-wide lock from pre-commit to the end of the commit's flush),
 //! which would undo what the provisional numbers win. The sequencers poll
-//! for pending rows instead (one index probe); each round sends one
+//! for pending rows instead (one probe of a small table, which they vacuum
+//! often so that the probe stays short); each round sends one
 //! `pg_notify` on [`CHANNEL`] per tenant, naming its last sequence (a
 //! watcher reads everything up to a notice's sequence); see [`super::hub`].
 
@@ -150,15 +152,15 @@ impl QueryFragment<Pg> for RecordEvents<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         use sql_types::{Nullable, Uuid as SqlUuid};
         out.push_sql(
-            "INSERT INTO events (tenant_id, sequence, event_type, resource_type, resource_id, \
-             changes, actor_kind, actor_token_id, actor_token_name, actor_provider, request_id, \
-             trace_id) SELECT ",
+            "INSERT INTO pending_events (tenant_id, pending_id, event_type, resource_type, \
+             resource_id, changes, actor_kind, actor_token_id, actor_token_name, actor_provider, \
+             request_id, trace_id) SELECT ",
         );
         out.push_bind_param::<SqlUuid, _>(&self.tenant)?;
         // Evaluated after the ORDER BY (a volatile expression is), so the
         // provisional numbers follow the drafts.
         out.push_sql(
-            ", -nextval('events_pending'), d.event_type, d.resource_type, d.resource_id, \
+            ", nextval('events_pending'), d.event_type, d.resource_type, d.resource_id, \
              d.changes, ",
         );
         out.push_bind_param::<Text, _>(&self.kind)?;
@@ -269,7 +271,7 @@ pub(crate) async fn bounds(
 ) -> Result<Bounds, StoreError> {
     let row: BoundsRow = diesel::sql_query(
         "SELECT (SELECT last_sequence FROM event_sequences WHERE tenant_id = $1) AS newest, \
-                (SELECT sequence FROM events WHERE tenant_id = $1 AND sequence > 0 \
+                (SELECT sequence FROM events WHERE tenant_id = $1 \
                  ORDER BY sequence LIMIT 1) AS oldest",
     )
     .bind::<sql_types::Uuid, _>(tenant)
@@ -315,7 +317,10 @@ pub(crate) async fn sequence_round(conn: &mut AsyncPgConnection) -> Result<u64, 
         // the previous holder numbered, and count them again.
         TakeSequenceLock.execute(tx).await?;
         let tenants: Vec<(i64, String)> = NumberPending.load(tx).await?;
-        Ok(tenants.iter().map(|(taken, _)| taken.max(&0).unsigned_abs()).sum())
+        Ok(tenants
+            .iter()
+            .map(|(taken, _)| taken.max(&0).unsigned_abs())
+            .sum())
     })
     .await
 }
@@ -323,7 +328,7 @@ pub(crate) async fn sequence_round(conn: &mut AsyncPgConnection) -> Result<u64, 
 /// Numbers every event committed before the call (rounds until none is
 /// left), so that a read that follows sees every write acknowledged before
 /// it, and says how many it numbered. Nothing to do, which is one probe of
-/// the pending index, is the common case.
+/// the pending table, is the common case.
 pub(crate) async fn settle(conn: &mut AsyncPgConnection) -> Result<u64, StoreError> {
     let pending: bool = AnyPending.get_result(conn).await?;
     let mut numbered = 0;
@@ -375,42 +380,58 @@ prepared_statement!(
 );
 
 prepared_statement!(
-    /// Whether any event is pending: one probe of the pending index.
+    /// Whether any event is pending: one probe of a small table.
     AnyPending -> sql_types::Bool,
-    "SELECT EXISTS (SELECT 1 FROM events WHERE sequence < 0)"
+    "SELECT EXISTS (SELECT 1 FROM pending_events)"
 );
 
 prepared_statement!(
-    /// The numbering of one round: per tenant, its count and the
-    /// notification sent. `e.sequence < 0` keeps the update on the pending
-    /// index however large the table.
+    /// The numbering of one round: moves the oldest pending events into
+    /// `events` with their final numbers; per tenant, its count and the
+    /// notification sent.
     NumberPending -> (sql_types::BigInt, Text),
     &format!(
         "WITH pending AS ( \
-         SELECT tenant_id, sequence FROM events WHERE sequence < 0 \
-         ORDER BY sequence DESC LIMIT {ROUND}), \
-     numbered AS ( \
-         SELECT tenant_id, sequence, \
-                row_number() OVER (PARTITION BY tenant_id ORDER BY sequence DESC) AS n \
-         FROM pending), \
-     counts AS (SELECT tenant_id, count(*) AS taken FROM pending GROUP BY tenant_id), \
-     bumped AS ( \
-         INSERT INTO event_sequences (tenant_id, last_sequence) \
-         SELECT tenant_id, taken FROM counts \
-         ON CONFLICT (tenant_id) DO UPDATE \
-         SET last_sequence = event_sequences.last_sequence + excluded.last_sequence \
-         RETURNING tenant_id, last_sequence), \
-     renumbered AS ( \
-         UPDATE events e SET sequence = b.last_sequence - c.taken + n.n \
-         FROM numbered n JOIN counts c USING (tenant_id) JOIN bumped b USING (tenant_id) \
-         WHERE e.tenant_id = n.tenant_id AND e.sequence = n.sequence \
-         AND e.sequence < 0 \
-         RETURNING 1) \
-     SELECT c.taken, \
-            pg_notify('{CHANNEL}', b.tenant_id::text || ':' || b.last_sequence)::text \
-     FROM bumped b JOIN counts c USING (tenant_id)"
+             DELETE FROM pending_events WHERE pending_id IN ( \
+                 SELECT pending_id FROM pending_events ORDER BY pending_id LIMIT {ROUND}) \
+             RETURNING *), \
+         numbered AS ( \
+             SELECT p.*, row_number() OVER (PARTITION BY tenant_id ORDER BY pending_id) AS n \
+             FROM pending p), \
+         counts AS (SELECT tenant_id, count(*) AS taken FROM pending GROUP BY tenant_id), \
+         bumped AS ( \
+             INSERT INTO event_sequences (tenant_id, last_sequence) \
+             SELECT tenant_id, taken FROM counts \
+             ON CONFLICT (tenant_id) DO UPDATE \
+             SET last_sequence = event_sequences.last_sequence + excluded.last_sequence \
+             RETURNING tenant_id, last_sequence), \
+         moved AS ( \
+             INSERT INTO events (tenant_id, sequence, event_type, resource_type, resource_id, \
+                 actor_kind, actor_token_id, actor_token_name, actor_provider, request_id, \
+                 trace_id, occurred_at, changes) \
+             SELECT n.tenant_id, b.last_sequence - c.taken + n.n, n.event_type, \
+                 n.resource_type, n.resource_id, n.actor_kind, n.actor_token_id, \
+                 n.actor_token_name, n.actor_provider, n.request_id, n.trace_id, \
+                 n.occurred_at, n.changes \
+             FROM numbered n JOIN counts c USING (tenant_id) JOIN bumped b USING (tenant_id) \
+             RETURNING 1) \
+         SELECT c.taken, \
+                pg_notify('{CHANNEL}', b.tenant_id::text || ':' || b.last_sequence)::text \
+         FROM bumped b JOIN counts c USING (tenant_id)"
     )
 );
+
+/// Clears the pending table's dead rows and index entries: each round
+/// leaves those of the rows it moved, and the sequencer's look walks them
+/// until a vacuum. Skipped while another replica vacuums it; outside any
+/// transaction (the simple protocol: VACUUM is not a statement to prepare).
+pub(crate) async fn vacuum_pending(conn: &mut AsyncPgConnection) -> Result<(), StoreError> {
+    use diesel_async::SimpleAsyncConnection;
+
+    conn.batch_execute("VACUUM (SKIP_LOCKED) pending_events")
+        .await?;
+    Ok(())
+}
 
 /// Serialises pruners: one replica at a time prunes, the others skip the
 /// round. Taken per batch transaction, so no pooled connection keeps it.
@@ -431,7 +452,7 @@ pub(crate) async fn tenants_to_prune(
     let rows: Vec<TenantRow> = diesel::sql_query(
         "SELECT s.tenant_id FROM event_sequences s \
          CROSS JOIN LATERAL (SELECT occurred_at FROM events e WHERE e.tenant_id = s.tenant_id \
-                             AND e.sequence > 0 ORDER BY e.sequence LIMIT 1) first \
+                             ORDER BY e.sequence LIMIT 1) first \
          WHERE first.occurred_at < now() - $1 * interval '1 millisecond'",
     )
     .bind::<sql_types::BigInt, _>(millis(retention))
@@ -472,7 +493,7 @@ pub(crate) async fn prune(
         }
         let deleted = diesel::sql_query(
             "WITH head AS ( \
-                 SELECT sequence, occurred_at FROM events WHERE tenant_id = $1 AND sequence > 0 \
+                 SELECT sequence, occurred_at FROM events WHERE tenant_id = $1 \
                  ORDER BY sequence LIMIT $2), \
              boundary AS ( \
                  SELECT coalesce( \
@@ -481,8 +502,7 @@ pub(crate) async fn prune(
                      max(sequence) + 1) AS below \
                  FROM head) \
              DELETE FROM events USING boundary \
-             WHERE events.tenant_id = $1 AND events.sequence > 0 \
-                 AND events.sequence < boundary.below",
+             WHERE events.tenant_id = $1 AND events.sequence < boundary.below",
         )
         .bind::<sql_types::Uuid, _>(tenant)
         .bind::<sql_types::BigInt, _>(batch)
@@ -536,7 +556,7 @@ impl Selection {
 }
 
 /// The selected events with `after < sequence <= upto`, in order, at most
-/// `limit` of them: numbered events only, as `after` is never negative.
+/// `limit` of them.
 pub(crate) async fn read(
     conn: &mut AsyncPgConnection,
     tenant: Uuid,
