@@ -95,41 +95,17 @@ async fn insert(
     origin: &Origin,
     drafts: &[Draft],
 ) -> Result<(), StoreError> {
-    let types: Vec<&str> = drafts.iter().map(|d| d.kind.as_str_name()).collect();
-    let resources: Vec<&str> = drafts.iter().map(|d| d.resource.as_str_name()).collect();
-    let ids: Vec<Uuid> = drafts.iter().map(|d| d.resource_id).collect();
-    let changes: Vec<Json> = drafts
-        .iter()
-        .map(|d| Json::Object(d.changes.clone()))
-        .collect();
-    let (kind, token_id, token_name, provider) = match &origin.actor {
-        Actor::Operator => (ACTOR_OPERATOR, None, "", ""),
-        Actor::Token { id, name, provider } => {
-            (ACTOR_TOKEN, Some(*id), name.as_str(), provider.as_str())
-        }
-    };
-    RecordEvents {
-        tenant,
-        types,
-        resources,
-        ids,
-        changes,
-        kind,
-        token_id,
-        token_name,
-        provider,
-        request_id: &origin.request_id,
-        trace_id: &origin.trace_id,
-    }
-    .execute(tx)
-    .await?;
+    RecordEvents::new(tenant, origin, drafts)
+        .execute(tx)
+        .await?;
     Ok(())
 }
 
 /// The statement of [`insert`], a type of its own so that each connection
 /// prepares it once (a `sql_query` is planned anew on every call, and this
-/// one runs in every write).
-struct RecordEvents<'a> {
+/// one runs in every write). A write that is one statement makes it one of
+/// its own statement's parts instead ([`RecordEvents::walk_insert`]).
+pub(crate) struct RecordEvents<'a> {
     tenant: Uuid,
     types: Vec<&'a str>,
     resources: Vec<&'a str>,
@@ -143,13 +119,41 @@ struct RecordEvents<'a> {
     trace_id: &'a str,
 }
 
-impl QueryId for RecordEvents<'_> {
-    type QueryId = RecordEvents<'static>;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
+impl<'a> RecordEvents<'a> {
+    /// The insert of `drafts` (not more than [`BATCH`]).
+    pub(crate) fn new(tenant: Uuid, origin: &'a Origin, drafts: &[Draft]) -> Self {
+        let (kind, token_id, token_name, provider) = match &origin.actor {
+            Actor::Operator => (ACTOR_OPERATOR, None, "", ""),
+            Actor::Token { id, name, provider } => {
+                (ACTOR_TOKEN, Some(*id), name.as_str(), provider.as_str())
+            }
+        };
+        RecordEvents {
+            tenant,
+            types: drafts.iter().map(|d| d.kind.as_str_name()).collect(),
+            resources: drafts.iter().map(|d| d.resource.as_str_name()).collect(),
+            ids: drafts.iter().map(|d| d.resource_id).collect(),
+            changes: drafts
+                .iter()
+                .map(|d| Json::Object(d.changes.clone()))
+                .collect(),
+            kind,
+            token_id,
+            token_name,
+            provider,
+            request_id: &origin.request_id,
+            trace_id: &origin.trace_id,
+        }
+    }
 
-impl QueryFragment<Pg> for RecordEvents<'_> {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+    /// The insert's SQL, inserting nothing unless `only_if` (an SQL
+    /// condition; `"true"` for always) holds: a statement that writes a
+    /// resource and its events at once makes them depend on its write.
+    pub(crate) fn walk_insert<'b>(
+        &'b self,
+        mut out: AstPass<'_, 'b, Pg>,
+        only_if: &str,
+    ) -> QueryResult<()> {
         use sql_types::{Nullable, Uuid as SqlUuid};
         out.push_sql(
             "INSERT INTO pending_events (tenant_id, pending_id, event_type, resource_type, \
@@ -185,9 +189,22 @@ impl QueryFragment<Pg> for RecordEvents<'_> {
         out.push_bind_param::<Array<Jsonb>, _>(&self.changes)?;
         out.push_sql(
             "::jsonb[]) WITH ORDINALITY AS d(event_type, resource_type, resource_id, changes, n) \
-             ORDER BY d.n",
+             WHERE ",
         );
+        out.push_sql(only_if);
+        out.push_sql(" ORDER BY d.n");
         Ok(())
+    }
+}
+
+impl QueryId for RecordEvents<'_> {
+    type QueryId = RecordEvents<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl QueryFragment<Pg> for RecordEvents<'_> {
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        self.walk_insert(out, "true")
     }
 }
 

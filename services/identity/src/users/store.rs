@@ -22,6 +22,7 @@ use super::{
 use crate::attr::Resource;
 use crate::auth::{Caller, TenantRef};
 use crate::db::StoreError;
+use crate::events::store::RecordEvents;
 use crate::events::{self, Draft, Origin, access};
 use crate::groups;
 use crate::patch;
@@ -243,18 +244,34 @@ impl WriteScope<'_> {
         events::store::record(tx, self.tenant.id, self.origin, drafts).await
     }
 
-    /// USER_CREATED of a new row, and ACCESS_CHANGED when the policy gave
-    /// the user a default role or organization.
+    /// The events of a new row (see [`created_events`]).
     async fn record_created(
         &self,
         tx: &mut AsyncPgConnection,
         row: &UserRow,
     ) -> Result<(), StoreError> {
-        let mut drafts = vec![user_event(EventType::UserCreated, None, row)];
-        let after = access::access_of(&self.tenant.policy, &standing_of(row), &[]);
-        drafts.extend(access::changed(row.user_id, &Default::default(), &after));
+        let drafts = created_events(self.tenant, row.user_id, &row.data(), &standing_of(row));
         self.record(tx, &drafts).await
     }
+}
+
+/// USER_CREATED of a new user, and ACCESS_CHANGED when the policy gave
+/// them a default role or organization: from what the row is made of, so
+/// that a create of one statement can record them in it.
+fn created_events(
+    tenant: &TenantRef,
+    id: Uuid,
+    data: &UserData,
+    standing: &access::Standing,
+) -> Vec<Draft> {
+    let document = document::to_document(id, data);
+    let mut drafts = vec![
+        Draft::new(EventType::UserCreated, ResourceType::User, id)
+            .with_changes(events::diff(&Default::default(), &document)),
+    ];
+    let after = access::access_of(&tenant.policy, standing, &[]);
+    drafts.extend(access::changed(id, &Default::default(), &after));
+    drafts
 }
 
 /// What the row's effective access is computed from, groups aside.
@@ -282,12 +299,11 @@ async fn current_access(
 }
 
 /// A user's event, with the attributes that differ between `before` and
-/// `after` (None: the user did not exist).
-fn user_event(kind: EventType, before: Option<&UserRow>, after: &UserRow) -> Draft {
+/// `after`.
+fn user_event(kind: EventType, before: &UserRow, after: &UserRow) -> Draft {
     let document = |row: &UserRow| document::to_document(row.user_id, &row.data());
-    let before = before.map(document).unwrap_or_default();
     Draft::new(kind, ResourceType::User, after.user_id)
-        .with_changes(events::diff(&before, &document(after)))
+        .with_changes(events::diff(&document(before), &document(after)))
 }
 
 /// A manager must be a live user of the same tenant, other than the user.
@@ -366,29 +382,39 @@ pub(crate) async fn create(
         roles: roles.clone(),
         organizations: organizations.clone(),
     };
-    conn.transaction(async |tx| {
-        // Most creates are of a person nobody has seen, with no manager to
-        // check: one statement, then the event.
-        if user.manager_id.is_none() {
-            let first_sight = FirstSight {
-                tenant,
-                id,
-                person: Uuid::new_v4(),
-                login: login.as_deref(),
-                user: writable(user),
-                standing: standing(None),
-                returning: UserRow::as_select(),
-            };
-            let inserted: Option<UserRow> = first_sight
-                .get_result(tx)
-                .await
-                .optional()
-                .map_err(|e| write_error::<Users>(e, &user.user_name))?;
-            if let Some(row) = inserted {
-                scope.record_created(tx, &row).await?;
-                return Ok(Created::Inserted(row));
-            }
+    // Most creates are of a person nobody has seen, with no manager to
+    // check: one statement, with its events, and no transaction around it.
+    if user.manager_id.is_none() {
+        let drafts = created_events(
+            scope.tenant,
+            id,
+            user,
+            &access::Standing {
+                tenant_member: member,
+                roles: roles.clone(),
+                organizations: organizations.clone(),
+            },
+        );
+        let first_sight = FirstSight {
+            tenant,
+            id,
+            person: Uuid::new_v4(),
+            login: login.as_deref(),
+            user: writable(user),
+            standing: standing(None),
+            events: RecordEvents::new(tenant, scope.origin, &drafts),
+            returning: UserRow::as_select(),
+        };
+        let inserted: Option<UserRow> = first_sight
+            .get_result(conn)
+            .await
+            .optional()
+            .map_err(|e| write_error::<Users>(e, &user.user_name))?;
+        if let Some(row) = inserted {
+            return Ok(Created::Inserted(row));
         }
+    }
+    conn.transaction(async |tx| {
         let person = match &login {
             Some(email) => Some(people::get_or_create(tx, email).await?),
             None => None,
@@ -436,6 +462,8 @@ struct FirstSight<'a> {
     user: Writable<'a>,
     /// Its `person_id` is ignored: the person comes from the statement.
     standing: Standing<'a>,
+    /// Inserted only with the user.
+    events: RecordEvents<'a>,
     returning: diesel::dsl::AsSelect<UserRow, Pg>,
 }
 
@@ -460,8 +488,8 @@ impl QueryFragment<Pg> for FirstSight<'_> {
         out.push_bind_param::<Nullable<Text>, _>(&self.login)?;
         out.push_sql(
             "::text AS address) AS login WHERE address IS NOT NULL \
-             ON CONFLICT (email) DO NOTHING RETURNING person_id) \
-             INSERT INTO users (tenant_id, user_id, user_name, external_id, display_name, \
+             ON CONFLICT (email) DO NOTHING RETURNING person_id), \
+             new_user AS (INSERT INTO users (tenant_id, user_id, user_name, external_id, display_name, \
              name_formatted, family_name, given_name, middle_name, honorific_prefix, \
              honorific_suffix, emails, active, employee_number, cost_center, organization, \
              division, department, manager_id, attributes, person_id, login_email, source, \
@@ -519,8 +547,15 @@ impl QueryFragment<Pg> for FirstSight<'_> {
         // outer join keeps it when there is no login to make one of.
         out.push_sql(" FROM (SELECT 1) AS one LEFT JOIN new_person ON true WHERE ");
         out.push_bind_param::<Nullable<Text>, _>(&self.login)?;
-        out.push_sql("::text IS NULL OR new_person.person_id IS NOT NULL RETURNING ");
-        self.returning.walk_ast(out.reborrow())
+        out.push_sql(
+            "::text IS NULL OR new_person.person_id IS NOT NULL RETURNING *), new_events AS (",
+        );
+        self.events
+            .walk_insert(out.reborrow(), "EXISTS (SELECT 1 FROM new_user)")?;
+        out.push_sql(") SELECT ");
+        self.returning.walk_ast(out.reborrow())?;
+        out.push_sql(" FROM new_user AS users");
+        Ok(())
     }
 }
 
@@ -727,7 +762,7 @@ async fn write(
         (false, true) => EventType::UserReactivated,
         _ => EventType::UserUpdated,
     };
-    let event = user_event(kind, Some(old), &row);
+    let event = user_event(kind, old, &row);
     let mut drafts = Vec::new();
     // A write that changed nothing is no event.
     if kind != EventType::UserUpdated || !event.changes.is_empty() {
