@@ -2,15 +2,24 @@
 -- inserts its events into pending_events with a provisional number; the
 -- sequencer then moves them into events, numbered per tenant without gaps
 -- (see services/identity/src/events/store.rs).
+--
+-- No table here references tenants. An event outlives what it names, and
+-- the write that records one already holds its tenant (its own rows
+-- reference it, or it is the tenant row); nothing deletes a tenant. A key
+-- would cost every event a check on the way in and another on the way
+-- into events, for a guarantee the writes give already.
+--
+-- changes is json, not jsonb: it is written once, copied once, and only
+-- ever read back whole as text, never queried inside.
 
 -- The last sequence number each tenant gave out; only the sequencer writes it.
 CREATE TABLE event_sequences (
-    tenant_id     uuid   PRIMARY KEY REFERENCES tenants (tenant_id) ON DELETE CASCADE,
+    tenant_id     uuid   PRIMARY KEY,
     last_sequence bigint NOT NULL CHECK (last_sequence >= 0)
 );
 
 CREATE TABLE events (
-    tenant_id        uuid        NOT NULL REFERENCES tenants (tenant_id) ON DELETE CASCADE,
+    tenant_id        uuid        NOT NULL,
     sequence         bigint      NOT NULL CHECK (sequence > 0),
     event_type       text        NOT NULL,
     resource_type    text        NOT NULL,
@@ -25,7 +34,7 @@ CREATE TABLE events (
     trace_id         text        NOT NULL DEFAULT '',
     occurred_at      timestamptz NOT NULL DEFAULT now(),
     -- {"attribute": {"before": ..., "after": ...}}, never a secret.
-    changes          jsonb       NOT NULL DEFAULT '{}',
+    changes          json        NOT NULL DEFAULT '{}',
     PRIMARY KEY (tenant_id, sequence)
 );
 
@@ -40,7 +49,7 @@ CREATE INDEX events_actor_idx ON events (tenant_id, actor_token_id, sequence);
 CREATE TABLE pending_events (
     -- The event's place among the pending ones, taken as it is inserted.
     pending_id       bigint      PRIMARY KEY,
-    tenant_id        uuid        NOT NULL REFERENCES tenants (tenant_id) ON DELETE CASCADE,
+    tenant_id        uuid        NOT NULL,
     event_type       text        NOT NULL,
     resource_type    text        NOT NULL,
     resource_id      uuid        NOT NULL,
@@ -51,7 +60,7 @@ CREATE TABLE pending_events (
     request_id       text        NOT NULL DEFAULT '',
     trace_id         text        NOT NULL DEFAULT '',
     occurred_at      timestamptz NOT NULL DEFAULT now(),
-    changes          jsonb       NOT NULL DEFAULT '{}'
+    changes          json        NOT NULL DEFAULT '{}'
 ) WITH (autovacuum_vacuum_threshold = 1000, autovacuum_vacuum_scale_factor = 0);
 
 CREATE SEQUENCE events_pending OWNED BY pending_events.pending_id;

@@ -118,7 +118,7 @@ diesel::table! {
         request_id -> Text,
         trace_id -> Text,
         occurred_at -> Timestamptz,
-        changes -> Jsonb,
+        changes -> Json,
     }
 }
 

@@ -46,7 +46,7 @@ const SEQUENCE_POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// The least time between two sequencer rounds that number events: under a
 /// stream of writes a round numbers what arrived meanwhile, so the rounds'
 /// fixed cost stays a small share of the database's time.
-const SEQUENCE_ROUND_SPACING: Duration = Duration::from_millis(10);
+const SEQUENCE_ROUND_SPACING: Duration = Duration::from_millis(20);
 
 /// How often a sequencer that numbers events vacuums the pending table, so
 /// that its look at the oldest pending rows walks few dead ones.

@@ -52,7 +52,7 @@ use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
-use diesel::sql_types::{self, Array, Jsonb, Text};
+use diesel::sql_types::{self, Array, Json as SqlJson, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use identity_proto::v1::{EventType, ResourceType};
 use serde_json::Value as Json;
@@ -186,9 +186,9 @@ impl<'a> RecordEvents<'a> {
         out.push_sql("::text[], ");
         out.push_bind_param::<Array<SqlUuid>, _>(&self.ids)?;
         out.push_sql("::uuid[], ");
-        out.push_bind_param::<Array<Jsonb>, _>(&self.changes)?;
+        out.push_bind_param::<Array<SqlJson>, _>(&self.changes)?;
         out.push_sql(
-            "::jsonb[]) WITH ORDINALITY AS d(event_type, resource_type, resource_id, changes, n) \
+            "::json[]) WITH ORDINALITY AS d(event_type, resource_type, resource_id, changes, n) \
              WHERE ",
         );
         out.push_sql(only_if);
