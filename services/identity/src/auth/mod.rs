@@ -28,6 +28,8 @@ use cache::{TokenCache, TokenGrant};
 /// A tenant as the services address it, with the rules it provisions by,
 /// read with the caller's token: a policy change applies from the next
 /// request on the replica that made it, within a second on the others.
+/// ACCESS_CHANGED is never computed from this copy but from the policy as
+/// committed (see `events::access`), so no access change goes unrecorded.
 #[derive(Debug, Clone)]
 pub(crate) struct TenantRef {
     pub id: Uuid,

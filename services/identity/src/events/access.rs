@@ -6,6 +6,18 @@
 //! read in chunks of [`CHUNK`] users (two queries a chunk), so a policy
 //! change on a tenant of 100,000 members is a few dozen statements, not one
 //! per user; the events then go to [`super::store::record`] in one call.
+//!
+//! The policy a write computes with is the tenant's as committed, read by
+//! [`locked_policy`] in the write's transaction, never the one the caller's
+//! token lookup carries: that copy may be up to the token cache's TTL old
+//! on another replica, and even a fresh one races a policy update. The read
+//! holds the tenant row FOR SHARE, which conflicts with the FOR UPDATE the
+//! policy update takes first ([`crate::tenants::store::lock`]), so the two
+//! serialise whichever comes first: a write waiting for an update reads
+//! the new policy (READ COMMITTED returns the newest row version after the
+//! wait), and an update waiting for a write finds its memberships committed
+//! when [`policy_change`] reads them. Either way every user whose access
+//! changed gets an ACCESS_CHANGED from one of the two.
 
 use std::collections::{HashMap, HashSet};
 
@@ -18,11 +30,31 @@ use uuid::Uuid;
 use super::{Draft, change};
 use crate::db::StoreError;
 use crate::groups::memberships::groups_of_users;
-use crate::schema::{group_members, groups, users};
+use crate::schema::{group_members, groups, tenants, users};
+use crate::tenants::policy as tenant_policy;
 use crate::users::policy::effective_access;
 
 /// Users read per round trip.
 const CHUNK: usize = 10_000;
+
+/// The tenant's policy as committed now, its row held FOR SHARE until the
+/// transaction ends, so no policy update commits in between (see the
+/// module comment). Called before the write locks any group row: the
+/// policy update locks the tenant row, then synthetic group rows. One
+/// primary key probe, prepared once per connection (a static query); the
+/// events the write records take a key-share lock on the same row anyway.
+pub(crate) async fn locked_policy(
+    conn: &mut AsyncPgConnection,
+    tenant: Uuid,
+) -> Result<ProvisioningPolicy, StoreError> {
+    let policy: Json = tenants::table
+        .filter(tenants::tenant_id.eq(tenant))
+        .select(tenants::policy)
+        .for_share()
+        .get_result(conn)
+        .await?;
+    Ok(tenant_policy::from_json(&policy))
+}
 
 /// Effective roles and organizations, each sorted and without duplicates.
 pub(crate) type Access = (Vec<String>, Vec<String>);

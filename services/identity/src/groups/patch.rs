@@ -65,6 +65,20 @@ impl GroupPatch {
         ids.dedup();
         ids
     }
+
+    /// Whether applying the patch can change anyone's access, so that the
+    /// write must read the tenant's policy (see `groups::store`): a member
+    /// change can, and so can an operation on displayName (a mapping names
+    /// a group by id or displayName); one on any other attribute cannot.
+    pub(crate) fn can_change_access(&self) -> bool {
+        !self.members.is_empty()
+            || self.attributes.iter().any(|operation| {
+                operation.path.as_ref().is_some_and(|path| {
+                    schema_of(path, Resource::Group) == Schema::Core
+                        && attribute_parts(path).0.eq_ignore_ascii_case("displayName")
+                })
+            })
+    }
 }
 
 /// Checks a PatchGroup request's two lists. Operations come canonical
@@ -332,6 +346,42 @@ mod tests {
         let out =
             apply_attributes(id(9), &group, &plan.attributes).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(out.display_name, "Ops");
+    }
+
+    #[test]
+    fn only_members_and_display_name_can_change_access() {
+        let can = |ops: &[PatchOperation], changes: &[proto::MemberChange]| {
+            plan(ops, changes)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .can_change_access()
+        };
+        assert!(can(&[], &[ids(Change::Remove, &[id(1)])]));
+        assert!(can(&[], &[remove_all()]));
+        for rename in [
+            path("", "displayName", ""),
+            path("", "DISPLAYNAME", ""),
+            path(crate::attr::GROUP_URN, "displayName", ""),
+        ] {
+            assert!(
+                can(
+                    &[op(Op::Replace, Some(rename.clone()), Some(json!("Ops")))],
+                    &[]
+                ),
+                "{rename:?}"
+            );
+        }
+        assert!(!can(
+            &[
+                core(Op::Replace, "externalId", json!("ext-2")),
+                core(Op::Replace, "description", json!("new")),
+                op(
+                    Op::Add,
+                    Some(path("urn:example:ext", "displayName", "")),
+                    Some(json!("x")),
+                ),
+            ],
+            &[]
+        ));
     }
 
     fn group() -> GroupData {

@@ -146,7 +146,7 @@ impl GroupService for GroupApi {
             let group = GroupData::from_proto(required::<Groups, _>(req.group)?)?;
             let members = parse_member_ids(&req.member_ids)?;
             let row = retry_conflict!(group_store::create(
-                &mut conn, &tenant, &origin, &group, &members
+                &mut conn, tenant.id, &origin, &group, &members
             ))?;
             self.state.events_committed();
             Ok(to_proto(row, &tenant.slug))
@@ -167,7 +167,7 @@ impl GroupService for GroupApi {
             let group = GroupData::from_proto(group)?;
             let members = parse_member_ids(&req.member_ids)?;
             let row = retry_conflict!(group_store::replace(
-                &mut conn, &tenant, &origin, id, &req.etag, &group, &members
+                &mut conn, tenant.id, &origin, id, &req.etag, &group, &members
             ))?;
             self.state.events_committed();
             Ok(to_proto(row, &tenant.slug))
@@ -186,7 +186,7 @@ impl GroupService for GroupApi {
             let id = parse_id::<Groups>(&req.id)?;
             let plan = patch::plan(&req.operations, &req.member_changes)?;
             let row = retry_conflict!(group_store::patch(
-                &mut conn, &tenant, &origin, id, &req.etag, &plan
+                &mut conn, tenant.id, &origin, id, &req.etag, &plan
             ))?;
             self.state.events_committed();
             Ok(to_proto(row, &tenant.slug))
@@ -204,7 +204,7 @@ impl GroupService for GroupApi {
             let origin = Origin::of(&caller, &metadata);
             let id = parse_id::<Groups>(&req.id)?;
             retry_conflict!(group_store::delete(
-                &mut conn, &tenant, &origin, id, &req.etag
+                &mut conn, tenant.id, &origin, id, &req.etag
             ))?;
             self.state.events_committed();
             Ok(DeleteGroupResponse {})
@@ -226,7 +226,7 @@ impl GroupService for GroupApi {
                 members: vec![MemberChange::Add(parse_member_ids(&req.user_ids)?)],
             };
             let row = retry_conflict!(group_store::patch(
-                &mut conn, &tenant, &origin, id, "", &plan
+                &mut conn, tenant.id, &origin, id, "", &plan
             ))?;
             self.state.events_committed();
             Ok(to_proto(row, &tenant.slug))
@@ -248,7 +248,7 @@ impl GroupService for GroupApi {
                 members: vec![MemberChange::Remove(parse_member_ids(&req.user_ids)?)],
             };
             let row = retry_conflict!(group_store::patch(
-                &mut conn, &tenant, &origin, id, "", &plan
+                &mut conn, tenant.id, &origin, id, "", &plan
             ))?;
             self.state.events_committed();
             Ok(to_proto(row, &tenant.slug))

@@ -19,9 +19,11 @@
 //! group small reads the whole group instead.
 //!
 //! Lock order, the same in every transaction so none can deadlock: the
-//! users being added (FOR KEY SHARE), then group rows in group id order.
-//! Deleting a user locks the user (FOR UPDATE) before its groups; a
-//! membership write, once it holds its group, waits for no user.
+//! tenant row (FOR SHARE, when the write can change access: see
+//! [`access_policy`]), the users being added (FOR KEY SHARE), then group
+//! rows in group id order. Deleting a user locks the user (FOR UPDATE)
+//! before its groups; a membership write, once it holds its group, waits
+//! for no user.
 
 use std::collections::HashSet;
 
@@ -36,9 +38,8 @@ use uuid::Uuid;
 use super::patch::{GroupPatch, MemberChange, apply_attributes, to_document};
 use super::{GroupData, GroupError};
 use crate::attr::Resource;
-use crate::auth::TenantRef;
 use crate::db::StoreError;
-use crate::events::access::GroupChange;
+use crate::events::access::{self, GroupChange};
 use crate::events::{self, Draft, Origin};
 use crate::groups::memberships;
 use crate::schema::{group_members, groups, users};
@@ -360,15 +361,38 @@ async fn apply_changes(
     Ok(moved)
 }
 
+/// The policy a group write computes ACCESS_CHANGED with, read as the
+/// tenant has it committed and locked against a policy update (see
+/// [`access::locked_policy`]; the caller's token may carry an older copy),
+/// as the write's first statement, before any user or group row: the
+/// policy update locks the tenant row, then synthetic group rows. None,
+/// and no statement, when the write can change no one's access.
+async fn access_policy(
+    tx: &mut AsyncPgConnection,
+    tenant: Uuid,
+    can_change_access: bool,
+) -> Result<Option<ProvisioningPolicy>, StoreError> {
+    if !can_change_access {
+        return Ok(None);
+    }
+    Ok(Some(access::locked_policy(tx, tenant).await?))
+}
+
 /// ACCESS_CHANGED of the users whose access a write of group `id` changed
-/// (see [`events::access::group_write`]).
+/// under `policy` (see [`events::access::group_write`]); nothing when there
+/// is none: [`access_policy`] reads none only for a write that can change
+/// no one's access.
 async fn access_events(
     tx: &mut AsyncPgConnection,
-    tenant: &TenantRef,
+    tenant: Uuid,
+    policy: Option<&ProvisioningPolicy>,
     id: Uuid,
     names: (Option<&str>, Option<&str>),
     moved: &Moved,
 ) -> Result<Vec<Draft>, StoreError> {
+    let Some(policy) = policy else {
+        return Ok(Vec::new());
+    };
     let change = GroupChange {
         group: id,
         old_name: names.0,
@@ -376,7 +400,7 @@ async fn access_events(
         joined: &moved.joined,
         left: &moved.left,
     };
-    events::access::group_write(tx, tenant.id, &tenant.policy, &change).await
+    access::group_write(tx, tenant, policy, &change).await
 }
 
 /// A group write's events: GROUP_UPDATED when an attribute changed, then
@@ -397,7 +421,8 @@ fn update_events(old: &GroupRow, new: &GroupRow, moved: &Moved) -> Vec<Draft> {
 /// [`update_events`], then ACCESS_CHANGED of the users it concerns.
 async fn write_events(
     tx: &mut AsyncPgConnection,
-    scope: &TenantRef,
+    tenant: Uuid,
+    policy: Option<&ProvisioningPolicy>,
     old: &GroupRow,
     new: &GroupRow,
     moved: &Moved,
@@ -407,7 +432,7 @@ async fn write_events(
         Some(old.display_name.as_str()),
         Some(new.display_name.as_str()),
     );
-    drafts.extend(access_events(tx, scope, new.group_id, names, moved).await?);
+    drafts.extend(access_events(tx, tenant, policy, new.group_id, names, moved).await?);
     Ok(drafts)
 }
 
@@ -440,14 +465,15 @@ async fn update(
 /// A new group with its members (`members` sorted, without duplicates).
 pub(crate) async fn create(
     conn: &mut AsyncPgConnection,
-    scope: &TenantRef,
+    tenant: Uuid,
     origin: &Origin,
     group: &GroupData,
     members: &[Uuid],
 ) -> Result<GroupRow, GroupError> {
     let id = Uuid::new_v4();
-    let tenant = scope.id;
     conn.transaction(async |tx| {
+        // A group without members gives no one anything yet.
+        let policy = access_policy(tx, tenant, !members.is_empty()).await?;
         lock_users(tx, tenant, members).await?;
         // Every member is a locked live user and the group is new: each inserts.
         let row = diesel::insert_into(groups::table)
@@ -469,7 +495,7 @@ pub(crate) async fn create(
         let mut drafts = vec![created];
         drafts.extend(moved.events(id));
         let name = Some(row.display_name.as_str());
-        drafts.extend(access_events(tx, scope, id, (None, name), &moved).await?);
+        drafts.extend(access_events(tx, tenant, policy.as_ref(), id, (None, name), &moved).await?);
         events::store::record(tx, tenant, origin, &drafts).await?;
         Ok(row)
     })
@@ -479,22 +505,22 @@ pub(crate) async fn create(
 /// PUT: attributes and the whole member set become what is given.
 pub(crate) async fn replace(
     conn: &mut AsyncPgConnection,
-    scope: &TenantRef,
+    tenant: Uuid,
     origin: &Origin,
     id: Uuid,
     etag: &str,
     group: &GroupData,
     members: &[Uuid],
 ) -> Result<GroupRow, GroupError> {
-    let tenant = scope.id;
     conn.transaction(async |tx| {
+        let policy = access_policy(tx, tenant, true).await?;
         lock_users(tx, tenant, members).await?;
         let row = lock::<Groups>(tx, tenant, id, etag).await?;
         keep_synthetic_name(&row, group)?;
         let moved =
             apply_changes(tx, tenant, id, &[MemberChange::Replace(members.to_vec())]).await?;
         let new = update(tx, tenant, id, group, moved.delta()).await?;
-        let drafts = write_events(tx, scope, &row, &new, &moved).await?;
+        let drafts = write_events(tx, tenant, policy.as_ref(), &row, &new, &moved).await?;
         events::store::record(tx, tenant, origin, &drafts).await?;
         Ok(new)
     })
@@ -504,21 +530,21 @@ pub(crate) async fn replace(
 /// PATCH (and AddMembers/RemoveMembers): all operations or none.
 pub(crate) async fn patch(
     conn: &mut AsyncPgConnection,
-    scope: &TenantRef,
+    tenant: Uuid,
     origin: &Origin,
     id: Uuid,
     etag: &str,
     plan: &GroupPatch,
 ) -> Result<GroupRow, GroupError> {
-    let tenant = scope.id;
     conn.transaction(async |tx| {
+        let policy = access_policy(tx, tenant, plan.can_change_access()).await?;
         lock_users(tx, tenant, &plan.added_ids()).await?;
         let row = lock::<Groups>(tx, tenant, id, etag).await?;
         let group = apply_attributes(id, &row.data(), &plan.attributes)?;
         keep_synthetic_name(&row, &group)?;
         let moved = apply_changes(tx, tenant, id, &plan.members).await?;
         let new = update(tx, tenant, id, &group, moved.delta()).await?;
-        let drafts = write_events(tx, scope, &row, &new, &moved).await?;
+        let drafts = write_events(tx, tenant, policy.as_ref(), &row, &new, &moved).await?;
         events::store::record(tx, tenant, origin, &drafts).await?;
         Ok(new)
     })
@@ -530,13 +556,13 @@ pub(crate) async fn patch(
 /// of the members whose access the group gave.
 pub(crate) async fn delete(
     conn: &mut AsyncPgConnection,
-    scope: &TenantRef,
+    tenant: Uuid,
     origin: &Origin,
     id: Uuid,
     etag: &str,
 ) -> Result<(), GroupError> {
-    let tenant = scope.id;
     conn.transaction(async |tx| {
+        let policy = access_policy(tx, tenant, true).await?;
         let row = lock::<Groups>(tx, tenant, id, etag).await?;
         if row.synthetic {
             return Err(ResourceError::PolicyViolation(format!(
@@ -557,7 +583,7 @@ pub(crate) async fn delete(
         .await?;
         let mut drafts = vec![Draft::new(EventType::GroupDeleted, ResourceType::Group, id)];
         let names = (Some(row.display_name.as_str()), None);
-        drafts.extend(access_events(tx, scope, id, names, &moved).await?);
+        drafts.extend(access_events(tx, tenant, policy.as_ref(), id, names, &moved).await?);
         events::store::record(tx, tenant, origin, &drafts).await?;
         Ok(())
     })

@@ -145,6 +145,9 @@ impl TenantService for TenantApi {
             let origin = Origin::of(&Caller::Operator, &metadata);
             let row = conn
                 .transaction(async |tx| {
+                    // FOR UPDATE first: a write that computes ACCESS_CHANGED
+                    // holds the row FOR SHARE while it does (see
+                    // `events::access`), so it and this update serialise.
                     let current = store::lock(tx, tenant.id).await?;
                     let display_name = req
                         .display_name

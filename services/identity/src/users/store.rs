@@ -11,7 +11,7 @@ use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use identity_proto::v1::{
     DeleteMode, DeprovisionAction, EventType, ExistingPersonPolicy, Name, NamePolicy,
-    PatchOperation, ResourceType, UserSource,
+    PatchOperation, ProvisioningPolicy, ResourceType, UserSource,
 };
 use serde_json::Value as Json;
 use uuid::Uuid;
@@ -283,18 +283,19 @@ fn standing_of(row: &UserRow) -> access::Standing {
     }
 }
 
-/// The user's effective access as the transaction sees it now; nothing for
-/// a tombstone or a user that is gone.
+/// The user's effective access under `policy` as the transaction sees it
+/// now; nothing for a tombstone or a user that is gone.
 async fn current_access(
     tx: &mut AsyncPgConnection,
-    scope: &WriteScope<'_>,
+    tenant: Uuid,
+    policy: &ProvisioningPolicy,
     id: Uuid,
 ) -> Result<access::Access, StoreError> {
-    Ok(access::load(tx, scope.tenant.id, &[id])
+    Ok(access::load(tx, tenant, &[id])
         .await?
         .into_iter()
         .next()
-        .map(|user| user.access(&scope.tenant.policy))
+        .map(|user| user.access(policy))
         .unwrap_or_default())
 }
 
@@ -715,11 +716,22 @@ async fn write(
         }
     };
     let deprovisioned = old.active && !user.active;
+    let joins = user.active && !old.tenant_member;
+    // Leaving or joining the tenant is the one way a user write changes
+    // access: only then is it decided, and ACCESS_CHANGED computed, under
+    // the policy as committed (see `access::locked_policy`; the token's
+    // copy may be older).
+    let committed = if deprovisioned || joins {
+        Some(access::locked_policy(tx, tenant).await?)
+    } else {
+        None
+    };
+    let policy = committed.as_ref().unwrap_or(policy);
     let action = policy.deprovision();
     let (member, roles, organizations) =
         if deprovisioned && action == DeprovisionAction::DeprovisionRemoveMembership {
             (false, Vec::new(), Vec::new())
-        } else if user.active && !old.tenant_member {
+        } else if joins {
             let (roles, organizations) = policy::default_access(policy);
             (true, roles, organizations)
         } else {
@@ -732,7 +744,7 @@ async fn write(
     let soft_deleted = deprovisioned && action == DeprovisionAction::DeprovisionSoftDelete;
     // Only joining or leaving the tenant changes a user write's access.
     let access_before = if old.tenant_member != member || soft_deleted {
-        Some(current_access(tx, scope, id).await?)
+        Some(current_access(tx, tenant, policy, id).await?)
     } else {
         None
     };
@@ -770,7 +782,7 @@ async fn write(
     }
     drafts.extend(left_groups);
     if let Some(before) = access_before {
-        let after = current_access(tx, scope, id).await?;
+        let after = current_access(tx, tenant, policy, id).await?;
         drafts.extend(access::changed(id, &before, &after));
     }
     scope.record(tx, &drafts).await?;
