@@ -1,12 +1,17 @@
 //! Access and membership events end to end: ACCESS_CHANGED when a write
 //! changes a user's effective roles or organizations (memberships, renames,
 //! policy changes, deprovisioning), MEMBER_REMOVED when a user's deletion
-//! or deprovisioning ends memberships, and the SCIM request id on events.
+//! or deprovisioning ends memberships, and the SCIM request id on events;
+//! also when the write races a policy change or runs on a replica whose
+//! token cache still holds the policy from before it.
+
+use std::time::Duration;
 
 use identity_lifecycle_tests::events::{
     LARGE_PAGE, acme_and_reader, all_events, create_users, sequences, set_active, types,
 };
 use identity_lifecycle_tests::*;
+use identity_proto::v1::tenant_service_client::TenantServiceClient;
 use identity_proto::v1::{
     AddMembersRequest, DeleteMode, DeprovisionAction, Event, EventType, GroupMapping,
     GroupMappings, ListEventsRequest, PolicyUpdate, RemoveMembersRequest, ResourceType,
@@ -14,6 +19,8 @@ use identity_proto::v1::{
 };
 use reqwest::StatusCode;
 use serde_json::Value;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
 
 /// The tenant's events after sequence `base`, asserting that the whole
 /// stored sequence runs from 1 without a gap.
@@ -63,8 +70,16 @@ fn access_changes(events: &[Event]) -> Vec<&Event> {
 }
 
 async fn update_policy(stack: &Stack, slug: &str, policy: PolicyUpdate) {
-    stack
-        .tenants(ADMIN_TOKEN)
+    update_policy_with(stack.tenants(ADMIN_TOKEN), slug, policy).await;
+}
+
+/// [`update_policy`] through `tenants`, an operator's client of any replica.
+async fn update_policy_with(
+    mut tenants: TenantServiceClient<InterceptedService<Channel, Bearer>>,
+    slug: &str,
+    policy: PolicyUpdate,
+) {
+    tenants
         .update_tenant(UpdateTenantRequest {
             slug: slug.to_string(),
             policy: Some(policy),
@@ -541,4 +556,112 @@ async fn a_policy_change_on_a_large_group_records_every_change_in_order() {
     users.dedup();
     assert_eq!(users.len(), MEMBERS, "one event per member");
     assert!(!users.contains(&outsider.as_str()));
+}
+
+/// The token cache's TTL in the tests below: the longest the service
+/// allows, so a replica's copy of the policy stays old as long as it can.
+const TOKEN_CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// The roles the last ACCESS_CHANGED of `user` among `events` gives.
+fn last_roles(events: &[Event], user: &str) -> Value {
+    let last = access_changes(events)
+        .into_iter()
+        .rfind(|e| e.resource_id == user)
+        .unwrap_or_else(|| panic!("no ACCESS_CHANGED of {user}"));
+    changed(last, "roles")["after"].clone()
+}
+
+/// A member added on a replica whose token cache still holds the policy
+/// from before a change that maps the group: the write computes access
+/// under the policy as committed, so the user's ACCESS_CHANGED arrives.
+/// (The change's own ACCESS_CHANGED ran before the user was a member.)
+#[tokio::test]
+async fn a_member_added_under_a_stale_cached_policy_gains_the_mapped_role() {
+    let mut stack =
+        Stack::start_with(|service| service.token_cache_ttl = TOKEN_CACHE_TTL, |_| {}).await;
+    let (acme, reader) = acme_and_reader(&stack).await;
+    let other = stack.start_replica().await;
+    let scim = stack.scim(&acme.token);
+    let ada = scim.create_user(user("ada@acme.example")).await;
+    let engineering = scim_group(&scim, "Engineering", &[]).await;
+    let base = newest(&stack, &reader).await;
+
+    // The SCIM token's lookup expires, so the next call caches it (with
+    // the policy as it is now) for a whole TTL on the first replica.
+    tokio::time::sleep(TOKEN_CACHE_TTL).await;
+    let warmed = scim.get(&format!("/Groups/{engineering}")).await;
+    assert_eq!(warmed.status, StatusCode::OK, "{}", warmed.body);
+    let changed_at = std::time::Instant::now();
+    update_policy_with(
+        TenantServiceClient::with_interceptor(other, Bearer::new(ADMIN_TOKEN)),
+        "acme",
+        PolicyUpdate {
+            group_mappings: Some(mapping("Engineering", "developer", "")),
+            ..PolicyUpdate::default()
+        },
+    )
+    .await;
+    let added = scim
+        .patch(
+            &format!("/Groups/{engineering}"),
+            json!([{"op": "add", "path": "members", "value": [{"value": ada}]}]),
+        )
+        .await;
+    assert!(added.status.is_success(), "{}", added.body);
+    eprintln!(
+        "policy change to member add: {:?} (the cached policy is old for {TOKEN_CACHE_TTL:?})",
+        changed_at.elapsed()
+    );
+
+    let events = events_after(&stack, &reader, base).await;
+    assert_eq!(
+        types(&events),
+        [
+            EventType::TenantUpdated,
+            EventType::MemberAdded,
+            EventType::AccessChanged
+        ]
+    );
+    assert_eq!(events[2].resource_id, ada);
+    assert_eq!(
+        changed(&events[2], "roles"),
+        json!({"before": [], "after": ["developer"]})
+    );
+}
+
+/// Member adds racing a policy change that maps their group: whichever
+/// commits first, each member's last ACCESS_CHANGED gives the mapped role.
+#[tokio::test]
+async fn member_adds_racing_a_policy_change_all_end_with_the_mapped_role() {
+    const USERS: usize = 12;
+    let stack = Stack::start().await;
+    let (acme, reader) = acme_and_reader(&stack).await;
+    let scim = stack.scim(&acme.token);
+    let users = create_users(&scim, "racer", USERS).await;
+    let engineering = scim_group(&scim, "Engineering", &[]).await;
+    let base = newest(&stack, &reader).await;
+
+    let adds = users.iter().map(|id| {
+        let mut groups = stack.groups(&reader);
+        let request = AddMembersRequest {
+            group_id: engineering.clone(),
+            user_ids: vec![id.clone()],
+            ..AddMembersRequest::default()
+        };
+        async move { groups.add_members(request).await.expect("add members") }
+    });
+    let change = update_policy(
+        &stack,
+        "acme",
+        PolicyUpdate {
+            group_mappings: Some(mapping("Engineering", "developer", "")),
+            ..PolicyUpdate::default()
+        },
+    );
+    futures::future::join(futures::future::join_all(adds), change).await;
+
+    let events = events_after(&stack, &reader, base).await;
+    for id in &users {
+        assert_eq!(last_roles(&events, id), json!(["developer"]), "{id}");
+    }
 }
