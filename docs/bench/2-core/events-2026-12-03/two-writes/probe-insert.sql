@@ -1,0 +1,1 @@
+INSERT INTO users (tenant_id, user_id, user_name, login_email, emails) VALUES ('11111111-1111-1111-1111-111111111111', gen_random_uuid(), 'pg-' || gen_random_uuid() || '@example.com', NULL, '[{"value": "pg@example.com", "type": "work", "primary": true}]');
