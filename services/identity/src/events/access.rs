@@ -41,8 +41,7 @@ const CHUNK: usize = 10_000;
 /// transaction ends, so no policy update commits in between (see the
 /// module comment). Called before the write locks any group row: the
 /// policy update locks the tenant row, then synthetic group rows. One
-/// primary key probe, prepared once per connection (a static query); the
-/// events the write records take a key-share lock on the same row anyway.
+/// primary key probe, prepared once per connection (a static query).
 pub(crate) async fn locked_policy(
     conn: &mut AsyncPgConnection,
     tenant: Uuid,

@@ -375,27 +375,23 @@ pub(crate) async fn create(
     } else {
         (Vec::new(), Vec::new())
     };
+    let access = access::Standing {
+        tenant_member: member,
+        roles,
+        organizations,
+    };
     let standing = |person: Option<Uuid>| Standing {
         person_id: person,
         login_email: login.as_deref(),
         source,
-        tenant_member: member,
-        roles: roles.clone(),
-        organizations: organizations.clone(),
+        tenant_member: access.tenant_member,
+        roles: access.roles.clone(),
+        organizations: access.organizations.clone(),
     };
     // Most creates are of a person nobody has seen, with no manager to
     // check: one statement, with its events, and no transaction around it.
     if user.manager_id.is_none() {
-        let drafts = created_events(
-            scope.tenant,
-            id,
-            user,
-            &access::Standing {
-                tenant_member: member,
-                roles: roles.clone(),
-                organizations: organizations.clone(),
-            },
-        );
+        let drafts = created_events(scope.tenant, id, user, &access);
         let first_sight = FirstSight {
             tenant,
             id,
@@ -451,9 +447,9 @@ pub(crate) async fn create(
 /// nobody yet, together with the person it then names: claim protection
 /// has nothing to ask of a person this statement makes (see [`claim`]).
 /// Without a login address the row is inserted unconditionally. No row
-/// back means the person exists, and the create takes the locked path in
-/// the same transaction. (The transaction is the event's: alone, the
-/// statement would be atomic by itself.)
+/// back means the person exists, and the create takes the locked path in a
+/// transaction instead. The user's events are a part of the statement,
+/// inserted only with the user, so it needs no transaction of its own.
 struct FirstSight<'a> {
     tenant: Uuid,
     id: Uuid,
