@@ -359,6 +359,94 @@ fn password(database_url: &str) -> Option<&str> {
     }
 }
 
+/// Declares a SQL statement as a type of its own. Diesel caches a prepared
+/// statement per connection by its type, so each connection plans it once;
+/// a `sql_query` is planned on every call, and for our short statements
+/// planning cost about as much as running them. The text comes in pieces
+/// around the parameters: the first piece, then after each field (bound in
+/// the order the fields are declared, with the SQL type after `as`) the
+/// piece that follows it. A statement borrowing its parameters is declared
+/// with the lifetime `<'a>`.
+macro_rules! prepared_statement {
+    ($(#[$doc:meta])* $name:ident -> $sql_type:ty [$text:expr $(,)?]) => {
+        $(#[$doc])*
+        struct $name;
+
+        impl diesel::query_builder::QueryId for $name {
+            type QueryId = $name;
+            const HAS_STATIC_QUERY_ID: bool = true;
+        }
+
+        $crate::db::prepared_statement!(@text $name, $sql_type, {} [$text]);
+    };
+    (
+        $(#[$doc:meta])*
+        $name:ident<'a> -> $sql_type:ty {
+            $($field:ident: $rust:ty as $bind:ty),* $(,)?
+        }
+        [$first:expr $(, $rest:expr)* $(,)?]
+    ) => {
+        $(#[$doc])*
+        struct $name<'a> {
+            $($field: $rust),*
+        }
+
+        impl diesel::query_builder::QueryId for $name<'_> {
+            type QueryId = $name<'static>;
+            const HAS_STATIC_QUERY_ID: bool = true;
+        }
+
+        $crate::db::prepared_statement!(
+            @text $name<'_>, $sql_type, { $($field as $bind),* } [$first $(, $rest)*]
+        );
+    };
+    (
+        $(#[$doc:meta])*
+        $name:ident -> $sql_type:ty {
+            $($field:ident: $rust:ty as $bind:ty),* $(,)?
+        }
+        [$first:expr $(, $rest:expr)* $(,)?]
+    ) => {
+        $(#[$doc])*
+        struct $name {
+            $($field: $rust),*
+        }
+
+        impl diesel::query_builder::QueryId for $name {
+            type QueryId = $name;
+            const HAS_STATIC_QUERY_ID: bool = true;
+        }
+
+        $crate::db::prepared_statement!(
+            @text $name, $sql_type, { $($field as $bind),* } [$first $(, $rest)*]
+        );
+    };
+    (
+        @text $self_type:ty, $sql_type:ty, { $($field:ident as $bind:ty),* }
+        [$first:expr $(, $rest:expr)*]
+    ) => {
+        impl diesel::query_builder::Query for $self_type {
+            type SqlType = $sql_type;
+        }
+
+        impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for $self_type {
+            fn walk_ast<'b>(
+                &'b self,
+                mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+            ) -> diesel::QueryResult<()> {
+                out.push_sql($first);
+                $(
+                    out.push_bind_param::<$bind, _>(&self.$field)?;
+                    out.push_sql($rest);
+                )*
+                Ok(())
+            }
+        }
+    };
+}
+
+pub(crate) use prepared_statement;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -361,53 +361,28 @@ pub(crate) async fn settle(conn: &mut AsyncPgConnection) -> Result<u64, StoreErr
     Ok(numbered)
 }
 
-/// A statement text without parameters, as a type of its own so that each
-/// connection prepares and plans it once: the sequencer runs these
-/// statements in every round, and planning the numbering anew (a
-/// `sql_query` is) cost more than running it.
-macro_rules! prepared_statement {
-    ($(#[$doc:meta])* $name:ident -> $sql_type:ty, $text:expr) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy)]
-        struct $name;
+// The sequencer's statements run in every round; planning the numbering
+// anew cost more than running it (see `db::prepared_statement`).
 
-        impl QueryId for $name {
-            type QueryId = $name;
-            const HAS_STATIC_QUERY_ID: bool = true;
-        }
-
-        impl diesel::query_builder::Query for $name {
-            type SqlType = $sql_type;
-        }
-
-        impl QueryFragment<Pg> for $name {
-            fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-                out.push_sql($text);
-                Ok(())
-            }
-        }
-    };
-}
-
-prepared_statement!(
+crate::db::prepared_statement!(
     /// Waits for the other replicas' rounds (blocking: a replica that
     /// skipped its turn could miss an event committed during another's).
-    TakeSequenceLock -> sql_types::Bool,
-    &format!("SELECT pg_advisory_xact_lock({SEQUENCE_LOCK_KEY}) IS NOT NULL")
+    TakeSequenceLock -> sql_types::Bool
+    [&format!("SELECT pg_advisory_xact_lock({SEQUENCE_LOCK_KEY}) IS NOT NULL")]
 );
 
-prepared_statement!(
+crate::db::prepared_statement!(
     /// Whether any event is pending: one probe of a small table.
-    AnyPending -> sql_types::Bool,
-    "SELECT EXISTS (SELECT 1 FROM pending_events)"
+    AnyPending -> sql_types::Bool
+    ["SELECT EXISTS (SELECT 1 FROM pending_events)"]
 );
 
-prepared_statement!(
+crate::db::prepared_statement!(
     /// The numbering of one round: moves the oldest pending events into
     /// `events` with their final numbers; per tenant, its count and the
     /// notification sent.
-    NumberPending -> (sql_types::BigInt, Text),
-    &format!(
+    NumberPending -> (sql_types::BigInt, Text)
+    [&format!(
         "WITH pending AS ( \
              DELETE FROM pending_events WHERE pending_id IN ( \
                  SELECT pending_id FROM pending_events ORDER BY pending_id LIMIT {ROUND}) \
@@ -435,7 +410,7 @@ prepared_statement!(
          SELECT c.taken, \
                 pg_notify('{CHANNEL}', b.tenant_id::text || ':' || b.last_sequence)::text \
          FROM bumped b JOIN counts c USING (tenant_id)"
-    )
+    )]
 );
 
 /// Clears the pending table's dead rows and index entries: each round

@@ -1,9 +1,6 @@
 //! The groups of users, by membership: read by user pages, GETs and the
 //! access computation of events, so it depends on nothing else of groups.
 
-use diesel::pg::Pg;
-use diesel::prelude::*;
-use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{self, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
@@ -26,44 +23,25 @@ pub(crate) async fn groups_of_users(
     Ok(GroupsOfUsers { tenant, user_ids }.load(conn).await?)
 }
 
-/// The query of [`groups_of_users`] as a type of its own, so each
-/// connection prepares and plans it once: diesel plans a `sql_query` anew
-/// on every call, which cost more than running it on every GET of a user.
-#[derive(Clone, Copy)]
-struct GroupsOfUsers<'a> {
-    tenant: Uuid,
-    user_ids: &'a [Uuid],
-}
-
-impl QueryId for GroupsOfUsers<'_> {
-    type QueryId = GroupsOfUsers<'static>;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
-
-impl Query for GroupsOfUsers<'_> {
-    type SqlType = (sql_types::Uuid, sql_types::Uuid, Text);
-}
-
-impl QueryFragment<Pg> for GroupsOfUsers<'_> {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        out.push_sql("SELECT m.user_id, m.group_id, m.display_name FROM unnest(");
-        out.push_bind_param::<sql_types::Array<sql_types::Uuid>, _>(&self.user_ids)?;
-        out.push_sql(
-            ") AS member(id) \
-             CROSS JOIN LATERAL ( \
-                 SELECT gm.user_id, gm.group_id, \
-                        (SELECT g.display_name FROM groups AS g \
-                         WHERE g.tenant_id = gm.tenant_id AND g.group_id = gm.group_id) \
-                            AS display_name \
-                 FROM group_members AS gm \
-                 WHERE gm.tenant_id = ",
-        );
-        out.push_bind_param::<sql_types::Uuid, _>(&self.tenant)?;
-        out.push_sql(
-            " AND gm.user_id = member.id \
-                 OFFSET 0) AS m \
-             ORDER BY m.display_name, m.group_id",
-        );
-        Ok(())
+crate::db::prepared_statement!(
+    /// The query of [`groups_of_users`]; prepared once per connection, as
+    /// planning it anew cost more than running it on every GET of a user.
+    GroupsOfUsers<'a> -> (sql_types::Uuid, sql_types::Uuid, Text) {
+        user_ids: &'a [Uuid] as sql_types::Array<sql_types::Uuid>,
+        tenant: Uuid as sql_types::Uuid,
     }
-}
+    [
+        "SELECT m.user_id, m.group_id, m.display_name FROM unnest(",
+        ") AS member(id) \
+         CROSS JOIN LATERAL ( \
+             SELECT gm.user_id, gm.group_id, \
+                    (SELECT g.display_name FROM groups AS g \
+                     WHERE g.tenant_id = gm.tenant_id AND g.group_id = gm.group_id) \
+                        AS display_name \
+             FROM group_members AS gm \
+             WHERE gm.tenant_id = ",
+        " AND gm.user_id = member.id \
+             OFFSET 0) AS m \
+         ORDER BY m.display_name, m.group_id",
+    ]
+);

@@ -30,7 +30,6 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{self, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::Value as Json;
@@ -174,75 +173,54 @@ fn keep_synthetic_name(row: &GroupRow, group: &GroupData) -> Result<(), GroupErr
     Ok(())
 }
 
-/// A membership statement over one group and a list of users that returns
-/// the ids of the users it touched, as a type of its own so that each
-/// connection prepares and plans it once: a `sql_query` is planned on
-/// every call, and planning these took about twice as long as running
-/// them (EXPLAIN: 0.05-0.06 ms against 0.03 ms). The text comes in four
-/// pieces around its three parameters: the tenant, the group, the user ids.
-macro_rules! member_statement {
-    ($(#[$doc:meta])* $name:ident: $before_tenant:expr, $before_group:expr, $before_ids:expr, $after:expr) => {
-        $(#[$doc])*
-        struct $name<'a> {
-            tenant: Uuid,
-            group: Uuid,
-            ids: &'a [Uuid],
-        }
-
-        impl QueryId for $name<'_> {
-            type QueryId = $name<'static>;
-            const HAS_STATIC_QUERY_ID: bool = true;
-        }
-
-        impl Query for $name<'_> {
-            type SqlType = sql_types::Uuid;
-        }
-
-        impl QueryFragment<Pg> for $name<'_> {
-            fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-                out.push_sql($before_tenant);
-                out.push_bind_param::<sql_types::Uuid, _>(&self.tenant)?;
-                out.push_sql($before_group);
-                out.push_bind_param::<sql_types::Uuid, _>(&self.group)?;
-                out.push_sql($before_ids);
-                out.push_bind_param::<sql_types::Array<sql_types::Uuid>, _>(&self.ids)?;
-                out.push_sql($after);
-                Ok(())
-            }
-        }
-    };
-}
-
-member_statement!(
+crate::db::prepared_statement!(
     /// The users who were not members yet, inserted.
-    InsertMembers:
-    "INSERT INTO group_members (tenant_id, group_id, user_id) SELECT ",
-    ", ",
-    ", id FROM unnest(",
-    "::uuid[]) AS id ON CONFLICT DO NOTHING RETURNING user_id"
+    InsertMembers<'a> -> sql_types::Uuid {
+        tenant: Uuid as sql_types::Uuid,
+        group: Uuid as sql_types::Uuid,
+        ids: &'a [Uuid] as sql_types::Array<sql_types::Uuid>,
+    }
+    [
+        "INSERT INTO group_members (tenant_id, group_id, user_id) SELECT ",
+        ", ",
+        ", id FROM unnest(",
+        "::uuid[]) AS id ON CONFLICT DO NOTHING RETURNING user_id",
+    ]
 );
 
-member_statement!(
+crate::db::prepared_statement!(
     /// The members among the users, deleted: each looked up with the whole
     /// primary key (a subquery per id, which the planner cannot turn into a
     /// scan of the group) and its row deleted by its address.
-    DeleteMembers:
-    "DELETE FROM group_members WHERE ctid = ANY (ARRAY( \
-         SELECT (SELECT gm.ctid FROM group_members AS gm WHERE gm.tenant_id = ",
-    " AND gm.group_id = ",
-    " AND gm.user_id = gone.id) FROM unnest(",
-    "::uuid[]) AS gone(id))) RETURNING user_id"
+    DeleteMembers<'a> -> sql_types::Uuid {
+        tenant: Uuid as sql_types::Uuid,
+        group: Uuid as sql_types::Uuid,
+        ids: &'a [Uuid] as sql_types::Array<sql_types::Uuid>,
+    }
+    [
+        "DELETE FROM group_members WHERE ctid = ANY (ARRAY( \
+             SELECT (SELECT gm.ctid FROM group_members AS gm WHERE gm.tenant_id = ",
+        " AND gm.group_id = ",
+        " AND gm.user_id = gone.id) FROM unnest(",
+        "::uuid[]) AS gone(id))) RETURNING user_id",
+    ]
 );
 
-member_statement!(
+crate::db::prepared_statement!(
     /// Every member not among the users, deleted. An anti-join, which
     /// Postgres hashes, so a PUT of a large group stays linear (`<> ALL(ids)`
     /// would not).
-    DeleteMembersExcept:
-    "DELETE FROM group_members AS gm WHERE gm.tenant_id = ",
-    " AND gm.group_id = ",
-    " AND NOT EXISTS (SELECT 1 FROM unnest(",
-    "::uuid[]) AS keep(user_id) WHERE keep.user_id = gm.user_id) RETURNING gm.user_id"
+    DeleteMembersExcept<'a> -> sql_types::Uuid {
+        tenant: Uuid as sql_types::Uuid,
+        group: Uuid as sql_types::Uuid,
+        ids: &'a [Uuid] as sql_types::Array<sql_types::Uuid>,
+    }
+    [
+        "DELETE FROM group_members AS gm WHERE gm.tenant_id = ",
+        " AND gm.group_id = ",
+        " AND NOT EXISTS (SELECT 1 FROM unnest(",
+        "::uuid[]) AS keep(user_id) WHERE keep.user_id = gm.user_id) RETURNING gm.user_id",
+    ]
 );
 
 /// Adds the users `ids`, which [`lock_users`] checked and keeps live until
