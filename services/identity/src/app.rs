@@ -21,7 +21,7 @@ pub(crate) struct AppState {
     auth_pool: Pool,
     auth: Authenticator,
     limits: Limits,
-    /// Wakes this process's sequencer after a write committed events.
+    /// Wakes this process's sequencer when a write's connection is released.
     sequencer: Arc<Notify>,
 }
 
@@ -30,6 +30,16 @@ pub(crate) struct AppState {
 pub(crate) struct WorkConn<'a> {
     conn: Conn<'a>,
     _slot: Option<OwnedSemaphorePermit>,
+    /// Set on the connection of a write: see [`AppState::write_call`].
+    sequencer: Option<Arc<Notify>>,
+}
+
+impl Drop for WorkConn<'_> {
+    fn drop(&mut self) {
+        if let Some(sequencer) = &self.sequencer {
+            sequencer.notify_one();
+        }
+    }
 }
 
 impl Deref for WorkConn<'_> {
@@ -57,17 +67,10 @@ impl AppState {
         }
     }
 
-    /// What [`Self::events_committed`] notifies, for the sequencer.
+    /// What a write's connection notifies when it is released, for the
+    /// sequencer.
     pub(crate) fn sequencer_wake(&self) -> Arc<Notify> {
         Arc::clone(&self.sequencer)
-    }
-
-    /// Tells this process's sequencer that a write committed events, so it
-    /// numbers them now rather than at its next poll. In-process: a
-    /// `NOTIFY` would serialise the writers' commits (see `events::store`).
-    /// Notices coalesce into one round.
-    pub(crate) fn events_committed(&self) {
-        self.sequencer.notify_one();
     }
 
     /// Authenticates (on the auth pool), admits the caller under its
@@ -88,7 +91,12 @@ impl AppState {
             }
         };
         let conn = db::conn(&self.pool).await?;
-        Ok((WorkConn { conn, _slot: slot }, caller))
+        let conn = WorkConn {
+            conn,
+            _slot: slot,
+            sequencer: None,
+        };
+        Ok((conn, caller))
     }
 
     /// A connection for work no request waits on (a Watch reading events
@@ -127,6 +135,17 @@ impl AppState {
         Ok((conn, tenant))
     }
 
+    /// As [`Self::operator_call`], for writes (see [`Self::write_call`]).
+    pub(crate) async fn operator_write_call(
+        &self,
+        metadata: &MetadataMap,
+        tenant: &str,
+    ) -> Result<(WorkConn<'_>, TenantRef), Status> {
+        let (mut conn, tenant) = self.operator_call(metadata, tenant).await?;
+        conn.sequencer = Some(self.sequencer_wake());
+        Ok((conn, tenant))
+    }
+
     /// As [`Self::tenant_call`], with the caller, for writes whose rules
     /// depend on who makes them.
     pub(crate) async fn scoped_call(
@@ -136,6 +155,23 @@ impl AppState {
     ) -> Result<(WorkConn<'_>, Caller, TenantRef), Status> {
         let (mut conn, caller) = self.call(metadata).await?;
         let tenant = tenant_scope(&mut conn, &caller, tenant).await?;
+        Ok((conn, caller, tenant))
+    }
+
+    /// As [`Self::scoped_call`], for writes. A write records its events as
+    /// pending, and its connection wakes this process's sequencer when it
+    /// is released, after everything the request did has committed, so
+    /// they are numbered now rather than at the sequencer's next poll.
+    /// In-process, because a `NOTIFY` would serialise the writers' commits
+    /// (see `events::store`); wake-ups coalesce into one round, and one
+    /// after a failed write costs an empty round.
+    pub(crate) async fn write_call(
+        &self,
+        metadata: &MetadataMap,
+        tenant: &str,
+    ) -> Result<(WorkConn<'_>, Caller, TenantRef), Status> {
+        let (mut conn, caller, tenant) = self.scoped_call(metadata, tenant).await?;
+        conn.sequencer = Some(self.sequencer_wake());
         Ok((conn, caller, tenant))
     }
 }

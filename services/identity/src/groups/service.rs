@@ -141,14 +141,13 @@ impl GroupService for GroupApi {
     ) -> Result<Response<Group>, Status> {
         traced("CreateGroup", async {
             let (metadata, _, req) = request.into_parts();
-            let (mut conn, caller, tenant) = self.state.scoped_call(&metadata, &req.tenant).await?;
+            let (mut conn, caller, tenant) = self.state.write_call(&metadata, &req.tenant).await?;
             let origin = Origin::of(&caller, &metadata);
             let group = GroupData::from_proto(required::<Groups, _>(req.group)?)?;
             let members = parse_member_ids(&req.member_ids)?;
             let row = retry_conflict!(group_store::create(
                 &mut conn, tenant.id, &origin, &group, &members
             ))?;
-            self.state.events_committed();
             Ok(to_proto(row, &tenant.slug))
         })
         .await
@@ -160,7 +159,7 @@ impl GroupService for GroupApi {
     ) -> Result<Response<Group>, Status> {
         traced("ReplaceGroup", async {
             let (metadata, _, req) = request.into_parts();
-            let (mut conn, caller, tenant) = self.state.scoped_call(&metadata, &req.tenant).await?;
+            let (mut conn, caller, tenant) = self.state.write_call(&metadata, &req.tenant).await?;
             let origin = Origin::of(&caller, &metadata);
             let group = required::<Groups, _>(req.group)?;
             let id = parse_id::<Groups>(&group.id)?;
@@ -169,7 +168,6 @@ impl GroupService for GroupApi {
             let row = retry_conflict!(group_store::replace(
                 &mut conn, tenant.id, &origin, id, &req.etag, &group, &members
             ))?;
-            self.state.events_committed();
             Ok(to_proto(row, &tenant.slug))
         })
         .await
@@ -181,14 +179,13 @@ impl GroupService for GroupApi {
     ) -> Result<Response<Group>, Status> {
         traced("PatchGroup", async {
             let (metadata, _, req) = request.into_parts();
-            let (mut conn, caller, tenant) = self.state.scoped_call(&metadata, &req.tenant).await?;
+            let (mut conn, caller, tenant) = self.state.write_call(&metadata, &req.tenant).await?;
             let origin = Origin::of(&caller, &metadata);
             let id = parse_id::<Groups>(&req.id)?;
             let plan = patch::plan(&req.operations, &req.member_changes)?;
             let row = retry_conflict!(group_store::patch(
                 &mut conn, tenant.id, &origin, id, &req.etag, &plan
             ))?;
-            self.state.events_committed();
             Ok(to_proto(row, &tenant.slug))
         })
         .await
@@ -200,13 +197,12 @@ impl GroupService for GroupApi {
     ) -> Result<Response<DeleteGroupResponse>, Status> {
         traced("DeleteGroup", async {
             let (metadata, _, req) = request.into_parts();
-            let (mut conn, caller, tenant) = self.state.scoped_call(&metadata, &req.tenant).await?;
+            let (mut conn, caller, tenant) = self.state.write_call(&metadata, &req.tenant).await?;
             let origin = Origin::of(&caller, &metadata);
             let id = parse_id::<Groups>(&req.id)?;
             retry_conflict!(group_store::delete(
                 &mut conn, tenant.id, &origin, id, &req.etag
             ))?;
-            self.state.events_committed();
             Ok(DeleteGroupResponse {})
         })
         .await
@@ -218,7 +214,7 @@ impl GroupService for GroupApi {
     ) -> Result<Response<Group>, Status> {
         traced("AddMembers", async {
             let (metadata, _, req) = request.into_parts();
-            let (mut conn, caller, tenant) = self.state.scoped_call(&metadata, &req.tenant).await?;
+            let (mut conn, caller, tenant) = self.state.write_call(&metadata, &req.tenant).await?;
             let origin = Origin::of(&caller, &metadata);
             let id = parse_id::<Groups>(&req.group_id)?;
             let plan = GroupPatch {
@@ -228,7 +224,6 @@ impl GroupService for GroupApi {
             let row = retry_conflict!(group_store::patch(
                 &mut conn, tenant.id, &origin, id, "", &plan
             ))?;
-            self.state.events_committed();
             Ok(to_proto(row, &tenant.slug))
         })
         .await
@@ -240,7 +235,7 @@ impl GroupService for GroupApi {
     ) -> Result<Response<Group>, Status> {
         traced("RemoveMembers", async {
             let (metadata, _, req) = request.into_parts();
-            let (mut conn, caller, tenant) = self.state.scoped_call(&metadata, &req.tenant).await?;
+            let (mut conn, caller, tenant) = self.state.write_call(&metadata, &req.tenant).await?;
             let origin = Origin::of(&caller, &metadata);
             let id = parse_id::<Groups>(&req.group_id)?;
             let plan = GroupPatch {
@@ -250,7 +245,6 @@ impl GroupService for GroupApi {
             let row = retry_conflict!(group_store::patch(
                 &mut conn, tenant.id, &origin, id, "", &plan
             ))?;
-            self.state.events_committed();
             Ok(to_proto(row, &tenant.slug))
         })
         .await

@@ -141,7 +141,7 @@ impl TenantService for TenantApi {
     ) -> Result<Response<Tenant>, Status> {
         traced("UpdateTenant", async {
             let (metadata, _, req) = request.into_parts();
-            let (mut conn, tenant) = self.state.operator_call(&metadata, &req.slug).await?;
+            let (mut conn, tenant) = self.state.operator_write_call(&metadata, &req.slug).await?;
             let origin = Origin::of(&Caller::Operator, &metadata);
             let row = conn
                 .transaction(async |tx| {
@@ -188,7 +188,7 @@ impl TenantService for TenantApi {
     ) -> Result<Response<EnableScimResponse>, Status> {
         traced("EnableScim", async {
             let (metadata, _, req) = request.into_parts();
-            let (mut conn, tenant) = self.state.operator_call(&metadata, &req.slug).await?;
+            let (mut conn, tenant) = self.state.operator_write_call(&metadata, &req.slug).await?;
             let origin = Origin::of(&Caller::Operator, &metadata);
             let name = match req.token_name.trim() {
                 "" => DEFAULT_SCIM_TOKEN_NAME,
@@ -240,7 +240,7 @@ impl TenantService for TenantApi {
     ) -> Result<Response<Tenant>, Status> {
         traced("DisableScim", async {
             let (metadata, _, req) = request.into_parts();
-            let (mut conn, tenant) = self.state.operator_call(&metadata, &req.slug).await?;
+            let (mut conn, tenant) = self.state.operator_write_call(&metadata, &req.slug).await?;
             let origin = Origin::of(&Caller::Operator, &metadata);
             let (row, revoked) = conn
                 .transaction(async |tx| {

@@ -133,7 +133,10 @@ impl TokenService for TokenApi {
     ) -> Result<Response<IssueTokenResponse>, Status> {
         traced("IssueToken", async {
             let (metadata, _, req) = request.into_parts();
-            let (mut conn, tenant) = self.state.operator_call(&metadata, &req.tenant).await?;
+            let (mut conn, tenant) = self
+                .state
+                .operator_write_call(&metadata, &req.tenant)
+                .await?;
             let origin = Origin::of(&Caller::Operator, &metadata);
             let token = new_token(&req)?;
             let secret = generate(tenant.id)?;
@@ -189,7 +192,10 @@ impl TokenService for TokenApi {
     ) -> Result<Response<Token>, Status> {
         traced("RevokeToken", async {
             let (metadata, _, req) = request.into_parts();
-            let (mut conn, tenant) = self.state.operator_call(&metadata, &req.tenant).await?;
+            let (mut conn, tenant) = self
+                .state
+                .operator_write_call(&metadata, &req.tenant)
+                .await?;
             let which = match &req.token {
                 // A malformed id names no token.
                 Some(Which::Id(id)) => {

@@ -183,7 +183,7 @@ impl UserService for UserApi {
     ) -> Result<Response<User>, Status> {
         traced("CreateUser", async {
             let (metadata, _, req) = request.into_parts();
-            let (mut conn, caller, tenant) = self.state.scoped_call(&metadata, &req.tenant).await?;
+            let (mut conn, caller, tenant) = self.state.write_call(&metadata, &req.tenant).await?;
             let user = UserData::from_proto(required::<Users, _>(req.user)?)?;
             let origin = Origin::of(&caller, &metadata);
             let scope = WriteScope {
@@ -192,7 +192,6 @@ impl UserService for UserApi {
                 origin: &origin,
             };
             let created = retry_conflict!(user_store::create(&mut conn, &scope, user.clone()))?;
-            self.state.events_committed();
             match created {
                 Created::Inserted(row) => render_inserted(&mut conn, &tenant, row).await,
                 Created::Adopted(row) => render_one::<Users>(&mut conn, &tenant, row).await,
@@ -207,7 +206,7 @@ impl UserService for UserApi {
     ) -> Result<Response<User>, Status> {
         traced("ReplaceUser", async {
             let (metadata, _, req) = request.into_parts();
-            let (mut conn, caller, tenant) = self.state.scoped_call(&metadata, &req.tenant).await?;
+            let (mut conn, caller, tenant) = self.state.write_call(&metadata, &req.tenant).await?;
             let user = required::<Users, _>(req.user)?;
             let id = parse_id::<Users>(&user.id)?;
             let user = UserData::from_proto(user)?;
@@ -219,7 +218,6 @@ impl UserService for UserApi {
             };
             let row =
                 retry_conflict!(user_store::replace(&mut conn, &scope, id, &req.etag, &user))?;
-            self.state.events_committed();
             render_one::<Users>(&mut conn, &tenant, row).await
         })
         .await
@@ -231,7 +229,7 @@ impl UserService for UserApi {
     ) -> Result<Response<User>, Status> {
         traced("PatchUser", async {
             let (metadata, _, req) = request.into_parts();
-            let (mut conn, caller, tenant) = self.state.scoped_call(&metadata, &req.tenant).await?;
+            let (mut conn, caller, tenant) = self.state.write_call(&metadata, &req.tenant).await?;
             let id = parse_id::<Users>(&req.id)?;
             let origin = Origin::of(&caller, &metadata);
             let scope = WriteScope {
@@ -246,7 +244,6 @@ impl UserService for UserApi {
                 &req.etag,
                 &req.operations
             ))?;
-            self.state.events_committed();
             render_one::<Users>(&mut conn, &tenant, row).await
         })
         .await
@@ -258,7 +255,7 @@ impl UserService for UserApi {
     ) -> Result<Response<DeleteUserResponse>, Status> {
         traced("DeleteUser", async {
             let (metadata, _, req) = request.into_parts();
-            let (mut conn, caller, tenant) = self.state.scoped_call(&metadata, &req.tenant).await?;
+            let (mut conn, caller, tenant) = self.state.write_call(&metadata, &req.tenant).await?;
             let id = parse_id::<Users>(&req.id)?;
             let origin = Origin::of(&caller, &metadata);
             let scope = WriteScope {
@@ -267,7 +264,6 @@ impl UserService for UserApi {
                 origin: &origin,
             };
             retry_conflict!(user_store::delete(&mut conn, &scope, id, &req.etag))?;
-            self.state.events_committed();
             Ok(DeleteUserResponse {})
         })
         .await
