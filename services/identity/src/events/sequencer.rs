@@ -2,8 +2,9 @@
 //! final numbers (see [`store::sequence_round`] and the module comment of
 //! [`store`] for why the numbers are gap-free and in order). It looks for
 //! pending events at start-up (events a killed process left pending), when
-//! a user or group write of this process committed (an in-process wake-up;
-//! a `NOTIFY` would serialise the writers' commits, see [`store`]), and
+//! a write of this process released its connection, after its commit (an
+//! in-process wake-up from `AppState::write_call`; a `NOTIFY` would
+//! serialise the writers' commits, see [`store`]), and
 //! every poll interval (other writes, and events a killed replica left
 //! pending): one probe of the pending table when there are none, rounds
 //! until none is left when there are. Wake-ups during a round, and for a
