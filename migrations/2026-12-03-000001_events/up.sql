@@ -42,6 +42,19 @@ CREATE TABLE events (
 CREATE INDEX events_resource_idx ON events (tenant_id, resource_id, sequence);
 CREATE INDEX events_actor_idx ON events (tenant_id, actor_token_id, sequence);
 
+-- What retention pruned, by kind: per tenant, event type and resource type,
+-- the last pruned sequence. A reader filtered by kind lost its place only if
+-- an event of its kind after its position was pruned, so a watcher whose
+-- kind is rare keeps its place through retention periods without a match.
+-- The pruner writes it in the statement that deletes the events.
+CREATE TABLE event_prune_marks (
+    tenant_id     uuid   NOT NULL,
+    event_type    text   NOT NULL,
+    resource_type text   NOT NULL,
+    last_pruned   bigint NOT NULL CHECK (last_pruned > 0),
+    PRIMARY KEY (tenant_id, event_type, resource_type)
+);
+
 -- Events written and not yet numbered: a small table whatever the size of
 -- events, which only ever gains numbered rows. Its rows live for
 -- milliseconds; vacuuming it often (the sequencer also does) keeps the

@@ -1,13 +1,14 @@
 //! Event retention end to end: a service with a short retention prunes its
 //! old events in the background; a watcher or pager that had not read them
 //! gets OUT_OF_RANGE (SEQUENCE_OUT_OF_RANGE), while watching from the newest
-//! event, and writing, go on as before.
+//! event, and writing, go on as before. A watch filtered by type loses its
+//! place only when an event of its type is pruned.
 
 use std::time::{Duration, Instant};
 
 use identity_lifecycle_tests::events::*;
 use identity_lifecycle_tests::*;
-use identity_proto::v1::{Event, ListEventsRequest, WatchRequest, watch_request};
+use identity_proto::v1::{Event, EventType, ListEventsRequest, WatchRequest, watch_request};
 use tonic::{Code, Status};
 
 /// Short, so the test waits seconds for pruning, yet long enough that the
@@ -150,4 +151,66 @@ async fn pruned_positions_are_out_of_range_and_the_newest_keeps_working() {
     }
     let (kept, _) = first_page(&stack, &reader, 1000).await;
     assert_eq!(sequences(&kept), vec![newest + 1]);
+}
+
+/// A watch of deactivations, the deprovisioning consumer's, from `start`.
+fn deactivations(start: Option<watch_request::Start>) -> WatchRequest {
+    WatchRequest {
+        start,
+        types: vec![EventType::UserDeactivated as i32],
+        ..WatchRequest::default()
+    }
+}
+
+#[tokio::test]
+async fn a_filtered_watch_keeps_its_place_until_an_event_of_its_kind_is_pruned() {
+    let stack = Stack::start_with(
+        |service| {
+            service.event_retention = RETENTION;
+            service.event_prune_interval = PRUNE_INTERVAL;
+        },
+        |_| {},
+    )
+    .await;
+    let (acme, reader) = acme_and_reader(&stack).await;
+    let scim = stack.scim(&acme.token);
+    let ids = create_users(&scim, "quiet", 3).await;
+    set_active(&scim, &ids[0], false).await;
+    let mut first = watch(stack.events(&reader), deactivations(None)).await;
+    let seen = take(&mut first, 1).await[0].sequence;
+    // Events of other kinds after the consumer's position.
+    set_active(&scim, &ids[0], true).await;
+    scim.create_user(user("later@acme.example")).await;
+    let newest = newest(stack.events(&reader)).await;
+    assert!(
+        newest > seen + 1,
+        "events of other kinds follow the deactivation"
+    );
+
+    let deadline = Instant::now() + PATIENCE;
+    while !first_page(&stack, &reader, 1000).await.0.is_empty() {
+        assert!(Instant::now() < deadline, "the events were never pruned");
+        tokio::time::sleep(PRUNE_INTERVAL).await;
+    }
+
+    // Unfiltered, the consumer's position lost the events after it.
+    let refused = try_watch(stack.events(&reader), after(seen))
+        .await
+        .expect_err("an unfiltered watch from a pruned position is refused");
+    assert_out_of_range(&refused);
+    // Filtered to deactivations, it missed none: it resumes and follows.
+    let mut resumed = try_watch(stack.events(&reader), deactivations(from(seen)))
+        .await
+        .expect("a filtered watch whose kind lost nothing resumes");
+    set_active(&scim, &ids[1], false).await;
+    let next = &take(&mut resumed, 1).await[0];
+    assert_eq!(next.r#type(), EventType::UserDeactivated);
+    assert_eq!(next.resource_id, ids[1]);
+    assert!(next.sequence > newest);
+    // From before the pruned deactivation, it lost one.
+    let refused = try_watch(stack.events(&reader), deactivations(from(seen - 1)))
+        .await
+        .expect_err("a filtered watch whose kind lost an event is refused");
+    assert_out_of_range(&refused);
+    assert!(refused.message().contains("pruned"), "{refused:?}");
 }

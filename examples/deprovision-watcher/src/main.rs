@@ -17,8 +17,9 @@
 //!   (RESOURCE_EXHAUSTED, `CONSUMER_TOO_SLOW`); a connection may also just
 //!   break. Each time, it waits (exponential backoff) and resumes from the
 //!   saved position.
-//! - **Stopping.** OUT_OF_RANGE (`SEQUENCE_OUT_OF_RANGE`) means the saved
-//!   position is no longer stored, so events were lost to this consumer: it
+//! - **Stopping.** OUT_OF_RANGE (`SEQUENCE_OUT_OF_RANGE`) means events of
+//!   the kinds it watches after the saved position were pruned (pruned
+//!   events of other kinds do not count), so they were lost to this consumer: it
 //!   stops and tells the operator what to do, since no retry can fix that.
 //!   So do refusals of the token or the request. Ctrl-C and SIGTERM stop it
 //!   between two events, exit status 0.

@@ -32,8 +32,9 @@ pub enum EventError {
     Invalid(String),
     #[error("invalid page_token")]
     Cursor,
-    /// Events after the position asked for were pruned by retention: the
-    /// client missed them for good and must resynchronise.
+    /// Events after the position asked for, of the kinds the reader
+    /// selects, were pruned by retention: the client missed them for good
+    /// and must resynchronise.
     #[error(
         "events after sequence {after} are no longer stored (pruned by retention): the \
          tenant's events are kept from sequence {first} on; read the current state again, \

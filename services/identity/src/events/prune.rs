@@ -2,8 +2,8 @@
 //! older than the retention, tenant by tenant, in small batches of their
 //! oldest events (see [`store::prune`]). One replica prunes at a time; the
 //! others find the lock taken and skip the round. A watcher or pager that
-//! had not yet read what was pruned gets OUT_OF_RANGE (see
-//! [`store::Bounds::pruned_after`]).
+//! had not yet read what was pruned of its kinds of event gets OUT_OF_RANGE
+//! (see [`store::Bounds::pruned_after`]).
 
 use std::time::Duration;
 

@@ -197,7 +197,7 @@ impl EventService for EventApi {
                 .map_err(EventError::from)?;
             // A later page whose start was pruned meanwhile would skip events.
             if after > 0 {
-                let bounds = store::bounds(&mut conn, tenant.id)
+                let bounds = store::bounds(&mut conn, tenant.id, &selection)
                     .await
                     .map_err(EventError::from)?;
                 if bounds.pruned_after(after) {
@@ -234,7 +234,7 @@ impl EventService for EventApi {
             };
             // `now` and a replay start after every acknowledged write.
             store::settle(&mut conn).await.map_err(EventError::from)?;
-            let bounds = store::bounds(&mut conn, tenant.id)
+            let bounds = store::bounds(&mut conn, tenant.id, &selection)
                 .await
                 .map_err(EventError::from)?;
             let position = match req.start {
@@ -397,9 +397,10 @@ impl Pump {
                 )
                 .await
                 .map_err(EventError::from)?;
-                // Checked after the read: if the next event is still stored
-                // now, the read saw every event after it too.
-                let bounds = store::bounds(&mut conn, self.tenant.id)
+                // Checked after the read: if no event of the watch's kinds
+                // after its position has been pruned by now, the read saw
+                // every one of them.
+                let bounds = store::bounds(&mut conn, self.tenant.id, &self.selection)
                     .await
                     .map_err(EventError::from)?;
                 if bounds.pruned_after(self.position) {

@@ -246,7 +246,8 @@ impl EventRow {
     }
 }
 
-/// What the tenant's stored events span, read in one snapshot.
+/// What the tenant's stored events span, and what of them a reader's kinds
+/// of event lost to pruning, read in one snapshot.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Bounds {
     /// The newest committed sequence (0 before the first event). Every
@@ -256,6 +257,9 @@ pub(crate) struct Bounds {
     /// The oldest stored sequence; `None` when none is stored (none made
     /// yet, or all pruned).
     pub oldest: Option<u64>,
+    /// The last pruned sequence of an event the reader selects by kind
+    /// (event type and resource type); 0 when none was pruned.
+    pub last_pruned: u64,
 }
 
 impl Bounds {
@@ -264,11 +268,12 @@ impl Bounds {
         self.oldest.unwrap_or(self.newest + 1)
     }
 
-    /// Whether events after `after` that a reader has not seen were pruned.
-    /// Pruning only ever removes a tenant's oldest events (see [`prune`]),
-    /// so a reader that has `after + 1` still stored missed none.
+    /// Whether events after `after` of the reader's kinds were pruned,
+    /// which a reader that has handed over everything up to `after` would
+    /// miss. Events of other kinds it would have skipped anyway: a watcher
+    /// of a rare kind keeps its place however long it waits for one.
     pub(crate) fn pruned_after(&self, after: u64) -> bool {
-        after.saturating_add(1) < self.first_kept()
+        self.last_pruned > after
     }
 }
 
@@ -278,26 +283,38 @@ struct BoundsRow {
     newest: Option<i64>,
     #[diesel(sql_type = sql_types::Nullable<sql_types::BigInt>)]
     oldest: Option<i64>,
+    #[diesel(sql_type = sql_types::Nullable<sql_types::BigInt>)]
+    last_pruned: Option<i64>,
 }
 
-/// The tenant's [`Bounds`]: two index probes in one statement, so one
-/// snapshot.
+/// The tenant's [`Bounds`] for a reader of `selection`: index probes in
+/// one statement, so one snapshot. Pruning marks are kept by kind only,
+/// so a reader that selects by more (a resource, an actor, a time range)
+/// is told about every pruned event of its kinds: more than it would have
+/// read, never less.
 pub(crate) async fn bounds(
     conn: &mut AsyncPgConnection,
     tenant: Uuid,
+    selection: &Selection,
 ) -> Result<Bounds, StoreError> {
     let row: BoundsRow = diesel::sql_query(
         "SELECT (SELECT last_sequence FROM event_sequences WHERE tenant_id = $1) AS newest, \
                 (SELECT sequence FROM events WHERE tenant_id = $1 \
-                 ORDER BY sequence LIMIT 1) AS oldest",
+                 ORDER BY sequence LIMIT 1) AS oldest, \
+                (SELECT max(last_pruned) FROM event_prune_marks WHERE tenant_id = $1 \
+                 AND (cardinality($2::text[]) = 0 OR event_type = ANY ($2)) \
+                 AND (cardinality($3::text[]) = 0 OR resource_type = ANY ($3))) AS last_pruned",
     )
     .bind::<sql_types::Uuid, _>(tenant)
+    .bind::<Array<Text>, _>(selection.type_names())
+    .bind::<Array<Text>, _>(selection.resource_names())
     .get_result(conn)
     .await?;
     let sequence = |n: i64| n.max(0) as u64;
     Ok(Bounds {
         newest: row.newest.map_or(0, sequence),
         oldest: row.oldest.map(sequence),
+        last_pruned: row.last_pruned.map_or(0, sequence),
     })
 }
 
@@ -454,12 +471,13 @@ pub(crate) async fn tenants_to_prune(
 }
 
 /// Deletes at most `batch` of the tenant's oldest numbered events, those before its
-/// oldest event within `retention`: always a prefix of its sequence, so
-/// [`Bounds::pruned_after`] can tell what a reader missed (`occurred_at`,
-/// the writing transaction's start, is not quite in commit order). Its own
-/// short transaction; it locks only the rows it deletes, never
-/// `event_sequences`, so writers never wait on it. `None` when another
-/// replica is pruning.
+/// oldest event within `retention`: always a prefix of its sequence
+/// (`occurred_at`, the writing transaction's start, is not quite in commit
+/// order). The same statement raises each deleted kind's mark in
+/// `event_prune_marks`, from which [`Bounds::pruned_after`] tells what a
+/// reader missed. Its own short transaction; it locks only the rows it
+/// deletes and the marks, never `event_sequences`, so writers never wait
+/// on it. `None` when another replica is pruning.
 pub(crate) async fn prune(
     conn: &mut AsyncPgConnection,
     tenant: Uuid,
@@ -474,6 +492,12 @@ pub(crate) async fn prune(
         locked: bool,
     }
 
+    #[derive(QueryableByName)]
+    struct Deleted {
+        #[diesel(sql_type = sql_types::BigInt)]
+        deleted: i64,
+    }
+
     conn.transaction(async |tx| {
         let lock: Locked = diesel::sql_query(format!(
             "SELECT pg_try_advisory_xact_lock({PRUNE_LOCK_KEY}) AS locked"
@@ -483,7 +507,7 @@ pub(crate) async fn prune(
         if !lock.locked {
             return Ok(None);
         }
-        let deleted = diesel::sql_query(
+        let deleted: Deleted = diesel::sql_query(
             "WITH head AS ( \
                  SELECT sequence, occurred_at FROM events WHERE tenant_id = $1 \
                  ORDER BY sequence LIMIT $2), \
@@ -492,16 +516,27 @@ pub(crate) async fn prune(
                      min(sequence) FILTER ( \
                          WHERE occurred_at >= now() - $3 * interval '1 millisecond'), \
                      max(sequence) + 1) AS below \
-                 FROM head) \
-             DELETE FROM events USING boundary \
-             WHERE events.tenant_id = $1 AND events.sequence < boundary.below",
+                 FROM head), \
+             gone AS ( \
+                 DELETE FROM events USING boundary \
+                 WHERE events.tenant_id = $1 AND events.sequence < boundary.below \
+                 RETURNING events.event_type, events.resource_type, events.sequence), \
+             marked AS ( \
+                 INSERT INTO event_prune_marks \
+                     (tenant_id, event_type, resource_type, last_pruned) \
+                 SELECT $1, event_type, resource_type, max(sequence) FROM gone \
+                 GROUP BY event_type, resource_type \
+                 ON CONFLICT (tenant_id, event_type, resource_type) DO UPDATE \
+                 SET last_pruned = greatest(event_prune_marks.last_pruned, \
+                                            excluded.last_pruned)) \
+             SELECT count(*) AS deleted FROM gone",
         )
         .bind::<sql_types::Uuid, _>(tenant)
         .bind::<sql_types::BigInt, _>(batch)
         .bind::<sql_types::BigInt, _>(millis(retention))
-        .execute(tx)
+        .get_result(tx)
         .await?;
-        Ok(Some(deleted as u64))
+        Ok(Some(deleted.deleted.max(0) as u64))
     })
     .await
 }
@@ -522,14 +557,20 @@ pub(crate) struct Selection {
 }
 
 impl Selection {
+    fn type_names(&self) -> Vec<&'static str> {
+        self.types.iter().map(|t| t.as_str_name()).collect()
+    }
+
+    fn resource_names(&self) -> Vec<&'static str> {
+        self.resources.iter().map(|t| t.as_str_name()).collect()
+    }
+
     fn apply<'a>(&self, mut query: events::BoxedQuery<'a, Pg>) -> events::BoxedQuery<'a, Pg> {
         if !self.types.is_empty() {
-            let names: Vec<&'static str> = self.types.iter().map(|t| t.as_str_name()).collect();
-            query = query.filter(events::event_type.eq_any(names));
+            query = query.filter(events::event_type.eq_any(self.type_names()));
         }
         if !self.resources.is_empty() {
-            let names: Vec<&'static str> = self.resources.iter().map(|t| t.as_str_name()).collect();
-            query = query.filter(events::resource_type.eq_any(names));
+            query = query.filter(events::resource_type.eq_any(self.resource_names()));
         }
         if let Some(id) = self.resource_id {
             query = query.filter(events::resource_id.eq(id));
@@ -578,20 +619,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bounds_tell_pruned_from_kept() {
+    fn bounds_tell_missed_events_by_the_readers_kinds() {
+        // Events 1-3 pruned; the last of the reader's kinds among them was 2.
         let some = Bounds {
             newest: 10,
             oldest: Some(4),
+            last_pruned: 2,
         };
         assert_eq!(some.first_kept(), 4);
         assert!(some.pruned_after(0));
-        assert!(some.pruned_after(2));
-        assert!(!some.pruned_after(3), "4 is kept");
+        assert!(some.pruned_after(1));
+        assert!(!some.pruned_after(2), "3, pruned, was of another kind");
         assert!(!some.pruned_after(10));
-        // Every event pruned: only the newest position is whole.
+        // Every event pruned, the newest of the reader's kinds among them.
         let none = Bounds {
             newest: 10,
             oldest: None,
+            last_pruned: 10,
         };
         assert_eq!(none.first_kept(), 11);
         assert!(none.pruned_after(9));
@@ -600,6 +644,7 @@ mod tests {
         let fresh = Bounds {
             newest: 0,
             oldest: None,
+            last_pruned: 0,
         };
         assert!(!fresh.pruned_after(0));
     }
