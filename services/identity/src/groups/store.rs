@@ -173,13 +173,26 @@ fn keep_synthetic_name(row: &GroupRow, group: &GroupData) -> Result<(), GroupErr
     Ok(())
 }
 
-crate::db::prepared_statement!(
+/// A membership statement over one group and a list of users, returning
+/// the ids of the users it touched; its text comes in four pieces around
+/// its three parameters: the tenant, the group, the user ids.
+macro_rules! member_statement {
+    ($(#[$doc:meta])* $name:ident [$($text:expr),* $(,)?]) => {
+        crate::db::prepared_statement!(
+            $(#[$doc])*
+            $name<'a> -> sql_types::Uuid {
+                tenant: Uuid as sql_types::Uuid,
+                group: Uuid as sql_types::Uuid,
+                ids: &'a [Uuid] as sql_types::Array<sql_types::Uuid>,
+            }
+            [$($text),*]
+        );
+    };
+}
+
+member_statement!(
     /// The users who were not members yet, inserted.
-    InsertMembers<'a> -> sql_types::Uuid {
-        tenant: Uuid as sql_types::Uuid,
-        group: Uuid as sql_types::Uuid,
-        ids: &'a [Uuid] as sql_types::Array<sql_types::Uuid>,
-    }
+    InsertMembers
     [
         "INSERT INTO group_members (tenant_id, group_id, user_id) SELECT ",
         ", ",
@@ -188,15 +201,11 @@ crate::db::prepared_statement!(
     ]
 );
 
-crate::db::prepared_statement!(
+member_statement!(
     /// The members among the users, deleted: each looked up with the whole
     /// primary key (a subquery per id, which the planner cannot turn into a
     /// scan of the group) and its row deleted by its address.
-    DeleteMembers<'a> -> sql_types::Uuid {
-        tenant: Uuid as sql_types::Uuid,
-        group: Uuid as sql_types::Uuid,
-        ids: &'a [Uuid] as sql_types::Array<sql_types::Uuid>,
-    }
+    DeleteMembers
     [
         "DELETE FROM group_members WHERE ctid = ANY (ARRAY( \
              SELECT (SELECT gm.ctid FROM group_members AS gm WHERE gm.tenant_id = ",
@@ -206,15 +215,11 @@ crate::db::prepared_statement!(
     ]
 );
 
-crate::db::prepared_statement!(
+member_statement!(
     /// Every member not among the users, deleted. An anti-join, which
     /// Postgres hashes, so a PUT of a large group stays linear (`<> ALL(ids)`
     /// would not).
-    DeleteMembersExcept<'a> -> sql_types::Uuid {
-        tenant: Uuid as sql_types::Uuid,
-        group: Uuid as sql_types::Uuid,
-        ids: &'a [Uuid] as sql_types::Array<sql_types::Uuid>,
-    }
+    DeleteMembersExcept
     [
         "DELETE FROM group_members AS gm WHERE gm.tenant_id = ",
         " AND gm.group_id = ",
