@@ -31,7 +31,7 @@ pub(crate) struct WorkConn<'a> {
     conn: Conn<'a>,
     _slot: Option<OwnedSemaphorePermit>,
     /// Set on the connection of a write: see [`AppState::write_call`].
-    sequencer: Option<Arc<Notify>>,
+    sequencer: Option<&'a Notify>,
 }
 
 impl Drop for WorkConn<'_> {
@@ -68,7 +68,7 @@ impl AppState {
     }
 
     /// What a write's connection notifies when it is released, for the
-    /// sequencer.
+    /// sequencer task.
     pub(crate) fn sequencer_wake(&self) -> Arc<Notify> {
         Arc::clone(&self.sequencer)
     }
@@ -142,7 +142,7 @@ impl AppState {
         tenant: &str,
     ) -> Result<(WorkConn<'_>, TenantRef), Status> {
         let (mut conn, tenant) = self.operator_call(metadata, tenant).await?;
-        conn.sequencer = Some(self.sequencer_wake());
+        conn.sequencer = Some(&self.sequencer);
         Ok((conn, tenant))
     }
 
@@ -171,7 +171,7 @@ impl AppState {
         tenant: &str,
     ) -> Result<(WorkConn<'_>, Caller, TenantRef), Status> {
         let (mut conn, caller, tenant) = self.scoped_call(metadata, tenant).await?;
-        conn.sequencer = Some(self.sequencer_wake());
+        conn.sequencer = Some(&self.sequencer);
         Ok((conn, caller, tenant))
     }
 }

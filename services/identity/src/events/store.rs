@@ -277,44 +277,55 @@ impl Bounds {
     }
 }
 
-#[derive(QueryableByName)]
-struct BoundsRow {
-    #[diesel(sql_type = sql_types::Nullable<sql_types::BigInt>)]
-    newest: Option<i64>,
-    #[diesel(sql_type = sql_types::Nullable<sql_types::BigInt>)]
-    oldest: Option<i64>,
-    #[diesel(sql_type = sql_types::Nullable<sql_types::BigInt>)]
-    last_pruned: Option<i64>,
-}
+crate::db::prepared_statement!(
+    /// The query of [`bounds`]: index probes in one statement, so one
+    /// snapshot; empty lists select every kind.
+    BoundsOf<'a> -> (
+        sql_types::Nullable<sql_types::BigInt>,
+        sql_types::Nullable<sql_types::BigInt>,
+        sql_types::Nullable<sql_types::BigInt>,
+    ) {
+        tenant: Uuid as sql_types::Uuid,
+        types: &'a [&'static str] as Array<Text>,
+        resources: &'a [&'static str] as Array<Text>,
+    }
+    [
+        "SELECT (SELECT last_sequence FROM event_sequences WHERE tenant_id = r.tenant_id), \
+                (SELECT sequence FROM events WHERE tenant_id = r.tenant_id \
+                 ORDER BY sequence LIMIT 1), \
+                (SELECT max(last_pruned) FROM event_prune_marks WHERE tenant_id = r.tenant_id \
+                 AND (cardinality(r.types) = 0 OR event_type = ANY (r.types)) \
+                 AND (cardinality(r.resources) = 0 OR resource_type = ANY (r.resources))) \
+         FROM (SELECT ",
+        "::uuid AS tenant_id, ",
+        "::text[] AS types, ",
+        "::text[] AS resources) AS r",
+    ]
+);
 
-/// The tenant's [`Bounds`] for a reader of `selection`: index probes in
-/// one statement, so one snapshot. Pruning marks are kept by kind only,
-/// so a reader that selects by more (a resource, an actor, a time range)
-/// is told about every pruned event of its kinds: more than it would have
-/// read, never less.
+/// The tenant's [`Bounds`] for a reader of `selection`. Pruning marks are
+/// kept by kind only, so a reader that selects by more (a resource, an
+/// actor, a time range) is told about every pruned event of its kinds:
+/// more than it would have read, never less.
 pub(crate) async fn bounds(
     conn: &mut AsyncPgConnection,
     tenant: Uuid,
     selection: &Selection,
 ) -> Result<Bounds, StoreError> {
-    let row: BoundsRow = diesel::sql_query(
-        "SELECT (SELECT last_sequence FROM event_sequences WHERE tenant_id = $1) AS newest, \
-                (SELECT sequence FROM events WHERE tenant_id = $1 \
-                 ORDER BY sequence LIMIT 1) AS oldest, \
-                (SELECT max(last_pruned) FROM event_prune_marks WHERE tenant_id = $1 \
-                 AND (cardinality($2::text[]) = 0 OR event_type = ANY ($2)) \
-                 AND (cardinality($3::text[]) = 0 OR resource_type = ANY ($3))) AS last_pruned",
-    )
-    .bind::<sql_types::Uuid, _>(tenant)
-    .bind::<Array<Text>, _>(selection.type_names())
-    .bind::<Array<Text>, _>(selection.resource_names())
+    let types = selection.type_names();
+    let resources = selection.resource_names();
+    let (newest, oldest, last_pruned): (Option<i64>, Option<i64>, Option<i64>) = BoundsOf {
+        tenant,
+        types: &types,
+        resources: &resources,
+    }
     .get_result(conn)
     .await?;
     let sequence = |n: i64| n.max(0) as u64;
     Ok(Bounds {
-        newest: row.newest.map_or(0, sequence),
-        oldest: row.oldest.map(sequence),
-        last_pruned: row.last_pruned.map_or(0, sequence),
+        newest: newest.map_or(0, sequence),
+        oldest: oldest.map(sequence),
+        last_pruned: last_pruned.map_or(0, sequence),
     })
 }
 
